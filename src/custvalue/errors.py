@@ -1,0 +1,36 @@
+"""Exceptions raised by custvalue.
+
+One module for every error the package raises on purpose. Messages say what is wrong, where
+(column, row count, example values) and what to do. The CLI turns any :class:`CustvalueError`
+into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConvergenceError",
+    "CustvalueError",
+    "DataValidationError",
+    "ModelNotFittedError",
+    "ParameterError",
+]
+
+
+class CustvalueError(Exception):
+    """Base class for every error custvalue raises on purpose."""
+
+
+class DataValidationError(CustvalueError, ValueError):
+    """Input data is missing columns, malformed, or empty after cleaning."""
+
+
+class ParameterError(CustvalueError, ValueError):
+    """An argument has an invalid value (unknown frequency, negative horizon, ...)."""
+
+
+class ConvergenceError(CustvalueError, RuntimeError):
+    """A model fit failed: the optimiser did not converge or a parameter ran away."""
+
+
+class ModelNotFittedError(CustvalueError, RuntimeError):
+    """A prediction was asked of a model that has neither been fitted nor given parameters."""
