@@ -1,0 +1,31 @@
+"""Time units: calendar-exact lengths and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from custvalue._time import DAYS_PER_UNIT, convert_duration, normalize_unit
+from custvalue.errors import CustvalueError, ParameterError
+
+
+@pytest.mark.parametrize(
+    ("alias", "code"),
+    [("D", "D"), ("day", "D"), ("Weeks", "W"), ("month", "M"), ("ME", "M"), ("quarterly", "Q"),
+     ("Y", "Y"), ("annual", "Y")],
+)
+def test_aliases(alias, code):
+    assert normalize_unit(alias) == code
+
+
+def test_months_are_calendar_exact():
+    # 12 months are exactly one Julian year of 365.25 days, never 360.
+    assert DAYS_PER_UNIT["M"] * 12 == pytest.approx(365.25)
+    assert convert_duration(12, "M", "D") == pytest.approx(365.25)
+    assert convert_duration(1, "Y", "W") == pytest.approx(365.25 / 7)
+
+
+@pytest.mark.parametrize("bad", ["fortnight", "", None, 3])
+def test_unknown_unit_is_a_clear_error(bad):
+    with pytest.raises(ParameterError, match="unknown time unit") as info:
+        normalize_unit(bad)
+    assert isinstance(info.value, CustvalueError) and isinstance(info.value, ValueError)
