@@ -1,0 +1,1012 @@
+"""Shared machinery for custvalue's probabilistic customer models.
+
+A model is its log-likelihood plus its predictions; everything else (input validation, compressing
+identical customers into weights, maximum-likelihood fitting with restarts, standard errors,
+intervals, AIC/BIC, boundary handling, ``summary()``, ``from_params``, parameter sampling and JSON
+save/load) is inherited from :class:`BaseModel`.
+
+Writing a model (the subclass API)
+----------------------------------
+Class attributes
+
+``_param_names`` : tuple of str
+    Parameter names as in the paper, in the order of the parameter vector (e.g. ``("r", "alpha",
+    "a", "b")``). All parameters are strictly positive; the optimiser works on their logarithms.
+``_data_columns`` : tuple of str
+    Summary columns the likelihood needs, e.g. ``("frequency", "recency", "T")``.
+``_integer_columns`` : tuple of str
+    Columns that must hold whole numbers (default ``("frequency",)``).
+``contractual`` : bool
+    ``True`` for contractual (subscription) models such as the shifted-beta-geometric.
+``_limit_groups`` : tuple of ((names...), description)
+    Groups of parameters that may legitimately run to infinity *together* (ratio fixed) because the
+    likelihood's supremum is a limiting model, e.g. BG/NBD's ``(("a", "b"), "the dropout
+    probability is the same for everyone")``. When the fit ends up there the base class returns
+    the limiting fit with finite values and a :class:`BoundaryFitWarning`; any other parameter
+    that runs away raises :class:`~custvalue.errors.ConvergenceError`.
+
+Methods to implement
+
+``_log_likelihood_rows(self, log_params, data) -> np.ndarray``
+    Per-row log-likelihood (length ``n`` array) for log-parameters ``log_params`` (1-D array in
+    ``_param_names`` order) and ``data``, a mapping column name -> float64 array (compressed unique
+    rows). Must be finite for every valid row.
+``_gradient_rows(self, log_params, data) -> np.ndarray | None`` (optional)
+    ``(n, k)`` array of d(row log-likelihood)/d(log-parameter). Return ``None`` (the default) to
+    let the base class use central finite differences of the total log-likelihood.
+``_initial_params(self, data, weights) -> np.ndarray`` (optional)
+    Starting values on the natural (positive) scale, e.g. moment-based. Default: all ones.
+``_validate(self, data, index) -> None`` (optional)
+    Extra checks on the raw input arrays; raise :class:`~custvalue.errors.DataValidationError`.
+``_fit_rows(self, data) -> np.ndarray | None`` (optional)
+    Boolean mask of the rows the likelihood uses (Gamma-Gamma: repeat customers only).
+
+Prediction methods are written by the subclass using ``self._params_array()`` (natural scale,
+raises :class:`~custvalue.errors.ModelNotFittedError` when there are none) and
+``self._prediction_input(data, columns)`` which validates input and returns
+``(dict of arrays, index)``; wrap results with ``self._as_series(values, index, name)``.
+
+Fitting in one paragraph
+------------------------
+``fit`` maximises the weighted log-likelihood ``sum_i w_i * ll_i`` minus an optional L2 penalty.
+The penalty is the one lifetimes uses: the optimiser minimises ``-sum(w*ll)/sum(w) +
+penalizer_coef * sum(params**2)``; ``log_likelihood_`` always reports the unpenalised total
+``sum(w*ll)`` (the definition used in the papers). L-BFGS-B with analytic gradients runs on the
+log-parameters from the model's moment-based start and from a vector of ones, with jittered
+restarts when those disagree; the best optimum is polished with Newton steps. The Hessian of the
+(penalised) total log-likelihood is obtained by central differences of the gradient in
+log-parameter space and mapped to the natural scale exactly (chain rule, including the gradient
+term). ``covariance_`` is the inverse observed information on the natural scale;
+``confidence_intervals_`` are Wald intervals computed on the **log scale** and exponentiated, so
+they are always positive. ``sample_params`` draws log-parameters from the same asymptotic normal
+(delta method), so every draw is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from .._time import UNIT_NAMES, normalize_unit
+from ..errors import (
+    ConvergenceError,
+    DataValidationError,
+    ModelNotFittedError,
+    ParameterError,
+)
+
+__all__ = ["BaseModel", "BoundaryFitWarning", "ModelSummary", "load_model"]
+
+_LOG_BOUND = 30.0  # |log(param)| beyond which a parameter has "run away" (1e-13 .. 1e13)
+_MODEL_REGISTRY: dict[str, type[BaseModel]] = {}
+
+
+class BoundaryFitWarning(UserWarning):
+    """The likelihood is maximised on the edge of the parameter space.
+
+    The returned parameters are a finite stand-in for the limiting model (for example BG/NBD's
+    ``a`` and ``b`` growing together so that every customer has the same dropout probability).
+    Predictions are those of the limiting model; standard errors along the runaway direction are
+    not identified and are reported as zero variance for that direction.
+    """
+
+
+def _package_version() -> str:
+    try:
+        from .. import __version__
+
+        return str(__version__)
+    except Exception:  # pragma: no cover - only when the package is half-installed
+        return "unknown"
+
+
+def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
+    ids = list(index[np.asarray(mask)][:k])
+    return ", ".join(repr(i) for i in ids)
+
+
+def _as_float_array(values: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(
+            f"column {name!r} must be numeric; could not convert it to float ({exc}). "
+            "Pass a summary from custvalue.summary.rfm_summary or cast the column first."
+        ) from exc
+    return arr.reshape(-1)
+
+
+def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Return the unique combinations of several equal-length arrays and the inverse map.
+
+    Hash-based (pandas factorize), so it costs O(n) for a million customers.
+
+    Returns
+    -------
+    uniques : list of np.ndarray
+        One array per input column holding the unique combinations.
+    inverse : np.ndarray
+        ``uniques[j][inverse]`` reproduces ``columns[j]``.
+    """
+    if len(columns) == 1:
+        codes, uniq = pd.factorize(np.asarray(columns[0]), sort=False)
+        return [np.asarray(uniq, dtype=np.float64)], codes
+    frame = pd.DataFrame({str(i): np.asarray(c) for i, c in enumerate(columns)})
+    codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+    n_unique = int(codes.max()) + 1 if codes.size else 0
+    first = np.full(n_unique, -1, dtype=np.int64)
+    # first occurrence of each code (reverse assignment keeps the smallest index)
+    first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
+    return [np.asarray(c, dtype=np.float64)[first] for c in columns], codes
+
+
+@dataclass
+class ModelSummary:
+    """Fitted-model summary that renders as text (``str``) and as HTML in notebooks.
+
+    Attributes
+    ----------
+    model_name : str
+    table : pd.DataFrame
+        One row per parameter: ``estimate``, ``std_error``, ``lower``, ``upper``.
+    info : dict
+        Fit information (customers, log-likelihood, AIC, BIC, time unit, diagnostics).
+    notes : list of str
+    """
+
+    model_name: str
+    table: pd.DataFrame
+    info: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Return the parameter table."""
+        return self.table.copy()
+
+    def _info_lines(self) -> list[tuple[str, str]]:
+        out = []
+        for key, value in self.info.items():
+            if isinstance(value, float):
+                text = f"{value:.6g}"
+            else:
+                text = str(value)
+            out.append((key, text))
+        return out
+
+    def __str__(self) -> str:
+        lines = [self.model_name, "=" * len(self.model_name)]
+        width = max((len(k) for k, _ in self._info_lines()), default=0)
+        lines += [f"{k:<{width}}  {v}" for k, v in self._info_lines()]
+        lines.append("")
+        lines.append(self.table.to_string(float_format=lambda v: f"{v:.6g}"))
+        for note in self.notes:
+            lines.append("")
+            lines.append(f"Note: {note}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self._info_lines()
+        )
+        info = f"<table>{rows}</table>"
+        table = self.table.to_html(float_format=lambda v: f"{v:.6g}")
+        notes = "".join(f"<p><em>Note:</em> {html.escape(n)}</p>" for n in self.notes)
+        return f"<div><h4>{html.escape(self.model_name)}</h4>{info}{table}{notes}</div>"
+
+
+class BaseModel:
+    """Base class of every custvalue customer model (see the module docstring for the API).
+
+    Parameters
+    ----------
+    penalizer_coef : float, default 0.0
+        L2 penalty as in lifetimes: the optimiser minimises the mean negative log-likelihood plus
+        ``penalizer_coef * sum(params ** 2)``. Use a small value (0.001 - 0.1) when a parameter
+        runs away on sparse data.
+    time_unit : str, optional
+        Unit of ``recency``/``T`` and of prediction horizons. ``None`` takes it from
+        ``data.attrs["freq"]`` (set by :func:`custvalue.summary.rfm_summary`) and falls back to
+        days.
+    """
+
+    _param_names: ClassVar[tuple[str, ...]] = ()
+    _data_columns: ClassVar[tuple[str, ...]] = ("frequency", "recency", "T")
+    _integer_columns: ClassVar[tuple[str, ...]] = ("frequency",)
+    _limit_groups: ClassVar[tuple[tuple[tuple[str, ...], str], ...]] = ()
+    _model_name: ClassVar[str] = "model"
+    contractual: ClassVar[bool] = False
+
+    def __init__(self, penalizer_coef: float = 0.0, time_unit: str | None = None) -> None:
+        self.penalizer_coef = penalizer_coef
+        self.time_unit = time_unit
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _MODEL_REGISTRY[cls.__name__] = cls
+
+    # ------------------------------------------------------------------ subclass hooks
+    def _log_likelihood_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _gradient_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> np.ndarray | None:
+        return None
+
+    def _initial_params(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> np.ndarray:
+        return np.ones(len(self._param_names))
+
+    def _validate(self, data: Mapping[str, np.ndarray], index: pd.Index) -> None:
+        return None
+
+    def _fit_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        return None
+
+    # ------------------------------------------------------------------ options / params
+    def _options(self) -> dict[str, Any]:
+        import inspect
+
+        sig = inspect.signature(type(self).__init__)
+        return {
+            name: getattr(self, name)
+            for name in sig.parameters
+            if name != "self" and hasattr(self, name)
+        }
+
+    def _params_array(self) -> np.ndarray:
+        params = getattr(self, "params_", None)
+        if params is None:
+            raise ModelNotFittedError(
+                f"{type(self).__name__} has no parameters yet: call .fit(data) or build it with "
+                f"{type(self).__name__}.from_params({', '.join(p + '=...' for p in self._param_names)})"
+            )
+        return params.to_numpy(dtype=np.float64)
+
+    def _unit(self) -> str:
+        return getattr(self, "time_unit_", None) or "D"
+
+    @classmethod
+    def _check_params(cls, params: Mapping[str, Any]) -> pd.Series:
+        names = list(cls._param_names)
+        missing = [n for n in names if n not in params]
+        extra = [n for n in params if n not in names]
+        if missing or extra:
+            raise ParameterError(
+                f"{cls.__name__} needs exactly the parameters {names}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+        values = np.array([float(params[n]) for n in names], dtype=np.float64)
+        bad = ~np.isfinite(values) | (values <= 0)
+        if bad.any():
+            shown = {n: params[n] for n, b in zip(names, bad, strict=True) if b}
+            raise ParameterError(
+                f"{cls.__name__} parameters must be finite and > 0; got {shown}"
+            )
+        return pd.Series(values, index=names, name="estimate", dtype=np.float64)
+
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        time_unit: str = "D",
+        covariance: pd.DataFrame | np.ndarray | None = None,
+        **params: float,
+    ) -> BaseModel:
+        """Build a model from known parameter values (published estimates, scenarios).
+
+        Parameters
+        ----------
+        time_unit : str, default "D"
+            Unit the parameters are expressed in (e.g. ``"W"`` for the CDNOW papers).
+        covariance : DataFrame or array, optional
+            Covariance of the parameters on the natural scale; needed only for
+            :meth:`sample_params` (and hence CLV intervals).
+        **params : float
+            Every parameter of the model by its paper name, all > 0.
+
+        Returns
+        -------
+        BaseModel
+            A model whose predictions work like a fitted one's (no fit statistics).
+        """
+        model = cls(time_unit=time_unit)
+        model.params_ = cls._check_params(params)
+        model.time_unit_ = normalize_unit(time_unit)
+        model.covariance_ = None
+        if covariance is not None:
+            cov = np.asarray(covariance, dtype=np.float64)
+            k = len(cls._param_names)
+            if cov.shape != (k, k) or not np.all(np.isfinite(cov)):
+                raise ParameterError(
+                    f"covariance must be a finite {k}x{k} matrix in the order {list(cls._param_names)}; "
+                    f"got shape {cov.shape}"
+                )
+            model._set_covariance(cov)
+        else:
+            model.standard_errors_ = None
+            model.confidence_intervals_ = None
+        return model
+
+    def with_params(self, params: Mapping[str, float] | pd.Series) -> BaseModel:
+        """Return a new model of the same class and options with other parameter values.
+
+        Used by CLV intervals to evaluate predictions at draws from :meth:`sample_params`.
+        The new model carries no covariance or fit statistics.
+        """
+        new = type(self)(**self._options())
+        new.params_ = self._check_params(dict(params))
+        new.time_unit_ = self._unit()
+        new.covariance_ = None
+        new.standard_errors_ = None
+        new.confidence_intervals_ = None
+        return new
+
+    def sample_params(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
+        """Draw parameter vectors from the estimated sampling distribution.
+
+        Log-parameters are drawn from the asymptotic normal ``N(log(theta_hat), Sigma_log)`` where
+        ``Sigma_log = D^-1 Sigma D^-1`` is the delta-method covariance of the log-parameters
+        (``D = diag(theta_hat)``, ``Sigma = covariance_``), then exponentiated, so every draw is
+        positive and valid.
+
+        Parameters
+        ----------
+        n : int
+            Number of draws.
+        seed : int or numpy Generator, optional
+
+        Returns
+        -------
+        pd.DataFrame
+            ``n`` rows, one column per parameter.
+        """
+        theta = self._params_array()
+        cov = getattr(self, "covariance_", None)
+        if cov is None:
+            raise ParameterError(
+                f"{type(self).__name__} has no parameter covariance (it was built with from_params "
+                "or with_params): fit it to data, or pass covariance= to from_params, before "
+                "sampling parameters"
+            )
+        if int(n) < 1:
+            raise ParameterError(f"n must be a positive integer; got {n!r}")
+        rng = np.random.default_rng(seed)
+        cov_log = np.asarray(cov, dtype=np.float64) / np.outer(theta, theta)
+        # symmetric square root via eigen-decomposition tolerates singular (boundary) covariances
+        vals, vecs = np.linalg.eigh((cov_log + cov_log.T) / 2.0)
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+        z = rng.standard_normal((int(n), theta.size))
+        draws = np.exp(np.log(theta) + z @ root.T)
+        draws = np.clip(draws, np.finfo(float).tiny, np.finfo(float).max / 1e10)
+        return pd.DataFrame(draws, columns=list(self._param_names))
+
+    # ------------------------------------------------------------------ input handling
+    def _collect(
+        self, data: Any, columns: Sequence[str], *, context: str
+    ) -> tuple[dict[str, np.ndarray], pd.Index]:
+        if isinstance(data, pd.DataFrame):
+            missing = [c for c in columns if c not in data.columns]
+            if missing:
+                raise DataValidationError(
+                    f"{type(self).__name__}.{context} needs columns {list(columns)}; missing "
+                    f"{missing} (the frame has {list(data.columns)[:12]}). Build the input with "
+                    "custvalue.summary.rfm_summary or rename the columns."
+                )
+            arrays = {c: _as_float_array(data[c].to_numpy(), c) for c in columns}
+            index = data.index
+        elif isinstance(data, Mapping):
+            missing = [c for c in columns if c not in data]
+            if missing:
+                raise DataValidationError(
+                    f"{type(self).__name__}.{context} needs keys {list(columns)}; missing {missing}"
+                )
+            arrays = {c: _as_float_array(data[c], c) for c in columns}
+            n = len(next(iter(arrays.values()))) if arrays else 0
+            index = pd.RangeIndex(n)
+        else:
+            raise DataValidationError(
+                f"{type(self).__name__}.{context} expects a pandas DataFrame (or a mapping of "
+                f"arrays) with columns {list(columns)}; got {type(data).__name__}"
+            )
+        lengths = {c: a.size for c, a in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataValidationError(f"input columns have different lengths: {lengths}")
+        return arrays, index
+
+    def _check_values(self, arrays: Mapping[str, np.ndarray], index: pd.Index) -> None:
+        n = len(index)
+        for name, arr in arrays.items():
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                raise DataValidationError(
+                    f"column {name!r} has {int(bad.sum())} of {n} rows missing or infinite "
+                    f"(customers {_examples(index, bad)}); drop or fill them before fitting"
+                )
+            neg = arr < 0
+            if neg.any():
+                raise DataValidationError(
+                    f"column {name!r} has {int(neg.sum())} of {n} negative values (customers "
+                    f"{_examples(index, neg)}, values {arr[neg][:5].tolist()}); durations and "
+                    "counts must be >= 0"
+                )
+        for name in self._integer_columns:
+            if name in arrays:
+                arr = arrays[name]
+                frac = arr != np.round(arr)
+                if frac.any():
+                    raise DataValidationError(
+                        f"column {name!r} must hold whole numbers of repeat purchases; "
+                        f"{int(frac.sum())} of {n} rows are fractional (customers "
+                        f"{_examples(index, frac)}, values {arr[frac][:5].tolist()})"
+                    )
+        if "recency" in arrays and "T" in arrays:
+            rec, T = arrays["recency"], arrays["T"]
+            over = rec > T * (1 + 1e-12) + 1e-12
+            if over.any():
+                raise DataValidationError(
+                    f"recency exceeds T for {int(over.sum())} of {n} customers (customers "
+                    f"{_examples(index, over)}): recency is the age at the last purchase and "
+                    "cannot be larger than the age T; check observation_end and the time unit"
+                )
+        if "frequency" in arrays and "recency" in arrays:
+            freq, rec = arrays["frequency"], arrays["recency"]
+            odd = (freq == 0) & (rec != 0)
+            if odd.any():
+                raise DataValidationError(
+                    f"{int(odd.sum())} of {n} customers have frequency 0 but recency != 0 "
+                    f"(customers {_examples(index, odd)}); by convention recency is 0 when there "
+                    "is no repeat purchase - use custvalue.summary.rfm_summary"
+                )
+
+    def _prediction_input(
+        self, data: Any, columns: Sequence[str] | None = None, *, context: str = "predict"
+    ) -> tuple[dict[str, np.ndarray], pd.Index]:
+        """Validate prediction input and return ``(arrays, index)``."""
+        cols = tuple(columns) if columns is not None else self._data_columns
+        arrays, index = self._collect(data, cols, context=context)
+        self._check_values(arrays, index)
+        self._validate(arrays, index)
+        return arrays, index
+
+    @staticmethod
+    def _as_series(values: np.ndarray, index: pd.Index, name: str) -> pd.Series:
+        return pd.Series(np.asarray(values, dtype=np.float64), index=index, name=name)
+
+    @staticmethod
+    def _check_horizon(t: Any, name: str = "t") -> float:
+        try:
+            value = float(t)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"{name} must be a number of time units; got {t!r}") from exc
+        if not np.isfinite(value) or value < 0:
+            raise ParameterError(f"{name} must be finite and >= 0; got {t!r}")
+        return value
+
+    # ------------------------------------------------------------------ fitting
+    def _resolve_unit(self, data: Any) -> str:
+        attrs_unit = None
+        if isinstance(data, pd.DataFrame):
+            attrs_unit = data.attrs.get("freq")
+        if self.time_unit is not None:
+            unit = normalize_unit(self.time_unit)
+            if attrs_unit is not None and normalize_unit(str(attrs_unit)) != unit:
+                raise ParameterError(
+                    f"time_unit={self.time_unit!r} but the data were summarised in "
+                    f"{UNIT_NAMES[normalize_unit(str(attrs_unit))]}s (data.attrs['freq']="
+                    f"{attrs_unit!r}); re-summarise with freq={unit!r} or drop time_unit"
+                )
+            return unit
+        if attrs_unit is not None:
+            return normalize_unit(str(attrs_unit))
+        return "D"
+
+    def _objective_factory(
+        self, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[Any, Any]:
+        """Return (fun, grad) of the *total* penalised log-likelihood in log-parameter space."""
+        total_w = float(weights.sum())
+        pen = float(self.penalizer_coef)
+
+        def loglik(phi: np.ndarray) -> float:
+            ll = self._log_likelihood_rows(phi, data)
+            value = float(weights @ ll)
+            if pen:
+                value -= total_w * pen * float(np.sum(np.exp(2.0 * phi)))
+            return value
+
+        def grad(phi: np.ndarray) -> np.ndarray:
+            rows = self._gradient_rows(phi, data)
+            if rows is None:
+                g = np.empty_like(phi)
+                for j in range(phi.size):
+                    h = 1e-6 * max(1.0, abs(phi[j]))
+                    e = np.zeros_like(phi)
+                    e[j] = h
+                    g[j] = (loglik(phi + e) - loglik(phi - e)) / (2 * h)
+                return g
+            g = weights @ rows
+            if pen:
+                g = g - total_w * pen * 2.0 * np.exp(2.0 * phi)
+            return np.asarray(g, dtype=np.float64)
+
+        return loglik, grad
+
+    def _optimise(
+        self, loglik: Any, grad: Any, start: np.ndarray, scale: float, fixed: Sequence[int] = ()
+    ) -> optimize.OptimizeResult:
+        bounds = [(-_LOG_BOUND, _LOG_BOUND)] * start.size
+        for j in fixed:
+            bounds[j] = (start[j], start[j])
+
+        def fun(phi: np.ndarray) -> tuple[float, np.ndarray]:
+            with np.errstate(all="ignore"):
+                v = loglik(phi)
+                g = grad(phi)
+            if not np.isfinite(v) or not np.all(np.isfinite(g)):
+                return 1e300, np.zeros_like(phi)
+            return -v / scale, -g / scale
+
+        return optimize.minimize(
+            fun,
+            np.clip(start, -_LOG_BOUND, _LOG_BOUND),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+        )
+
+    def _hessian_log(self, grad: Any, phi: np.ndarray) -> np.ndarray:
+        k = phi.size
+        hess = np.empty((k, k))
+        for j in range(k):
+            h = 1e-5 * max(1.0, abs(phi[j]))
+            e = np.zeros(k)
+            e[j] = h
+            hess[:, j] = (grad(phi + e) - grad(phi - e)) / (2 * h)
+        return (hess + hess.T) / 2.0
+
+    def fit(self, data: pd.DataFrame, *, weights: Any = None) -> BaseModel:
+        """Fit the model by maximum likelihood.
+
+        Parameters
+        ----------
+        data : pd.DataFrame
+            Customer summary with the model's columns (see ``_data_columns``), e.g. from
+            :func:`custvalue.summary.rfm_summary`. A ``weight`` column, if present, means "this
+            many identical customers".
+        weights : array-like, optional
+            Per-row weights (overrides a ``weight`` column).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        DataValidationError
+            Missing columns, negative or missing values, recency > T, fractional frequency.
+        ConvergenceError
+            The optimiser failed or a parameter ran away (not along a known limiting model).
+        """
+        arrays, index = self._collect(data, self._data_columns, context="fit")
+        n_rows = len(index)
+        if n_rows == 0:
+            raise DataValidationError(f"{type(self).__name__}.fit got an empty summary (0 rows)")
+        self._check_values(arrays, index)
+        self._validate(arrays, index)
+        if weights is None and isinstance(data, pd.DataFrame) and "weight" in data.columns:
+            weights = data["weight"].to_numpy()
+        if weights is None:
+            w = np.ones(n_rows)
+        else:
+            w = _as_float_array(weights, "weight")
+            if w.size != n_rows:
+                raise DataValidationError(
+                    f"weights has {w.size} entries but the data has {n_rows} rows"
+                )
+            badw = ~np.isfinite(w) | (w < 0)
+            if badw.any():
+                raise DataValidationError(
+                    f"weights must be finite and >= 0; {int(badw.sum())} rows are not "
+                    f"(customers {_examples(index, badw)})"
+                )
+        mask = self._fit_rows(arrays)
+        if mask is not None:
+            arrays = {c: a[mask] for c, a in arrays.items()}
+            w = w[mask]
+        keep = w > 0
+        if not keep.all():
+            arrays = {c: a[keep] for c, a in arrays.items()}
+            w = w[keep]
+        if w.size == 0:
+            raise DataValidationError(
+                f"{type(self).__name__}.fit has no customers to fit after filtering "
+                f"({n_rows} rows in, 0 usable); "
+                + ("Gamma-Gamma needs customers with frequency > 0" if mask is not None else "")
+            )
+        self.time_unit_ = self._resolve_unit(data)
+        # compress identical rows into weights
+        cols = list(self._data_columns)
+        uniq, inverse = unique_rows([arrays[c] for c in cols])
+        cw = np.bincount(inverse, weights=w, minlength=uniq[0].size)
+        cdata = dict(zip(cols, uniq, strict=True))
+        self._fit_core(cdata, cw)
+        return self
+
+    def _fit_core(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
+        names = list(self._param_names)
+        k = len(names)
+        total_w = float(weights.sum())
+        loglik, grad = self._objective_factory(data, weights)
+        scale = max(total_w, 1.0)
+
+        with np.errstate(all="ignore"):
+            init = np.asarray(self._initial_params(data, weights), dtype=np.float64)
+        if init.shape != (k,) or not np.all(np.isfinite(init)) or np.any(init <= 0):
+            init = np.ones(k)
+        starts = [np.log(init), np.zeros(k)]
+        results = []
+        for s in starts:
+            results.append(self._optimise(loglik, grad, s, scale))
+        vals = [-r.fun for r in results if np.isfinite(r.fun)]
+        if len(vals) < 2 or (max(vals) - min(vals)) > 1e-7 * max(1.0, abs(max(vals))):
+            rng = np.random.default_rng(20050101)
+            best = min(results, key=lambda r: r.fun)
+            for _ in range(3):
+                results.append(self._optimise(loglik, grad, best.x + rng.normal(0, 0.7, k), scale))
+        best = min(results, key=lambda r: r.fun)
+        if not np.isfinite(best.fun) or best.fun >= 1e299:
+            raise ConvergenceError(
+                f"{type(self).__name__}: the log-likelihood is not finite at any starting point "
+                f"({len(results)} starts). Check the data (time unit, outliers) or set "
+                "penalizer_coef > 0"
+            )
+        phi = best.x.copy()
+        phi, boundary_groups = self._handle_boundary(loglik, grad, phi, scale)
+        phi = self._polish(loglik, grad, phi, boundary_groups)
+
+        runaway = [
+            names[j]
+            for j in range(k)
+            if abs(phi[j]) >= _LOG_BOUND - 1.0
+            and not any(names[j] in g for g, _ in boundary_groups)
+        ]
+        if runaway:
+            direction = {
+                n: ("to infinity" if phi[names.index(n)] > 0 else "to zero") for n in runaway
+            }
+            raise ConvergenceError(
+                f"{type(self).__name__} did not converge: parameter(s) ran away "
+                + ", ".join(f"{n} {d} (value {np.exp(phi[names.index(n)]):.3g})" for n, d in direction.items())
+                + ". Try another time unit (weeks instead of days), more data or a longer "
+                "observation window, or a small penalty such as penalizer_coef=0.01"
+            )
+
+        ll_pen = loglik(phi)
+        g_log = grad(phi)
+        ll = float(weights @ self._log_likelihood_rows(phi, data))
+        if not np.isfinite(ll):
+            raise ConvergenceError(
+                f"{type(self).__name__}: the log-likelihood at the optimum is not finite"
+            )
+        hess_log = self._hessian_log(grad, phi)
+        theta = np.exp(phi)
+        # information in log space including the gradient term: I = -(H_log - diag(g))
+        info_log = -(hess_log - np.diag(g_log))
+        info_log = (info_log + info_log.T) / 2.0
+        notes: list[str] = []
+        vals_e, vecs_e = np.linalg.eigh(info_log)
+        tol = max(abs(vals_e).max(), 1e-300) * 1e-10
+        good = vals_e > tol
+        if boundary_groups:
+            # directions along which the boundary group scales are not identified
+            for group, _ in boundary_groups:
+                v = np.zeros(k)
+                for nme in group:
+                    v[names.index(nme)] = 1.0
+                v /= np.linalg.norm(v)
+                proj = np.abs(vecs_e.T @ v)
+                good &= proj < 0.5
+        if good.all():
+            cov_log = np.linalg.inv(info_log)
+        else:
+            inv_vals = np.where(good, 1.0 / np.where(good, vals_e, 1.0), 0.0)
+            cov_log = (vecs_e * inv_vals) @ vecs_e.T
+            if not boundary_groups:
+                notes.append(
+                    "the observed information matrix is singular or not positive definite; "
+                    "standard errors use its pseudo-inverse on the identified directions"
+                )
+        cov_log = (cov_log + cov_log.T) / 2.0
+        cov_nat = cov_log * np.outer(theta, theta)
+        self.params_ = pd.Series(theta, index=names, name="estimate", dtype=np.float64)
+        self._set_covariance(cov_nat)
+        self.log_likelihood_ = ll
+        self.n_customers_ = total_w
+        self.n_unique_rows_ = int(weights.size)
+        self.aic_ = 2 * k - 2 * ll
+        self.bic_ = k * math.log(max(total_w, 1.0)) - 2 * ll
+        hess_nat = (hess_log - np.diag(g_log)) / np.outer(theta, theta)
+        try:
+            cond = float(np.linalg.cond(hess_nat))
+        except np.linalg.LinAlgError:  # pragma: no cover
+            cond = float("inf")
+        self.diagnostics_ = {
+            "converged": bool(best.success) or float(np.max(np.abs(g_log))) / scale < 1e-5,
+            "optimizer_message": str(best.message),
+            "iterations": int(best.nit),
+            "restarts": len(results),
+            "gradient_norm": float(np.linalg.norm(g_log)),
+            "gradient_norm_per_customer": float(np.linalg.norm(g_log)) / scale,
+            "hessian_condition": cond,
+            "penalized_log_likelihood": float(ll_pen),
+            "boundary": [list(g) for g, _ in boundary_groups],
+        }
+        for group, desc in boundary_groups:
+            msg = (
+                f"{type(self).__name__}: the likelihood is maximised on the boundary of the "
+                f"parameter space - {', '.join(group)} grow without limit together because "
+                f"{desc}. Returning the limiting fit with finite values "
+                + ", ".join(f"{n}={self.params_[n]:.4g}" for n in group)
+                + "; predictions are those of the limiting model and the standard errors of "
+                "these parameters are not meaningful."
+            )
+            notes.append(msg)
+            warnings.warn(msg, BoundaryFitWarning, stacklevel=4)
+        if not self.diagnostics_["converged"]:
+            notes.append(
+                f"the optimiser reported: {best.message}; gradient norm per customer "
+                f"{self.diagnostics_['gradient_norm_per_customer']:.3g}"
+            )
+        self._notes = notes
+
+    def _handle_boundary(
+        self, loglik: Any, grad: Any, phi: np.ndarray, scale: float
+    ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], str]]]:
+        """Detect maxima on a known limiting model and move to a finite stand-in for the limit."""
+        names = list(self._param_names)
+        found: list[tuple[tuple[str, ...], str]] = []
+        for group, desc in self._limit_groups:
+            idx = [names.index(n) for n in group]
+            base_ll = loglik(phi)
+            probe = phi.copy()
+            probe[idx] += math.log(1e3)
+            res = self._optimise(loglik, grad, probe, scale, fixed=idx)
+            with np.errstate(all="ignore"):
+                probe_ll = -res.fun * scale
+            tol = 1e-9 * max(1.0, abs(base_ll))
+            if not np.isfinite(probe_ll) or probe_ll < base_ll - tol:
+                continue
+            # the supremum lies further out: walk out until the gain is negligible
+            cur, cur_ll = res.x.copy(), probe_ll
+            for _ in range(12):
+                if cur[idx].max() >= _LOG_BOUND - 6.0:
+                    break
+                nxt = cur.copy()
+                nxt[idx] += math.log(10.0)
+                r2 = self._optimise(loglik, grad, nxt, scale, fixed=idx)
+                ll2 = -r2.fun * scale
+                if not np.isfinite(ll2):
+                    break
+                gain = ll2 - cur_ll
+                if gain < -tol:
+                    break
+                cur, cur_ll = r2.x.copy(), ll2
+                if gain < 1e-10 * max(1.0, abs(cur_ll)):
+                    break
+            phi = cur
+            found.append((tuple(group), desc))
+        return phi, found
+
+    def _polish(
+        self, loglik: Any, grad: Any, phi: np.ndarray, boundary_groups: Sequence[Any]
+    ) -> np.ndarray:
+        """A few safeguarded Newton steps on the log-parameters (skipped at boundary fits)."""
+        if boundary_groups:
+            return phi
+        cur_ll = loglik(phi)
+        for _ in range(5):
+            g = grad(phi)
+            h = self._hessian_log(grad, phi)
+            try:
+                step = np.linalg.solve(h, -g)
+            except np.linalg.LinAlgError:
+                break
+            if not np.all(np.isfinite(step)) or np.max(np.abs(step)) > 1.0:
+                break
+            cand = phi + step
+            with np.errstate(all="ignore"):
+                cand_ll = loglik(cand)
+            if not np.isfinite(cand_ll) or cand_ll < cur_ll:
+                break
+            phi, gained, cur_ll = cand, cand_ll - cur_ll, cand_ll
+            if gained < 1e-12 * max(1.0, abs(cur_ll)):
+                break
+        return phi
+
+    def _set_covariance(self, cov: np.ndarray) -> None:
+        names = list(self._param_names)
+        theta = self._params_array()
+        cov = (np.asarray(cov, dtype=np.float64) + np.asarray(cov, dtype=np.float64).T) / 2.0
+        self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        self.standard_errors_ = pd.Series(se, index=names, name="std_error")
+        self.confidence_intervals_ = self._wald_intervals(theta, se, 0.95)
+
+    @staticmethod
+    def _wald_intervals(theta: np.ndarray, se: np.ndarray, level: float) -> pd.DataFrame:
+        z = stats.norm.ppf(0.5 + level / 2.0)
+        se_log = se / theta
+        return pd.DataFrame(
+            {"lower": theta * np.exp(-z * se_log), "upper": theta * np.exp(z * se_log)}
+        )
+
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals on the log scale, exponentiated (always positive).
+
+        ``exp(log(theta) +/- z * se / theta)``, where ``se / theta`` is the delta-method standard
+        error of ``log(theta)``.
+        """
+        if not 0 < level < 1:
+            raise ParameterError(f"level must be between 0 and 1; got {level}")
+        if getattr(self, "standard_errors_", None) is None:
+            raise ModelNotFittedError(
+                f"{type(self).__name__} has no standard errors: fit it or pass covariance="
+            )
+        theta = self._params_array()
+        out = self._wald_intervals(theta, self.standard_errors_.to_numpy(), level)
+        out.index = list(self._param_names)
+        return out
+
+    @property
+    def _is_fitted(self) -> bool:
+        return getattr(self, "params_", None) is not None
+
+    # keep intervals indexed by parameter name
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "confidence_intervals_" and isinstance(value, pd.DataFrame):
+            value.index = list(self._param_names)
+        super().__setattr__(name, value)
+
+    # ------------------------------------------------------------------ reporting
+    def summary(self, level: float = 0.95) -> ModelSummary:
+        """Estimates, standard errors, log-scale Wald intervals and fit diagnostics.
+
+        Renders as text with ``print(model.summary())`` and as an HTML table in notebooks.
+        """
+        theta = self._params_array()
+        se = getattr(self, "standard_errors_", None)
+        table = pd.DataFrame({"estimate": theta}, index=list(self._param_names))
+        if se is not None:
+            ci = self.conf_int(level)
+            table["std_error"] = se.to_numpy()
+            pct = f"{100 * level:g}%"
+            table[f"lower {pct}"] = ci["lower"].to_numpy()
+            table[f"upper {pct}"] = ci["upper"].to_numpy()
+        info: dict[str, Any] = {"time unit": UNIT_NAMES.get(self._unit(), self._unit())}
+        if getattr(self, "log_likelihood_", None) is not None:
+            diag = self.diagnostics_
+            info.update(
+                {
+                    "customers": self.n_customers_,
+                    "unique rows": self.n_unique_rows_,
+                    "log-likelihood": self.log_likelihood_,
+                    "AIC": self.aic_,
+                    "BIC": self.bic_,
+                    "penalizer_coef": float(self.penalizer_coef),
+                    "converged": diag["converged"],
+                    "gradient norm": diag["gradient_norm"],
+                    "Hessian condition": diag["hessian_condition"],
+                    "iterations": diag["iterations"],
+                    "optimizer": diag["optimizer_message"],
+                }
+            )
+        else:
+            info["source"] = "from_params (not fitted)"
+        notes = list(getattr(self, "_notes", []))
+        if se is not None:
+            notes.append(
+                f"intervals are {100 * level:g}% Wald intervals on the log scale, "
+                "exp(log(theta) +/- z*se/theta), so they are always positive"
+            )
+        return ModelSummary(type(self).__name__ + f" ({self._model_name})", table, info, notes)
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self._options().items())
+        if self._is_fitted:
+            ps = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            extra = f" fitted on {self.n_customers_:g} customers" if hasattr(self, "n_customers_") else ""
+            return f"<{type(self).__name__}({opts}): {ps} [{self._unit()}]{extra}>"
+        return f"<{type(self).__name__}({opts}): not fitted>"
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> None:
+        """Write the model as JSON (parameters, covariance, options, time unit, version)."""
+        self._params_array()
+        cov = getattr(self, "covariance_", None)
+        payload: dict[str, Any] = {
+            "format": "custvalue-model",
+            "custvalue_version": _package_version(),
+            "model": type(self).__name__,
+            "time_unit": self._unit(),
+            "options": {k: v for k, v in self._options().items()},
+            "params": {k: float(v) for k, v in self.params_.items()},
+            "covariance": None if cov is None else np.asarray(cov, dtype=float).tolist(),
+        }
+        if getattr(self, "log_likelihood_", None) is not None:
+            payload["fit"] = {
+                "log_likelihood": self.log_likelihood_,
+                "n_customers": self.n_customers_,
+                "n_unique_rows": self.n_unique_rows_,
+                "aic": self.aic_,
+                "bic": self.bic_,
+                "diagnostics": self.diagnostics_,
+                "notes": list(getattr(self, "_notes", [])),
+            }
+        Path(path).write_text(json.dumps(payload, indent=2, allow_nan=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> BaseModel:
+        """Read a model written by :meth:`save`.
+
+        ``BaseModel.load`` returns whichever model class the file holds; ``SomeModel.load``
+        additionally checks that the file holds that class.
+        """
+        try:
+            payload = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise ParameterError(f"{path} is not a custvalue model file (invalid JSON: {exc})") from exc
+        if not isinstance(payload, dict) or payload.get("format") != "custvalue-model":
+            raise ParameterError(f"{path} is not a custvalue model file (no 'format' marker)")
+        name = payload.get("model")
+        klass = _MODEL_REGISTRY.get(str(name))
+        if klass is None:
+            raise ParameterError(
+                f"{path} holds a {name!r} model, which this custvalue does not know; "
+                f"known: {sorted(_MODEL_REGISTRY)}"
+            )
+        if cls is not BaseModel and not issubclass(klass, cls):
+            raise ParameterError(f"{path} holds a {name} model, not a {cls.__name__}")
+        model = klass(**payload.get("options", {}))
+        model.params_ = klass._check_params(payload["params"])
+        model.time_unit_ = normalize_unit(payload.get("time_unit", "D"))
+        if payload.get("covariance") is not None:
+            model._set_covariance(np.asarray(payload["covariance"], dtype=float))
+        else:
+            model.covariance_ = None
+            model.standard_errors_ = None
+            model.confidence_intervals_ = None
+        fit = payload.get("fit")
+        if fit:
+            model.log_likelihood_ = float(fit["log_likelihood"])
+            model.n_customers_ = float(fit["n_customers"])
+            model.n_unique_rows_ = int(fit.get("n_unique_rows", 0))
+            model.aic_ = float(fit["aic"])
+            model.bic_ = float(fit["bic"])
+            model.diagnostics_ = dict(fit.get("diagnostics", {}))
+            model._notes = list(fit.get("notes", []))
+        return model
+
+
+def load_model(path: str | Path) -> BaseModel:
+    """Load any custvalue model saved with ``model.save(path)``."""
+    return BaseModel.load(path)
