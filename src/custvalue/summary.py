@@ -1,0 +1,828 @@
+"""Per-customer summaries of a transaction log, computed as SQL run by DuckDB.
+
+Three summaries feed the models and reports:
+
+* :func:`rfm_summary` -- frequency / recency / T / monetary value per customer, the sufficient
+  statistics of the BG/NBD, Pareto/NBD and Gamma-Gamma models (Fader, Hardie & Lee 2005,
+  "Counting your customers the easy way", Marketing Science 24(2); Fader & Hardie 2013,
+  "The Gamma-Gamma model of monetary value").
+* :func:`calibration_holdout` -- the same statistics on a calibration period plus what each
+  customer did in the holdout period that follows (for model validation).
+* :func:`cohort_table` -- acquisition cohorts x periods since acquisition: active share,
+  revenue and cumulative revenue per acquired customer (LTV dynamics).
+
+Inputs
+------
+``tx`` may be a pandas DataFrame (scanned in place by DuckDB, never copied or modified), a
+Parquet or CSV path, glob, directory or list of paths (streamed by DuckDB, so files larger than
+memory work: aggregation spills to a temporary directory under the configured memory limit), or
+a DuckDB relation (queried on its own connection).
+
+Definitions (match lifetimes' ``summary_data_from_transaction_data``)
+---------------------------------------------------------------------
+Each transaction is mapped to a *period* of the chosen frequency: ``D`` calendar day, ``W`` week
+starting Monday (pandas' ``W`` = ``W-SUN`` periods), ``M`` calendar month, ``Q`` calendar quarter,
+``Y`` calendar year. All transactions of a customer within one period are merged into a single
+purchase whose value is the sum of their amounts. With the customer's distinct purchase periods
+:math:`p_1 < \\dots < p_{x+1}` and the period :math:`p_{end}` that contains the observation end,
+
+* ``frequency`` :math:`x` = number of distinct purchase periods minus one (repeat purchases);
+* ``recency`` = :math:`p_{x+1} - p_1` and ``T`` = :math:`p_{end} - p_1`, differences of integer
+  period indices -- calendar-exact, so months are calendar months and not 30 days;
+* ``monetary_value`` = mean value of the repeat purchases (periods :math:`p_2..p_{x+1}`), 0 when
+  there are none -- the Gamma-Gamma input :math:`\\bar z` (Fader & Hardie 2013, sec. 2).
+
+Frequency, recency and T are returned as float64 (integer valued) so the frame is a drop-in
+input for the models and for lifetimes.
+
+Differences from lifetimes (documented and tested):
+
+* lifetimes cannot build ``M``/``Q``/``Y`` summaries under pandas 3 (``np.timedelta64(1, 'M')``
+  is rejected); here they are calendar-exact period differences.
+* An explicit ``observation_end`` in the middle of a week/month: lifetimes keeps every
+  transaction of that period, including those *after* the observation end; here transactions
+  after the observation end are always excluded (``T`` is the same).
+* ``monetary_value_holdout``: lifetimes averages the raw holdout rows, while its calibration
+  ``monetary_value`` averages period-merged purchases. Here both average period-merged purchases,
+  so calibration and holdout spend are on the same footing (they agree whenever no customer has
+  two transactions in one holdout period).
+
+Observation end
+---------------
+``observation_end`` defaults to the last transaction timestamp. A date without a time of day
+(midnight) means the whole day is observed: transactions dated that day at any time are kept.
+A timestamp with a time of day keeps transactions up to and including that instant.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from ._time import normalize_unit
+from .errors import DataValidationError, ParameterError
+
+__all__ = ["calibration_holdout", "cohort_table", "pivot_cohorts", "rfm_summary"]
+
+_TABLE = "__cv_tx"
+CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
+COHORT_VALUES = (
+    "cohort_size",
+    "active_customers",
+    "active_share",
+    "revenue",
+    "revenue_per_customer",
+    "cumulative_revenue_per_customer",
+)
+
+# --------------------------------------------------------------------------------------------
+# DuckDB plumbing
+# --------------------------------------------------------------------------------------------
+
+
+def _default_memory_limit() -> str:
+    """Half of physical memory (the machine is shared with pandas, which receives the result)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return "4GB"
+    return f"{max(1, int(total * 0.5 / 2**30))}GB"
+
+
+def _connect(memory_limit: str | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(database=":memory:")
+    temp_dir = os.path.join(tempfile.gettempdir(), f"custvalue_duckdb_{os.getpid()}")
+    con.execute(f"SET memory_limit = '{memory_limit or _default_memory_limit()}'")
+    con.execute(f"SET temp_directory = '{temp_dir}'")
+    # Insertion order is irrelevant for aggregates; dropping it lets DuckDB stream and spill.
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+_PARQUET_EXT = (".parquet", ".pq", ".parq")
+_CSV_EXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
+
+
+def _file_reader(paths: list[str]) -> str:
+    """Return a DuckDB table expression reading the given files/globs/directories."""
+    expanded: list[str] = []
+    for raw in paths:
+        p = os.path.expanduser(str(raw))
+        if os.path.isdir(p):
+            has_parquet = _glob.glob(os.path.join(p, "**", "*.parquet"), recursive=True)
+            p = os.path.join(p, "**", "*.parquet" if has_parquet else "*.csv")
+        if not (_glob.has_magic(p) or os.path.exists(p)) or (
+            _glob.has_magic(p) and not _glob.glob(p, recursive=True)
+        ):
+            raise DataValidationError(
+                f"transaction source {raw!r} does not exist or matches no files; pass a "
+                "DataFrame, a Parquet/CSV path, a glob such as 'data/*.parquet', or a directory"
+            )
+        expanded.append(p)
+    lowered = [p.lower() for p in expanded]
+    listing = "[" + ", ".join(_sql_str(p) for p in expanded) + "]"
+    if all(p.endswith(_PARQUET_EXT) for p in lowered):
+        return f"read_parquet({listing}, union_by_name = true)"
+    if all(p.endswith(_CSV_EXT) for p in lowered):
+        return f"read_csv_auto({listing}, union_by_name = true)"
+    raise DataValidationError(
+        f"cannot tell the file format of {list(paths)!r}: use paths ending in .parquet or .csv "
+        "(not a mix of both)"
+    )
+
+
+@dataclass
+class _Source:
+    """A transaction source that can run SQL referring to the table ``__cv_tx``."""
+
+    run: Callable[[str], duckdb.DuckDBPyRelation]
+    columns: list[str]
+    types: dict[str, str]
+    description: str
+
+
+def _open_source(tx: Any, memory_limit: str | None) -> _Source:
+    if isinstance(tx, duckdb.DuckDBPyRelation):
+        rel = tx
+
+        def run_rel(sql: str) -> duckdb.DuckDBPyRelation:
+            return rel.query(_TABLE, sql)
+
+        return _Source(
+            run_rel, list(rel.columns), dict(zip(rel.columns, map(str, rel.types), strict=True)),
+            "DuckDB relation",
+        )
+    con = _connect(memory_limit)
+    if isinstance(tx, pd.DataFrame):
+        if not all(isinstance(c, str) for c in tx.columns):
+            raise DataValidationError(
+                "transaction DataFrame column names must be strings; got "
+                f"{[c for c in tx.columns if not isinstance(c, str)][:5]!r}"
+            )
+        if tx.columns.duplicated().any():
+            raise DataValidationError(
+                f"transaction DataFrame has duplicated column names "
+                f"{sorted(set(tx.columns[tx.columns.duplicated()]))!r}; rename them first"
+            )
+        # register() creates a view on the frame: DuckDB scans the numpy/arrow buffers in place.
+        con.register(_TABLE, tx)
+        description = f"DataFrame with {len(tx):,} rows"
+    elif isinstance(tx, (str, os.PathLike)):
+        con.execute(f"CREATE VIEW {_TABLE} AS SELECT * FROM {_file_reader([os.fspath(tx)])}")
+        description = f"files {os.fspath(tx)!r}"
+    elif isinstance(tx, Sequence) and tx and all(isinstance(p, (str, os.PathLike)) for p in tx):
+        paths = [os.fspath(p) for p in tx]
+        con.execute(f"CREATE VIEW {_TABLE} AS SELECT * FROM {_file_reader(paths)}")
+        description = f"{len(paths)} files"
+    else:
+        raise DataValidationError(
+            f"unsupported transaction source of type {type(tx).__name__}: pass a pandas "
+            "DataFrame, a Parquet/CSV path or glob (or a list of them), or a DuckDB relation"
+        )
+    try:
+        rel = con.sql(f"SELECT * FROM {_TABLE}")
+    except duckdb.Error as exc:
+        raise DataValidationError(f"cannot read transactions from {description}: {exc}") from exc
+
+    def run_con(sql: str) -> duckdb.DuckDBPyRelation:
+        return con.sql(sql)
+
+    return _Source(
+        run_con, list(rel.columns), dict(zip(rel.columns, map(str, rel.types), strict=True)),
+        description,
+    )
+
+
+def _fetch(source: _Source, sql: str) -> pd.DataFrame:
+    try:
+        return source.run(sql).df()
+    except duckdb.ConversionException as exc:
+        raise DataValidationError(f"cannot convert a transaction column: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# Periods
+# --------------------------------------------------------------------------------------------
+
+_PERIOD_SQL = {
+    # integer period index of a TIMESTAMP expression
+    "D": "date_diff('day', DATE '1970-01-01', CAST({ts} AS DATE))",
+    # weeks start on Monday: 1969-12-29 was a Monday
+    "W": "(date_diff('day', DATE '1969-12-29', CAST(date_trunc('week', {ts}) AS DATE)) // 7)",
+    "M": "(year({ts}) * 12 + month({ts}) - 1)",
+    "Q": "(year({ts}) * 4 + quarter({ts}) - 1)",
+    "Y": "year({ts})",
+}
+
+_PERIOD_START_SQL = {
+    # first day of the period with integer index {p}
+    "D": "(DATE '1970-01-01' + CAST({p} AS INTEGER))",
+    "W": "(DATE '1969-12-29' + CAST(7 * {p} AS INTEGER))",
+    "M": "make_date(CAST(({p}) // 12 AS BIGINT), CAST(({p}) % 12 + 1 AS BIGINT), 1)",
+    "Q": "make_date(CAST(({p}) // 4 AS BIGINT), CAST(3 * (({p}) % 4) + 1 AS BIGINT), 1)",
+    "Y": "make_date(CAST({p} AS BIGINT), 1, 1)",
+}
+
+_EPOCH_MONDAY = pd.Timestamp("1969-12-29")
+
+
+def _period_index(ts: pd.Timestamp, freq: str) -> int:
+    """Python twin of ``_PERIOD_SQL`` for a single timestamp."""
+    if freq == "D":
+        return int((ts.normalize() - pd.Timestamp("1970-01-01")).days)
+    if freq == "W":
+        return int((ts.normalize() - _EPOCH_MONDAY).days // 7)
+    if freq == "M":
+        return ts.year * 12 + ts.month - 1
+    if freq == "Q":
+        return ts.year * 4 + (ts.month - 1) // 3
+    return int(ts.year)
+
+
+def _period_is_complete(ts: pd.Timestamp, freq: str) -> bool:
+    """Whether an observation ending at ``ts`` covers the whole period that contains ``ts``."""
+    if ts != ts.normalize():
+        return False
+    return _period_index(ts + pd.Timedelta(days=1), freq) != _period_index(ts, freq)
+
+
+def _normalize_freq(freq: Any, name: str = "freq") -> str:
+    try:
+        return normalize_unit(freq)
+    except ParameterError:
+        raise ParameterError(
+            f"{name}={freq!r} is not supported: use 'D' (calendar day), 'W' (week starting "
+            "Monday), 'M' (calendar month), 'Q' (calendar quarter) or 'Y' (calendar year)"
+        ) from None
+
+
+def _to_timestamp(value: Any, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ParameterError(f"{name}={value!r} is not a date: {exc}") from None
+    if ts is pd.NaT:
+        raise ParameterError(f"{name} must be a date, got {value!r}")
+    if ts.tzinfo is not None:
+        raise ParameterError(
+            f"{name}={value!r} has a time zone; transactions are tz-naive, pass a naive date "
+            "(e.g. ts.tz_localize(None))"
+        )
+    return ts
+
+
+def _cutoff(obs_end: pd.Timestamp) -> tuple[str, str]:
+    """SQL comparison operator and literal that keep transactions observed by ``obs_end``."""
+    if obs_end == obs_end.normalize():
+        return "<", f"TIMESTAMP '{(obs_end + pd.Timedelta(days=1)).isoformat()}'"
+    return "<=", f"TIMESTAMP '{obs_end.isoformat()}'"
+
+
+# --------------------------------------------------------------------------------------------
+# Validation at the door
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Columns:
+    customer: str
+    date: str
+    amount: str
+    order: str | None
+    attributes: list[str]
+    ts_expr: str  # SQL expression giving a TIMESTAMP
+
+
+def _resolve_columns(
+    source: _Source,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    order_col: str | None,
+    attributes: Iterable[str] | None,
+) -> _Columns:
+    available = source.columns
+    required = {"customer_col": customer_col, "date_col": date_col, "amount_col": amount_col}
+    if order_col is not None:
+        required["order_col"] = order_col
+    missing = [f"{arg}={col!r}" for arg, col in required.items() if col not in available]
+    if missing:
+        raise DataValidationError(
+            f"transactions ({source.description}) lack the column(s) {', '.join(missing)}; "
+            f"available columns: {available!r}. Pass the right names via customer_col=, "
+            "date_col=, amount_col= (or load the data with custvalue.load_transactions)"
+        )
+    used = {customer_col, date_col, amount_col, *([order_col] if order_col else [])}
+    if attributes is None:
+        attrs = [c for c in available if c not in used and c not in CANONICAL_COLUMNS]
+    else:
+        attrs = [attributes] if isinstance(attributes, str) else list(attributes)
+        bad = [a for a in attrs if a not in available]
+        if bad:
+            raise DataValidationError(
+                f"attribute column(s) {bad!r} not found in transactions ({source.description}); "
+                f"available columns: {available!r}"
+            )
+        clash = [a for a in attrs if a in used]
+        if clash:
+            raise ParameterError(
+                f"attribute column(s) {clash!r} are already used as customer/date/amount/order "
+                "columns; list only extra columns in attributes="
+            )
+    reserved = {
+        "frequency", "recency", "T", "monetary_value", "first_purchase", "last_purchase",
+        "n_orders", "total_spend", "customer_id", "frequency_holdout", "monetary_value_holdout",
+        "duration_holdout", "total_spend_holdout",
+    }
+    clash = [a for a in attrs if a in reserved]
+    if clash:
+        raise ParameterError(
+            f"attribute column(s) {clash!r} would overwrite summary columns; rename them or "
+            "exclude them with attributes=[...]"
+        )
+    date_type = source.types[date_col].upper()
+    if "WITH TIME ZONE" in date_type:
+        raise DataValidationError(
+            f"date column {date_col!r} is time-zone aware ({source.types[date_col]}); custvalue "
+            "works on tz-naive local dates: convert with .dt.tz_convert(<zone>).dt.tz_localize(None) "
+            "or load the data with custvalue.load_transactions"
+        )
+    col = _ident(date_col)
+    if date_type.startswith("TIMESTAMP") or date_type == "DATE":
+        ts_expr = f"CAST({col} AS TIMESTAMP)"
+    else:
+        ts_expr = f"TRY_CAST({col} AS TIMESTAMP)"
+    return _Columns(customer_col, date_col, amount_col, order_col, attrs, ts_expr)
+
+
+@dataclass
+class _Profile:
+    n_rows: int
+    first: pd.Timestamp
+    last: pd.Timestamp
+
+
+def _profile(source: _Source, cols: _Columns) -> _Profile:
+    """One cheap scan: row count, nulls and the date range; raise on anything unusable."""
+    c, a, d = _ident(cols.customer), _ident(cols.amount), _ident(cols.date)
+    amount_type = source.types[cols.amount].upper()
+    numeric = any(
+        t in amount_type for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")
+    )
+    if not numeric:
+        raise DataValidationError(
+            f"amount column {cols.amount!r} has type {source.types[cols.amount]}, not a number; "
+            "convert it (e.g. pd.to_numeric) or load the data with custvalue.load_transactions"
+        )
+    sql = f"""
+        SELECT count(*) AS n,
+               count(*) FILTER (WHERE {c} IS NULL) AS null_customer,
+               count(*) FILTER (WHERE {d} IS NULL) AS null_date,
+               count(*) FILTER (WHERE {d} IS NOT NULL AND {cols.ts_expr} IS NULL) AS bad_date,
+               count(*) FILTER (WHERE {a} IS NULL OR NOT isfinite(CAST({a} AS DOUBLE))) AS bad_amount,
+               min({cols.ts_expr}) AS first, max({cols.ts_expr}) AS last
+        FROM {_TABLE}"""
+    row = _fetch(source, sql).iloc[0]
+    n = int(row["n"])
+    if n == 0:
+        raise DataValidationError(
+            f"transactions ({source.description}) are empty: there is nothing to summarise"
+        )
+    problems = []
+    if row["null_customer"]:
+        problems.append(f"{int(row['null_customer']):,} rows with a null {cols.customer!r}")
+    if row["null_date"]:
+        problems.append(f"{int(row['null_date']):,} rows with a null {cols.date!r}")
+    if row["bad_amount"]:
+        problems.append(f"{int(row['bad_amount']):,} rows with a null/NaN/inf {cols.amount!r}")
+    if row["bad_date"]:
+        examples = _fetch(
+            source,
+            f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} "
+            f"WHERE {d} IS NOT NULL AND {cols.ts_expr} IS NULL LIMIT 3",
+        )["v"].tolist()
+        problems.append(
+            f"{int(row['bad_date']):,} rows whose {cols.date!r} is not a date (e.g. {examples!r})"
+        )
+    if problems:
+        raise DataValidationError(
+            f"transactions ({source.description}, {n:,} rows) are not clean: "
+            + "; ".join(problems)
+            + ". Clean them with custvalue.load_transactions, or drop/fix those rows"
+        )
+    return _Profile(n, pd.Timestamp(row["first"]), pd.Timestamp(row["last"]))
+
+
+def _resolve_observation_end(
+    observation_end: Any, profile: _Profile, name: str = "observation_end"
+) -> pd.Timestamp:
+    if observation_end is None:
+        return profile.last
+    obs = _to_timestamp(observation_end, name)
+    if obs < profile.first.normalize() or (obs != obs.normalize() and obs < profile.first):
+        raise ParameterError(
+            f"{name}={obs} is before the first transaction ({profile.first}); no customer "
+            "would be observed. Pass a later date or leave it as None (the last transaction date)"
+        )
+    return obs
+
+
+# --------------------------------------------------------------------------------------------
+# SQL builders
+# --------------------------------------------------------------------------------------------
+
+
+def _customer_sql(
+    cols: _Columns, freq: str, where: str, obs_period: int, suffix: str = ""
+) -> str:
+    """SQL for the per-customer RFM aggregate over the rows selected by ``where``."""
+    c, a = _ident(cols.customer), _ident(cols.amount)
+    period = _PERIOD_SQL[freq].format(ts="ts")
+    order_key = f"{_ident(cols.order)}" if cols.order else "ts"
+    attr_select = "".join(f", {_ident(x)}" for x in cols.attributes)
+    # Attribute values at the first purchase. Deterministic tie-break among rows at the same
+    # earliest timestamp: the smallest attribute tuple (column order as given, NULLs last),
+    # because min() over a struct compares field by field.
+    if cols.attributes:
+        fields = ", ".join(
+            ["'__ts': ts", *(f"{_sql_str('a' + str(i))}: {_ident(x)}" for i, x in enumerate(cols.attributes))]
+        )
+        per_attr = f", min({{{fields}}}) AS first_row"
+        cust_attr = ", arg_min(first_row, p) AS first_row"
+        out_attr = "".join(
+            f", first_row.{_ident('a' + str(i))} AS {_ident(x)}"
+            for i, x in enumerate(cols.attributes)
+        )
+    else:
+        per_attr = cust_attr = out_attr = ""
+    return f"""
+        WITH base AS (
+            SELECT {c} AS customer_id, {cols.ts_expr} AS ts, CAST({a} AS DOUBLE) AS amount
+                   {", " + order_key + " AS order_key" if cols.order else ""}{attr_select}
+            FROM {_TABLE}
+            WHERE {where}
+        ),
+        per AS (  -- one row per customer x period: purchases in one period are merged
+            SELECT customer_id, {period} AS p, sum(amount) AS amount,
+                   min(ts) AS t0, max(ts) AS t1,
+                   count(DISTINCT {"order_key" if cols.order else "ts"}) AS n_orders{per_attr}
+            FROM base GROUP BY ALL
+        ),
+        cust AS (
+            SELECT customer_id, count(*) - 1 AS frequency, min(p) AS p0, max(p) AS p1,
+                   sum(amount) AS total, arg_min(amount, p) AS first_amount,
+                   min(t0) AS first_purchase, max(t1) AS last_purchase,
+                   sum(n_orders) AS n_orders{cust_attr}
+            FROM per GROUP BY customer_id
+        )
+        SELECT customer_id,
+               CAST(frequency AS DOUBLE) AS frequency{suffix},
+               CAST(p1 - p0 AS DOUBLE) AS recency{suffix},
+               CAST({obs_period} - p0 AS DOUBLE) AS T{suffix},
+               CASE WHEN frequency > 0 THEN (total - first_amount) / frequency ELSE 0.0 END
+                   AS monetary_value{suffix},
+               first_purchase, last_purchase,
+               CAST(n_orders AS BIGINT) AS n_orders, total AS total_spend{out_attr}
+        FROM cust"""
+
+
+def _finish(df: pd.DataFrame, attrs: dict[str, Any]) -> pd.DataFrame:
+    df = df.set_index("customer_id").sort_index()
+    df.index.name = "customer_id"
+    df.attrs.update(attrs)
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def rfm_summary(
+    tx: pd.DataFrame | str | os.PathLike | Sequence[str] | duckdb.DuckDBPyRelation,
+    *,
+    freq: str = "D",
+    observation_end: Any = None,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    order_col: str | None = None,
+    attributes: Iterable[str] | None = None,
+    memory_limit: str | None = None,
+) -> pd.DataFrame:
+    """Summarise a transaction log into one RFM row per customer.
+
+    The columns are the sufficient statistics ``(x, t_x, T)`` of the BG/NBD model (Fader, Hardie
+    & Lee 2005, eq. 3) and the Pareto/NBD model (Schmittlein, Morrison & Colombo 1987), plus the
+    mean repeat-purchase value :math:`\\bar z` of the Gamma-Gamma model (Fader & Hardie 2013,
+    "The Gamma-Gamma Model of Monetary Value", eq. 1). Definitions as lifetimes'
+    ``summary_data_from_transaction_data``; see the module docstring for the exact rules and
+    the documented differences.
+
+    Parameters
+    ----------
+    tx : DataFrame, path, glob, list of paths or duckdb.DuckDBPyRelation
+        Transactions, one row per transaction line. DataFrames are scanned in place (never
+        copied or modified); Parquet/CSV files are streamed, so they may exceed memory.
+    freq : {"D", "W", "M", "Q", "Y"}, default "D"
+        Period: calendar day, week starting Monday, calendar month, quarter or year.
+        Transactions within one period are merged into one purchase.
+    observation_end : date-like, optional
+        End of the observation window (inclusive; a bare date includes that whole day).
+        Defaults to the last transaction timestamp; later transactions are excluded.
+    customer_col, date_col, amount_col : str
+        Column names of customer id, transaction timestamp (tz-naive) and amount.
+    order_col : str, optional
+        Order id column. ``n_orders`` counts distinct order ids; without it, distinct
+        timestamps of a customer count as orders (lines of one order share a timestamp).
+    attributes : iterable of str, optional
+        Columns carried per customer, taking their value at the customer's first purchase.
+        ``None`` (default) carries every column except customer/date/amount/order columns;
+        ``()`` carries none. Ties between rows at the first purchase timestamp are broken
+        deterministically: the smallest attribute tuple (in the given column order, NULLs last).
+    memory_limit : str, optional
+        DuckDB memory limit (e.g. ``"4GB"``); defaults to half the physical memory. Larger
+        aggregations spill to a temporary directory.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id`` (sorted) with ``frequency`` (repeat purchase periods),
+        ``recency``, ``T`` (in periods of ``freq``, float64 with integer values),
+        ``monetary_value`` (mean repeat purchase value, 0 without repeats), ``first_purchase``,
+        ``last_purchase`` (timestamps), ``n_orders``, ``total_spend`` (all purchases, including
+        the first) and the attribute columns. ``attrs["freq"]`` holds the one-letter unit and
+        ``attrs["observation_end"]`` the observation end (Timestamp).
+
+    Raises
+    ------
+    ParameterError
+        Unknown ``freq``, an unparseable or too-early ``observation_end``.
+    DataValidationError
+        Missing columns, empty input, null ids/dates/amounts, unparseable dates.
+
+    Examples
+    --------
+    >>> rfm = rfm_summary(tx, freq="W")                       # doctest: +SKIP
+    >>> rfm = rfm_summary("exports/*.parquet", observation_end="2024-12-31")  # doctest: +SKIP
+    """
+    unit = _normalize_freq(freq)
+    source = _open_source(tx, memory_limit)
+    cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
+    profile = _profile(source, cols)
+    obs_end = _resolve_observation_end(observation_end, profile)
+    op, literal = _cutoff(obs_end)
+    sql = _customer_sql(cols, unit, f"{cols.ts_expr} {op} {literal}", _period_index(obs_end, unit))
+    result = _fetch(source, sql)
+    return _finish(result, {"freq": unit, "observation_end": obs_end})
+
+
+def calibration_holdout(
+    tx: pd.DataFrame | str | os.PathLike | Sequence[str] | duckdb.DuckDBPyRelation,
+    *,
+    calibration_end: Any,
+    observation_end: Any = None,
+    freq: str = "D",
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    order_col: str | None = None,
+    attributes: Iterable[str] | None = None,
+    memory_limit: str | None = None,
+) -> pd.DataFrame:
+    """Calibration-period RFM summary plus each customer's holdout-period behaviour.
+
+    Same split as lifetimes' ``calibration_and_holdout_data``: customers whose first purchase is
+    on or before ``calibration_end`` are kept; their calibration statistics are those of
+    :func:`rfm_summary` with ``observation_end=calibration_end``, and the holdout covers
+    ``(calibration_end, observation_end]``. Used to validate the conditional expectation
+    :math:`E[X(t) | x, t_x, T]` (Fader, Hardie & Lee 2005, eq. 10) against
+    ``frequency_holdout``.
+
+    Parameters
+    ----------
+    tx : DataFrame, path, glob, list of paths or duckdb.DuckDBPyRelation
+        Transactions, as for :func:`rfm_summary`.
+    calibration_end : date-like
+        Last instant of the calibration period (a bare date includes that whole day).
+    observation_end : date-like, optional
+        End of the holdout period; defaults to the last transaction timestamp.
+    freq, customer_col, date_col, amount_col, order_col, attributes, memory_limit
+        As for :func:`rfm_summary`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``customer_id``: the :func:`rfm_summary` columns for the calibration period
+        (``frequency``, ``recency``, ``T``, ``monetary_value``, ...), plus
+        ``frequency_holdout`` (number of distinct holdout purchase periods),
+        ``monetary_value_holdout`` (mean value of the period-merged holdout purchases, 0 when
+        none -- lifetimes averages raw rows instead, see the module notes),
+        ``total_spend_holdout`` and ``duration_holdout`` (periods between the periods of
+        ``calibration_end`` and ``observation_end``). ``attrs``: ``freq``,
+        ``calibration_end``, ``observation_end``.
+
+    Raises
+    ------
+    ParameterError
+        Unknown ``freq``; ``calibration_end`` not before ``observation_end`` or before the
+        first transaction.
+    DataValidationError
+        As for :func:`rfm_summary`.
+    """
+    unit = _normalize_freq(freq)
+    if calibration_end is None:
+        raise ParameterError("calibration_end is required, e.g. calibration_end='2024-06-30'")
+    source = _open_source(tx, memory_limit)
+    cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
+    profile = _profile(source, cols)
+    cal_end = _resolve_observation_end(calibration_end, profile, "calibration_end")
+    obs_end = _resolve_observation_end(observation_end, profile)
+    cal_op, cal_lit = _cutoff(cal_end)
+    obs_op, obs_lit = _cutoff(obs_end)
+    cal_upper = cal_end + pd.Timedelta(days=1) if cal_end == cal_end.normalize() else cal_end
+    obs_upper = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
+    if obs_upper <= cal_upper:
+        raise ParameterError(
+            f"observation_end ({obs_end}) must be after calibration_end ({cal_end}): the holdout "
+            "period would be empty"
+        )
+    cal_sql = _customer_sql(
+        cols, unit, f"{cols.ts_expr} {cal_op} {cal_lit}", _period_index(cal_end, unit)
+    )
+    c, a = _ident(cols.customer), _ident(cols.amount)
+    ts = cols.ts_expr
+    # (calibration_end, observation_end]: the complement of the calibration cutoff.
+    hold_where = f"NOT ({ts} {cal_op} {cal_lit}) AND {ts} {obs_op} {obs_lit}"
+    sql = f"""
+        WITH cal AS ({cal_sql}),
+        hold_per AS (
+            SELECT {c} AS customer_id, {_PERIOD_SQL[unit].format(ts=ts)} AS p,
+                   sum(CAST({a} AS DOUBLE)) AS amount
+            FROM {_TABLE} WHERE {hold_where}
+            GROUP BY ALL
+        ),
+        hold AS (
+            SELECT customer_id, count(*) AS n, sum(amount) AS total
+            FROM hold_per GROUP BY customer_id
+        )
+        SELECT cal.*,
+               CAST(coalesce(hold.n, 0) AS DOUBLE) AS frequency_holdout,
+               coalesce(hold.total / hold.n, 0.0) AS monetary_value_holdout,
+               coalesce(hold.total, 0.0) AS total_spend_holdout
+        FROM cal LEFT JOIN hold USING (customer_id)"""
+    result = _fetch(source, sql)
+    result["duration_holdout"] = float(_period_index(obs_end, unit) - _period_index(cal_end, unit))
+    return _finish(
+        result, {"freq": unit, "calibration_end": cal_end, "observation_end": obs_end}
+    )
+
+
+def cohort_table(
+    tx: pd.DataFrame | str | os.PathLike | Sequence[str] | duckdb.DuckDBPyRelation,
+    *,
+    cohort_freq: str = "M",
+    observation_end: Any = None,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    values: str | None = None,
+    memory_limit: str | None = None,
+) -> pd.DataFrame:
+    """Acquisition cohorts x periods since acquisition: activity and revenue (LTV dynamics).
+
+    A customer's cohort is the period (of ``cohort_freq``) of their first purchase; period
+    ``k`` is the k-th period after it (k = 0 is the acquisition period, which includes the
+    first purchase). Every cohort gets a row for every period from 0 up to the period that
+    contains ``observation_end`` -- also when nobody bought -- so cumulative curves are
+    comparable across cohorts.
+
+    Parameters
+    ----------
+    tx : DataFrame, path, glob, list of paths or duckdb.DuckDBPyRelation
+        Transactions, as for :func:`rfm_summary`.
+    cohort_freq : {"D", "W", "M", "Q", "Y"}, default "M"
+        Length of a cohort and of a period since acquisition (calendar-exact).
+    observation_end : date-like, optional
+        End of observation (default: last transaction); later transactions are ignored.
+    customer_col, date_col, amount_col : str
+        Column names.
+    values : str, optional
+        If given, return the wide table ``cohort x period`` of this column instead of the long
+        one (same as :func:`pivot_cohorts`); one of ``cohort_size``, ``active_customers``,
+        ``active_share``, ``revenue``, ``revenue_per_customer``,
+        ``cumulative_revenue_per_customer``.
+    memory_limit : str, optional
+        DuckDB memory limit.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long (tidy) table, one row per (cohort, period), sorted, with columns ``cohort``
+        (first day of the cohort period, Timestamp), ``period`` (periods since acquisition,
+        int), ``cohort_size`` (customers acquired in the cohort), ``active_customers``
+        (customers of the cohort with a purchase in that period), ``active_share``
+        (= active_customers / cohort_size), ``revenue`` (sum of amounts), ``revenue_per_customer``
+        (= revenue / cohort_size), ``cumulative_revenue_per_customer`` (running sum over
+        periods: the cohort's average realised value to date) and ``complete`` (False for the
+        last, partially observed period of each cohort). ``attrs``: ``freq``,
+        ``observation_end``.
+    """
+    unit = _normalize_freq(cohort_freq, "cohort_freq")
+    if values is not None and values not in COHORT_VALUES:
+        raise ParameterError(f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}")
+    source = _open_source(tx, memory_limit)
+    cols = _resolve_columns(source, customer_col, date_col, amount_col, None, ())
+    profile = _profile(source, cols)
+    obs_end = _resolve_observation_end(observation_end, profile)
+    op, literal = _cutoff(obs_end)
+    obs_p = _period_index(obs_end, unit)
+    c, a = _ident(cols.customer), _ident(cols.amount)
+    period = _PERIOD_SQL[unit].format(ts=cols.ts_expr)
+    start = _PERIOD_START_SQL[unit].format(p="cohort_p")
+    sql = f"""
+        WITH per AS (
+            SELECT {c} AS customer_id, {period} AS p, sum(CAST({a} AS DOUBLE)) AS amount
+            FROM {_TABLE} WHERE {cols.ts_expr} {op} {literal}
+            GROUP BY ALL
+        ),
+        per_c AS (
+            SELECT customer_id, p, amount, min(p) OVER (PARTITION BY customer_id) AS cohort_p
+            FROM per
+        ),
+        sizes AS (
+            SELECT cohort_p, count(DISTINCT customer_id) AS cohort_size FROM per_c GROUP BY cohort_p
+        ),
+        activity AS (
+            SELECT cohort_p, p - cohort_p AS period, count(*) AS active_customers,
+                   sum(amount) AS revenue
+            FROM per_c GROUP BY ALL
+        ),
+        grid AS (
+            SELECT cohort_p, cohort_size, unnest(range(0, {obs_p} - cohort_p + 1)) AS period
+            FROM sizes
+        )
+        SELECT CAST({start} AS TIMESTAMP) AS cohort, CAST(grid.period AS BIGINT) AS period,
+               CAST(cohort_size AS BIGINT) AS cohort_size,
+               CAST(coalesce(active_customers, 0) AS BIGINT) AS active_customers,
+               coalesce(active_customers, 0) / cohort_size AS active_share,
+               coalesce(revenue, 0.0) AS revenue,
+               coalesce(revenue, 0.0) / cohort_size AS revenue_per_customer,
+               sum(coalesce(revenue, 0.0)) OVER (
+                   PARTITION BY grid.cohort_p ORDER BY grid.period
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+               ) / cohort_size AS cumulative_revenue_per_customer,
+               grid.cohort_p + grid.period < {obs_p} AS complete
+        FROM grid LEFT JOIN activity USING (cohort_p, period)
+        ORDER BY cohort, period"""
+    result = _fetch(source, sql)
+    if _period_is_complete(obs_end, unit):
+        result["complete"] = True
+    result["cohort"] = result["cohort"].astype("datetime64[ns]")
+    result = result.reset_index(drop=True)
+    result.attrs.update({"freq": unit, "observation_end": obs_end})
+    if values is not None:
+        return pivot_cohorts(result, values)
+    return result
+
+
+def pivot_cohorts(table: pd.DataFrame, values: str = "active_share") -> pd.DataFrame:
+    """Wide view of a :func:`cohort_table`: cohorts as rows, periods since acquisition as columns.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Long output of :func:`cohort_table`.
+    values : str, default "active_share"
+        Column to spread (see :data:`COHORT_VALUES`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``cohort``, columns ``period`` (0, 1, ...); cells not yet observable are NaN.
+    """
+    if values not in COHORT_VALUES:
+        raise ParameterError(f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}")
+    missing = [c for c in ("cohort", "period", values) if c not in table.columns]
+    if missing:
+        raise DataValidationError(
+            f"table lacks column(s) {missing!r}; pass the long output of cohort_table()"
+        )
+    wide = table.pivot(index="cohort", columns="period", values=values)
+    wide.attrs.update({**table.attrs, "values": values})
+    return wide
