@@ -1,0 +1,1287 @@
+"""Loading and validating transaction logs.
+
+:func:`load_transactions` turns a raw export -- a pandas DataFrame, CSV or Parquet files, a DuckDB
+table or relation -- into the canonical transaction frame every other module consumes:
+
+==============  =====================================================================
+``customer_id``  int64 when the ids are integers, else strings (blanks stripped)
+``date``         tz-naive ``datetime64``
+``amount``       float64, after the returns policy
+``order_id``     only when ``order_col`` is given
+attributes       whatever the caller names (region, channel, membership flags, ...)
+==============  =====================================================================
+
+Every column argument may be a column name or a SQL expression evaluated by DuckDB, so real
+exports work without pre-processing (``amount_col="Quantity * UnitPrice"``, an attribute
+``"is_uk=Country = 'United Kingdom'"``). The work is done by DuckDB: a DataFrame is scanned in
+place (never copied, never modified), files are read by DuckDB's CSV and Parquet readers.
+
+Validation produces a :class:`DataQuality` report: for each check the rows affected, example
+values (with the 1-based source row number) and the action taken. The checks run in a fixed
+order and each one sees only the rows the earlier checks kept, so ``n_rows_in`` minus the rows
+dropped by each check (and the purchase lines removed by netting) is ``n_rows_out``:
+
+1. missing columns -- raises :class:`~custvalue.errors.DataValidationError` listing the columns
+   that exist and close matches;
+2. exact duplicate rows -- rows equal to an earlier row in *every* source column (the first
+   occurrence is kept);
+3. missing customer ids -- null, blank, or the text ``nan``/``none``/``null``/``<NA>``;
+4. missing dates, 5. unparseable dates -- with the raw values as examples;
+6. missing or non-numeric amounts (including NaN and infinities);
+7. mixed time zones -- time-zone-aware values are converted to one zone and made naive;
+8. dates after the observation end;
+9. cancelled orders -- when ``cancelled`` says how orders are marked;
+10. zero amounts -- kept by default (they are purchases of zero value);
+11. negative amounts -- returns, handled by the ``returns`` policy (see below);
+12. empty input after cleaning -- raises :class:`~custvalue.errors.DataValidationError`.
+
+Returns policy ``"net"`` (the default)
+--------------------------------------
+A negative row is a return of value ``R = -amount``. It is netted against exactly one purchase
+of the same customer, where a *purchase* is an order (all positive lines with one
+``order_id``) when ``order_col`` is given, and otherwise all positive lines of the customer at one
+timestamp:
+
+* the purchase with the same ``order_id`` (for cancelled orders marked by a prefix, the order id
+  without the prefix), if there is one;
+* else the customer's most recent purchase at or before the return's date (ties between orders
+  with the same timestamp: the largest order id).
+
+All returns that target one purchase are summed; each of the purchase's lines is scaled by
+``max(0, 1 - R_total / P)`` where ``P`` is the purchase's value, so no purchase becomes negative.
+Lines scaled to zero (fully returned) are removed. The excess ``max(0, R_total - P)`` and returns
+with no earlier purchase are dropped; their count and value are reported. Return rows themselves
+never reach the output. ``"drop"`` drops negative rows; ``"error"`` raises on the first sight of
+one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob as _glob
+import html
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from .errors import DataValidationError, ParameterError
+
+__all__ = ["CHECKS", "DataQuality", "load_transactions"]
+
+#: Names of the checks, in the order they are applied and reported.
+CHECKS: tuple[str, ...] = (
+    "missing columns",
+    "exact duplicate rows",
+    "missing customer ids",
+    "missing dates",
+    "unparseable dates",
+    "missing or non-numeric amounts",
+    "mixed time zones",
+    "dates after observation end",
+    "cancelled orders",
+    "zero amounts",
+    "negative amounts (returns)",
+)
+
+CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
+_N_EXAMPLES = 5
+_MISSING_TEXT = ("", "nan", "none", "null", "<na>", "nat")
+_WS = "chr(32) || chr(9) || chr(10) || chr(13) || chr(160)"
+_PARQUET_EXT = (".parquet", ".pq", ".parq")
+_CSV_EXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".csv.zst")
+# Formats tried (after ISO 8601) when a text date column has values DuckDB cannot cast.
+_DATE_FORMATS = (
+    "%Y%m%d",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y",
+    "%Y/%m/%d",
+    "%Y/%m/%d %H:%M:%S",
+    "%d.%m.%Y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%d %b %Y",
+    "%d-%b-%Y",
+    "%b %d %Y",
+    "%d %B %Y",
+    "%B %d, %Y",
+    "%m/%d/%y",
+    "%d/%m/%y",
+)
+# A time of day followed by a zone: Z, an offset (+01, +0100, +01:00) or a zone name.
+_AWARE_RE = r"[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*([zZ]|[A-Za-z][A-Za-z_/+-]*|[+-][0-9]{2}(:?[0-9]{2})?)$"
+_INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+              "UBIGINT", "HUGEINT", "UHUGEINT")
+_FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
+
+
+# ------------------------------------------------------------------------------------------------
+# DataQuality
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataQuality:
+    """What :func:`load_transactions` found in the data and what it did about it.
+
+    Attributes
+    ----------
+    checks : pandas.DataFrame
+        One row per check (see :data:`CHECKS`) with columns ``check``, ``rows_affected`` (int),
+        ``examples`` (text: up to five offending values with their 1-based source row) and
+        ``action`` (what was done). Checks run in order; each counts only rows kept so far.
+    n_rows_in : int
+        Rows in the source.
+    n_rows_out : int
+        Rows in the returned transaction frame.
+    source : str
+        Description of the source.
+    columns : dict
+        Canonical column -> the source column or SQL expression it came from.
+    notes : list of str
+        Further facts: date format used, date range, time zone, ...
+    """
+
+    checks: pd.DataFrame
+    n_rows_in: int
+    n_rows_out: int
+    source: str = ""
+    columns: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no check found anything (every ``rows_affected`` is 0)."""
+        return bool((self.checks["rows_affected"] == 0).all())
+
+    @property
+    def n_rows_dropped(self) -> int:
+        """Rows in minus rows out."""
+        return self.n_rows_in - self.n_rows_out
+
+    def to_frame(self) -> pd.DataFrame:
+        """The checks table (a copy), indexed 0..n-1."""
+        return self.checks.copy()
+
+    def _headline(self) -> str:
+        verdict = "no problems found" if self.ok else "problems found and handled"
+        return (
+            f"Data quality: {self.n_rows_in:,} rows in, {self.n_rows_out:,} rows out "
+            f"({verdict})"
+        )
+
+    def __str__(self) -> str:
+        lines = [self._headline()]
+        if self.source:
+            lines.append(f"source: {self.source}")
+        if self.columns:
+            lines.append(
+                "columns: " + ", ".join(f"{k} <- {v}" for k, v in self.columns.items())
+            )
+        width = max(len(c) for c in self.checks["check"]) if len(self.checks) else 10
+        lines.append("")
+        lines.append(f"  {'check':<{width}}  {'rows':>10}  action")
+        for row in self.checks.itertuples(index=False):
+            flag = "!" if row.rows_affected else " "
+            lines.append(f"{flag} {row.check:<{width}}  {row.rows_affected:>10,}  {row.action}")
+            if row.examples:
+                lines.append(f"  {'':<{width}}  {'':>10}  e.g. {row.examples}")
+        if self.notes:
+            lines.append("")
+            lines.extend(f"note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"<DataQuality: {self.n_rows_in:,} rows in, {self.n_rows_out:,} out, "
+            f"{int((self.checks['rows_affected'] > 0).sum())} checks with findings>"
+        )
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = []
+        for row in self.checks.itertuples(index=False):
+            style = ' style="background:#fff4e5"' if row.rows_affected else ""
+            rows.append(
+                f"<tr{style}><td>{esc(row.check)}</td>"
+                f'<td style="text-align:right">{row.rows_affected:,}</td>'
+                f"<td>{esc(row.action)}</td><td><code>{esc(row.examples)}</code></td></tr>"
+            )
+        parts = [
+            '<div class="cv-data-quality">',
+            f"<p><b>{esc(self._headline())}</b></p>",
+        ]
+        if self.source:
+            parts.append(f"<p>Source: {esc(self.source)}</p>")
+        if self.columns:
+            parts.append(
+                "<p>Columns: "
+                + ", ".join(
+                    f"<code>{esc(k)}</code> &larr; <code>{esc(v)}</code>"
+                    for k, v in self.columns.items()
+                )
+                + "</p>"
+            )
+        parts.append(
+            '<table class="cv-quality"><thead><tr><th>check</th><th>rows affected</th>'
+            "<th>action</th><th>examples</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table>"
+        )
+        if self.notes:
+            parts.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in self.notes) + "</ul>")
+        parts.append("</div>")
+        return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------
+# SQL helpers
+# ------------------------------------------------------------------------------------------------
+
+
+def _ident(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _lit(value: Any) -> str:
+    """A Python value as a DuckDB SQL literal (for reader options and formats)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_lit(str(k))}: {_lit(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Sequence):
+        return "[" + ", ".join(_lit(v) for v in value) + "]"
+    raise ParameterError(f"cannot pass {value!r} ({type(value).__name__}) to DuckDB as an option")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _clip(text: Any, limit: int = 120) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _base_type(type_name: str) -> str:
+    return str(type_name).upper().split("(")[0].strip()
+
+
+# ------------------------------------------------------------------------------------------------
+# Sources
+# ------------------------------------------------------------------------------------------------
+
+
+class _Session:
+    """A DuckDB connection plus the temporary objects one load creates (dropped on close)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, owned: bool) -> None:
+        self.con = con
+        self.owned = owned
+        self.prefix = f"__cv_{uuid.uuid4().hex[:10]}_"
+        self._views: list[str] = []
+        self._tables: list[str] = []
+        self._registered: list[str] = []
+
+    def name(self, suffix: str) -> str:
+        return self.prefix + suffix
+
+    def sql(self, query: str) -> Any:
+        return self.con.execute(query)
+
+    def register(self, name: str, obj: Any) -> None:
+        self.con.register(name, obj)
+        self._registered.append(name)
+
+    def create(self, kind: str, name: str, query: str) -> None:
+        self.con.execute(f"CREATE TEMP {kind} {_ident(name)} AS {query}")
+        (self._tables if kind == "TABLE" else self._views).append(name)
+
+    def close(self) -> None:
+        if self.owned:
+            self.con.close()
+            return
+        for name in reversed(self._views):
+            try:
+                self.con.execute(f"DROP VIEW IF EXISTS {_ident(name)}")
+            except duckdb.Error:  # pragma: no cover - best effort clean-up
+                pass
+        for name in reversed(self._tables):
+            try:
+                self.con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
+            except duckdb.Error:  # pragma: no cover
+                pass
+        for name in self._registered:
+            try:
+                self.con.unregister(name)
+            except duckdb.Error:  # pragma: no cover
+                pass
+
+
+@dataclass
+class _Source:
+    session: _Session
+    table: str  # quoted name to select from
+    columns: list[str]
+    types: dict[str, str]
+    description: str
+    kind: str  # frame | csv | parquet | table | relation
+    tz_hint: dict[str, str] = field(default_factory=dict)
+    frame_index: list[str] = field(default_factory=list)
+
+
+def _expand_paths(raw: Sequence[str]) -> list[str]:
+    files: list[str] = []
+    for item in raw:
+        p = os.path.expanduser(os.fspath(item))
+        if os.path.isdir(p):
+            found = [
+                f for f in _glob.glob(os.path.join(p, "**", "*"), recursive=True)
+                if os.path.isfile(f) and f.lower().endswith(_PARQUET_EXT + _CSV_EXT)
+            ]
+            if not found:
+                raise FileNotFoundError(
+                    f"directory {item!r} holds no CSV or Parquet files (looked for "
+                    f"{', '.join(_PARQUET_EXT + _CSV_EXT)} recursively)"
+                )
+            files.extend(sorted(found))
+        elif _glob.has_magic(p):
+            found = sorted(f for f in _glob.glob(p, recursive=True) if os.path.isfile(f))
+            if not found:
+                raise FileNotFoundError(f"no files match {item!r}")
+            files.extend(found)
+        elif os.path.isfile(p):
+            files.append(p)
+        elif os.path.exists(p):
+            raise FileNotFoundError(f"{item!r} is neither a file nor a directory")
+        else:
+            raise FileNotFoundError(f"file {item!r} does not exist")
+    return files
+
+
+def _file_format(files: list[str]) -> str:
+    kinds = set()
+    for f in files:
+        low = f.lower()
+        if low.endswith(_PARQUET_EXT):
+            kinds.add("parquet")
+        elif low.endswith(_CSV_EXT):
+            kinds.add("csv")
+        else:
+            with open(f, "rb") as fh:  # sniff: Parquet files start with the magic PAR1
+                kinds.add("parquet" if fh.read(4) == b"PAR1" else "csv")
+    if len(kinds) > 1:
+        raise DataValidationError(
+            f"the source mixes CSV and Parquet files ({len(files)} files, e.g. "
+            f"{', '.join(repr(f) for f in files[:3])}); load one format at a time"
+        )
+    return kinds.pop()
+
+
+def _open_source(
+    source: Any, connection: duckdb.DuckDBPyConnection | None, read_options: Mapping[str, Any]
+) -> _Source:
+    if isinstance(source, duckdb.DuckDBPyRelation):
+        session = _Session(duckdb.connect(), owned=True)
+        name = session.name("src")
+        try:
+            session.register(name, source.to_arrow_table())
+        except duckdb.Error as exc:
+            session.close()
+            raise DataValidationError(
+                f"cannot read the DuckDB relation: {_first_line(exc)}"
+            ) from exc
+        return _describe(session, name, "DuckDB relation", "relation")
+
+    if isinstance(source, pd.DataFrame):
+        if not all(isinstance(c, str) for c in source.columns):
+            raise DataValidationError(
+                "transaction DataFrame column names must be strings; found "
+                f"{[c for c in source.columns if not isinstance(c, str)][:5]!r}: rename them "
+                "(df.columns = df.columns.astype(str))"
+            )
+        dup = source.columns[source.columns.duplicated()]
+        if len(dup):
+            raise DataValidationError(
+                f"transaction DataFrame has duplicated column names {sorted(set(dup))!r}; "
+                "rename them first"
+            )
+        session = _Session(duckdb.connect(), owned=True)
+        name = session.name("src")
+        session.register(name, source)  # a view on the frame's buffers: no copy
+        tz_hint = {
+            c: str(source[c].dtype.tz)
+            for c in source.columns
+            if isinstance(source[c].dtype, pd.DatetimeTZDtype)
+        }
+        src = _describe(
+            session, name,
+            f"DataFrame ({len(source):,} rows x {source.shape[1]} columns)", "frame",
+        )
+        src.tz_hint = tz_hint
+        src.frame_index = [n for n in source.index.names if isinstance(n, str)]
+        return src
+
+    if isinstance(source, str) and connection is not None and not (
+        os.path.exists(source) or _glob.has_magic(source)
+    ):
+        session = _Session(connection, owned=False)
+        if re.fullmatch(r"[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)*", source):
+            table = ".".join(_ident(part) for part in source.split("."))
+        else:
+            table = _ident(source)
+        try:
+            connection.execute(f"DESCRIBE SELECT * FROM {table}")
+        except duckdb.Error as exc:
+            try:
+                tables = sorted({r[0] for r in connection.execute("SHOW TABLES").fetchall()})
+            except duckdb.Error:  # pragma: no cover
+                tables = []
+            hint = difflib.get_close_matches(source, tables, n=3)
+            raise DataValidationError(
+                f"DuckDB table {source!r} not found in the given connection "
+                f"({_first_line(exc)}); tables: {', '.join(tables) or 'none'}"
+                + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
+            ) from exc
+        return _describe(session, table, f"DuckDB table {source!r}", "table", quoted=True)
+
+    if isinstance(source, str | os.PathLike) or (
+        isinstance(source, Sequence)
+        and not isinstance(source, str | bytes)
+        and source
+        and all(isinstance(p, str | os.PathLike) for p in source)
+    ):
+        raw = [source] if isinstance(source, str | os.PathLike) else list(source)
+        files = _expand_paths([os.fspath(p) for p in raw])
+        fmt = _file_format(files)
+        listing = _lit(files)
+        opts = {"union_by_name": True, **dict(read_options)}
+        opt_sql = "".join(f", {k} = {_lit(v)}" for k, v in opts.items())
+        reader = f"read_{fmt}({listing}{opt_sql})"
+        desc = (
+            f"{fmt.upper() if fmt == 'csv' else 'Parquet'} "
+            + (f"file {os.fspath(raw[0])!r}" if len(files) == 1 and len(raw) == 1
+               else f"{len(files)} files from {', '.join(repr(os.fspath(p)) for p in raw[:3])}")
+        )
+        session = _Session(duckdb.connect(), owned=True)
+        name = session.name("src")
+        try:
+            session.create("VIEW", name, f"SELECT * FROM {reader}")
+        except duckdb.Error as exc:
+            session.close()
+            raise DataValidationError(f"cannot read {desc}: {_first_line(exc)}") from exc
+        return _describe(session, name, desc, fmt)
+
+    raise DataValidationError(
+        f"unsupported transaction source of type {type(source).__name__}: pass a pandas "
+        "DataFrame, a CSV/Parquet path, glob, directory or list of paths, a DuckDB relation, "
+        "or a table name together with connection="
+    )
+
+
+def _describe(
+    session: _Session, name: str, description: str, kind: str, *, quoted: bool = False
+) -> _Source:
+    table = name if quoted else _ident(name)
+    try:
+        rows = session.sql(f"DESCRIBE SELECT * FROM {table}").fetchall()
+    except duckdb.Error as exc:
+        session.close()
+        raise DataValidationError(f"cannot read {description}: {_first_line(exc)}") from exc
+    columns = [r[0] for r in rows]
+    types = {r[0]: str(r[1]) for r in rows}
+    return _Source(session, table, columns, types, description, kind)
+
+
+# ------------------------------------------------------------------------------------------------
+# Columns and expressions
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Expr:
+    role: str  # argument name, e.g. "amount_col"
+    given: str  # what the caller passed
+    sql: str  # SQL over the source
+    type: str  # DuckDB type name
+    is_column: bool
+
+
+_IDENT_LIKE = re.compile(r"[\w .\-/#]+")
+
+
+def _resolve(src: _Source, role: str, given: Any, problems: list[str]) -> _Expr | None:
+    if not isinstance(given, str) or not given.strip():
+        problems.append(f"{role}={given!r} must be a non-empty column name or SQL expression")
+        return None
+    lower = {c.lower(): c for c in src.columns}
+    if given in src.columns:
+        sql, is_col = _ident(given), True
+    elif given.lower() in lower:
+        sql, is_col = _ident(lower[given.lower()]), True
+    else:
+        if ";" in given:
+            problems.append(f"{role}={given!r}: a SQL expression may not contain ';'")
+            return None
+        sql, is_col = f"({given})", False
+    try:
+        row = src.session.sql(f"DESCRIBE SELECT {sql} AS v FROM {src.table}").fetchall()[0]
+    except duckdb.Error as exc:
+        problems.append(_explain_missing(src, role, given, exc))
+        return None
+    return _Expr(role, given, sql, str(row[1]), is_col)
+
+
+def _explain_missing(src: _Source, role: str, given: str, exc: BaseException) -> str:
+    msg = _first_line(exc)
+    if _IDENT_LIKE.fullmatch(given):
+        close = difflib.get_close_matches(given, src.columns, n=3, cutoff=0.5)
+        close += [c for c in src.columns if given.lower() in c.lower() and c not in close][:2]
+        hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+        if given in src.frame_index:
+            hint += f" ({given!r} is the DataFrame's index: call .reset_index() first)"
+        return f"{role}={given!r} is not a column{hint}"
+    ref = re.search(r'column "?([^"\s]+)"? not found', msg, flags=re.I)
+    hint = ""
+    if ref:
+        close = difflib.get_close_matches(ref.group(1), src.columns, n=3, cutoff=0.5)
+        if close:
+            hint = f" (for {ref.group(1)!r} did you mean {', '.join(map(repr, close))}?)"
+    msg = re.sub(r"^\w+ Error: ", "", msg)
+    return f"{role}={given!r} is neither a column nor a valid SQL expression: {msg}{hint}"
+
+
+def _parse_attributes(attributes: Any) -> list[tuple[str, str]]:
+    if attributes is None:
+        return []
+    if isinstance(attributes, str):
+        attributes = [attributes]
+    if isinstance(attributes, Mapping):
+        return [(str(k), str(v)) for k, v in attributes.items()]
+    out: list[tuple[str, str]] = []
+    for item in attributes:
+        if not isinstance(item, str):
+            raise ParameterError(
+                f"attributes must be column names, SQL expressions or 'name=expression' "
+                f"strings; got {item!r}"
+            )
+        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)=(?!=)(.+)", item, flags=re.S)
+        if m:
+            out.append((m.group(1), m.group(2).strip()))
+        else:
+            out.append((item, item))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Normalisation SQL
+# ------------------------------------------------------------------------------------------------
+
+
+def _missing_text_sql(col: str) -> str:
+    trimmed = f"trim(CAST({col} AS VARCHAR), {_WS})"
+    missing = ", ".join(_lit(t) for t in _MISSING_TEXT)
+    return f"CASE WHEN lower({trimmed}) IN ({missing}) THEN NULL ELSE {trimmed} END"
+
+
+def _id_sql(src: _Source, expr: _Expr, col: str, *, integerize_text: bool) -> tuple[str, str]:
+    """SQL normalising an id column -> (sql, kind) where kind is 'int' or 'text'."""
+    base = _base_type(expr.type)
+    if base in _INT_TYPES:
+        if base in ("UBIGINT", "HUGEINT", "UHUGEINT"):
+            lo, hi = src.session.sql(
+                f"SELECT min({expr.sql}), max({expr.sql}) FROM {src.table}"
+            ).fetchone()
+            if lo is not None and (lo < -(2**63) or hi >= 2**63):
+                return f"CAST({col} AS VARCHAR)", "text"
+        return f"CAST({col} AS BIGINT)", "int"
+    if base in _FLOAT_TYPES or base == "DECIMAL":
+        n_bad = src.session.sql(
+            f"SELECT count(*) FROM {src.table} WHERE {expr.sql} IS NOT NULL AND NOT ("
+            f"isfinite(CAST({expr.sql} AS DOUBLE)) AND {expr.sql} = round({expr.sql}) "
+            f"AND abs(CAST({expr.sql} AS DOUBLE)) < 9.0e15)"
+        ).fetchone()[0]
+        finite = f"CASE WHEN isfinite(CAST({col} AS DOUBLE)) THEN {col} END"
+        if n_bad == 0:  # float ids that are all whole numbers (pandas ints with NaN): integers
+            return f"CAST({finite} AS BIGINT)", "int"
+        return f"CAST({finite} AS VARCHAR)", "text"
+    text = _missing_text_sql(col)
+    if integerize_text and base == "VARCHAR":
+        n_bad = src.session.sql(
+            f"SELECT count(*) FROM (SELECT {_missing_text_sql(expr.sql)} AS v FROM {src.table}) "
+            f"WHERE v IS NOT NULL AND NOT regexp_full_match(v, '-?(0|[1-9][0-9]{{0,17}})')"
+        ).fetchone()[0]
+        if n_bad == 0:
+            return f"CAST({text} AS BIGINT)", "int"
+    return text, "text"
+
+
+@dataclass
+class _DatePlan:
+    sql: str  # parsed TIMESTAMP from column d_raw
+    aware_sql: str  # BOOLEAN: the value carried a time zone
+    offset_sql: str  # offset in minutes (for examples), NULL when naive
+    mixed: bool
+    notes: list[str]
+    tz_action: str
+
+
+def _date_plan(
+    src: _Source, expr: _Expr, date_format: str | Sequence[str] | None, timezone: str | None
+) -> _DatePlan:
+    base = _base_type(expr.type)
+    col = "d_raw"
+    notes: list[str] = []
+    if base in ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATETIME"):
+        return _DatePlan(f"CAST({col} AS TIMESTAMP)", "false", "NULL", False, notes,
+                         "none: dates carry no time zone")
+    if base in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        zone = timezone or src.tz_hint.get(expr.given) or "UTC"
+        return _DatePlan(
+            f"timezone({_lit(zone)}, {col})", "false", "NULL", False, notes,
+            f"none: one time zone; times converted to {zone} wall-clock time, zone dropped",
+        )
+    if base in _INT_TYPES:
+        text = f"CAST({col} AS VARCHAR)"
+        fmt = date_format if date_format is not None else "%Y%m%d"
+        notes.append(f"integer dates parsed with format {fmt!r}")
+        return _DatePlan(f"try_strptime({text}, {_lit(fmt)})", "false", "NULL", False, notes,
+                         "none: dates carry no time zone")
+    if base != "VARCHAR":
+        raise DataValidationError(
+            f"date_col={expr.given!r} has type {expr.type}, which is not a date, timestamp or "
+            "text; pass a column of dates or an expression that yields one"
+        )
+    ds = f"trim({col}, {_WS})"
+    if date_format is not None:
+        fmts = [date_format] if isinstance(date_format, str) else list(date_format)
+        parsed = f"try_strptime({ds}, {_lit(fmts if len(fmts) > 1 else fmts[0])})"
+        if any("%z" in f or "%Z" in f for f in fmts):
+            zone = timezone or "UTC"
+            notes.append(f"dates parsed with format {date_format!r}, converted to {zone}")
+            return _DatePlan(f"timezone({_lit(zone)}, {parsed})", "true", "NULL", False, notes,
+                             f"zone-aware times converted to {zone} wall-clock time")
+        notes.append(f"dates parsed with format {date_format!r}")
+        return _DatePlan(parsed, "false", "NULL", False, notes, "none: dates carry no time zone")
+
+    # Text without a format: ISO 8601 first, then the best of the common formats.
+    src_ds = f"trim(CAST({expr.sql} AS VARCHAR), {_WS})"
+    sample = f"(SELECT {src_ds} AS s FROM {src.table} LIMIT 200000)"
+    fmt_counts = ", ".join(
+        f"count(try_strptime(s, {_lit(f)})) FILTER (WHERE TRY_CAST(s AS TIMESTAMP) IS NULL)"
+        for f in _DATE_FORMATS
+    )
+    row = src.session.sql(
+        f"SELECT count(*) FILTER (WHERE s <> '' AND TRY_CAST(s AS TIMESTAMP) IS NULL), "
+        f"{fmt_counts} FROM {sample}"
+    ).fetchone()
+    n_not_iso, counts = row[0], row[1:]
+    fallback = None
+    if n_not_iso and max(counts) > 0:
+        best = max(range(len(counts)), key=lambda i: counts[i])  # first wins ties: month first
+        fallback = _DATE_FORMATS[best]
+        ties = [
+            _DATE_FORMATS[i] for i, c in enumerate(counts) if c == counts[best] and i != best
+        ]
+        note = f"non-ISO dates parsed with format {fallback!r}"
+        if ties:
+            note += (
+                f" (equally consistent with {', '.join(map(repr, ties[:2]))}: pass "
+                "date_format= to choose)"
+            )
+        notes.append(note)
+    naive = f"TRY_CAST({ds} AS TIMESTAMP)"
+    if fallback:
+        naive = f"coalesce({naive}, try_strptime({ds}, {_lit(fallback)}))"
+    aware_sql = f"coalesce(regexp_matches({ds}, {_lit(_AWARE_RE)}) AND TRY_CAST({ds} AS TIMESTAMPTZ) IS NOT NULL, false)"
+    offset_sql = (
+        f"CASE WHEN {aware_sql} THEN CAST(round((epoch(TRY_CAST({ds} AS TIMESTAMP)) - "
+        f"epoch(TRY_CAST({ds} AS TIMESTAMPTZ))) / 60) AS INTEGER) END"
+    )
+    # Profile the zones over the whole column.
+    src_aware = aware_sql.replace(ds, src_ds)
+    src_offset = offset_sql.replace(ds, src_ds)
+    n_aware, n_offsets, n_naive = src.session.sql(
+        f"SELECT count(*) FILTER (WHERE a), count(DISTINCT o) FILTER (WHERE a), "
+        f"count(*) FILTER (WHERE NOT a AND s IS NOT NULL AND s <> '') FROM "
+        f"(SELECT {src_aware} AS a, {src_offset} AS o, {src_ds} AS s FROM {src.table})"
+    ).fetchone()
+    if n_aware == 0:
+        return _DatePlan(naive, "false", "NULL", False, notes, "none: dates carry no time zone")
+    mixed = n_offsets > 1 or n_naive > 0
+    if not mixed and timezone is None:
+        notes.append("all dates carry the same UTC offset; its wall-clock times are used")
+        return _DatePlan(naive, aware_sql, offset_sql, False, notes,
+                         "none: one UTC offset; wall-clock times kept, offset dropped")
+    zone = timezone or "UTC"
+    sql = (
+        f"CASE WHEN {aware_sql} THEN timezone({_lit(zone)}, TRY_CAST({ds} AS TIMESTAMPTZ)) "
+        f"ELSE {naive} END"
+    )
+    if mixed:
+        action = (
+            f"converted to {zone} and made naive ({n_offsets} distinct UTC offsets"
+            + (f"; {n_naive:,} rows without a zone taken as {zone}" if n_naive else "")
+            + ")"
+            + ("" if timezone else "; pass timezone='Area/City' for local times")
+        )
+    else:
+        action = f"none: one UTC offset; converted to {zone} wall-clock time"
+    return _DatePlan(sql, aware_sql, offset_sql, mixed, notes, action)
+
+
+def _amount_sql(expr: _Expr) -> str:
+    base = _base_type(expr.type)
+    if base in _INT_TYPES or base in _FLOAT_TYPES or base == "DECIMAL":
+        return "CAST(a_raw AS DOUBLE)"
+    if base == "VARCHAR":
+        return f"TRY_CAST(trim(a_raw, {_WS}) AS DOUBLE)"
+    raise DataValidationError(
+        f"amount_col={expr.given!r} has type {expr.type}, which is not numeric; pass a numeric "
+        "column or an expression such as 'Quantity * UnitPrice'"
+    )
+
+
+def _to_timestamp(value: Any, name: str, zone: str | None) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{name}={value!r} is not a date or timestamp") from exc
+    if pd.isna(ts):
+        raise ParameterError(f"{name}={value!r} is not a date or timestamp")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(zone or "UTC").tz_localize(None)
+    return ts
+
+
+# ------------------------------------------------------------------------------------------------
+# load_transactions
+# ------------------------------------------------------------------------------------------------
+
+
+def load_transactions(
+    source: Any,
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    order_col: str | None = None,
+    attributes: Iterable[str] | Mapping[str, str] | None = (),
+    returns: str = "net",
+    cancelled: str | None = None,
+    observation_end: Any = None,
+    date_format: str | Sequence[str] | None = None,
+    timezone: str | None = None,
+    duplicates: str = "drop",
+    zero_amounts: str = "keep",
+    connection: duckdb.DuckDBPyConnection | None = None,
+    read_options: Mapping[str, Any] | None = None,
+) -> tuple[pd.DataFrame, DataQuality]:
+    """Load a transaction log, validate it and return the canonical frame and a quality report.
+
+    Parameters
+    ----------
+    source : DataFrame, path, glob, directory, list of paths, DuckDB relation or table name
+        A pandas DataFrame (scanned by DuckDB in place, never copied or modified); CSV or
+        Parquet files given as a path, a glob (``"exports/*.parquet"``, ``**`` recursive), a
+        directory (all ``.csv``/``.parquet`` files below it) or a list of these; a
+        ``duckdb.DuckDBPyRelation``; or the name of a table or view in ``connection``.
+    customer_col, date_col, amount_col : str
+        Column names or DuckDB SQL expressions (``amount_col="Quantity * UnitPrice"``). Names
+        are matched exactly first, then case-insensitively.
+    order_col : str, optional
+        Order / invoice id column (or expression). Returned as ``order_id``; used to net returns
+        against the matching order and to recognise cancelled orders.
+    attributes : iterable of str or mapping, optional
+        Extra columns carried per row under their own names. An item may be a column, a SQL
+        expression, or ``"name=expression"`` (``"is_uk=Country = 'United Kingdom'"``); a mapping
+        is ``{name: expression}``.
+    returns : {"net", "drop", "error"}
+        What to do with negative amounts; see the module docstring for how netting works.
+    cancelled : str, optional
+        How cancelled orders are marked: the name of a boolean column or a SQL expression that is
+        true for cancelled rows (``"Status = 'cancelled'"``); otherwise, when ``order_col`` is
+        given, a prefix of cancelled order ids (``"C"`` in the Online Retail data). Cancelled rows
+        with a non-negative amount are dropped (a cancelled order is not a purchase); cancelled
+        rows with a negative amount are returns and go to the ``returns`` policy.
+    observation_end : date-like, optional
+        Rows after it are dropped. A date without a time of day means the whole day is observed.
+    date_format : str or list of str, optional
+        ``strptime`` format(s) for text dates (``"%d/%m/%Y %H:%M"``). By default ISO 8601 is
+        tried first, then the common format that parses most values (reported in ``notes``);
+        integer dates are read as ``%Y%m%d``.
+    timezone : str, optional
+        Zone that time-zone-aware values are converted to before the zone is dropped. Default:
+        the column's own zone for a tz-aware pandas column, the common offset when all text
+        values carry the same offset, else UTC.
+    duplicates : {"drop", "keep"}
+        What to do with exact duplicate rows (equal in every source column to an earlier row).
+    zero_amounts : {"keep", "drop"}
+        What to do with rows whose amount is exactly zero.
+    connection : duckdb.DuckDBPyConnection, optional
+        Connection that holds the table when ``source`` is a table name.
+    read_options : mapping, optional
+        Extra named options for DuckDB's ``read_csv`` / ``read_parquet`` (``{"delim": ";",
+        "encoding": "latin-1"}``).
+
+    Returns
+    -------
+    transactions : DataFrame
+        ``customer_id``, ``date``, ``amount`` [, ``order_id``], then the attributes, in source
+        order, with a fresh RangeIndex.
+    quality : DataQuality
+        The checks, rows affected, examples and actions.
+
+    Raises
+    ------
+    DataValidationError
+        Missing columns or bad expressions (the message lists the columns that exist and close
+        matches), unsupported column types, returns when ``returns="error"``, or no valid rows
+        left after cleaning.
+    ParameterError
+        An option has an invalid value.
+    FileNotFoundError
+        A path, glob or directory matches no file.
+
+    Examples
+    --------
+    >>> tx, quality = load_transactions(                                   # doctest: +SKIP
+    ...     "online_retail.csv", customer_col="CustomerID", date_col="InvoiceDate",
+    ...     amount_col="Quantity * UnitPrice", order_col="InvoiceNo", cancelled="C",
+    ...     attributes=["Country"], date_format="%m/%d/%Y %H:%M")
+    >>> print(quality)                                                     # doctest: +SKIP
+    """
+    if returns not in ("net", "drop", "error"):
+        raise ParameterError(f"returns={returns!r}: use 'net', 'drop' or 'error'")
+    if duplicates not in ("drop", "keep"):
+        raise ParameterError(f"duplicates={duplicates!r}: use 'drop' or 'keep'")
+    if zero_amounts not in ("keep", "drop"):
+        raise ParameterError(f"zero_amounts={zero_amounts!r}: use 'keep' or 'drop'")
+    if timezone is not None:
+        try:
+            pd.Timestamp("2000-01-01", tz=timezone)
+        except Exception as exc:
+            raise ParameterError(
+                f"timezone={timezone!r} is not a known time zone; use e.g. 'UTC' or "
+                "'Europe/Berlin'"
+            ) from exc
+    obs_end = (
+        None if observation_end is None
+        else _to_timestamp(observation_end, "observation_end", timezone)
+    )
+    attr_specs = _parse_attributes(attributes)
+    names = [n for n, _ in attr_specs]
+    reserved = [n for n in names if n in CANONICAL_COLUMNS]
+    if reserved:
+        raise ParameterError(
+            f"attribute names {reserved!r} clash with the canonical columns "
+            f"{', '.join(CANONICAL_COLUMNS)}; rename them with 'name=expression'"
+        )
+    if len(set(names)) != len(names):
+        raise ParameterError(f"attribute names must be unique; got {names!r}")
+
+    src = _open_source(source, connection, read_options or {})
+    try:
+        return _load(
+            src, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+            order_col=order_col, attr_specs=attr_specs, returns=returns, cancelled=cancelled,
+            obs_end=obs_end, date_format=date_format, timezone=timezone,
+            duplicates=duplicates, zero_amounts=zero_amounts,
+        )
+    except duckdb.Error as exc:
+        raise DataValidationError(
+            f"could not evaluate the transactions from {src.description}: {_first_line(exc)}"
+        ) from exc
+    finally:
+        src.session.close()
+
+
+@dataclass
+class _Check:
+    name: str
+    flag: str  # SQL predicate over the normalised table
+    drops: bool
+    example: str  # SQL producing a VARCHAR example
+    action: str
+    alive: str = "true"  # predicate: row reached this check
+
+
+def _load(
+    src: _Source,
+    *,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    order_col: str | None,
+    attr_specs: list[tuple[str, str]],
+    returns: str,
+    cancelled: str | None,
+    obs_end: pd.Timestamp | None,
+    date_format: str | Sequence[str] | None,
+    timezone: str | None,
+    duplicates: str,
+    zero_amounts: str,
+) -> tuple[pd.DataFrame, DataQuality]:
+    s = src.session
+    problems: list[str] = []
+    cust = _resolve(src, "customer_col", customer_col, problems)
+    date = _resolve(src, "date_col", date_col, problems)
+    amount = _resolve(src, "amount_col", amount_col, problems)
+    order = _resolve(src, "order_col", order_col, problems) if order_col is not None else None
+    attrs = [(n, _resolve(src, f"attribute {n!r}", e, problems)) for n, e in attr_specs]
+    cancel_expr: _Expr | None = None
+    cancel_prefix: str | None = None
+    if cancelled is not None:
+        if not isinstance(cancelled, str) or not cancelled:
+            raise ParameterError(
+                f"cancelled={cancelled!r}: pass a boolean column / SQL expression, or an order-id "
+                "prefix such as 'C' together with order_col="
+            )
+        probe: list[str] = []
+        cancel_expr = _resolve(src, "cancelled", cancelled, probe)
+        if cancel_expr is None:
+            if order_col is None:
+                problems.append(
+                    f"cancelled={cancelled!r} is not a column or SQL expression, and cannot be an "
+                    "order-id prefix because order_col is not given"
+                )
+            else:
+                cancel_prefix = cancelled
+    if problems:
+        columns = ", ".join(repr(c) for c in src.columns)
+        raise DataValidationError(
+            f"missing columns in {src.description}: " + "; ".join(problems)
+            + f". Columns that exist: {columns}"
+        )
+    assert cust is not None and date is not None and amount is not None
+
+    # ---- normalised table ------------------------------------------------------------------
+    c_sql, c_kind = _id_sql(src, cust, "c_raw", integerize_text=src.kind in ("csv",))
+    o_sql = None
+    if order is not None:
+        o_sql, _ = _id_sql(src, order, "o_raw", integerize_text=src.kind in ("csv",))
+    plan = _date_plan(src, date, date_format, timezone)
+    a_sql = _amount_sql(amount)
+    if cancel_expr is not None:
+        ctype = _base_type(cancel_expr.type)
+        if ctype == "BOOLEAN":
+            x_sql = "coalesce(x_raw, false)"
+        elif ctype in _INT_TYPES or ctype in _FLOAT_TYPES:
+            x_sql = "coalesce(x_raw <> 0, false)"
+        else:
+            raise ParameterError(
+                f"cancelled={cancelled!r} has type {cancel_expr.type}; it must be boolean "
+                "(e.g. \"Status = 'cancelled'\") or an order-id prefix with order_col="
+            )
+    elif cancel_prefix is not None:
+        x_sql = f"coalesce(starts_with(CAST(order_id AS VARCHAR), {_lit(cancel_prefix)}), false)"
+    else:
+        x_sql = "false"
+
+    raw_cols = [f"{cust.sql} AS c_raw", f"{date.sql} AS d_raw", f"{amount.sql} AS a_raw"]
+    if order is not None:
+        raw_cols.append(f"{order.sql} AS o_raw")
+    if cancel_expr is not None:
+        raw_cols.append(f"{cancel_expr.sql} AS x_raw")
+    for i, (_, e) in enumerate(attrs):
+        assert e is not None
+        raw_cols.append(f"{e.sql} AS attr_{i}")
+    partition = ", ".join(_ident(c) for c in src.columns)
+    inner = (
+        f"SELECT __cv_row, __cv_dup, {', '.join(raw_cols)} FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY __cv_row) AS __cv_dup "
+        f"FROM (SELECT row_number() OVER () AS __cv_row, * FROM {src.table}) __cv_a) __cv_b"
+    )
+    norm_cols = [
+        "__cv_row AS row_", "__cv_dup AS dup_", "c_raw", "d_raw", "a_raw",
+        f"{c_sql} AS customer_id", f"{plan.sql} AS date", f"{plan.aware_sql} AS aware_",
+        f"{plan.offset_sql} AS offset_", f"{a_sql} AS amount",
+    ]
+    if o_sql is not None:
+        norm_cols.append(f"{o_sql} AS order_id")
+    norm_cols += [f"attr_{i}" for i in range(len(attrs))]
+    norm = s.name("norm")
+    s.create("TABLE", norm, f"SELECT *, {x_sql} AS cancelled_ FROM (SELECT {', '.join(norm_cols)} FROM ({inner}))")
+    norm_t = _ident(norm)
+    n_in = s.sql(f"SELECT count(*) FROM {norm_t}").fetchone()[0]
+
+    # ---- checks ----------------------------------------------------------------------------
+    def ex(*parts: str) -> str:
+        return "'row ' || row_ || ': ' || " + " || ', ' || ".join(parts)
+
+    def q(col: str) -> str:  # quoted text of a raw value for examples
+        return f"coalesce('''' || CAST({col} AS VARCHAR) || '''', 'NULL')"
+
+    def v(col: str) -> str:  # a typed value (id, number, timestamp) for examples
+        return f"coalesce(CAST({col} AS VARCHAR), 'NULL')"
+
+    cut_sql = None
+    if obs_end is not None:
+        whole_day = obs_end == obs_end.normalize()
+        cut = obs_end + pd.Timedelta(days=1) if whole_day else obs_end
+        op = ">=" if whole_day else ">"
+        cut_sql = f"date {op} TIMESTAMP '{cut.isoformat(sep=' ')}'"
+    checks = [
+        _Check("exact duplicate rows", "dup_ > 1", duplicates == "drop",
+               ex("'duplicate of an earlier row: customer ' || " + q("c_raw"),
+                  "'date ' || " + q("d_raw"), "'amount ' || " + q("a_raw")),
+               "dropped (first occurrence kept)" if duplicates == "drop"
+               else "kept (duplicates='keep')"),
+        _Check("missing customer ids", "customer_id IS NULL", True, ex(q("c_raw")), "dropped"),
+        _Check("missing dates",
+               f"d_raw IS NULL OR trim(CAST(d_raw AS VARCHAR), {_WS}) = ''", True,
+               ex("'customer ' || " + v("customer_id"), "'date ' || " + q("d_raw")), "dropped"),
+        _Check("unparseable dates", "date IS NULL", True, ex(q("d_raw")),
+               "dropped" + ("" if date_format else "; pass date_format= if these are valid")),
+        _Check("missing or non-numeric amounts",
+               "amount IS NULL OR NOT isfinite(amount)", True, ex(q("a_raw")), "dropped"),
+        _Check("mixed time zones", "aware_" if plan.mixed else "false", False,
+               ex(q("d_raw"), "'UTC offset ' || coalesce(CAST(offset_ AS VARCHAR), '?') || ' min'"),
+               plan.tz_action),
+        _Check("dates after observation end", cut_sql or "false", True,
+               ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date")),
+               f"dropped (after {obs_end})" if obs_end is not None
+               else "none: no observation_end given"),
+        _Check("cancelled orders", "cancelled_", False,
+               ex("'customer ' || " + v("customer_id"),
+                  ("'order ' || " + v("order_id")) if order is not None else "''",
+                  "'amount ' || " + v("amount")),
+               "none: cancelled= not given"),
+        _Check("zero amounts", "amount = 0", zero_amounts == "drop",
+               ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date")),
+               "dropped" if zero_amounts == "drop" else
+               "kept as purchases of zero value (zero_amounts='drop' removes them)"),
+        _Check("negative amounts (returns)", "amount < 0", False,
+               ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date"),
+                  "'amount ' || " + v("amount")), ""),
+    ]
+    alive = "true"
+    for chk in checks:
+        chk.alive = alive
+        if chk.name == "cancelled orders":
+            alive = f"{alive} AND NOT (cancelled_ AND amount >= 0)"
+        elif chk.drops:
+            alive = f"{alive} AND NOT coalesce({chk.flag}, false)"
+    kept_pred = alive
+    counts = s.sql(
+        "SELECT "
+        + ", ".join(
+            f"count(*) FILTER (WHERE ({c.alive}) AND coalesce({c.flag}, false))" for c in checks
+        )
+        + f" FROM {norm_t}"
+    ).fetchone()
+    examples: list[str] = []
+    for chk, n in zip(checks, counts, strict=True):
+        if n:
+            rows = s.sql(
+                f"SELECT {chk.example} FROM {norm_t} WHERE ({chk.alive}) AND "
+                f"coalesce({chk.flag}, false) ORDER BY row_ LIMIT {_N_EXAMPLES}"
+            ).fetchall()
+            examples.append("; ".join(_clip(r[0]) for r in rows))
+        else:
+            examples.append("")
+
+    # cancelled: split by sign for the action text
+    idx_cancel = [c.name for c in checks].index("cancelled orders")
+    if cancelled is not None:
+        n_c_pos, n_c_neg = s.sql(
+            f"SELECT count(*) FILTER (WHERE amount >= 0), count(*) FILTER (WHERE amount < 0) "
+            f"FROM {norm_t} WHERE ({checks[idx_cancel].alive}) AND cancelled_"
+        ).fetchone()
+        how = (f"order ids starting with {cancel_prefix!r}" if cancel_prefix is not None
+               else f"rows where {cancelled} is true")
+        checks[idx_cancel].action = (
+            f"{how}: {n_c_pos:,} rows with amount >= 0 dropped (not purchases); "
+            f"{n_c_neg:,} rows with negative amounts handled as returns"
+        )
+
+    # ---- returns ---------------------------------------------------------------------------
+    idx_neg = len(checks) - 1
+    n_neg = counts[idx_neg]
+    attr_out = [f"attr_{i}" for i in range(len(attrs))]
+    out_cols = ["customer_id", "date", "amount"] + (["order_id"] if order is not None else [])
+    sel = ", ".join(out_cols + attr_out)
+    clean = s.name("clean")
+    s.create("TABLE", clean, f"SELECT row_, cancelled_, {sel} FROM {norm_t} WHERE {kept_pred}")
+    clean_t = _ident(clean)
+    netting_removed = 0
+    if n_neg and returns == "error":
+        raise DataValidationError(
+            f"{n_neg:,} rows have negative amounts (returns) and returns='error'; e.g. "
+            f"{examples[idx_neg]}. Use returns='net' to net them against purchases or "
+            "returns='drop' to drop them"
+        )
+    if returns == "drop" or n_neg == 0:
+        checks[idx_neg].action = "dropped" if returns == "drop" else "none"
+        final_sql = f"SELECT row_, {sel} FROM {clean_t} WHERE amount >= 0"
+    else:
+        final_sql, action, netting_removed = _net_returns(
+            s, clean_t, sel, has_order=order is not None, prefix=cancel_prefix
+        )
+        checks[idx_neg].action = action
+
+    out = s.sql(f"SELECT {sel} FROM ({final_sql}) ORDER BY row_").df()
+    out = out.rename(columns={f"attr_{i}": n for i, (n, _) in enumerate(attrs)})
+    n_out = len(out)
+
+    check_rows = [
+        {"check": "missing columns", "rows_affected": 0, "examples": "",
+         "action": "none: all columns found"}
+    ] + [
+        {"check": c.name, "rows_affected": int(n), "examples": e, "action": c.action}
+        for c, n, e in zip(checks, counts, examples, strict=True)
+    ]
+    mapping = {"customer_id": cust.given, "date": date.given, "amount": amount.given}
+    if order is not None:
+        mapping["order_id"] = order.given
+    for n, e in attrs:
+        assert e is not None
+        mapping[n] = e.given
+    notes = list(plan.notes)
+    if netting_removed:
+        notes.append(f"{netting_removed:,} fully returned purchase lines removed by netting")
+    if n_out == 0:
+        found = [f"{r['check']}: {r['rows_affected']:,} rows" for r in check_rows[1:]
+                 if r["rows_affected"]]
+        first = next((r for r in check_rows[1:] if r["rows_affected"]), None)
+        raise DataValidationError(
+            f"no valid transactions left after cleaning {src.description} ({n_in:,} rows in"
+            + (f"; {', '.join(found)}" if found else "")
+            + (f"; e.g. {first['examples']}" if first and first["examples"] else "")
+            + "). Check the column arguments, date_format and observation_end"
+        )
+    out = _finish_types(out, c_kind)
+    lo, hi = out["date"].min(), out["date"].max()
+    notes.append(f"dates from {lo} to {hi}; {out['customer_id'].nunique():,} customers")
+    quality = DataQuality(
+        checks=pd.DataFrame(check_rows, columns=["check", "rows_affected", "examples", "action"]),
+        n_rows_in=int(n_in), n_rows_out=int(n_out), source=src.description, columns=mapping,
+        notes=notes,
+    )
+    return out, quality
+
+
+def _finish_types(out: pd.DataFrame, c_kind: str) -> pd.DataFrame:
+    if c_kind == "int":
+        out["customer_id"] = out["customer_id"].astype("int64")
+    else:
+        out["customer_id"] = out["customer_id"].astype("str")
+    out["amount"] = out["amount"].astype("float64")
+    if not pd.api.types.is_datetime64_dtype(out["date"]):  # pragma: no cover - DuckDB types it
+        out["date"] = pd.to_datetime(out["date"])
+    return out
+
+
+def _net_returns(
+    s: _Session, clean_t: str, sel: str, *, has_order: bool, prefix: str | None
+) -> tuple[str, str, int]:
+    """Net negative rows against purchases; return (final SQL, action text, lines removed)."""
+    def unit_key(alias: str) -> str:
+        date_key = f"'d:' || CAST({alias}date AS VARCHAR)"
+        if has_order:
+            return f"coalesce('o:' || CAST({alias}order_id AS VARCHAR), {date_key})"
+        return date_key
+
+    ukey = unit_key("")
+    if has_order:
+        order_txt = "CAST(order_id AS VARCHAR)"
+        if prefix is not None:
+            order_txt = (
+                f"CASE WHEN cancelled_ THEN substr({order_txt}, {len(prefix) + 1}) "
+                f"ELSE {order_txt} END"
+            )
+        mkey = f"'o:' || {order_txt}"
+    else:
+        mkey = "NULL"
+    units, targets = s.name("units"), s.name("targets")
+    s.create(
+        "TABLE", units,
+        f"SELECT customer_id, {ukey} AS ukey, min(date) AS udate, sum(amount) AS p "
+        f"FROM {clean_t} WHERE amount > 0 GROUP BY ALL",
+    )
+    u = _ident(units)
+    # One target purchase per return: same order, else the latest purchase at or before it.
+    s.create(
+        "TABLE", targets,
+        f"""
+        WITH r AS (
+            SELECT row_, customer_id, date, -amount AS r, {mkey} AS mkey
+            FROM {clean_t} WHERE amount < 0
+        ),
+        by_order AS (
+            SELECT r.row_, u.ukey FROM r JOIN {u} u
+            ON r.customer_id = u.customer_id AND r.mkey = u.ukey
+        ),
+        last_day AS (
+            SELECT r.row_, r.customer_id, d.udate FROM r
+            ASOF JOIN (SELECT DISTINCT customer_id, udate FROM {u}) d
+            ON r.customer_id = d.customer_id AND r.date >= d.udate
+        ),
+        by_date AS (
+            SELECT l.row_, max(u.ukey) AS ukey FROM last_day l JOIN {u} u
+            ON l.customer_id = u.customer_id AND l.udate = u.udate GROUP BY l.row_
+        )
+        SELECT r.row_, r.customer_id, r.r, coalesce(o.ukey, d.ukey) AS tkey,
+               CASE WHEN o.ukey IS NOT NULL THEN 'order' WHEN d.ukey IS NOT NULL THEN 'date'
+                    ELSE 'none' END AS how
+        FROM r LEFT JOIN by_order o ON r.row_ = o.row_ LEFT JOIN by_date d ON r.row_ = d.row_
+        """,
+    )
+    t = _ident(targets)
+    alloc = (
+        f"SELECT a.customer_id, a.tkey, a.r, u.p FROM (SELECT customer_id, tkey, sum(r) AS r "
+        f"FROM {t} WHERE tkey IS NOT NULL GROUP BY ALL) a JOIN {u} u "
+        f"ON a.customer_id = u.customer_id AND a.tkey = u.ukey"
+    )
+    stats = s.sql(
+        f"SELECT count(*), coalesce(sum(r), 0), count(*) FILTER (WHERE how = 'order'), "
+        f"count(*) FILTER (WHERE how = 'date'), count(*) FILTER (WHERE how = 'none'), "
+        f"coalesce(sum(r) FILTER (WHERE how = 'none'), 0) FROM {t}"
+    ).fetchone()
+    n_ret, total, n_order, n_date, n_none, v_none = stats
+    n_units, excess, n_full = s.sql(
+        f"SELECT count(*), coalesce(sum(greatest(r - p, 0)), 0), count(*) FILTER (WHERE r >= p) "
+        f"FROM ({alloc})"
+    ).fetchone()
+    netted = (
+        "SELECT c.row_, c.customer_id, c.date, "
+        "CASE WHEN c.amount > 0 AND al.r IS NOT NULL THEN "
+        "CASE WHEN al.r >= al.p THEN 0.0 ELSE c.amount * ((al.p - al.r) / al.p) END "
+        "ELSE c.amount END AS amount, c.amount AS amount_before"
+        + "".join(
+            f", c.{col}" for col in sel.split(", ") if col not in ("customer_id", "date", "amount")
+        )
+        + f" FROM {clean_t} c LEFT JOIN ({alloc}) al "
+        f"ON c.amount > 0 AND c.customer_id = al.customer_id AND {unit_key('c.')} = al.tkey "
+        f"WHERE c.amount >= 0"
+    )
+    final_sql = f"SELECT * FROM ({netted}) WHERE NOT (amount_before > 0 AND amount <= 0)"
+    removed = s.sql(
+        f"SELECT count(*) FROM ({netted}) WHERE amount_before > 0 AND amount <= 0"
+    ).fetchone()[0]
+    action = (
+        f"net: {n_ret:,} returns worth {total:,.2f} netted against {n_units:,} purchases "
+        f"({n_order:,} by order id, {n_date:,} by the latest earlier purchase); "
+        f"{n_full:,} purchases fully returned ({removed:,} lines removed); "
+        f"{n_none:,} returns without an earlier purchase ({v_none:,.2f}) and excess returns "
+        f"of {excess:,.2f} dropped"
+    )
+    return final_sql, action, int(removed)
