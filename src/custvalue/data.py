@@ -1018,11 +1018,6 @@ def _load(
     if o_sql is not None:
         norm_cols.append(f"{o_sql} AS order_id")
     norm_cols += [f"attr_{i}" for i in range(len(attrs))]
-    norm = s.name("norm")
-    s.create("TABLE", norm, f"SELECT *, {x_sql} AS cancelled_ FROM (SELECT {', '.join(norm_cols)} FROM ({inner}))")
-    norm_t = _ident(norm)
-    n_in = s.sql(f"SELECT count(*) FROM {norm_t}").fetchone()[0]
-
     # ---- checks ----------------------------------------------------------------------------
     def ex(*parts: str) -> str:
         return "'row ' || row_ || ': ' || " + " || ', ' || ".join(parts)
@@ -1043,11 +1038,12 @@ def _load(
         _Check("exact duplicate rows", "dup_ > 1", duplicates == "drop",
                ex("'duplicate of an earlier row: customer ' || " + q("c_raw"),
                   "'date ' || " + q("d_raw"), "'amount ' || " + q("a_raw")),
-               "dropped (first occurrence kept)" if duplicates == "drop"
+               "dropped (first occurrence kept; duplicates='keep' keeps them)" if duplicates == "drop"
                else "kept (duplicates='keep')"),
         _Check("missing customer ids", "customer_id IS NULL", True, ex(q("c_raw")), "dropped"),
         _Check("missing dates",
-               f"d_raw IS NULL OR trim(CAST(d_raw AS VARCHAR), {_WS}) = ''", True,
+               f"d_raw IS NULL OR trim(CAST(d_raw AS VARCHAR), {_WS}) = ''"
+               if _base_type(date.type) == "VARCHAR" else "d_raw IS NULL", True,
                ex("'customer ' || " + v("customer_id"), "'date ' || " + q("d_raw")), "dropped"),
         _Check("unparseable dates", "date IS NULL", True, ex(q("d_raw")),
                "dropped" + ("" if date_format else "; pass date_format= if these are valid")),
@@ -1073,27 +1069,41 @@ def _load(
                ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date"),
                   "'amount ' || " + v("amount")), ""),
     ]
-    alive = "true"
-    for chk in checks:
-        chk.alive = alive
+    # Each row's flags are computed once; drop_at_ is the first check that drops the row.
+    drop_cases = []
+    for k, chk in enumerate(checks):
+        chk.alive = f"drop_at_ >= {k}"
         if chk.name == "cancelled orders":
-            alive = f"{alive} AND NOT (cancelled_ AND amount >= 0)"
+            drop_cases.append(f"WHEN f{k}_ AND amount >= 0 THEN {k}")
         elif chk.drops:
-            alive = f"{alive} AND NOT coalesce({chk.flag}, false)"
-    kept_pred = alive
-    counts = s.sql(
-        "SELECT "
+            drop_cases.append(f"WHEN f{k}_ THEN {k}")
+    flags = ", ".join(f"coalesce({c.flag}, false) AS f{k}_" for k, c in enumerate(checks))
+    n_checks = len(checks)
+    norm = s.name("norm")
+    s.create(
+        "TABLE", norm,
+        f"SELECT *, CASE {' '.join(drop_cases)} ELSE {n_checks} END AS drop_at_ FROM ("
+        f"SELECT *, {flags} FROM (SELECT *, {x_sql} AS cancelled_ FROM ("
+        f"SELECT {', '.join(norm_cols)} FROM ({inner}))))",
+    )
+    norm_t = _ident(norm)
+    kept_pred = f"drop_at_ = {n_checks}"
+    row = s.sql(
+        "SELECT count(*), "
         + ", ".join(
-            f"count(*) FILTER (WHERE ({c.alive}) AND coalesce({c.flag}, false))" for c in checks
+            f"count(*) FILTER (WHERE f{k}_ AND drop_at_ >= {k})" for k in range(n_checks)
         )
         + f" FROM {norm_t}"
     ).fetchone()
+    n_in, counts = row[0], row[1:]
+    for k, chk in enumerate(checks):
+        chk.flag = f"f{k}_"
     examples: list[str] = []
     for chk, n in zip(checks, counts, strict=True):
         if n:
             rows = s.sql(
-                f"SELECT {chk.example} FROM {norm_t} WHERE ({chk.alive}) AND "
-                f"coalesce({chk.flag}, false) ORDER BY row_ LIMIT {_N_EXAMPLES}"
+                f"SELECT {chk.example} FROM {norm_t} WHERE {chk.alive} AND {chk.flag} "
+                f"ORDER BY row_ LIMIT {_N_EXAMPLES}"
             ).fetchall()
             examples.append("; ".join(_clip(r[0]) for r in rows))
         else:
@@ -1104,7 +1114,7 @@ def _load(
     if cancelled is not None:
         n_c_pos, n_c_neg = s.sql(
             f"SELECT count(*) FILTER (WHERE amount >= 0), count(*) FILTER (WHERE amount < 0) "
-            f"FROM {norm_t} WHERE ({checks[idx_cancel].alive}) AND cancelled_"
+            f"FROM {norm_t} WHERE {checks[idx_cancel].alive} AND cancelled_"
         ).fetchone()
         how = (f"order ids starting with {cancel_prefix!r}" if cancel_prefix is not None
                else f"rows where {cancelled} is true")
@@ -1146,7 +1156,8 @@ def _load(
         {"check": "missing columns", "rows_affected": 0, "examples": "",
          "action": "none: all columns found"}
     ] + [
-        {"check": c.name, "rows_affected": int(n), "examples": e, "action": c.action}
+        {"check": c.name, "rows_affected": int(n), "examples": e,
+         "action": c.action if n or c.action.startswith("none") else "none"}
         for c, n, e in zip(checks, counts, examples, strict=True)
     ]
     mapping = {"customer_id": cust.given, "date": date.given, "amount": amount.given}
