@@ -1026,7 +1026,7 @@ def _load(
         return f"coalesce('''' || CAST({col} AS VARCHAR) || '''', 'NULL')"
 
     def v(col: str) -> str:  # a typed value (id, number, timestamp) for examples
-        return f"coalesce(CAST({col} AS VARCHAR), 'NULL')"
+        return f"coalesce(regexp_replace(CAST({col} AS VARCHAR), ' 00:00:00$', ''), 'NULL')"
 
     cut_sql = None
     if obs_end is not None:
@@ -1036,9 +1036,9 @@ def _load(
         cut_sql = f"date {op} TIMESTAMP '{cut.isoformat(sep=' ')}'"
     checks = [
         _Check("exact duplicate rows", "dup_ > 1", duplicates == "drop",
-               ex("'duplicate of an earlier row: customer ' || " + q("c_raw"),
-                  "'date ' || " + q("d_raw"), "'amount ' || " + q("a_raw")),
-               "dropped (first occurrence kept; duplicates='keep' keeps them)" if duplicates == "drop"
+               ex("'customer ' || " + q("c_raw"), "'date ' || " + q("d_raw"),
+                  "'amount ' || " + q("a_raw")),
+               "dropped: equal to an earlier row in every column (first kept; duplicates='keep' keeps them)" if duplicates == "drop"
                else "kept (duplicates='keep')"),
         _Check("missing customer ids", "customer_id IS NULL", True, ex(q("c_raw")), "dropped"),
         _Check("missing dates",
@@ -1181,7 +1181,12 @@ def _load(
         )
     out = _finish_types(out, c_kind)
     lo, hi = out["date"].min(), out["date"].max()
-    notes.append(f"dates from {lo} to {hi}; {out['customer_id'].nunique():,} customers")
+    def day(ts: pd.Timestamp) -> str:
+        return str(ts.date()) if ts == ts.normalize() else str(ts)
+
+    notes.append(
+        f"dates from {day(lo)} to {day(hi)}; {out['customer_id'].nunique():,} customers"
+    )
     quality = DataQuality(
         checks=pd.DataFrame(check_rows, columns=["check", "rows_affected", "examples", "action"]),
         n_rows_in=int(n_in), n_rows_out=int(n_out), source=src.description, columns=mapping,

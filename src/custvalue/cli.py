@@ -1,0 +1,372 @@
+"""The ``custvalue`` command line.
+
+Commands
+--------
+``custvalue validate --data PATH``
+    Load a transaction file through :func:`custvalue.data.load_transactions` and print the
+    data-quality report.
+``custvalue summarize --data PATH --freq W --out summary.parquet``
+    Validate, summarise per customer (:func:`custvalue.summary.rfm_summary`) and write the
+    summary as Parquet or CSV.
+``custvalue demo``
+    The main job of ``make demo``: CDNOW master -> validation -> weekly summary, printed and
+    written to ``reports/demo/``.
+
+Errors
+------
+Bad input or bad arguments end the command with exactly one line on stderr (``error: ...``,
+saying what is wrong and where) and exit code 2 -- no traceback, and no output file left behind:
+outputs are written to a temporary file in the target directory and renamed into place only
+when complete. :class:`~custvalue.errors.CustvalueError`, ``OSError`` (missing or unreadable
+files, unwritable outputs), DuckDB errors and click's usage errors are all reported this way.
+
+Adding commands
+---------------
+Commands from later modules are registered at the bottom of this file with
+``main.add_command(command)``; a command may raise ``CustvalueError`` for bad input and the
+group turns it into the one-line error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import CustvalueError, ParameterError
+
+__all__ = ["main"]
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_BUNDLED = {
+    "cdnow-master": "master",
+    "cdnow_master": "master",
+    "cdnow": "master",
+    "cdnow-sample": "sample",
+    "cdnow_sample": "sample",
+}
+_OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+def _one_line(text: str, limit: int = 600) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _error_text(exc: BaseException) -> str:
+    """The one-line message for an exception the CLI reports instead of a traceback."""
+    import duckdb
+
+    if isinstance(exc, click.UsageError):
+        where = f"{exc.ctx.command_path}: " if exc.ctx is not None else ""
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        return f"{where}{exc.format_message()}{hint}"
+    if isinstance(exc, click.ClickException):
+        return exc.format_message()
+    if isinstance(exc, OSError):
+        if exc.filename is not None and exc.strerror:
+            return f"{exc.strerror}: {os.fspath(exc.filename)!r}"
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, duckdb.Error):
+        return f"DuckDB could not process the data: {str(exc).strip().splitlines()[0]}"
+    return str(exc) or type(exc).__name__
+
+
+class CustvalueGroup(click.Group):
+    """A click group whose commands fail with one line on stderr and exit code 2."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        import duckdb
+
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except (click.ClickException, CustvalueError, OSError, duckdb.Error) as exc:
+            click.echo(f"error: {_one_line(_error_text(exc))}", err=True)
+            sys.exit(2)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# ------------------------------------------------------------------------------------------------
+# shared pieces
+# ------------------------------------------------------------------------------------------------
+
+
+def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every command that reads transactions shares (load_transactions' arguments)."""
+    options = [
+        click.option(
+            "--data", "data", required=True, metavar="PATH",
+            help="Transactions: CSV or Parquet file, glob ('exports/*.parquet') or directory; "
+            "or 'cdnow-master' / 'cdnow-sample' for the bundled CDNOW data.",
+        ),
+        click.option("--customer-col", default="customer_id", show_default=True,
+                     help="Customer id column or SQL expression."),
+        click.option("--date-col", default="date", show_default=True,
+                     help="Transaction date column or SQL expression."),
+        click.option("--amount-col", default="amount", show_default=True,
+                     help="Amount column or SQL expression, e.g. 'Quantity * UnitPrice'."),
+        click.option("--order-col", default=None, help="Order / invoice id column (optional)."),
+        click.option("--attribute", "attributes", multiple=True, metavar="NAME[=EXPR]",
+                     help="Attribute column to carry per customer (repeatable)."),
+        click.option("--returns", type=click.Choice(["net", "drop", "error"]), default="net",
+                     show_default=True, help="What to do with negative amounts."),
+        click.option("--cancelled", default=None,
+                     help="How cancelled orders are marked: boolean column/expression, or an "
+                     "order-id prefix such as 'C' (with --order-col)."),
+        click.option("--date-format", default=None,
+                     help="strptime format of text dates, e.g. '%d/%m/%Y %H:%M'."),
+        click.option("--timezone", default=None,
+                     help="Zone that time-zone-aware dates are converted to (default UTC)."),
+        click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load(
+    data: str,
+    *,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    order_col: str | None,
+    attributes: Sequence[str],
+    returns: str,
+    cancelled: str | None,
+    date_format: str | None,
+    timezone: str | None,
+    delimiter: str | None,
+    observation_end: str | None = None,
+) -> tuple[Any, Any]:
+    from .data import load_transactions
+
+    source: Any = data
+    key = data.strip().lower()
+    if key in _BUNDLED and not os.path.exists(data):
+        from .datasets import load_cdnow
+
+        source = load_cdnow(_BUNDLED[key])
+    read_options = {"delim": delimiter} if delimiter else None
+    return load_transactions(
+        source,
+        customer_col=customer_col,
+        date_col=date_col,
+        amount_col=amount_col,
+        order_col=order_col,
+        attributes=list(attributes),
+        returns=returns,
+        cancelled=cancelled,
+        observation_end=observation_end,
+        date_format=date_format,
+        timezone=timezone,
+        read_options=read_options,
+    )
+
+
+def _output_format(out: str) -> str:
+    suffix = Path(out).suffix.lower()
+    if suffix not in _OUT_FORMATS:
+        raise ParameterError(
+            f"--out {out!r}: unknown output format {suffix or '(no extension)'!r}; "
+            "use a path ending in .parquet or .csv"
+        )
+    return _OUT_FORMATS[suffix]
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Reserve ``path`` for writing: yield a temporary file next to it, rename on success.
+
+    The temporary file is created at once, so an unwritable or missing directory fails before
+    any expensive work; on any error the temporary file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : path-like
+        Final location. Its directory must exist.
+
+    Yields
+    ------
+    str
+        Path of the temporary file to write (in the same directory, so the rename is atomic).
+    """
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    if target.exists() and target.is_dir():
+        raise IsADirectoryError(21, "output path is a directory", str(target))
+    if not parent.exists():
+        raise FileNotFoundError(2, "output directory does not exist", str(parent))
+    if not parent.is_dir():
+        raise NotADirectoryError(20, "output directory is not a directory", str(parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    try:
+        yield tmp
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _write_frame(df: Any, tmp: str, fmt: str) -> None:
+    df = df.copy()
+    df.attrs = {k: str(v) for k, v in df.attrs.items()}  # JSON-safe Parquet metadata
+    if fmt == "parquet":
+        df.to_parquet(tmp)
+    else:
+        df.to_csv(tmp)
+
+
+def _summary_statistics(summary: Any) -> str:
+    """Plain-text statistics of an RFM summary (customers, repeat buyers, distributions)."""
+    n = len(summary)
+    repeat = int((summary["frequency"] > 0).sum())
+    unit = summary.attrs.get("freq", "?")
+    lines = [
+        f"customers: {n:,}; repeat buyers: {repeat:,} ({repeat / n:.1%}); "
+        f"time unit: {unit}; observation end: {summary.attrs.get('observation_end', '?')}",
+        f"first purchases from {summary['first_purchase'].min()} to "
+        f"{summary['first_purchase'].max()}; total spend {summary['total_spend'].sum():,.2f}",
+        "",
+    ]
+    cols = [c for c in ("frequency", "recency", "T", "monetary_value", "n_orders", "total_spend")
+            if c in summary.columns]
+    stats = summary[cols].describe(percentiles=[0.25, 0.5, 0.75, 0.9]).T
+    stats["count"] = stats["count"].astype(int)
+    lines.append(stats.to_string(float_format=lambda v: f"{v:,.2f}"))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# commands
+# ------------------------------------------------------------------------------------------------
+
+
+@click.group(cls=CustvalueGroup, context_settings=_CONTEXT)
+@click.version_option(__version__, prog_name="custvalue")
+def main() -> None:
+    """custvalue: validated transactions, customer summaries, lifetime models and reports.
+
+    Bad input ends a command with one line on stderr and exit code 2.
+    """
+
+
+@main.command(context_settings=_CONTEXT)
+@_data_options
+@click.option("--observation-end", default=None, metavar="DATE",
+              help="Drop transactions after this date (a date means the whole day).")
+@click.option("--fail-on-problems", is_flag=True,
+              help="Exit with code 1 when any check finds something (for pipelines).")
+def validate(observation_end: str | None, fail_on_problems: bool, **kwargs: Any) -> int:
+    """Validate a transaction file and print the data-quality report."""
+    _, quality = _load(observation_end=observation_end, **kwargs)
+    click.echo(str(quality))
+    return 1 if fail_on_problems and not quality.ok else 0
+
+
+@main.command(context_settings=_CONTEXT)
+@_data_options
+@click.option("--freq", default="D", show_default=True,
+              help="Time unit: D (day), W (week), M (month), Q (quarter) or Y (year).")
+@click.option("--observation-end", default=None, metavar="DATE",
+              help="End of the observation period (default: the last transaction).")
+@click.option("--out", "out", required=True, metavar="PATH",
+              help="Output file: .parquet or .csv (written atomically).")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the data-quality report.")
+def summarize(
+    freq: str, observation_end: str | None, out: str, quiet: bool, **kwargs: Any
+) -> None:
+    """Validate transactions and write one row per customer (frequency, recency, T, ...)."""
+    from ._time import normalize_unit
+
+    unit = normalize_unit(freq)  # bad arguments fail before any work
+    fmt = _output_format(out)
+    with atomic_output(out) as tmp:
+        tx, quality = _load(observation_end=observation_end, **kwargs)
+        from .summary import rfm_summary
+
+        attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
+        summary = rfm_summary(
+            tx, freq=unit, observation_end=observation_end, attributes=attributes or None
+        )
+        _write_frame(summary, tmp, fmt)
+    if not quiet:
+        click.echo(str(quality))
+        click.echo("")
+    click.echo(f"wrote {len(summary):,} customers ({unit}) to {os.path.abspath(out)}")
+
+
+@main.command(context_settings=_CONTEXT)
+@click.option("--out-dir", default=os.path.join("reports", "demo"), show_default=True,
+              type=click.Path(file_okay=False), help="Where the outputs go (created).")
+@click.option("--freq", default="W", show_default=True, help="Time unit of the summary.")
+def demo(out_dir: str, freq: str) -> None:
+    """CDNOW master: validate, summarise weekly, print the results and where they are."""
+    from ._time import normalize_unit
+    from .data import load_transactions
+    from .datasets import load_cdnow
+    from .summary import rfm_summary
+
+    unit = normalize_unit(freq)
+    os.makedirs(out_dir, exist_ok=True)
+    summary_path = os.path.join(out_dir, "cdnow_summary.parquet")
+    text_path = os.path.join(out_dir, "data_quality.txt")
+    html_path = os.path.join(out_dir, "data_quality.html")
+    with atomic_output(summary_path) as tmp:
+        raw = load_cdnow("master")
+        tx, quality = load_transactions(raw)
+        summary = rfm_summary(tx, freq=unit)
+        _write_frame(summary, tmp, "parquet")
+    with atomic_output(text_path) as tmp:
+        Path(tmp).write_text(str(quality) + "\n", encoding="utf-8")
+    with atomic_output(html_path) as tmp:
+        Path(tmp).write_text(
+            "<!doctype html><meta charset='utf-8'><title>CDNOW data quality</title>\n"
+            + quality._repr_html_() + "\n", encoding="utf-8",
+        )
+    click.echo("CDNOW master (lifetimes' copy of the Fader, Hardie & Lee 2005 data)")
+    click.echo("")
+    click.echo(str(quality))
+    click.echo("")
+    click.echo(f"Customer summary ({unit}):")
+    click.echo(_summary_statistics(summary))
+    click.echo("")
+    click.echo("outputs:")
+    click.echo(f"  summary:      {os.path.abspath(summary_path)}")
+    click.echo(f"  data quality: {os.path.abspath(text_path)}")
+    click.echo(f"                {os.path.abspath(html_path)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# commands from other modules: main.add_command(...) below
+# ------------------------------------------------------------------------------------------------
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
