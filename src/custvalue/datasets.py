@@ -1,0 +1,1152 @@
+"""Bundled datasets and a transaction simulator with known truth.
+
+Real data
+    :func:`load_cdnow` returns the CDNOW transaction logs and :func:`load_donations` the BG/BB
+    donations summary, both read from the files that the ``lifetimes`` package ships.
+
+Simulated data
+    :func:`simulate` draws customers from the probability models the package fits -- BG/NBD
+    (Fader, Hardie & Lee 2005) or Pareto/NBD (Schmittlein, Morrison & Colombo 1987) purchasing
+    with Gamma-Gamma spend (Fader, Hardie & Lee 2005b), or shifted-beta-geometric subscriptions
+    (Fader & Hardie 2007) -- and adds what real customer bases have: regions, acquisition
+    channels with costs, product categories, a loyalty programme with self-selection, a
+    randomised win-back campaign. Everything the estimators should recover is returned in
+    :attr:`Simulation.truth`.
+
+Every array is drawn in one vectorised pass (per-transaction arrays are built with
+``np.repeat`` and grouped cumulative sums, never a loop over customers): one million customers
+take a few seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ._time import DAYS_PER_UNIT, normalize_unit
+from .errors import DataValidationError, ParameterError
+
+__all__ = [
+    "DEFAULT_BGNBD_PARAMS",
+    "DEFAULT_CHANNELS",
+    "DEFAULT_PARETO_NBD_PARAMS",
+    "DEFAULT_SPEND_PARAMS",
+    "DEFAULT_SUBSCRIPTION",
+    "Simulation",
+    "load_cdnow",
+    "load_donations",
+    "simulate",
+]
+
+# --------------------------------------------------------------------------------------------
+# Defaults (daily units). Sources are the published CDNOW estimates, converted from weeks.
+# --------------------------------------------------------------------------------------------
+
+#: BG/NBD on CDNOW (Fader, Hardie & Lee 2005, Table/Section 5: r=0.243, alpha=4.414 weeks,
+#: a=0.793, b=2.426), with alpha converted to days (x 7).
+DEFAULT_BGNBD_PARAMS: dict[str, float] = {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426}
+
+#: Pareto/NBD on CDNOW (Fader, Hardie & Lee 2005: r=0.55, alpha=10.58, s=0.61, beta=11.67 weeks),
+#: alpha and beta converted to days (x 7).
+DEFAULT_PARETO_NBD_PARAMS: dict[str, float] = {
+    "r": 0.553,
+    "alpha": 10.58 * 7,
+    "s": 0.606,
+    "beta": 11.67 * 7,
+}
+
+#: Gamma-Gamma spend on CDNOW (Fader, Hardie & Lee 2005b: p=6.25, q=3.74, gamma=15.44 dollars).
+DEFAULT_SPEND_PARAMS: dict[str, float] = {"p": 6.25, "q": 3.74, "gamma": 15.44}
+
+#: Acquisition channels: share of new customers, acquisition cost per customer (currency units)
+#: and ``tilt``, how strongly the channel attracts customers with a high purchase rate (see
+#: :func:`simulate`; 0 means no relation, positive means better-than-average buyers).
+DEFAULT_CHANNELS: dict[str, dict[str, float]] = {
+    "organic": {"share": 0.35, "cost": 0.0, "tilt": 0.3},
+    "paid_search": {"share": 0.30, "cost": 25.0, "tilt": 0.0},
+    "social": {"share": 0.20, "cost": 15.0, "tilt": -0.4},
+    "referral": {"share": 0.15, "cost": 10.0, "tilt": 0.5},
+}
+
+DEFAULT_REGIONS: dict[str, float] = {"North": 0.30, "South": 0.25, "East": 0.25, "West": 0.20}
+
+DEFAULT_CATEGORIES: dict[str, float] = {
+    "books": 0.30,
+    "music": 0.25,
+    "electronics": 0.20,
+    "home": 0.15,
+    "toys": 0.10,
+}
+
+#: Subscription mode: sBG churn heterogeneity per monthly period (alpha, beta as in the
+#: "high end" segment of Fader & Hardie 2007) and plans with share and monthly price.
+DEFAULT_SUBSCRIPTION: dict[str, Any] = {
+    "alpha": 0.668,
+    "beta": 3.806,
+    "plans": {
+        "basic": {"share": 0.6, "price": 9.99},
+        "standard": {"share": 0.3, "price": 14.99},
+        "premium": {"share": 0.1, "price": 24.99},
+    },
+}
+
+_DEFAULT_LOYALTY: dict[str, Any] = {"join_rate": 0.002, "selection": 1.0, "effect": 1.3, "launch": None}
+_DEFAULT_WINBACK: dict[str, Any] = {
+    "send_date": None,
+    "lapsed_days": 120,
+    "response_days": 30,
+    "treatment_share": 0.5,
+    "effect": 0.10,
+}
+_FAVOURITE_CATEGORY_PROB = 0.6
+_MIN_RATE = 1e-300
+
+
+# --------------------------------------------------------------------------------------------
+# Bundled data
+# --------------------------------------------------------------------------------------------
+
+
+def _lifetimes_file(name: str) -> Path:
+    """Path of a data file shipped in ``lifetimes/datasets``.
+
+    The package directory is found with :func:`importlib.util.find_spec` (which does not import
+    lifetimes and its autograd stack, ~2 s); if the file is not a plain file there (zipped
+    install), :mod:`importlib.resources` is asked instead.
+    """
+    try:
+        spec = importlib.util.find_spec("lifetimes")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise ModuleNotFoundError(
+            f"custvalue reads {name} from the 'lifetimes' package, which is not installed: "
+            "run `pip install lifetimes` (it is a custvalue dependency, so `pip install -e .` "
+            "in the repository installs it too)"
+        )
+    for location in spec.submodule_search_locations or ():
+        candidate = Path(location) / "datasets" / name
+        if candidate.is_file():
+            return candidate
+    resource = resources.files("lifetimes.datasets") / name
+    if resource.is_file():
+        # as_file keeps a real path for the lifetime of the interpreter for zipped installs
+        with resources.as_file(resource) as path:
+            return Path(path)
+    raise ModuleNotFoundError(
+        f"the installed lifetimes package has no datasets/{name}: reinstall it with "
+        "`pip install --force-reinstall lifetimes==0.11.3`"
+    )
+
+
+def load_cdnow(kind: str = "master") -> pd.DataFrame:
+    """Load the CDNOW transaction log as canonical transactions.
+
+    CDNOW is the music retailer data set used throughout the buy-till-you-die literature
+    (Fader, Hardie & Lee 2005): the 23,570 customers who made their first purchase in the first
+    quarter of 1997, followed until the end of June 1998. ``"sample"`` is the 1/10th systematic
+    sample (2,357 customers) used in the papers' worked examples.
+
+    Parameters
+    ----------
+    kind : {"master", "sample"}
+        ``"master"``: all 69,659 transaction lines of 23,570 customers. ``"sample"``: 6,919 lines
+        of 2,357 customers; ``customer_id`` is then the sample's own id (1..2357, the ``ID`` of
+        lifetimes' ``cdnow_customers_summary.csv``) and ``master_customer_id`` the id in the
+        master file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``customer_id`` (int64), ``date`` (datetime64[ns], day precision), ``amount``
+        (float64, US dollars), ``quantity`` (int64, number of CDs) -- plus
+        ``master_customer_id`` for the sample -- one row per transaction line, sorted by
+        customer and date.
+
+    Raises
+    ------
+    ParameterError
+        If ``kind`` is not ``"master"`` or ``"sample"``.
+    ModuleNotFoundError
+        If the ``lifetimes`` package (which ships the files) is not installed.
+    """
+    key = str(kind).strip().lower()
+    if key not in ("master", "sample"):
+        raise ParameterError(f"load_cdnow(kind={kind!r}): kind must be 'master' or 'sample'")
+    if key == "master":
+        path = _lifetimes_file("CDNOW_master.txt")
+        names = ["customer_id", "date", "quantity", "amount"]
+        skip = 1  # header line: customer_id date number_of_cds dollar_value
+    else:
+        path = _lifetimes_file("CDNOW_sample.txt")
+        names = ["master_customer_id", "customer_id", "date", "quantity", "amount"]
+        skip = 0
+    raw = pd.read_csv(
+        path,
+        sep=r"\s+",
+        header=None,
+        skiprows=skip,
+        names=names,
+        dtype={"customer_id": "int64", "master_customer_id": "int64", "date": str,
+               "quantity": "int64", "amount": "float64"},
+        engine="c",
+    )
+    dates = pd.to_datetime(raw["date"], format="%Y%m%d", errors="coerce")
+    if dates.isna().any():
+        bad = raw.loc[dates.isna(), "date"].head(3).tolist()
+        raise DataValidationError(
+            f"{path.name}: {int(dates.isna().sum())} dates are not YYYYMMDD (e.g. {bad}); "
+            "the lifetimes installation looks damaged: reinstall lifetimes"
+        )
+    out = pd.DataFrame(
+        {
+            "customer_id": raw["customer_id"].to_numpy(dtype=np.int64),
+            "date": dates.to_numpy().astype("datetime64[ns]"),
+            "amount": raw["amount"].to_numpy(dtype=np.float64),
+            "quantity": raw["quantity"].to_numpy(dtype=np.int64),
+        }
+    )
+    if key == "sample":
+        out["master_customer_id"] = raw["master_customer_id"].to_numpy(dtype=np.int64)
+    out = out.sort_values(["customer_id", "date"], kind="stable", ignore_index=True)
+    out.attrs["source"] = f"lifetimes/datasets/{path.name}"
+    return out
+
+
+def load_donations() -> pd.DataFrame:
+    """Load the donations summary used to illustrate the BG/BB model.
+
+    The data are the repeat donations of the 11,104 members of the 1995 cohort of a non-profit
+    organisation over the six annual opportunities 1996-2001 (Fader, Hardie & Shang 2010,
+    "Customer-base analysis in a discrete-time noncontractual setting", Marketing Science
+    29(6)), compressed to one row per distinct (frequency, recency) pattern.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``frequency`` (repeat donations, 0..6), ``recency`` (opportunity of the last
+        donation, 0 when none), ``T`` (number of opportunities, 6) and ``weight`` (number of
+        donors with that pattern; the weights sum to 11,104). All int64.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        If the ``lifetimes`` package (which ships ``donations.csv``) is not installed.
+    """
+    path = _lifetimes_file("donations.csv")
+    raw = pd.read_csv(path)
+    expected = {"frequency", "recency", "periods", "weights"}
+    if not expected.issubset(raw.columns):
+        raise DataValidationError(
+            f"{path.name} has columns {list(raw.columns)}, expected {sorted(expected)}: "
+            "reinstall lifetimes"
+        )
+    out = pd.DataFrame(
+        {
+            "frequency": raw["frequency"].to_numpy(dtype=np.int64),
+            "recency": raw["recency"].to_numpy(dtype=np.int64),
+            "T": raw["periods"].to_numpy(dtype=np.int64),
+            "weight": raw["weights"].to_numpy(dtype=np.int64),
+        }
+    )
+    out.attrs["source"] = f"lifetimes/datasets/{path.name}"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Simulation
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class Simulation:
+    """Result of :func:`simulate`: observable tables plus the truth behind them.
+
+    Attributes
+    ----------
+    transactions : pandas.DataFrame
+        Canonical transactions ``customer_id, date, amount`` plus ``region, channel,
+        category`` (categoricals), sorted by date then customer. In subscription mode one row
+        per monthly payment, ``category`` being the plan.
+    customers : pandas.DataFrame
+        One row per customer (``customer_id`` 1..n) with observable attributes
+        (``first_purchase``, ``region``, ``channel``, ``acquisition_cost``) and the true latent
+        values (``lambda``, ``p`` or ``mu``, ``mean_spend``, ``lifetime_days``,
+        ``alive_at_end``, ... -- see :func:`simulate`).
+    memberships : pandas.DataFrame or None
+        Loyalty members: ``customer_id, join_date``; None without a loyalty programme.
+    campaign : pandas.DataFrame or None
+        Win-back campaign: ``customer_id, group`` ("treatment"/"control"), ``send_date``;
+        None without a campaign.
+    subscriptions : pandas.DataFrame or None
+        Subscription mode: ``customer_id, start, end`` (NaT while active), ``plan, price``.
+    truth : dict
+        The generating process and its parameters (see :func:`simulate`).
+    """
+
+    transactions: pd.DataFrame
+    customers: pd.DataFrame
+    memberships: pd.DataFrame | None = None
+    campaign: pd.DataFrame | None = None
+    subscriptions: pd.DataFrame | None = None
+    truth: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        parts = [
+            f"process={self.truth.get('process')!r}",
+            f"customers={len(self.customers):,}",
+            f"transactions={len(self.transactions):,}",
+        ]
+        if self.memberships is not None:
+            parts.append(f"members={len(self.memberships):,}")
+        if self.campaign is not None:
+            parts.append(f"campaign={len(self.campaign):,}")
+        if self.subscriptions is not None:
+            parts.append(f"subscriptions={len(self.subscriptions):,}")
+        return f"Simulation({', '.join(parts)})"
+
+
+def _as_timestamp(value: Any, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{name}={value!r} is not a date: use e.g. '2022-01-01'") from exc
+    if ts is pd.NaT or pd.isna(ts):
+        raise ParameterError(f"{name}={value!r} is not a date: use e.g. '2022-01-01'")
+    if ts.tzinfo is not None:
+        raise ParameterError(f"{name}={value!r} has a time zone: pass a tz-naive date")
+    return ts.normalize()
+
+
+def _as_days(value: Any, name: str) -> float:
+    """A duration as a positive number of days (int/float days, Timedelta or '365D')."""
+    if isinstance(value, bool):
+        raise ParameterError(f"{name}={value!r} is not a duration: pass days or e.g. '365D'")
+    if isinstance(value, int | float | np.integer | np.floating):
+        days = float(value)
+    else:
+        try:
+            days = pd.Timedelta(value) / pd.Timedelta(days=1)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"{name}={value!r} is not a duration: pass a number of days or e.g. '365D'"
+            ) from exc
+    if not np.isfinite(days) or days <= 0:
+        raise ParameterError(f"{name}={value!r} must be a positive, finite duration")
+    return days
+
+
+def _is_duration(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float | np.integer | np.floating | pd.Timedelta | np.timedelta64):
+        return True
+    if isinstance(value, _dt.timedelta):
+        return True
+    if isinstance(value, str):
+        try:
+            pd.Timedelta(value)
+        except (TypeError, ValueError):
+            return False
+        return True
+    return False
+
+
+def _positive_params(given: Mapping[str, Any] | None, default: Mapping[str, float],
+                     what: str) -> dict[str, float]:
+    if given is None:
+        return dict(default)
+    if not isinstance(given, Mapping):
+        raise ParameterError(f"{what} must be a dict like {dict(default)}, got {given!r}")
+    unknown = sorted(set(given) - set(default))
+    missing = sorted(set(default) - set(given))
+    if unknown or missing:
+        raise ParameterError(
+            f"{what} needs exactly the keys {sorted(default)}: "
+            + (f"unknown {unknown} " if unknown else "")
+            + (f"missing {missing}" if missing else "")
+        )
+    out: dict[str, float] = {}
+    for key in default:
+        try:
+            val = float(given[key])
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"{what}[{key!r}]={given[key]!r} is not a number") from exc
+        if not np.isfinite(val) or val <= 0:
+            raise ParameterError(f"{what}[{key!r}]={given[key]!r} must be positive and finite")
+        out[key] = val
+    return out
+
+
+def _shares(spec: Any, name: str) -> tuple[list[str], np.ndarray]:
+    """Names and normalised shares from {name: share} / {name: {"share": ..}} / [names]."""
+    if isinstance(spec, str) or not isinstance(spec, Mapping | list | tuple):
+        raise ParameterError(f"{name} must be a dict of name -> share or a list of names")
+    if isinstance(spec, list | tuple):
+        names = [str(s) for s in spec]
+        raw = np.ones(len(names))
+    else:
+        names = [str(k) for k in spec]
+        vals = [v.get("share", 1.0) if isinstance(v, Mapping) else v for v in spec.values()]
+        try:
+            raw = np.asarray(vals, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"{name}: shares must be numbers, got {vals!r}") from exc
+    if len(names) == 0:
+        raise ParameterError(f"{name} is empty: give at least one name")
+    if len(set(names)) != len(names):
+        raise ParameterError(f"{name} has duplicate names: {names}")
+    if not np.all(np.isfinite(raw)) or np.any(raw < 0) or raw.sum() <= 0:
+        raise ParameterError(f"{name}: shares must be non-negative and sum to > 0, got {raw.tolist()}")
+    return names, raw / raw.sum()
+
+
+def _channels(spec: Any) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    if spec is None:
+        spec = DEFAULT_CHANNELS
+    names, shares = _shares(spec, "channels")
+    costs = np.zeros(len(names))
+    tilts = np.zeros(len(names))
+    if isinstance(spec, Mapping):
+        for i, value in enumerate(spec.values()):
+            if isinstance(value, Mapping):
+                unknown = sorted(set(value) - {"share", "cost", "tilt"})
+                if unknown:
+                    raise ParameterError(
+                        f"channels[{names[i]!r}] has unknown keys {unknown}: "
+                        "use 'share', 'cost', 'tilt'"
+                    )
+                costs[i] = float(value.get("cost", 0.0))
+                tilts[i] = float(value.get("tilt", 0.0))
+    if not np.all(np.isfinite(costs)) or np.any(costs < 0):
+        raise ParameterError(f"channels: costs must be non-negative numbers, got {costs.tolist()}")
+    if not np.all(np.isfinite(tilts)):
+        raise ParameterError(f"channels: tilts must be finite numbers, got {tilts.tolist()}")
+    return names, shares, costs, tilts
+
+
+def _draw_categorical(rng: np.random.Generator, probs: np.ndarray, size: int) -> np.ndarray:
+    """Category codes with fixed probabilities (inverse CDF, vectorised)."""
+    cum = np.cumsum(probs)
+    cum[-1] = 1.0
+    return np.searchsorted(cum, rng.random(size), side="right").astype(np.int16)
+
+
+def _draw_tilted(rng: np.random.Generator, shares: np.ndarray, tilts: np.ndarray,
+                 score: np.ndarray) -> np.ndarray:
+    """Channel codes with P(c | score) proportional to share_c * exp(tilt_c * score).
+
+    ``score`` is a standard-normal score of the customer's latent quality, so the population
+    distribution of the latent variable is left exactly as drawn; only who comes through
+    which channel depends on it.
+    """
+    if not np.any(tilts):
+        return _draw_categorical(rng, shares, score.size)
+    # loop over the few channels, vectorised over customers
+    with np.errstate(divide="ignore"):
+        log_shares = np.log(shares)
+    logits = [log_shares[c] + tilts[c] * score for c in range(shares.size)]
+    top = np.maximum.reduce(logits)
+    cum = []
+    total = np.zeros(score.size)
+    for lg in logits:
+        total = total + np.exp(lg - top)
+        cum.append(total)
+    u = rng.random(score.size) * total
+    codes = np.zeros(score.size, dtype=np.int16)
+    for c in range(shares.size - 1):
+        codes += cum[c] < u
+    return codes
+
+
+def _normal_score(cdf: np.ndarray) -> np.ndarray:
+    return special.ndtri(np.clip(cdf, 1e-15, 1.0 - 1e-15))
+
+
+def _grouped_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Cumulative sums restarting at each group (groups are consecutive runs of ``counts``)."""
+    cs = np.cumsum(values)
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    before = np.where(starts > 0, cs[np.maximum(starts - 1, 0)], 0.0)
+    return cs - np.repeat(before, counts)
+
+
+def _uniform_events(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray,
+                    counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``counts[i]`` uniform times on ``[lo[i], hi[i])``: (customer index, time) arrays."""
+    idx = np.repeat(np.arange(counts.size), counts)
+    times = lo[idx] + rng.random(idx.size) * (hi - lo)[idx]
+    return idx, times
+
+
+def _order_by_customer_time(cust: np.ndarray, cal: np.ndarray, window: float) -> np.ndarray:
+    """Permutation sorting events by customer, then time (one float key; lexsort is ~10x slower)."""
+    return np.argsort(cust * (window + 1.0) + cal, kind="stable")
+
+
+def _order_by_day_customer(day: np.ndarray, cust: np.ndarray, n: int) -> np.ndarray:
+    """Permutation sorting events by calendar day, then customer (one int64 key)."""
+    return np.argsort(day.astype(np.int64) * (n + 1) + cust, kind="stable")
+
+
+def _days_to_dates(origin: pd.Timestamp, days: np.ndarray) -> np.ndarray:
+    base = np.datetime64(origin.date(), "D")
+    return (base + np.floor(days).astype(np.int64)).astype("datetime64[ns]")
+
+
+def _fmt_date(ts: pd.Timestamp) -> str:
+    return ts.strftime("%Y-%m-%d")
+
+
+def simulate(
+    n_customers: int,
+    seed: int | np.random.Generator | None = 0,
+    *,
+    process: str = "bgnbd",
+    params: Mapping[str, float] | None = None,
+    time_unit: str = "D",
+    start: Any = "2022-01-01",
+    end: Any = None,
+    acquisition_period: Any = "365D",
+    spend_params: Mapping[str, float] | None = None,
+    regions: Mapping[str, float] | list[str] | None = None,
+    channels: Mapping[str, Any] | list[str] | None = None,
+    categories: Mapping[str, float] | list[str] | None = None,
+    loyalty: Mapping[str, Any] | bool | None = None,
+    winback: Mapping[str, Any] | bool | None = None,
+    mode: str = "transactions",
+    subscription: Mapping[str, Any] | None = None,
+) -> Simulation:
+    """Simulate a customer base with known truth.
+
+    Customers are acquired at uniformly distributed times over ``acquisition_period`` from
+    ``start``; acquisition is their first purchase. They are then observed until ``end``.
+
+    Purchase process (``mode="transactions"``), in continuous time measured in days:
+
+    * ``process="bgnbd"`` -- BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the
+      easy way", Marketing Science 24(2), assumptions i-v): while alive a customer buys at the
+      times of a Poisson process with rate ``lambda ~ Gamma(shape=r, rate=alpha)``; right after
+      each *repeat* purchase she drops out with probability ``p ~ Beta(a, b)``. The expected
+      number of repeat purchases of a new customer in ``(0, t]`` is their eq. (7).
+    * ``process="pareto_nbd"`` -- Pareto/NBD (Schmittlein, Morrison & Colombo 1987,
+      Management Science 33(1)): Poisson purchasing with ``lambda ~ Gamma(r, alpha)`` during an
+      exponential lifetime with rate ``mu ~ Gamma(shape=s, rate=beta)``.
+    * Spend: Gamma-Gamma (Fader, Hardie & Lee 2005b, "RFM and CLV", JMR 42(4); Colombo &
+      Jiang 1999): each customer has ``nu ~ Gamma(shape=q, rate=gamma)`` and every transaction
+      value is ``z ~ Gamma(shape=p, rate=nu)``, independent of the purchase process; mean
+      transaction value ``p * gamma / (q - 1)``. Amounts are rounded to cents (at least 0.01).
+
+    The BG/NBD repeat purchases are drawn exactly and without simulating beyond what is
+    observed: with ``M ~ Poisson(lambda T)`` events in the observation window and ``N ~
+    Geometric(p)`` repeat purchases until dropout, the customer makes ``K = min(M, N)`` of
+    them, at the first ``K`` order statistics of ``M`` uniforms on ``(0, T)`` (drawn from
+    exponential spacings). A customer still alive at ``T`` drops out at ``T + Gamma(N - M,
+    lambda)`` by memorylessness.
+
+    Parameters
+    ----------
+    n_customers : int
+        Number of customers, ids ``1..n_customers``.
+    seed : int, numpy.random.Generator or None, default 0
+        Seed for :func:`numpy.random.default_rng`; the same seed gives identical output.
+    process : {"bgnbd", "pareto_nbd"}
+        Purchase and dropout process (spellings like ``"BG/NBD"`` are accepted).
+    params : dict, optional
+        Process parameters in ``time_unit``: BG/NBD ``r, alpha, a, b`` (default
+        :data:`DEFAULT_BGNBD_PARAMS`, CDNOW), Pareto/NBD ``r, alpha, s, beta`` (default
+        :data:`DEFAULT_PARETO_NBD_PARAMS`, CDNOW).
+    time_unit : str, default "D"
+        Unit of the rate parameters ``alpha`` (and ``beta`` for Pareto/NBD): a model fitted on
+        ``rfm_summary(tx, freq=time_unit)`` should recover ``params``. Internally the scale
+        parameters are converted to days (``alpha_days = alpha * days_per_unit``; months are
+        365.25/12 days).
+    start : date-like, default "2022-01-01"
+        First day of acquisition and of the observation window.
+    end : date-like or duration, optional
+        Last observed day (inclusive), or the length of the observation window as a duration
+        (``730``, ``"730D"``, a Timedelta). Default: 730 days (start + 729 days).
+    acquisition_period : duration, default "365D"
+        Customers' first purchases are spread uniformly over this period after ``start``;
+        must not exceed the observation window.
+    spend_params : dict, optional
+        Gamma-Gamma ``p, q, gamma`` (default :data:`DEFAULT_SPEND_PARAMS`).
+    regions : dict or list, optional
+        Region name -> share (independent of behaviour).
+    channels : dict or list, optional
+        Acquisition channel name -> ``{"share": s, "cost": c, "tilt": k}``. ``cost`` is the
+        acquisition cost per customer. ``tilt`` makes purchase rates channel-dependent without
+        changing the population distribution of ``lambda`` (so pooled data still follow the
+        process exactly): ``P(channel c | lambda) ~ share_c * exp(tilt_c * z)`` with ``z =
+        Phi^-1(F_Gamma(lambda))`` the customer's normal score. Realised per-channel shares and
+        mean rates are in ``truth["channels"]``. Default :data:`DEFAULT_CHANNELS`.
+    categories : dict or list, optional
+        Product category name -> share. Each customer has a favourite category (drawn by
+        share) that each transaction belongs to with probability 0.6; otherwise the category is
+        drawn by share.
+    loyalty : dict or True, optional
+        Loyalty programme, keys (defaults): ``join_rate`` (0.002 per day at the average
+        purchase rate), ``selection`` (1.0), ``effect`` (1.3), ``launch`` (``start``). From
+        ``max(acquisition, launch)`` a customer joins with hazard ``join_rate *
+        (lambda / E[lambda]) ** selection`` per day -- customers who buy more join more often and
+        earlier (self-selection) -- provided she is still alive and inside the window. After
+        joining her purchase rate is ``effect * lambda`` until she drops out; the dropout time
+        itself is unchanged (for BG/NBD it is set by the purchases she would have made without
+        the programme). ``effect`` is thus the true multiplicative lift in the purchase rate of
+        members while alive.
+    winback : dict or True, optional
+        Randomised win-back campaign, keys (defaults): ``send_date`` (``end`` - 90 days),
+        ``lapsed_days`` (120), ``response_days`` (30), ``treatment_share`` (0.5), ``effect``
+        (0.10). Customers acquired and without any purchase in the ``lapsed_days`` days before
+        ``send_date`` (last purchase on or before ``send_date - lapsed_days``) are eligible; a
+        completely randomised ``treatment_share`` of them is treated, the rest is the holdout
+        control. Each treated customer -- alive or not -- makes one extra purchase, uniformly
+        in ``[send_date, send_date + response_days)``, with probability ``effect``; so
+        ``effect`` is the true average treatment effect on purchases per customer in the
+        response window. Nothing else changes.
+    mode : {"transactions", "subscription"}
+        ``"subscription"`` simulates a contractual business instead of a purchase process.
+    subscription : dict, optional
+        Subscription mode: ``alpha``, ``beta`` (sBG churn heterogeneity per monthly period) and
+        ``plans`` (name -> ``{"share", "price"}``), default :data:`DEFAULT_SUBSCRIPTION`. Each
+        subscriber has churn probability ``theta ~ Beta(alpha, beta)`` per month and pays
+        ``price`` at the start of each month; she stays ``L ~ Geometric(theta)`` months, so the
+        survival is ``S(t) = B(alpha, beta + t) / B(alpha, beta)`` (Fader & Hardie 2007, "How to
+        project customer retention", J. Interactive Marketing 21(1), eq. 3). Months are
+        365.25/12 days. Channel ``tilt`` acts on the normal score of ``1 - theta``.
+
+    Returns
+    -------
+    Simulation
+        ``transactions``, ``customers`` (true latent columns: ``lambda`` per day, ``p`` or
+        ``mu`` per day, ``nu`` and ``mean_spend = p_spend / nu``, ``lifetime_days`` from
+        acquisition to dropout, which may lie beyond the window, ``dropout_date`` (NaT when
+        after the window), ``alive_at_end``, ``favourite_category``, ``member``,
+        ``join_date``; in subscription mode ``theta``, ``lifetime_periods``, ``plan``,
+        ``price``), ``memberships``, ``campaign``, ``subscriptions`` and ``truth`` (process,
+        params in ``time_unit``, params_daily, spend_params, start, observation_end, window
+        and acquisition days, per-channel values, loyalty and campaign effects).
+
+    Raises
+    ------
+    ParameterError
+        For invalid arguments (non-positive parameters, unknown process or mode, dates out
+        of order, a campaign response window beyond ``end``, ...).
+    """
+    # ---- arguments -------------------------------------------------------------------------
+    if isinstance(n_customers, bool) or not isinstance(n_customers, int | np.integer):
+        raise ParameterError(f"n_customers={n_customers!r} must be a positive integer")
+    n = int(n_customers)
+    if n < 1:
+        raise ParameterError(f"n_customers={n_customers!r} must be a positive integer")
+    rng = np.random.default_rng(seed)
+
+    mode_key = str(mode).strip().lower()
+    if mode_key not in ("transactions", "subscription", "subscriptions"):
+        raise ParameterError(f"mode={mode!r}: use 'transactions' or 'subscription'")
+    subscription_mode = mode_key.startswith("subscription")
+
+    start_ts = _as_timestamp(start, "start")
+    if end is None:
+        window_days = 730.0
+    elif _is_duration(end):
+        window_days = float(np.floor(_as_days(end, "end")))
+        if window_days < 1:
+            raise ParameterError(f"end={end!r}: the observation window must be at least one day")
+    else:
+        end_ts = _as_timestamp(end, "end")
+        if end_ts < start_ts:
+            raise ParameterError(
+                f"end={_fmt_date(end_ts)} is before start={_fmt_date(start_ts)}: "
+                "give a later end date or a duration such as '730D'"
+            )
+        window_days = float((end_ts - start_ts).days + 1)
+    end_ts = start_ts + pd.Timedelta(days=window_days - 1)
+    acq_days = _as_days(acquisition_period, "acquisition_period")
+    if acq_days > window_days:
+        raise ParameterError(
+            f"acquisition_period={acquisition_period!r} ({acq_days:g} days) is longer than the "
+            f"observation window {_fmt_date(start_ts)}..{_fmt_date(end_ts)} ({window_days:g} days): "
+            "shorten it or move `end` later"
+        )
+
+    region_names, region_shares = _shares(
+        DEFAULT_REGIONS if regions is None else regions, "regions")
+    channel_names, channel_shares, channel_costs, channel_tilts = _channels(channels)
+
+    # ---- acquisition ----------------------------------------------------------------------
+    acq = rng.random(n) * acq_days  # days since start, continuous
+    horizon = window_days - acq  # T_i: time observed since acquisition (days)
+    region = _draw_categorical(rng, region_shares, n)
+
+    if subscription_mode:
+        if loyalty or winback:
+            raise ParameterError(
+                "loyalty and winback apply to mode='transactions' only; drop them for "
+                "mode='subscription'"
+            )
+        return _simulate_subscriptions(
+            rng, n, seed, start_ts, end_ts, window_days, acq_days, acq, horizon, region,
+            region_names, channel_names, channel_shares, channel_costs, channel_tilts,
+            subscription,
+        )
+    if subscription is not None:
+        raise ParameterError("subscription=... needs mode='subscription'")
+
+    cat_names, cat_shares = _shares(
+        DEFAULT_CATEGORIES if categories is None else categories, "categories")
+    proc = str(process).strip().lower().replace("/", "").replace("_", "").replace("-", "")
+    proc = proc.replace(" ", "")
+    if proc in ("bgnbd", "betageo", "bg"):
+        proc_name = "bgnbd"
+        par = _positive_params(params, DEFAULT_BGNBD_PARAMS, "params")
+    elif proc in ("paretonbd", "pareto", "pnbd"):
+        proc_name = "pareto_nbd"
+        par = _positive_params(params, DEFAULT_PARETO_NBD_PARAMS, "params")
+    else:
+        raise ParameterError(f"process={process!r}: use 'bgnbd' or 'pareto_nbd'")
+    unit = normalize_unit(time_unit)
+    if params is None:
+        unit = "D"  # the defaults are daily
+    days_per = DAYS_PER_UNIT[unit]
+    par_daily = dict(par)
+    par_daily["alpha"] = par["alpha"] * days_per
+    if proc_name == "pareto_nbd":
+        par_daily["beta"] = par["beta"] * days_per
+    spend = _positive_params(spend_params, DEFAULT_SPEND_PARAMS, "spend_params")
+
+    # ---- latent traits --------------------------------------------------------------------
+    r, alpha = par_daily["r"], par_daily["alpha"]
+    lam = np.maximum(rng.gamma(r, 1.0 / alpha, n), _MIN_RATE)
+    channel = _draw_tilted(
+        rng, channel_shares, channel_tilts, _normal_score(special.gammainc(r, alpha * lam)))
+    nu = rng.gamma(spend["q"], 1.0 / spend["gamma"], n)
+    nu = np.maximum(nu, _MIN_RATE)
+    favourite = _draw_categorical(rng, cat_shares, n)
+
+    # ---- repeat purchases of the base process (times since acquisition) --------------------
+    if proc_name == "bgnbd":
+        p_drop = np.clip(rng.beta(par_daily["a"], par_daily["b"], n), 1e-12, 1.0)
+        m_events = rng.poisson(lam * horizon)
+        n_until = rng.geometric(p_drop)
+        k = np.minimum(m_events, n_until)
+        spacing = rng.standard_exponential(int(k.sum()))
+        partial = _grouped_cumsum(spacing, k)
+        ends = np.cumsum(k) - 1
+        s_k = np.where(k > 0, partial[np.maximum(ends, 0)] if partial.size else 0.0, 0.0)
+        tail = rng.gamma((m_events - k + 1).astype(float), 1.0)
+        denom = s_k + tail
+        ev_cust = np.repeat(np.arange(n), k)
+        ev_time = horizon[ev_cust] * partial / denom[ev_cust]
+        dead = m_events >= n_until
+        lifetime = np.empty(n)
+        lifetime[dead] = horizon[dead] * s_k[dead] / denom[dead]
+        alive_idx = ~dead
+        lifetime[alive_idx] = horizon[alive_idx] + rng.gamma(
+            (n_until[alive_idx] - m_events[alive_idx]).astype(float), 1.0 / lam[alive_idx])
+        latent_extra = {"p": p_drop}
+    else:
+        mu = np.maximum(rng.gamma(par_daily["s"], 1.0 / par_daily["beta"], n), _MIN_RATE)
+        lifetime = rng.exponential(1.0 / mu)
+        active = np.minimum(lifetime, horizon)
+        counts = rng.poisson(lam * active)
+        ev_cust, ev_time = _uniform_events(rng, np.zeros(n), active, counts)
+        latent_extra = {"mu": mu}
+    alive_end = lifetime > horizon
+    active_until = np.minimum(lifetime, horizon)  # since acquisition
+
+    # calendar times (days since start)
+    ev_cal = acq[ev_cust] + ev_time
+
+    # ---- loyalty programme ----------------------------------------------------------------
+    loyalty_cfg = None
+    join_cal = np.full(n, np.nan)
+    member = np.zeros(n, dtype=bool)
+    if loyalty:
+        loyalty_cfg = dict(_DEFAULT_LOYALTY)
+        if isinstance(loyalty, Mapping):
+            unknown = sorted(set(loyalty) - set(_DEFAULT_LOYALTY))
+            if unknown:
+                raise ParameterError(
+                    f"loyalty has unknown keys {unknown}: use {sorted(_DEFAULT_LOYALTY)}")
+            loyalty_cfg.update(loyalty)
+        join_rate = float(loyalty_cfg["join_rate"])
+        selection = float(loyalty_cfg["selection"])
+        effect = float(loyalty_cfg["effect"])
+        if not (np.isfinite(join_rate) and join_rate > 0):
+            raise ParameterError(f"loyalty['join_rate']={join_rate!r} must be a positive rate per day")
+        if not np.isfinite(selection):
+            raise ParameterError(f"loyalty['selection']={selection!r} must be a finite number")
+        if not (np.isfinite(effect) and effect > 0):
+            raise ParameterError(f"loyalty['effect']={effect!r} must be a positive multiplier")
+        launch_ts = start_ts if loyalty_cfg["launch"] is None else _as_timestamp(
+            loyalty_cfg["launch"], "loyalty['launch']")
+        launch = float((launch_ts - start_ts).days)
+        if not 0 <= launch < window_days:
+            raise ParameterError(
+                f"loyalty['launch']={_fmt_date(launch_ts)} is outside the observation window "
+                f"{_fmt_date(start_ts)}..{_fmt_date(end_ts)}")
+        mean_lam = r / alpha
+        with np.errstate(over="ignore", divide="ignore"):
+            hazard = join_rate * np.exp(selection * np.log(lam / mean_lam))
+        hazard = np.clip(hazard, 1e-300, 1e300)
+        eligible_from = np.maximum(acq, launch)
+        join_cal = eligible_from + rng.standard_exponential(n) / hazard
+        member = join_cal < acq + active_until
+        join_cal = np.where(member, join_cal, np.nan)
+        # members: base purchases after joining are replaced by purchases at the lifted rate
+        keep = ~(member[ev_cust] & (ev_cal >= join_cal[ev_cust]))
+        ev_cust, ev_cal = ev_cust[keep], ev_cal[keep]
+        m_idx = np.flatnonzero(member)
+        post = acq[m_idx] + active_until[m_idx] - join_cal[m_idx]
+        post_counts = rng.poisson(effect * lam[m_idx] * post)
+        li, lt = _uniform_events(rng, join_cal[m_idx], acq[m_idx] + active_until[m_idx],
+                                 post_counts)
+        ev_cust = np.concatenate([ev_cust, m_idx[li]])
+        ev_cal = np.concatenate([ev_cal, lt])
+        loyalty_cfg = {
+            "join_rate": join_rate,
+            "selection": selection,
+            "effect": effect,
+            "launch": launch_ts,
+            "n_members": int(member.sum()),
+            "description": "members' purchase rate while alive is effect x lambda after joining",
+        }
+
+    # all purchases, first purchase included, ordered by customer then time
+    all_cust = np.concatenate([np.arange(n), ev_cust])
+    all_cal = np.concatenate([acq, ev_cal])
+    order = _order_by_customer_time(all_cust, all_cal, window_days)
+    all_cust, all_cal = all_cust[order], all_cal[order]
+
+    # ---- win-back campaign ----------------------------------------------------------------
+    campaign_df = None
+    campaign_cfg = None
+    if winback:
+        cfg = dict(_DEFAULT_WINBACK)
+        if isinstance(winback, Mapping):
+            unknown = sorted(set(winback) - set(_DEFAULT_WINBACK))
+            if unknown:
+                raise ParameterError(
+                    f"winback has unknown keys {unknown}: use {sorted(_DEFAULT_WINBACK)}")
+            cfg.update(winback)
+        send_ts = (end_ts - pd.Timedelta(days=90) if cfg["send_date"] is None
+                   else _as_timestamp(cfg["send_date"], "winback['send_date']"))
+        lapsed_days = _as_days(cfg["lapsed_days"], "winback['lapsed_days']")
+        response_days = _as_days(cfg["response_days"], "winback['response_days']")
+        share = float(cfg["treatment_share"])
+        effect_wb = float(cfg["effect"])
+        if not 0 < share < 1:
+            raise ParameterError(
+                f"winback['treatment_share']={share!r} must be strictly between 0 and 1 so "
+                "both a treatment and a control group exist")
+        if not 0 <= effect_wb <= 1:
+            raise ParameterError(
+                f"winback['effect']={effect_wb!r} is a probability of an extra purchase: "
+                "use a value in [0, 1]")
+        send = float((send_ts - start_ts).days)
+        if send < lapsed_days or send + response_days > window_days:
+            raise ParameterError(
+                f"winback send_date={_fmt_date(send_ts)}: need lapsed_days={lapsed_days:g} of "
+                f"history before it and response_days={response_days:g} after it inside "
+                f"{_fmt_date(start_ts)}..{_fmt_date(end_ts)}")
+        day = np.floor(all_cal)
+        before = day < send
+        c_b, d_b = all_cust[before], day[before]
+        last_day = np.full(n, np.inf)
+        if c_b.size:
+            is_last = np.r_[c_b[1:] != c_b[:-1], True]
+            last_day[c_b[is_last]] = d_b[is_last]
+        eligible = np.flatnonzero(last_day <= send - lapsed_days)
+        n_elig = eligible.size
+        n_treat = round(share * n_elig)
+        perm = rng.permutation(n_elig)
+        treated = np.zeros(n, dtype=bool)
+        treated[eligible[perm[:n_treat]]] = True
+        responders = np.flatnonzero(treated)
+        responders = responders[rng.random(responders.size) < effect_wb]
+        resp_time = send + rng.random(responders.size) * response_days
+        all_cust = np.concatenate([all_cust, responders])
+        all_cal = np.concatenate([all_cal, resp_time])
+        group = np.where(treated[eligible], "treatment", "control")
+        campaign_df = pd.DataFrame(
+            {
+                "customer_id": (eligible + 1).astype(np.int64),
+                "group": pd.Categorical(group, categories=["treatment", "control"]),
+                "send_date": np.full(n_elig, np.datetime64(send_ts.date(), "D")).astype(
+                    "datetime64[ns]"),
+            }
+        )
+        campaign_cfg = {
+            "effect": effect_wb,
+            "description": "extra purchases per treated customer in the response window "
+                           "(average treatment effect)",
+            "send_date": send_ts,
+            "lapsed_days": lapsed_days,
+            "response_days": response_days,
+            "treatment_share": share,
+            "n_eligible": int(n_elig),
+            "n_treatment": int(n_treat),
+            "n_control": int(n_elig - n_treat),
+            "n_incremental_purchases": int(responders.size),
+            "realised_effect": float(responders.size / n_treat) if n_treat else 0.0,
+        }
+
+    # ---- transaction attributes -----------------------------------------------------------
+    n_tx = all_cust.size
+    amount = rng.gamma(spend["p"], 1.0 / nu[all_cust])
+    amount = np.maximum(np.round(amount, 2), 0.01)
+    own = rng.random(n_tx) < _FAVOURITE_CATEGORY_PROB
+    category = np.where(own, favourite[all_cust], _draw_categorical(rng, cat_shares, n_tx))
+
+    tday = np.floor(all_cal)
+    order = _order_by_day_customer(tday, all_cust, n)
+    all_cust, tday, amount, category = all_cust[order], tday[order], amount[order], category[order]
+    transactions = pd.DataFrame(
+        {
+            "customer_id": (all_cust + 1).astype(np.int64),
+            "date": _days_to_dates(start_ts, tday),
+            "amount": amount.astype(np.float64),
+            "region": pd.Categorical.from_codes(region[all_cust], categories=region_names),
+            "channel": pd.Categorical.from_codes(channel[all_cust], categories=channel_names),
+            "category": pd.Categorical.from_codes(category, categories=cat_names),
+        }
+    )
+
+    # ---- customers table ------------------------------------------------------------------
+    dropout_cal = acq + lifetime
+    dropout_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    dropped = ~alive_end
+    dropout_date[dropped] = _days_to_dates(start_ts, dropout_cal[dropped])
+    join_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    join_date[member] = _days_to_dates(start_ts, join_cal[member])
+    customers = pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1, dtype=np.int64),
+            "first_purchase": _days_to_dates(start_ts, acq),
+            "region": pd.Categorical.from_codes(region, categories=region_names),
+            "channel": pd.Categorical.from_codes(channel, categories=channel_names),
+            "acquisition_cost": channel_costs[channel].astype(np.float64),
+            "lambda": lam,
+            **latent_extra,
+            "nu": nu,
+            "mean_spend": spend["p"] / nu,
+            "lifetime_days": lifetime,
+            "dropout_date": dropout_date,
+            "alive_at_end": alive_end,
+            "favourite_category": pd.Categorical.from_codes(favourite, categories=cat_names),
+            "member": member,
+            "join_date": join_date,
+        }
+    )
+
+    memberships = None
+    if loyalty_cfg is not None:
+        memberships = customers.loc[member, ["customer_id", "join_date"]].reset_index(drop=True)
+
+    # ---- truth ----------------------------------------------------------------------------
+    tx_per_customer = np.bincount(all_cust, minlength=n)
+    revenue = np.bincount(all_cust, weights=amount, minlength=n)
+    per_channel = {}
+    for c, name in enumerate(channel_names):
+        sel = channel == c
+        cnt = int(sel.sum())
+        per_channel[name] = {
+            "share": float(channel_shares[c]),
+            "realised_share": cnt / n,
+            "acquisition_cost": float(channel_costs[c]),
+            "tilt": float(channel_tilts[c]),
+            "n_customers": cnt,
+            "mean_lambda": float(lam[sel].mean()) if cnt else float("nan"),
+            **({"mean_p": float(latent_extra["p"][sel].mean()) if cnt else float("nan")}
+               if proc_name == "bgnbd" else
+               {"mean_mu": float(latent_extra["mu"][sel].mean()) if cnt else float("nan")}),
+            "transactions_per_customer": float(tx_per_customer[sel].mean()) if cnt else 0.0,
+            "revenue_per_customer": float(revenue[sel].mean()) if cnt else 0.0,
+        }
+    truth: dict[str, Any] = {
+        "process": proc_name,
+        "mode": "transactions",
+        "params": par,
+        "time_unit": unit,
+        "params_daily": par_daily,
+        "spend_params": spend,
+        "mean_transaction_value": spend["p"] * spend["gamma"] / (spend["q"] - 1.0)
+        if spend["q"] > 1 else float("inf"),
+        "seed": seed if isinstance(seed, int | np.integer | type(None)) else "generator",
+        "n_customers": n,
+        "n_transactions": int(n_tx),
+        "start": start_ts,
+        "observation_end": end_ts,
+        "window_days": window_days,
+        "acquisition_days": acq_days,
+        "channels": per_channel,
+        "regions": dict(zip(region_names, region_shares.tolist(), strict=True)),
+        "categories": dict(zip(cat_names, cat_shares.tolist(), strict=True)),
+        "favourite_category_probability": _FAVOURITE_CATEGORY_PROB,
+        "loyalty": loyalty_cfg,
+        "campaign": campaign_cfg,
+    }
+    for frame in (transactions, customers):
+        frame.attrs["observation_end"] = end_ts
+    return Simulation(
+        transactions=transactions,
+        customers=customers,
+        memberships=memberships,
+        campaign=campaign_df,
+        subscriptions=None,
+        truth=truth,
+    )
+
+
+def _simulate_subscriptions(
+    rng: np.random.Generator,
+    n: int,
+    seed: Any,
+    start_ts: pd.Timestamp,
+    end_ts: pd.Timestamp,
+    window_days: float,
+    acq_days: float,
+    acq: np.ndarray,
+    horizon: np.ndarray,
+    region: np.ndarray,
+    region_names: list[str],
+    channel_names: list[str],
+    channel_shares: np.ndarray,
+    channel_costs: np.ndarray,
+    channel_tilts: np.ndarray,
+    subscription: Mapping[str, Any] | None,
+) -> Simulation:
+    """Contractual mode of :func:`simulate`: sBG churn with monthly renewals."""
+    cfg = dict(DEFAULT_SUBSCRIPTION)
+    if subscription is not None:
+        if not isinstance(subscription, Mapping):
+            raise ParameterError("subscription must be a dict with keys alpha, beta, plans")
+        unknown = sorted(set(subscription) - set(DEFAULT_SUBSCRIPTION))
+        if unknown:
+            raise ParameterError(
+                f"subscription has unknown keys {unknown}: use {sorted(DEFAULT_SUBSCRIPTION)}")
+        cfg.update(subscription)
+    sbg = _positive_params({"alpha": cfg["alpha"], "beta": cfg["beta"]},
+                           {"alpha": 1.0, "beta": 1.0}, "subscription")
+    plans = cfg["plans"]
+    plan_names, plan_shares = _shares(plans, "subscription['plans']")
+    prices = np.array(
+        [float(v.get("price", np.nan)) if isinstance(v, Mapping) else np.nan
+         for v in (plans.values() if isinstance(plans, Mapping) else [None] * len(plan_names))]
+    )
+    if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
+        raise ParameterError(
+            "subscription['plans'] must map plan name -> {'share': s, 'price': positive price}, "
+            f"got {plans!r}")
+
+    month = DAYS_PER_UNIT["M"]
+    theta = np.clip(rng.beta(sbg["alpha"], sbg["beta"], n), 1e-12, 1.0)
+    quality = _normal_score(1.0 - special.betainc(sbg["alpha"], sbg["beta"], theta))
+    channel = _draw_tilted(rng, channel_shares, channel_tilts, quality)
+    plan = _draw_categorical(rng, plan_shares, n)
+    periods = rng.geometric(theta)  # months paid, >= 1 (Fader & Hardie 2007, eq. 1)
+    end_cal = acq + periods * month
+    observed_payments = np.ceil(horizon / month).astype(np.int64)
+    n_pay = np.minimum(periods, observed_payments)
+    pay_cust = np.repeat(np.arange(n), n_pay)
+    k = np.arange(pay_cust.size) - np.repeat(np.cumsum(n_pay) - n_pay, n_pay)
+    pay_cal = acq[pay_cust] + k * month
+    pay_day = np.floor(pay_cal)
+    order = _order_by_day_customer(pay_day, pay_cust, n)
+    pay_cust, pay_day = pay_cust[order], pay_day[order]
+
+    transactions = pd.DataFrame(
+        {
+            "customer_id": (pay_cust + 1).astype(np.int64),
+            "date": _days_to_dates(start_ts, pay_day),
+            "amount": prices[plan[pay_cust]].astype(np.float64),
+            "region": pd.Categorical.from_codes(region[pay_cust], categories=region_names),
+            "channel": pd.Categorical.from_codes(channel[pay_cust], categories=channel_names),
+            "category": pd.Categorical.from_codes(plan[pay_cust], categories=plan_names),
+        }
+    )
+    cancelled = end_cal < window_days
+    end_dates = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    end_dates[cancelled] = _days_to_dates(start_ts, end_cal[cancelled])
+    starts = _days_to_dates(start_ts, acq)
+    plan_cat = pd.Categorical.from_codes(plan, categories=plan_names)
+    customers = pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1, dtype=np.int64),
+            "first_purchase": starts,
+            "region": pd.Categorical.from_codes(region, categories=region_names),
+            "channel": pd.Categorical.from_codes(channel, categories=channel_names),
+            "acquisition_cost": channel_costs[channel].astype(np.float64),
+            "theta": theta,
+            "lifetime_periods": periods.astype(np.int64),
+            "lifetime_days": periods * month,
+            "dropout_date": end_dates,
+            "alive_at_end": ~cancelled,
+            "plan": plan_cat,
+            "price": prices[plan].astype(np.float64),
+        }
+    )
+    subscriptions = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"].to_numpy(),
+            "start": starts,
+            "end": end_dates,
+            "plan": plan_cat,
+            "price": prices[plan].astype(np.float64),
+        }
+    )
+    per_channel = {}
+    for c, name in enumerate(channel_names):
+        sel = channel == c
+        cnt = int(sel.sum())
+        per_channel[name] = {
+            "share": float(channel_shares[c]),
+            "realised_share": cnt / n,
+            "acquisition_cost": float(channel_costs[c]),
+            "tilt": float(channel_tilts[c]),
+            "n_customers": cnt,
+            "mean_theta": float(theta[sel].mean()) if cnt else float("nan"),
+        }
+    truth: dict[str, Any] = {
+        "process": "sbg",
+        "mode": "subscription",
+        "params": sbg,
+        "time_unit": "M",
+        "period_days": month,
+        "plans": {nm: {"share": float(plan_shares[i]), "price": float(prices[i])}
+                  for i, nm in enumerate(plan_names)},
+        "mean_churn": sbg["alpha"] / (sbg["alpha"] + sbg["beta"]),
+        "seed": seed if isinstance(seed, int | np.integer | type(None)) else "generator",
+        "n_customers": n,
+        "n_transactions": int(pay_cust.size),
+        "start": start_ts,
+        "observation_end": end_ts,
+        "window_days": window_days,
+        "acquisition_days": acq_days,
+        "channels": per_channel,
+        "regions": dict(zip(region_names, (np.bincount(region, minlength=len(region_names)) / n)
+                            .tolist(), strict=True)),
+        "loyalty": None,
+        "campaign": None,
+    }
+    for frame in (transactions, customers, subscriptions):
+        frame.attrs["observation_end"] = end_ts
+    return Simulation(
+        transactions=transactions,
+        customers=customers,
+        memberships=None,
+        campaign=None,
+        subscriptions=subscriptions,
+        truth=truth,
+    )
