@@ -24,6 +24,7 @@ demo: $(STAMP)  ## set everything up and run the main job on bundled data (CDNOW
 	$(BIN)/custvalue demo
 
 test: $(STAMP)  ## run the whole test suite, slow tests included (what CI runs)
+	bash scripts/ensure_chromium.sh
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 test-fast: $(STAMP)  ## run the fast tests only
