@@ -180,7 +180,7 @@ def _annual_to_period_rate(discount_rate: float, unit: str) -> float:
 def _tx_component(
     model: Any,
     uniq: pd.DataFrame,
-    periods: pd.DataFrame | None,
+    periods: tuple[np.ndarray, np.ndarray] | None,
     discount_rate: float,
     want_flows: bool,
 ) -> dict[str, np.ndarray]:
@@ -203,22 +203,22 @@ def _tx_component(
             vals = model.expected_residual_transactions(uniq, discount_rate=rate)
         return {"discounted": _as_float_array(vals, n, "discounted residual value")}
 
-    steps = np.empty((n, len(periods)))
+    t_model, disc = periods
+    steps = np.empty((n, len(t_model)))
     if contractual:
         # survival to each period end given alive now, discounted at the period end
-        for k, t in enumerate(periods["t_model"].to_numpy()):
+        for k, t in enumerate(t_model):
             steps[:, k] = _as_float_array(model.probability_alive(uniq, t=t), n, "probability_alive")
         cumulative = None
     else:
-        cum = np.empty((n, len(periods)))
-        for k, t in enumerate(periods["t_model"].to_numpy()):
+        cum = np.empty((n, len(t_model)))
+        for k, t in enumerate(t_model):
             cum[:, k] = _as_float_array(model.expected_purchases(uniq, t), n, "expected_purchases")
         # expected purchases are non-decreasing in t; clip rounding noise so flows are >= 0
         cum = np.maximum.accumulate(np.maximum(cum, 0.0), axis=1)
         steps[:, 0] = cum[:, 0]
         steps[:, 1:] = np.diff(cum, axis=1)
         cumulative = cum[:, -1]
-    disc = periods["discount"].to_numpy()
     out = {"discounted": steps @ disc}
     if cumulative is not None:
         out["expected"] = cumulative
@@ -245,7 +245,7 @@ def _draw_models(model: Any, n_draws: int, seed: int | None, role: str) -> list[
     draws = model.sample_params(n_draws, seed=seed)
     if not isinstance(draws, pd.DataFrame):
         draws = pd.DataFrame(draws)
-    return [model.with_params(row) for _, row in draws.iterrows()]
+    return [model.with_params(row) for row in draws.to_dict("records")]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -375,7 +375,10 @@ def customer_lifetime_value(
             _require_columns(data, ("frequency", "monetary_value"), "the spend model")
 
     munit = _model_unit(transaction_model)
-    periods = None if not np.isfinite(horizon) else discount_factors(horizon, unit, discount_rate, munit)
+    periods = None
+    if np.isfinite(horizon):
+        table = discount_factors(horizon, unit, discount_rate, munit)
+        periods = (table["t_model"].to_numpy(), table["discount"].to_numpy())
     n = len(data)
 
     # ---- compress --------------------------------------------------------------------------

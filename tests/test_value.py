@@ -1,0 +1,296 @@
+"""Tests for custvalue.value: CLV (closed forms, lifetimes parity, intervals) and heuristic LTV."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custvalue._time import DAYS_PER_UNIT
+from custvalue.errors import DataValidationError, ModelNotFittedError, ParameterError
+from custvalue.value import (
+    compare_heuristic,
+    customer_lifetime_value,
+    discount_factors,
+    heuristic_ltv,
+    total_value,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# test doubles with closed-form behaviour
+# ---------------------------------------------------------------------------------------------
+class ConstantRate:
+    """Everyone buys at Poisson rate ``lam`` per model unit forever: E[X(t)] = lam * t."""
+
+    contractual = False
+
+    def __init__(self, lam: float, unit: str = "D", sd: float = 0.1) -> None:
+        self.params_ = {"lam": lam}
+        self.time_unit_ = unit
+        self.sd = sd
+
+    def expected_purchases(self, data, t):
+        return np.full(len(data), self.params_["lam"] * float(t))
+
+    def sample_params(self, n, seed=None):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"lam": self.params_["lam"] * np.exp(rng.normal(0.0, self.sd, n))})
+
+    def with_params(self, row):
+        return ConstantRate(float(row["lam"]), self.time_unit_, self.sd)
+
+
+class ConstantSpend:
+    contractual = False
+
+    def __init__(self, m: float, sd: float = 0.1) -> None:
+        self.params_ = {"m": m}
+        self.sd = sd
+
+    def expected_spend(self, data):
+        return np.full(len(data), self.params_["m"], dtype=float)
+
+    def sample_params(self, n, seed=None):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame({"m": self.params_["m"] * np.exp(rng.normal(0.0, self.sd, n))})
+
+    def with_params(self, row):
+        return ConstantSpend(float(row["m"]), self.sd)
+
+
+@pytest.fixture
+def small_summary() -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "frequency": [0, 1, 2, 2, 5],
+            "recency": [0.0, 3.0, 5.0, 5.0, 40.0],
+            "T": [10.0, 10.0, 10.0, 10.0, 50.0],
+            "monetary_value": [0.0, 10.0, 20.0, 20.0, 15.0],
+        },
+        index=pd.Index(["a", "b", "c", "d", "e"], name="customer_id"),
+    )
+    df.attrs["freq"] = "D"
+    return df
+
+
+# ---------------------------------------------------------------------------------------------
+# closed forms
+# ---------------------------------------------------------------------------------------------
+def test_constant_rate_clv_matches_closed_form(small_summary):
+    lam, m, d = 0.05, 40.0, 0.12
+    res = customer_lifetime_value(
+        ConstantRate(lam), ConstantSpend(m), small_summary,
+        horizon=12, time_unit="M", discount_rate=d, margin=0.3,
+    )
+    month_days = 365.25 / 12
+    expected = sum(0.3 * m * lam * month_days * (1 + d) ** (-k / 12) for k in range(1, 13))
+    np.testing.assert_allclose(res["clv"], expected, rtol=1e-12)
+    np.testing.assert_allclose(res["expected_purchases"], lam * 365.25, rtol=1e-12)
+    assert list(res.index) == list(small_summary.index)
+
+
+def test_zero_discount_equals_expected_purchases_times_spend(small_summary):
+    res = customer_lifetime_value(
+        ConstantRate(0.02), ConstantSpend(25.0), small_summary,
+        horizon=2, time_unit="Y", discount_rate=0.0,
+    )
+    np.testing.assert_allclose(res["clv"], res["expected_purchases"] * res["expected_spend"])
+    np.testing.assert_allclose(res["expected_purchases"], 0.02 * 2 * 365.25)
+
+
+def test_cash_flows_sum_to_clv_and_partial_period(small_summary):
+    res = customer_lifetime_value(
+        ConstantRate(0.03), ConstantSpend(10.0), small_summary,
+        horizon=2.5, time_unit="M", discount_rate=0.2, cash_flows=True,
+    )
+    flows = res[[c for c in res.columns if c.startswith("cash_flow_")]]
+    assert flows.shape[1] == 3  # two full months and a half month
+    np.testing.assert_allclose(flows.sum(axis=1), res["clv"], rtol=1e-12)
+    # the half month carries half the purchases of a full month (before discounting)
+    ratio = flows["cash_flow_3"] / flows["cash_flow_2"]
+    disc = (1.2 ** (-2.5 / 12)) / (1.2 ** (-2 / 12))
+    np.testing.assert_allclose(ratio, 0.5 * disc, rtol=1e-12)
+
+
+def test_discount_factors_use_calendar_exact_months():
+    df = discount_factors(12, "M", 0.1, "D")
+    np.testing.assert_allclose(df["t_model"].iloc[-1], 365.25)
+    np.testing.assert_allclose(df["discount"].iloc[-1], 1 / 1.1)
+    np.testing.assert_allclose(df["t_model"].iloc[0], DAYS_PER_UNIT["M"])
+    assert DAYS_PER_UNIT["M"] != 30
+
+
+def test_time_unit_of_model_is_respected(small_summary):
+    """The same business horizon gives the same value whether the model counts days or weeks."""
+    lam_day = 0.01
+    in_days = customer_lifetime_value(ConstantRate(lam_day, "D"), ConstantSpend(5.0), small_summary,
+                                      horizon=6, time_unit="M", discount_rate=0.1)
+    in_weeks = customer_lifetime_value(ConstantRate(lam_day * 7, "W"), ConstantSpend(5.0), small_summary,
+                                       horizon=6, time_unit="M", discount_rate=0.1)
+    np.testing.assert_allclose(in_days["clv"], in_weeks["clv"], rtol=1e-12)
+
+
+def test_price_instead_of_spend_model(small_summary):
+    price = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0], index=small_summary.index[::-1])
+    res = customer_lifetime_value(ConstantRate(0.1), None, small_summary, horizon=1, time_unit="M",
+                                  discount_rate=0.0, price=price)
+    np.testing.assert_allclose(res["expected_spend"], [5.0, 4.0, 3.0, 2.0, 1.0])
+    with pytest.raises(DataValidationError, match="no value for 1 customers"):
+        customer_lifetime_value(ConstantRate(0.1), None, small_summary, horizon=1, time_unit="M",
+                                discount_rate=0.0, price=price.iloc[1:])
+
+
+def test_does_not_modify_input(small_summary):
+    before = small_summary.copy()
+    customer_lifetime_value(ConstantRate(0.1), ConstantSpend(3.0), small_summary, horizon=3,
+                            time_unit="M", discount_rate=0.1, interval=0.8, n_draws=20, seed=0)
+    pd.testing.assert_frame_equal(small_summary, before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"horizon": 0}, "horizon must be > 0"),
+        ({"horizon": -3}, "horizon must be > 0"),
+        ({"discount_rate": -1.5}, "yearly rate"),
+        ({"interval": 1.2}, "interval must be between 0 and 1"),
+        ({"time_unit": "fortnight"}, "unknown time unit"),
+    ],
+)
+def test_invalid_arguments(small_summary, kwargs, match):
+    args = {"horizon": 12, "time_unit": "M", "discount_rate": 0.1} | kwargs
+    with pytest.raises(ParameterError, match=match):
+        customer_lifetime_value(ConstantRate(0.1), ConstantSpend(3.0), small_summary, **args)
+
+
+def test_missing_columns_and_unfitted_models(small_summary):
+    with pytest.raises(DataValidationError, match="recency"):
+        customer_lifetime_value(ConstantRate(0.1), ConstantSpend(3.0), small_summary.drop(columns="recency"),
+                                horizon=1, time_unit="M", discount_rate=0.1)
+    unfitted = ConstantRate(0.1)
+    unfitted.params_ = None
+    with pytest.raises(ModelNotFittedError):
+        customer_lifetime_value(unfitted, ConstantSpend(3.0), small_summary, horizon=1, time_unit="M",
+                                discount_rate=0.1)
+    with pytest.raises(ParameterError, match="no spend"):
+        customer_lifetime_value(ConstantRate(0.1), None, small_summary, horizon=1, time_unit="M",
+                                discount_rate=0.1)
+
+
+def test_infinite_horizon_needs_dert(small_summary):
+    with pytest.raises(ParameterError, match="expected residual transactions"):
+        customer_lifetime_value(ConstantRate(0.1), ConstantSpend(3.0), small_summary,
+                                horizon=np.inf, time_unit="M", discount_rate=0.1)
+
+
+def test_interval_of_constant_rate_matches_lognormal_quantiles(small_summary):
+    """With log(lam) ~ N(log lam0, s1^2) and log(m) ~ N(log m0, s2^2) independent, CLV is
+    lognormal: its 90 % interval is CLV0 * exp(+-1.645 sqrt(s1^2 + s2^2))."""
+    s1, s2 = 0.1, 0.2
+    res = customer_lifetime_value(
+        ConstantRate(0.05, sd=s1), ConstantSpend(30.0, sd=s2), small_summary,
+        horizon=1, time_unit="Y", discount_rate=0.1, interval=0.9, n_draws=5000, seed=3,
+    )
+    # 5000 draws: the sample 5 % quantile of log CLV has sd ~0.02; allow 3 sd
+    z = 1.6448536269514722 * math.sqrt(s1**2 + s2**2)
+    np.testing.assert_allclose(res["clv_lower"], res["clv"] * math.exp(-z), rtol=0.06)
+    np.testing.assert_allclose(res["clv_upper"], res["clv"] * math.exp(z), rtol=0.06)
+    tot = total_value(res)
+    np.testing.assert_allclose(tot["estimate"], res["clv"].sum())
+    # all customers move together with the parameters: total bounds = sum of bounds here
+    np.testing.assert_allclose(tot["lower"], res["clv_lower"].sum(), rtol=1e-9)
+    assert tot["lower"] < tot["estimate"] < tot["upper"]
+
+
+def test_interval_is_reproducible_with_seed(small_summary):
+    kw = {"horizon": 3, "time_unit": "M", "discount_rate": 0.1, "interval": 0.9, "n_draws": 50}
+    a = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), small_summary, seed=7, **kw)
+    b = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), small_summary, seed=7, **kw)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_weights_enter_total(small_summary):
+    w = small_summary.assign(weight=[1, 2, 3, 4, 5])
+    res = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), w, horizon=3, time_unit="M",
+                                  discount_rate=0.1)
+    np.testing.assert_allclose(total_value(res)["estimate"], (res["clv"] * w["weight"]).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# heuristic LTV
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_tx() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c2", "c3", "c3", "c3"],
+            "date": pd.to_datetime(
+                ["2020-01-01", "2020-03-01", "2020-01-01", "2020-06-01", "2020-06-01", "2020-12-01"]
+            ),
+            "amount": [10.0, 30.0, 20.0, 5.0, 5.0, 50.0],
+            "region": ["A", "A", "A", "B", "B", "B"],
+        }
+    )
+
+
+def test_heuristic_ltv_hand_computed(tiny_tx):
+    end = pd.Timestamp("2020-12-31")
+    m = 365.25 / 12
+    res = heuristic_ltv(tiny_tx, margin=0.5, lifetime_months=10, by="region", observation_end=end)
+    a = res.loc["A"]
+    assert a["n_customers"] == 2 and a["n_orders"] == 3
+    assert a["avg_check"] == pytest.approx(20.0)
+    tenure = 2 * (365 / m)
+    assert a["purchases_per_month"] == pytest.approx(3 / tenure)
+    assert a["heuristic_ltv"] == pytest.approx(20.0 * 3 / tenure * 0.5 * 10)
+    b = res.loc["B"]  # two lines on 2020-06-01 form one order (no order_id): 2 orders, 60 spend
+    assert b["n_orders"] == 2 and b["avg_check"] == pytest.approx(30.0)
+    assert b["purchases_per_month"] == pytest.approx(2 / (213 / m))
+    assert b["heuristic_total"] == pytest.approx(b["heuristic_ltv"])
+
+
+def test_heuristic_lifetime_estimates(tiny_tx):
+    end = pd.Timestamp("2020-12-31")
+    m = 365.25 / 12
+    churn = heuristic_ltv(tiny_tx, margin=1.0, observation_end=end, lapse_months=6)
+    # lapsed: c1 (last 2020-03-01), c2; active: c3 (exposure to the end)
+    exposure = 60 / m + 0.0 + 213 / m
+    assert churn.loc["all", "lifetime_months"] == pytest.approx(exposure / 2)
+    span = heuristic_ltv(tiny_tx, margin=1.0, observation_end=end, lifetime_method="span")
+    assert span.loc["all", "lifetime_months"] == pytest.approx((60 / m + 0 + 183 / m) / 3)
+    capped = heuristic_ltv(tiny_tx, margin=1.0, observation_end=end, horizon_months=1.0)
+    assert capped.loc["all", "lifetime_months"] == 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        heuristic_ltv(tiny_tx, margin=1.0, lifetime_months=3)  # given lifetime: no warning
+    with pytest.warns(UserWarning, match="no customer has lapsed"):
+        heuristic_ltv(tiny_tx, margin=1.0, observation_end=end, lapse_months=24)
+
+
+def test_heuristic_errors_and_input_untouched(tiny_tx):
+    before = tiny_tx.copy()
+    heuristic_ltv(tiny_tx, margin=0.3, lifetime_months=12)
+    pd.testing.assert_frame_equal(tiny_tx, before)
+    with pytest.raises(DataValidationError, match="amount"):
+        heuristic_ltv(tiny_tx.drop(columns="amount"), margin=0.3)
+    with pytest.raises(ParameterError, match="lifetime_method"):
+        heuristic_ltv(tiny_tx, margin=0.3, lifetime_method="guess")
+
+
+def test_compare_heuristic_flags_overvaluation():
+    summary = pd.DataFrame(
+        {"frequency": [0, 0, 0, 10], "T": [50.0, 50.0, 50.0, 50.0], "region": ["A"] * 4},
+        index=pd.Index(list("wxyz"), name="customer_id"),
+    )
+    clv = pd.DataFrame({"clv": [1.0, 1.0, 1.0, 37.0]}, index=summary.index)
+    heur = pd.DataFrame({"heuristic_ltv": [40.0]}, index=pd.Index(["A"], name="region"))
+    res = compare_heuristic(heur, clv, summary, by="region")
+    assert res.loc["A", "model_clv"] == pytest.approx(10.0)
+    assert res.loc["A", "ratio"] == pytest.approx(4.0)
+    assert res.loc["A", "share_one_time"] == pytest.approx(0.75)
+    assert res.loc["A", "top_decile_share"] == pytest.approx(37 / 40)
+    assert "4.0×" in res.loc["A", "explanation"]
