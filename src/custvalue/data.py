@@ -1017,6 +1017,8 @@ def _load(
     ]
     if o_sql is not None:
         norm_cols.append(f"{o_sql} AS order_id")
+    if cancel_expr is not None:
+        norm_cols.append("x_raw")
     norm_cols += [f"attr_{i}" for i in range(len(attrs))]
     # ---- checks ----------------------------------------------------------------------------
     def ex(*parts: str) -> str:
