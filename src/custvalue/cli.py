@@ -268,7 +268,7 @@ def _summary_statistics(summary: Any) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-@click.group(cls=CustvalueGroup, context_settings=_CONTEXT)
+@click.group("custvalue", cls=CustvalueGroup, context_settings=_CONTEXT)
 @click.version_option(__version__, prog_name="custvalue")
 def main() -> None:
     """custvalue: validated transactions, customer summaries, lifetime models and reports.

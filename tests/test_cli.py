@@ -1,0 +1,253 @@
+"""Tests for the `custvalue` command line: outputs, and the one-line error contract.
+
+Bad input or bad arguments must give exactly one line on stderr, exit code 2, no traceback and
+no output file (not even a temporary one) left behind.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from custvalue.cli import main
+
+CUSTVALUE = Path(sys.executable).parent / "custvalue"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def tx_csv(tmp_path: Path) -> Path:
+    """A small transaction export with one problem (a zero amount) and an attribute."""
+    rows = [
+        ("c1", "2020-01-01", 10.0, "north"),
+        ("c1", "2020-01-09", 20.0, "north"),
+        ("c1", "2020-02-20", 5.0, "north"),
+        ("c2", "2020-01-03", 7.5, "south"),
+        ("c3", "2020-01-05", 3.0, "south"),
+        ("c3", "2020-01-05", 0.0, "south"),
+        ("c3", "2020-03-30", 4.0, "south"),
+    ]
+    df = pd.DataFrame(rows, columns=["customer_id", "date", "amount", "region"])
+    path = tmp_path / "tx.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def assert_one_line_error(result_stderr: str, *needles: str) -> None:
+    lines = result_stderr.splitlines()
+    assert len(lines) == 1, result_stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result_stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+# ------------------------------------------------------------------------------------------------
+# validate
+# ------------------------------------------------------------------------------------------------
+
+
+def test_validate_prints_the_report(runner, tx_csv):
+    result = runner.invoke(main, ["validate", "--data", str(tx_csv), "--attribute", "region"])
+    assert result.exit_code == 0, result.output
+    assert "7 rows in, 7 rows out" in result.stdout
+    assert "zero amounts" in result.stdout and "missing customer ids" in result.stdout
+    assert result.stderr == ""
+
+
+def test_validate_fail_on_problems(runner, tx_csv):
+    result = runner.invoke(main, ["validate", "--data", str(tx_csv), "--fail-on-problems"])
+    assert result.exit_code == 1  # the zero amount is a finding
+
+
+def test_validate_missing_column_is_one_line(runner, tx_csv):
+    result = runner.invoke(main, ["validate", "--data", str(tx_csv), "--amount-col", "amt"])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "amount_col='amt'", "did you mean 'amount'", "tx.csv")
+    assert result.stdout == ""
+
+
+def test_validate_missing_file_is_one_line(runner, tmp_path):
+    result = runner.invoke(main, ["validate", "--data", str(tmp_path / "nope.csv")])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "nope.csv", "does not exist")
+
+
+def test_bad_choice_and_unknown_option_are_one_line(runner, tx_csv):
+    result = runner.invoke(main, ["validate", "--data", str(tx_csv), "--returns", "keep"])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "--returns", "custvalue validate")
+    result = runner.invoke(main, ["validate", "--dta", str(tx_csv)])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "--dta")
+    result = runner.invoke(main, ["validate"])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "--data")
+
+
+def test_bad_sql_expression_is_one_line(runner, tx_csv):
+    result = runner.invoke(
+        main, ["validate", "--data", str(tx_csv), "--amount-col", "amount * (("]
+    )
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "amount_col=")
+
+
+def test_help_and_version(runner):
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("validate", "summarize", "demo"):
+        assert command in result.stdout
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0 and "custvalue" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------
+# summarize
+# ------------------------------------------------------------------------------------------------
+
+
+def test_summarize_matches_lifetimes(runner, tx_csv, tmp_path):
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    out = tmp_path / "summary.parquet"
+    result = runner.invoke(
+        main, ["summarize", "--data", str(tx_csv), "--freq", "D", "--out", str(out), "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert str(out) in result.stdout
+    got = pd.read_parquet(out)
+    raw = pd.read_csv(tx_csv, parse_dates=["date"])
+    ref = summary_data_from_transaction_data(
+        raw, "customer_id", "date", monetary_value_col="amount", freq="D"
+    )
+    got = got.sort_index()
+    ref = ref.sort_index()
+    assert list(got.index) == list(ref.index) == ["c1", "c2", "c3"]
+    for col in ("frequency", "recency", "T", "monetary_value"):
+        assert got[col].tolist() == pytest.approx(ref[col].tolist()), col
+    assert leftovers(tmp_path) == ["summary.parquet", "tx.csv"]
+
+
+def test_summarize_weekly_csv_with_attribute(runner, tx_csv, tmp_path):
+    out = tmp_path / "summary.csv"
+    result = runner.invoke(
+        main,
+        ["summarize", "--data", str(tx_csv), "--freq", "W", "--out", str(out),
+         "--attribute", "region", "--observation-end", "2020-03-31"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Data quality" in result.stdout
+    got = pd.read_csv(out, index_col="customer_id")
+    assert set(got.index) == {"c1", "c2", "c3"}
+    assert got.loc["c2", "region"] == "south"
+    # c2 first bought on Friday 2020-01-03 (week of Mon 2019-12-30); the observation end
+    # 2020-03-31 lies in the week of Mon 2020-03-30: 13 weeks later.
+    assert got.loc["c2", "T"] == 13
+    assert got.loc["c2", "frequency"] == 0
+
+
+def test_summarize_bad_freq_leaves_no_file(runner, tx_csv, tmp_path):
+    out = tmp_path / "s.parquet"
+    result = runner.invoke(
+        main, ["summarize", "--data", str(tx_csv), "--freq", "fortnight", "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "fortnight")
+    assert leftovers(tmp_path) == ["tx.csv"]
+
+
+def test_summarize_bad_extension(runner, tx_csv, tmp_path):
+    result = runner.invoke(
+        main, ["summarize", "--data", str(tx_csv), "--out", str(tmp_path / "s.xlsx")]
+    )
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, ".xlsx", ".parquet or .csv")
+    assert leftovers(tmp_path) == ["tx.csv"]
+
+
+def test_summarize_unwritable_output(runner, tx_csv, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    for out in (blocker / "s.parquet", tmp_path / "missing_dir" / "s.parquet"):
+        result = runner.invoke(main, ["summarize", "--data", str(tx_csv), "--out", str(out)])
+        assert result.exit_code == 2
+        assert_one_line_error(result.stderr, str(out.parent))
+    assert leftovers(tmp_path) == ["file", "tx.csv"]
+
+
+def test_summarize_bad_data_leaves_no_file_or_temp(runner, tx_csv, tmp_path):
+    out = tmp_path / "s.parquet"
+    out_existing = tmp_path / "keep.parquet"
+    out_existing.write_bytes(b"old contents")
+    for target in (out, out_existing):
+        result = runner.invoke(
+            main, ["summarize", "--data", str(tx_csv), "--customer-col", "cust",
+                   "--out", str(target)]
+        )
+        assert result.exit_code == 2
+        assert_one_line_error(result.stderr, "customer_col='cust'")
+    assert leftovers(tmp_path) == ["keep.parquet", "tx.csv"]
+    assert out_existing.read_bytes() == b"old contents"  # an old output is left untouched
+
+
+# ------------------------------------------------------------------------------------------------
+# demo
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_on_cdnow_master(runner, tmp_path):
+    out_dir = tmp_path / "demo"
+    result = runner.invoke(main, ["demo", "--out-dir", str(out_dir)])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_parquet(out_dir / "cdnow_summary.parquet")
+    # Fader, Hardie & Lee (2005): CDNOW master has 23,570 customers, first purchases in
+    # 1997 Q1, observed until the end of June 1998.
+    assert len(summary) == 23_570
+    assert summary["first_purchase"].max() < pd.Timestamp("1997-04-01")
+    assert (summary["recency"] <= summary["T"]).all()
+    assert "69,659 rows in" in result.stdout
+    assert str(out_dir / "cdnow_summary.parquet") in result.stdout
+    assert (out_dir / "data_quality.txt").read_text().startswith("Data quality")
+    assert "<table" in (out_dir / "data_quality.html").read_text()
+
+
+# ------------------------------------------------------------------------------------------------
+# the real executable
+# ------------------------------------------------------------------------------------------------
+
+
+def test_installed_command_one_line_error_and_no_file(tx_csv, tmp_path):
+    out = tmp_path / "s.parquet"
+    proc = subprocess.run(
+        [str(CUSTVALUE), "summarize", "--data", str(tx_csv), "--date-col", "when",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, "date_col='when'", "'date'")
+    assert proc.stdout == ""
+    assert leftovers(tmp_path) == ["tx.csv"]
+
+
+def test_installed_command_missing_file(tmp_path):
+    proc = subprocess.run(
+        [str(CUSTVALUE), "validate", "--data", str(tmp_path / "missing.parquet")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, "missing.parquet")
