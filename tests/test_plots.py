@@ -1,0 +1,151 @@
+"""Tests for custvalue.plots: every plot returns its Axes, titled, with labelled axes and units."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from custvalue import plots
+from custvalue.errors import DataValidationError, ParameterError
+from custvalue.evaluation import holdout_scorecard, tracking
+
+
+class PoissonModel:
+    """Test double: Poisson purchases at rate ``lam`` per day, always alive."""
+
+    contractual = False
+
+    def __init__(self, lam: float = 0.05) -> None:
+        self.lam = lam
+        self.params_ = {"lam": lam}
+        self.time_unit_ = "D"
+
+    def expected_purchases(self, data, t):
+        return pd.Series(self.lam * float(t) + 0.01 * data["frequency"].to_numpy(), index=data.index)
+
+    def probability_alive(self, data, t=0):
+        r = data["recency"].to_numpy(float)
+        T = data["T"].to_numpy(float)
+        return pd.Series(np.where(T > 0, 0.2 + 0.8 * r / np.where(T > 0, T, 1), 1.0), index=data.index)
+
+    def probability_of_purchases(self, data, n, t):
+        return pd.Series(stats.poisson.pmf(n, self.lam * np.asarray(t, float)), index=data.index)
+
+    def expected_purchases_new_customer(self, t):
+        return self.lam * np.asarray(t, dtype=float)
+
+
+@pytest.fixture
+def ch_summary() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    n = 300
+    T = rng.uniform(10, 100, n).round()
+    f = rng.poisson(0.05 * T)
+    r = np.where(f > 0, np.floor(T * rng.uniform(0.3, 1.0, n)), 0.0)
+    df = pd.DataFrame(
+        {
+            "frequency": f.astype(float),
+            "recency": r,
+            "T": T,
+            "monetary_value": np.where(f > 0, rng.gamma(2.0, 10.0, n), 0.0),
+            "frequency_holdout": rng.poisson(0.05 * 30, n).astype(float),
+            "duration_holdout": 30.0,
+        },
+        index=pd.Index([f"c{i}" for i in range(n)], name="customer_id"),
+    )
+    df.attrs["freq"] = "D"
+    return df
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _labelled(ax) -> None:
+    assert isinstance(ax, matplotlib.axes.Axes)
+    assert ax.get_title()
+    assert ax.get_xlabel() and ax.get_ylabel()
+
+
+def test_expected_frequency_distribution_is_poisson_closed_form(ch_summary):
+    model = PoissonModel(0.05)
+    dist = plots.expected_frequency_distribution(model, ch_summary["T"], max_frequency=4)
+    T = ch_summary["T"].to_numpy()
+    for n in range(4):
+        assert dist.iloc[n] == pytest.approx(stats.poisson.pmf(n, 0.05 * T).sum())
+    assert dist.iloc[4] == pytest.approx(stats.poisson.sf(3, 0.05 * T).sum())
+    assert dist.sum() == pytest.approx(len(T))
+
+
+def test_plot_period_transactions(ch_summary):
+    ax = plots.plot_period_transactions(PoissonModel(), ch_summary, max_frequency=5)
+    _labelled(ax)
+    assert "day" in ax.get_xlabel()
+    assert len(ax.patches) >= 12  # 6 bins x 2 sources
+
+
+def test_plot_calibration_holdout_and_deciles(ch_summary):
+    model = PoissonModel()
+    ax = plots.plot_calibration_holdout(model, ch_summary)
+    _labelled(ax)
+    assert "30 days" in ax.get_title()
+    card = holdout_scorecard(model, ch_summary)
+    ax2 = plots.plot_decile_calibration(card)
+    _labelled(ax2)
+    assert len(ax2.patches) == 20
+
+
+def test_plot_tracking_both_modes():
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "b", "c"],
+            "date": pd.to_datetime(["2021-01-01", "2021-02-01", "2021-01-05", "2021-03-01", "2021-02-10"]),
+        }
+    )
+    tab = tracking(PoissonModel(), tx, period="W", calibration_end="2021-02-15")
+    _fig, (a1, a2) = plt.subplots(1, 2)
+    assert plots.plot_tracking(tab, ax=a1) is a1
+    assert plots.plot_tracking(tab, cumulative=False, ax=a2) is a2
+    _labelled(a1)
+    _labelled(a2)
+    assert "cumulative" in a1.get_title() and "per week" in a2.get_title()
+
+
+@pytest.mark.parametrize("fn", [plots.plot_expected_purchases_heatmap, plots.plot_probability_alive_heatmap])
+def test_heatmaps(ch_summary, fn):
+    ax = fn(PoissonModel(), summary=ch_summary, n_recency=20)
+    _labelled(ax)
+    assert "days" in ax.get_xlabel()
+
+
+def test_heatmap_needs_age():
+    with pytest.raises(ParameterError, match="customer age"):
+        plots.plot_frequency_recency_heatmap(PoissonModel())
+    with pytest.raises(ParameterError, match="quantity"):
+        plots.plot_frequency_recency_heatmap(PoissonModel(), T=10, quantity="value")
+
+
+def test_plot_clv_distribution():
+    clv = pd.DataFrame({"clv": np.random.default_rng(1).gamma(1.0, 50.0, 500)})
+    clv.attrs.update({"horizon": 12.0, "time_unit": "M"})
+    ax = plots.plot_clv_distribution(clv, currency="USD")
+    _labelled(ax)
+    assert "12 months" in ax.get_title() and "USD" in ax.get_xlabel()
+    ax2 = plots.plot_clv_distribution(clv["clv"], log_scale=True)
+    _labelled(ax2)
+    with pytest.raises(DataValidationError, match="clv_lower"):
+        plots.plot_clv_distribution(clv, column="clv_lower")
+
+
+def test_given_axes_is_used(ch_summary):
+    _fig, ax = plt.subplots()
+    assert plots.plot_period_transactions(PoissonModel(), ch_summary, ax=ax) is ax
