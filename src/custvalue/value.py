@@ -190,8 +190,9 @@ def _tx_component(
     munit = _model_unit(model)
     contractual = bool(getattr(model, "contractual", False))
     if periods is None:  # infinite horizon
-        rate = _annual_to_period_rate(discount_rate, munit)
         if contractual:
+            # DERL (Fader & Hardie 2010 eq. 6) takes a discrete rate per model period
+            rate = _annual_to_period_rate(discount_rate, munit)
             vals = model.expected_residual_lifetime(uniq, discount_rate=rate)
         else:
             if not hasattr(model, "expected_residual_transactions"):
@@ -200,7 +201,15 @@ def _tx_component(
                     f"{type(model).__name__} does not provide; use ParetoNBDModel or a finite "
                     "horizon (e.g. horizon=36, time_unit='M')"
                 )
-            vals = model.expected_residual_transactions(uniq, discount_rate=rate)
+            if discount_rate <= 0:
+                raise ParameterError(
+                    "horizon=np.inf needs discount_rate > 0: undiscounted residual transactions "
+                    "can be infinite"
+                )
+            # DERT (Fader, Hardie & Lee 2005b eq. 2) discounts continuously: the rate per model
+            # unit equivalent to the yearly rate d is log(1 + d) * (days per unit / 365.25)
+            delta = math.log1p(discount_rate) * DAYS_PER_UNIT[munit] / _DAYS_PER_YEAR
+            vals = model.expected_residual_transactions(uniq, discount_rate=delta)
         return {"discounted": _as_float_array(vals, n, "discounted residual value")}
 
     t_model, disc = periods
