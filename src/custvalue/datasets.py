@@ -474,6 +474,8 @@ def _normal_score(cdf: np.ndarray) -> np.ndarray:
 
 def _grouped_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Cumulative sums restarting at each group (groups are consecutive runs of ``counts``)."""
+    if values.size == 0:
+        return values.astype(float)
     cs = np.cumsum(values)
     ends = np.cumsum(counts)
     starts = ends - counts
