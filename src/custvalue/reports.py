@@ -175,7 +175,7 @@ class Param:
         if value is None or (
             isinstance(value, str)
             and value.strip().lower() in _NONE
-            and self.type not in ("str", "list")
+            and (self.nullable or self.type not in ("str", "list"))
         ):
             if self.nullable:
                 return None

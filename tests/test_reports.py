@@ -1,0 +1,387 @@
+"""Report runner: parameter validation, papermill execution, atomic output, failures, batches.
+
+Most tests drive a tiny notebook written by the fixture below (a few cells, one figure, one
+table) so that the machinery is exercised in seconds; the value report itself runs end to end on
+the CDNOW sample in a slow test.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from custvalue import reports
+from custvalue._html import external_references
+from custvalue.errors import CustvalueError, ParameterError
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_CELLS = [
+    ("markdown", "# Tiny report\n\nA report small enough to run in a test."),
+    ("code", "n = 3\nfail = False\nsleep = 0.0\nmarker = None\noutput_dir = None", ["parameters"]),
+    ("code", "import json, time\nimport matplotlib.pyplot as plt\nimport pandas as pd\n"
+             "from custvalue import reports"),
+    ("markdown", "## First section\n\nA figure with a title and labelled axes."),
+    ("code", "fig, ax = plt.subplots(figsize=(4, 3))\nax.plot(range(n), [i * i for i in range(n)])\n"
+             "ax.set_title('Squares')\nax.set_xlabel('i (count)')\nax.set_ylabel('i squared (count)')\n"
+             "plt.show()"),
+    ("markdown", "## Second section\n\nA table and a warning that readers should not see."),
+    ("code", "import warnings\nwarnings.warn('internal warning for developers')\n"
+             "pd.DataFrame({'i': range(n), 'square': [i * i for i in range(n)]})"),
+    ("markdown", "### Second section\n\nSame heading text twice: ids must stay unique."),
+    ("code", "if marker:\n    open(marker, 'w').write('running')\ntime.sleep(sleep)\n"
+             "if fail:\n    raise ValueError(f'boom at n={n}')"),
+    ("code", "scores = pd.DataFrame({'customer_id': [f'c{i}' for i in range(n)], 'clv': [1.5] * n,"
+             " 'extra': 1, 'p_alive': 0.5})\nreports.export_scores(output_dir, scores)\n"
+             "reports.write_metrics(output_dir, {'n': n, 'total': float(1.5 * n)})\nprint('done')"),
+]
+
+
+def _tiny_notebook(path: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    for kind, source, *tags in TINY_CELLS:
+        cell = (nbformat.v4.new_markdown_cell if kind == "markdown" else nbformat.v4.new_code_cell)(
+            source
+        )
+        if tags:
+            cell.metadata["tags"] = tags[0]
+        nb.cells.append(cell)
+    nbformat.write(nb, path)
+    return path
+
+
+def _tiny_spec(notebook: Path) -> reports.ReportSpec:
+    return reports.ReportSpec(
+        name="tiny",
+        title="Tiny report",
+        description="Test report.",
+        notebook=notebook,
+        params=(
+            reports.Param("n", "int", 3, "number of rows", minimum=1),
+            reports.Param("fail", "bool", False, "raise in the middle"),
+            reports.Param("sleep", "float", 0.0, "seconds to sleep mid-run", minimum=0),
+            reports.Param("marker", "str", None, "file written when the sleep starts",
+                          nullable=True),
+        ),
+        outputs=("metrics.json", "scores.parquet", "scores.csv"),
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> reports.ReportSpec:
+    nb = _tiny_notebook(tmp_path_factory.mktemp("nb") / "tiny.ipynb")
+    return reports.register_report(_tiny_spec(nb), replace=True)
+
+
+def _quiet(lines: list[str]):
+    return lines.append
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def test_value_report_declares_its_parameters_once() -> None:
+    spec = reports.get_report("value")
+    values = reports.validate_params("value", {})
+    assert set(values) == set(spec.param_names)
+    assert values["horizon_months"] == 12.0 and values["freq"] == "W"
+    text = reports.format_params_help("value")
+    for p in spec.params:
+        assert p.name in text and p.help in text
+
+
+@pytest.mark.parametrize(
+    ("params", "pattern"),
+    [
+        ({"horizon_month": "12"}, r"unknown parameter 'horizon_month'.*did you mean 'horizon_months'"),
+        ({"horizon_months": "twelve"}, r"'horizon_months' must be a number, got 'twelve'"),
+        ({"horizon_months": "-3"}, r"'horizon_months' must be > 0, got -3"),
+        ({"n_draws": "2.5"}, r"'n_draws' must be a whole number"),
+        ({"freq": "fortnight"}, r"'freq' must be one of D, W, M"),
+        ({"calibration_end": "1997-13-01"}, r"'calibration_end' must be a date"),
+        ({"calibration_end": "1998-01-01", "observation_end": "1997-06-30"},
+         r"'calibration_end' \(1998-01-01\) must be before 'observation_end' \(1997-06-30\)"),
+        ({"models": "bgnbd,prophet"}, r"unknown item\(s\) 'prophet'"),
+        ({"data": "/nonexistent/orders.csv"}, r"data file '/nonexistent/orders.csv' does not exist"),
+        ({"data": "/nonexistent/*.parquet"}, r"no file matches"),
+        ({"margin": "0"}, r"'margin' must be > 0"),
+    ],
+)
+def test_impossible_parameters_are_one_line_errors(params: dict, pattern: str) -> None:
+    with pytest.raises(ParameterError, match=pattern) as info:
+        reports.validate_params("value", params)
+    assert "\n" not in str(info.value)
+
+
+def test_parameters_parse_from_command_line_strings() -> None:
+    values = reports.validate_params(
+        "value",
+        {"horizon_months": "6", "models": "bgnbd, mbgnbd", "n_draws": "0",
+         "calibration_end": "1997-09-30", "order_col": "auto"},
+    )
+    assert values["horizon_months"] == 6.0
+    assert values["models"] == ["bgnbd", "mbgnbd"]
+    assert values["n_draws"] == 0
+    assert values["calibration_end"] == "1997-09-30"
+    assert values["order_col"] is None
+
+
+def test_unknown_report_is_named() -> None:
+    with pytest.raises(ParameterError, match=r"unknown report 'valu'.*did you mean 'value'"):
+        reports.get_report("valu")
+
+
+def test_cli_list_and_help_params() -> None:
+    runner = CliRunner()
+    res = runner.invoke(reports.report_command, ["--list"])
+    assert res.exit_code == 0 and re.search(r"^value\s+\S", res.output, re.M)
+    res = runner.invoke(reports.report_command, ["value", "--help-params"])
+    assert res.exit_code == 0
+    assert "horizon_months" in res.output and "float" in res.output and "default: 12" in res.output
+
+
+def test_cli_invalid_parameter_exits_2_before_any_kernel(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "out"
+    res = runner.invoke(
+        reports.report_command,
+        ["value", "--data", "cdnow-sample", "-p", "horizon_months=-1", "--out", str(out)],
+    )
+    assert res.exit_code == 2
+    assert res.output.strip().count("\n") == 0
+    assert res.output.startswith("error: parameter 'horizon_months' must be > 0")
+    assert not out.exists()  # nothing written, no kernel started
+    res = runner.invoke(reports.report_command, ["value", "--data", str(tmp_path / "no.csv")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+    res = runner.invoke(reports.report_command, ["value", "-p", "nonsense"])
+    assert res.exit_code == 2 and "name=value" in res.output
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+@pytest.mark.slow
+def test_successful_run_publishes_atomically(tiny: reports.ReportSpec, tmp_path: Path) -> None:
+    lines: list[str] = []
+    res = reports.run(tiny, params={"n": "4"}, out=tmp_path, log=lines.append, progress=False)
+    report_dir = tmp_path / "tiny"
+    assert res.run_dir.parent == report_dir
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", res.run_dir.name)
+    for name in ("report.html", "report.ipynb", "metrics.json", "scores.parquet", "scores.csv"):
+        assert (res.run_dir / name).is_file(), name
+    assert not list(report_dir.glob(".tmp-*")) and not list(report_dir.glob(".*.tmp"))
+    assert res.latest.read_bytes() == res.html.read_bytes()
+    # plain log lines, one per code cell, naming the section
+    assert any(re.fullmatch(r"\[tiny\] cell \d+/\d+ First section", line) for line in lines)
+
+    page = res.html.read_text()
+    assert not re.search(r'class="[^"]*(jp-CodeMirrorEditor|jp-InputPrompt)', page)  # no code
+    assert "reports.export_scores" not in page and "plt.subplots" not in page
+    assert "internal warning for developers" not in page  # stderr dropped
+    assert re.search(r'<img[^>]+src="data:image/png;base64,', page)
+    assert external_references(page) == []
+    ids = re.findall(r'<h[1-3][^>]*\sid="([^"]+)"', page)
+    assert len(ids) == len(set(ids))
+    toc = re.search(r'<nav class="cv-toc".*?</nav>', page, re.S).group(0)
+    links = re.findall(r'href="#([^"]+)"', toc)
+    assert links and all(link in ids for link in links)
+    for text in ("First section", "Second section", "Parameters", "Package versions",
+                 "run time", "started (UTC)", "git commit", "Data quality"):
+        assert text in page, text
+
+    metrics = json.loads(res.metrics.read_text())
+    assert metrics["metrics"] == {"n": 4, "total": 6.0}
+    assert metrics["run"]["parameters"]["n"] == 4 and metrics["report"] == "tiny"
+    scores = pd.read_parquet(res.run_dir / "scores.parquet")
+    assert list(scores.columns) == ["customer_id", "p_alive", "clv", "extra"]  # stable order
+    assert pd.read_csv(res.run_dir / "scores.csv").shape == scores.shape
+
+    again = reports.run(tiny, params={"n": "2"}, out=tmp_path, log=lines.append)
+    assert again.run_dir.name == res.run_dir.name + "-2"
+    assert res.html.is_file()  # the earlier run is kept
+    assert again.latest.read_bytes() == again.html.read_bytes()
+
+
+@pytest.mark.slow
+def test_failed_run_keeps_latest_and_writes_failed_page(
+    tiny: reports.ReportSpec, tmp_path: Path
+) -> None:
+    good = reports.run(tiny, out=tmp_path, log=_quiet([]))
+    before = good.latest.read_bytes()
+    with pytest.raises(reports.ReportFailedError) as info:
+        reports.run(tiny, params={"fail": "true", "n": 7}, out=tmp_path, log=_quiet([]))
+    message = str(info.value)
+    assert "\n" not in message
+    assert re.search(r"failed in cell \d+ \(Second section\): ValueError: boom at n=7", message)
+    failed = info.value.failed_html
+    assert failed.parent == tmp_path / "tiny" / "failed" and failed.is_file()
+    page = failed.read_text()
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert "raise ValueError(f'boom at n={n}')" in text  # code visible on the failed page
+    assert "jp-CodeMirrorEditor" in page
+    assert "boom at n=7" in page
+    assert good.latest.read_bytes() == before
+    dated = [p for p in (tmp_path / "tiny").iterdir() if re.match(r"\d{4}-", p.name)]
+    assert dated == [good.run_dir]
+    assert not list((tmp_path / "tiny").glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_cell_timeout_is_a_failure(tiny: reports.ReportSpec, tmp_path: Path) -> None:
+    with pytest.raises(reports.ReportFailedError, match="timed out|Timeout"):
+        reports.run(tiny, params={"sleep": 30}, out=tmp_path, execution_timeout=2, log=_quiet([]))
+    assert not (tmp_path / "tiny" / "latest.html").exists()
+
+
+_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from custvalue import reports
+    import test_reports as t
+    spec = reports.register_report(t._tiny_spec(Path({nb!r})), replace=True)
+    reports.run(spec, params={params!r}, out={out!r}, progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_last_good_report_intact(
+    tiny: reports.ReportSpec, tmp_path: Path
+) -> None:
+    psutil = pytest.importorskip("psutil")
+    good = reports.run(tiny, out=tmp_path, log=_quiet([]))
+    before = good.latest.read_bytes()
+    marker = tmp_path / "running.flag"
+    driver = _DRIVER.format(
+        tests=str(REPO / "tests"), nb=str(tiny.notebook),
+        params={"sleep": 120, "marker": str(marker), "n": 5}, out=str(tmp_path),
+    )
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the run never reached its sleeping cell"
+            time.sleep(0.2)
+        assert list((tmp_path / "tiny").glob(".tmp-*"))  # a run is in flight
+        family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        for pid in family:  # SIGKILL: no cleanup handlers get to run
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert good.latest.read_bytes() == before
+    dated = [p for p in (tmp_path / "tiny").iterdir() if re.match(r"\d{4}-", p.name)]
+    assert dated == [good.run_dir]
+    assert good.html.read_bytes() == before
+    # the next run sweeps the dead run's temporary directory and publishes normally
+    after = reports.run(tiny, params={"n": 2}, out=tmp_path, log=_quiet([]))
+    assert not list((tmp_path / "tiny").glob(".tmp-*"))
+    assert after.latest.read_bytes() == after.html.read_bytes() != before
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+@pytest.mark.slow
+def test_batch_runs_every_job_and_reports_failures(
+    tiny: reports.ReportSpec, tmp_path: Path
+) -> None:
+    jobs = tmp_path / "jobs.yml"
+    jobs.write_text(textwrap.dedent(
+        """
+        defaults:
+          out: out
+          params: {n: 2}
+        jobs:
+          - {name: breaks, report: tiny, params: {fail: true}}
+          - {name: invalid, report: tiny, params: {n: -1}}
+          - {name: works, report: tiny}
+        """
+    ))
+    runner = CliRunner()
+    res = runner.invoke(reports.run_command, [str(jobs)])
+    assert res.exit_code == 1
+    summary = res.stdout.strip().splitlines()
+    assert summary[-1] == "1 of 3 jobs succeeded, 2 failed"
+    assert summary[0].startswith("FAILED breaks (tiny") and "boom at n=2" in summary[0]
+    assert summary[1].startswith("FAILED invalid") and "'n' must be >= 1" in summary[1]
+    assert summary[2].startswith("ok     works")
+    assert (tmp_path / "out" / "tiny" / "latest.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        ("jobs: [", "not valid YAML"),
+        ("jobs: []", "non-empty 'jobs:' list"),
+        ("jobs:\n  - {report: tiny, colour: red}", "unknown key"),
+    ],
+)
+def test_unusable_jobs_file_exits_2(tmp_path: Path, content: str, pattern: str) -> None:
+    jobs = tmp_path / "jobs.yml"
+    jobs.write_text(content)
+    res = CliRunner().invoke(reports.run_command, [str(jobs)])
+    assert res.exit_code == 2 and pattern in res.output
+    assert res.output.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------- notebooks in git
+
+
+def _repo_notebooks() -> list[Path]:
+    return sorted((REPO / "notebooks").rglob("*.ipynb"))
+
+
+def test_committed_notebooks_are_output_free() -> None:
+    notebooks = [p for p in _repo_notebooks() if ".ipynb_checkpoints" not in p.parts]
+    assert REPO / "notebooks" / "value_report.ipynb" in notebooks
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type == "code":
+                assert cell.outputs == [], f"{path.name} cell {i} has outputs"
+                assert cell.execution_count is None, f"{path.name} cell {i} has a count"
+            assert "papermill" not in cell.metadata, f"{path.name} cell {i}: papermill metadata"
+            assert "execution" not in cell.metadata, f"{path.name} cell {i}: timing metadata"
+        # one JSON layout so diffs stay small: what nbformat itself writes
+        assert path.read_text() == nbformat.writes(nb) + "\n" or path.read_text() == nbformat.writes(nb)
+
+
+def test_value_notebook_parameters_match_the_declaration() -> None:
+    nb = nbformat.read(REPO / "notebooks" / "value_report.ipynb", as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    names: dict[str, object] = {}
+    exec(tagged[0].source, {}, names)  # the parameters cell is plain assignments
+    spec = reports.get_report("value")
+    assert set(names) == set(spec.param_names) | {"output_dir"}
+    for p in spec.params:
+        assert names[p.name] == p.default, p.name
+
+
+def test_errors_are_custvalue_errors() -> None:
+    assert issubclass(reports.ReportFailedError, CustvalueError)
