@@ -242,7 +242,7 @@ def test_failed_run_keeps_latest_and_writes_failed_page(
 
 @pytest.mark.slow
 def test_cell_timeout_is_a_failure(tiny: reports.ReportSpec, tmp_path: Path) -> None:
-    with pytest.raises(reports.ReportFailedError, match="timed out|Timeout"):
+    with pytest.raises(reports.ReportFailedError, match=r"timed out|Timeout"):
         reports.run(tiny, params={"sleep": 30}, out=tmp_path, execution_timeout=2, log=_quiet([]))
     assert not (tmp_path / "tiny" / "latest.html").exists()
 
