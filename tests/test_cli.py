@@ -120,6 +120,7 @@ def test_help_and_version(runner):
 # ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # importing lifetimes takes seconds
 def test_summarize_matches_lifetimes(runner, tx_csv, tmp_path):
     from lifetimes.utils import summary_data_from_transaction_data
 
@@ -251,3 +252,17 @@ def test_installed_command_missing_file(tmp_path):
     )
     assert proc.returncode == 2
     assert_one_line_error(proc.stderr, "missing.parquet")
+
+
+def test_corrupt_file_is_one_line(runner, tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"garbage")
+    result = runner.invoke(main, ["validate", "--data", str(path)])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "broken.parquet")
+
+
+def test_validate_bundled_cdnow_sample(runner):
+    result = runner.invoke(main, ["validate", "--data", "cdnow-sample"])
+    assert result.exit_code == 0, result.output
+    assert "6,919 rows in" in result.stdout  # the CDNOW sample has 6,919 transaction lines

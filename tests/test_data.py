@@ -662,3 +662,19 @@ def test_random_logs_load_without_nan_and_never_negative(rows, text_ids, returns
             assert total >= bought[cust] - returned[cust] - 1e-9
         else:
             assert math.isclose(total, bought[cust], rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_csv_read_as_one_column_gets_a_delimiter_hint(tmp_path):
+    path = tmp_path / "semi.csv"
+    path.write_text("customer_id;date;amount\n1;2020-01-01;3\n")
+    with pytest.raises(DataValidationError, match="single column"):
+        load_transactions(path, read_options={"delim": "|"})
+    tx, _ = load_transactions(path, read_options={"delim": ";"})
+    assert tx["amount"].tolist() == [3.0]
+
+
+def test_corrupt_parquet_is_a_validation_error(tmp_path):
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(DataValidationError, match=r"broken\.parquet"):
+        load_transactions(path)

@@ -967,9 +967,15 @@ def _load(
                 cancel_prefix = cancelled
     if problems:
         columns = ", ".join(repr(c) for c in src.columns)
+        hint = ""
+        if src.kind == "csv" and len(src.columns) == 1:
+            hint = (
+                ". The CSV was read as a single column: it uses another delimiter or has "
+                "malformed lines; pass read_options={'delim': ...} (CLI: --delimiter)"
+            )
         raise DataValidationError(
             f"missing columns in {src.description}: " + "; ".join(problems)
-            + f". Columns that exist: {columns}"
+            + f". Columns that exist: {columns}{hint}"
         )
     assert cust is not None and date is not None and amount is not None
 
