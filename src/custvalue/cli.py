@@ -366,6 +366,11 @@ def demo(out_dir: str, freq: str) -> None:
 # ------------------------------------------------------------------------------------------------
 # commands from other modules: main.add_command(...) below
 # ------------------------------------------------------------------------------------------------
+from .reports import report_command as _report_command  # noqa: E402
+from .reports import run_command as _run_command  # noqa: E402
+
+main.add_command(_report_command)  # custvalue report value --data PATH ... / --list / --help-params
+main.add_command(_run_command)  # custvalue run jobs.yml
 
 
 if __name__ == "__main__":  # pragma: no cover
