@@ -294,3 +294,20 @@ def test_compare_heuristic_flags_overvaluation():
     assert res.loc["A", "share_one_time"] == pytest.approx(0.75)
     assert res.loc["A", "top_decile_share"] == pytest.approx(37 / 40)
     assert "4.0×" in res.loc["A", "explanation"]
+
+
+# ---------------------------------------------------------------------------------------------
+# real models: infinite horizon (Pareto/NBD DERT)
+# ---------------------------------------------------------------------------------------------
+def test_infinite_horizon_matches_long_finite_horizon():
+    """DERT (continuous discounting) equals an 80-year yearly horizon whose cash flows are
+    moved from the year end to the middle of the year."""
+    from custvalue.models.pareto_nbd import ParetoNBDModel
+
+    m = ParetoNBDModel.from_params(r=0.55, alpha=10.58, s=0.61, beta=11.67, time_unit="W")
+    d = pd.DataFrame({"frequency": [0, 2, 5.0, 20], "recency": [0, 30, 35, 38.0], "T": [39.0] * 4})
+    inf = customer_lifetime_value(m, None, d, horizon=np.inf, time_unit="M", discount_rate=0.1, price=2.0)
+    fin = customer_lifetime_value(m, None, d, horizon=80, time_unit="Y", discount_rate=0.1, price=2.0)
+    assert "expected_purchases" not in inf.columns
+    np.testing.assert_allclose(inf["clv"], fin["clv"] * 1.1 ** (1 / 2), rtol=5e-3)
+    assert (inf["clv"] > 0).all() and np.isfinite(inf["clv"]).all()
