@@ -93,6 +93,7 @@ CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
 _N_EXAMPLES = 5
 _MISSING_TEXT = ("", "nan", "none", "null", "<na>", "nat")
 _WS = "chr(32) || chr(9) || chr(10) || chr(13) || chr(160)"
+_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _PARQUET_EXT = (".parquet", ".pq", ".parq")
 _CSV_EXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".csv.zst")
 # Formats tried (after ISO 8601) when a text date column has values DuckDB cannot cast.
@@ -351,6 +352,9 @@ class _Source:
 def _expand_paths(raw: Sequence[str]) -> list[str]:
     files: list[str] = []
     for item in raw:
+        if _REMOTE.match(os.fspath(item)):  # s3://, https://, gs://...: DuckDB reads these
+            files.append(os.fspath(item))
+            continue
         p = os.path.expanduser(os.fspath(item))
         if os.path.isdir(p):
             found = [
@@ -385,6 +389,11 @@ def _file_format(files: list[str]) -> str:
             kinds.add("parquet")
         elif low.endswith(_CSV_EXT):
             kinds.add("csv")
+        elif _REMOTE.match(f):
+            raise DataValidationError(
+                f"cannot tell the format of remote file {f!r}: use a name ending in .parquet "
+                "or .csv"
+            )
         else:
             with open(f, "rb") as fh:  # sniff: Parquet files start with the magic PAR1
                 kinds.add("parquet" if fh.read(4) == b"PAR1" else "csv")
@@ -441,7 +450,7 @@ def _open_source(
         return src
 
     if isinstance(source, str) and connection is not None and not (
-        os.path.exists(source) or _glob.has_magic(source)
+        os.path.exists(source) or _glob.has_magic(source) or _REMOTE.match(source)
     ):
         session = _Session(connection, owned=False)
         if re.fullmatch(r"[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)*", source):
