@@ -266,3 +266,24 @@ def test_validate_bundled_cdnow_sample(runner):
     result = runner.invoke(main, ["validate", "--data", "cdnow-sample"])
     assert result.exit_code == 0, result.output
     assert "6,919 rows in" in result.stdout  # the CDNOW sample has 6,919 transaction lines
+
+
+def test_returns_error_policy_is_one_line(runner, tmp_path):
+    path = tmp_path / "returns.csv"
+    path.write_text("customer_id,date,amount\n1,2020-01-01,10\n1,2020-01-02,-4\n")
+    result = runner.invoke(main, ["validate", "--data", str(path), "--returns", "error"])
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "1 rows have negative amounts", "row 2")
+    result = runner.invoke(main, ["validate", "--data", str(path)])
+    assert result.exit_code == 0
+    assert "netted" in result.stdout
+
+
+def test_bad_observation_end_leaves_no_file(runner, tx_csv, tmp_path):
+    out = tmp_path / "s.csv"
+    result = runner.invoke(
+        main, ["summarize", "--data", str(tx_csv), "--observation-end", "soon", "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "observation_end='soon'")
+    assert leftovers(tmp_path) == ["tx.csv"]
