@@ -491,14 +491,16 @@ def _uniform_events(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray,
     return idx, times
 
 
-def _order_by_customer_time(cust: np.ndarray, cal: np.ndarray, window: float) -> np.ndarray:
-    """Permutation sorting events by customer, then time (one float key; lexsort is ~10x slower)."""
-    return np.argsort(cust * (window + 1.0) + cal, kind="stable")
+def _order_by_day_customer(day: np.ndarray, cust: np.ndarray) -> np.ndarray:
+    """Permutation sorting events by calendar day, then customer.
 
-
-def _order_by_day_customer(day: np.ndarray, cust: np.ndarray, n: int) -> np.ndarray:
-    """Permutation sorting events by calendar day, then customer (one int64 key)."""
-    return np.argsort(day.astype(np.int64) * (n + 1) + cust, kind="stable")
+    Two stable passes (LSD): by customer -- the input is a few runs already sorted by customer,
+    which timsort merges quickly -- then by day, a radix sort when days fit in 16 bits.
+    """
+    by_cust = np.argsort(cust, kind="stable")
+    d = day[by_cust]
+    d = d.astype(np.int16) if d.size == 0 or d.max() < 32_767 else d.astype(np.int64)
+    return by_cust[np.argsort(d, kind="stable")]
 
 
 def _days_to_dates(origin: pd.Timestamp, days: np.ndarray) -> np.ndarray:
@@ -699,7 +701,7 @@ def simulate(
             )
         return _simulate_subscriptions(
             rng, n, seed, start_ts, end_ts, window_days, acq_days, acq, horizon, region,
-            region_names, channel_names, channel_shares, channel_costs, channel_tilts,
+            region_names, region_shares, channel_names, channel_shares, channel_costs, channel_tilts,
             subscription,
         )
     if subscription is not None:
@@ -825,11 +827,9 @@ def simulate(
             "description": "members' purchase rate while alive is effect x lambda after joining",
         }
 
-    # all purchases, first purchase included, ordered by customer then time
+    # all purchases, first purchase included (runs sorted by customer)
     all_cust = np.concatenate([np.arange(n), ev_cust])
     all_cal = np.concatenate([acq, ev_cal])
-    order = _order_by_customer_time(all_cust, all_cal, window_days)
-    all_cust, all_cal = all_cust[order], all_cal[order]
 
     # ---- win-back campaign ----------------------------------------------------------------
     campaign_df = None
@@ -864,11 +864,9 @@ def simulate(
                 f"{_fmt_date(start_ts)}..{_fmt_date(end_ts)}")
         day = np.floor(all_cal)
         before = day < send
-        c_b, d_b = all_cust[before], day[before]
-        last_day = np.full(n, np.inf)
-        if c_b.size:
-            is_last = np.r_[c_b[1:] != c_b[:-1], True]
-            last_day[c_b[is_last]] = d_b[is_last]
+        last_day = np.full(n, -np.inf)
+        np.maximum.at(last_day, all_cust[before], day[before])
+        last_day[np.isneginf(last_day)] = np.inf  # acquired on or after the send date
         eligible = np.flatnonzero(last_day <= send - lapsed_days)
         n_elig = eligible.size
         n_treat = round(share * n_elig)
@@ -912,7 +910,7 @@ def simulate(
     category = np.where(own, favourite[all_cust], _draw_categorical(rng, cat_shares, n_tx))
 
     tday = np.floor(all_cal)
-    order = _order_by_day_customer(tday, all_cust, n)
+    order = _order_by_day_customer(tday, all_cust)
     all_cust, tday, amount, category = all_cust[order], tday[order], amount[order], category[order]
     transactions = pd.DataFrame(
         {
@@ -922,7 +920,8 @@ def simulate(
             "region": pd.Categorical.from_codes(region[all_cust], categories=region_names),
             "channel": pd.Categorical.from_codes(channel[all_cust], categories=channel_names),
             "category": pd.Categorical.from_codes(category, categories=cat_names),
-        }
+        },
+        copy=False,  # fresh arrays: skip pandas' block consolidation copy
     )
 
     # ---- customers table ------------------------------------------------------------------
@@ -949,7 +948,8 @@ def simulate(
             "favourite_category": pd.Categorical.from_codes(favourite, categories=cat_names),
             "member": member,
             "join_date": join_date,
-        }
+        },
+        copy=False,
     )
 
     memberships = None
@@ -1023,6 +1023,7 @@ def _simulate_subscriptions(
     horizon: np.ndarray,
     region: np.ndarray,
     region_names: list[str],
+    region_shares: np.ndarray,
     channel_names: list[str],
     channel_shares: np.ndarray,
     channel_costs: np.ndarray,
@@ -1065,7 +1066,7 @@ def _simulate_subscriptions(
     k = np.arange(pay_cust.size) - np.repeat(np.cumsum(n_pay) - n_pay, n_pay)
     pay_cal = acq[pay_cust] + k * month
     pay_day = np.floor(pay_cal)
-    order = _order_by_day_customer(pay_day, pay_cust, n)
+    order = _order_by_day_customer(pay_day, pay_cust)
     pay_cust, pay_day = pay_cust[order], pay_day[order]
 
     transactions = pd.DataFrame(
@@ -1097,7 +1098,8 @@ def _simulate_subscriptions(
             "alive_at_end": ~cancelled,
             "plan": plan_cat,
             "price": prices[plan].astype(np.float64),
-        }
+        },
+        copy=False,
     )
     subscriptions = pd.DataFrame(
         {
@@ -1137,8 +1139,7 @@ def _simulate_subscriptions(
         "window_days": window_days,
         "acquisition_days": acq_days,
         "channels": per_channel,
-        "regions": dict(zip(region_names, (np.bincount(region, minlength=len(region_names)) / n)
-                            .tolist(), strict=True)),
+        "regions": dict(zip(region_names, region_shares.tolist(), strict=True)),
         "loyalty": None,
         "campaign": None,
     }
