@@ -66,7 +66,7 @@ def _need(data: Any, columns: tuple[str, ...], where: str) -> pd.DataFrame:
 # period transactions
 # ----------------------------------------------------------------------------------------------
 def expected_frequency_distribution(
-    model: Any, T: Any, *, max_frequency: int = 7
+    model: Any, T: Any, *, max_frequency: int = 7, max_groups: int = 200
 ) -> pd.Series:
     """Expected number of customers with 0, 1, ..., ``max_frequency``+ repeat purchases.
 
@@ -75,11 +75,22 @@ def expected_frequency_distribution(
     for BG/NBD), obtained as ``model.probability_of_purchases`` conditional on an empty history
     ``(x, t_x, T) = (0, 0, 0)``. The expected histogram is :math:`\\sum_i P(X(T_i)=n)`; the last
     bin collects ``max_frequency`` or more.
+
+    When ``T`` takes more than ``max_groups`` distinct values, customers are grouped into
+    ``max_groups`` quantile groups of ``T`` and each group is evaluated at its mean age (the
+    probabilities are smooth in ``T``; this keeps the number of model calls bounded).
     """
     T = np.asarray(T, dtype=float).reshape(-1)
     if max_frequency < 1:
         raise ParameterError(f"max_frequency must be >= 1, got {max_frequency}")
     uniq, counts = np.unique(T, return_counts=True)
+    if uniq.size > max_groups:
+        edges = np.unique(np.quantile(T, np.linspace(0.0, 1.0, max_groups + 1)))
+        group = np.clip(np.searchsorted(edges, T, side="right") - 1, 0, edges.size - 2)
+        counts = np.bincount(group, minlength=edges.size - 1).astype(float)
+        sums = np.bincount(group, weights=T, minlength=edges.size - 1)
+        keep = counts > 0
+        uniq, counts = sums[keep] / counts[keep], counts[keep]
     blank = pd.DataFrame(
         {"frequency": np.zeros(len(uniq)), "recency": np.zeros(len(uniq)), "T": np.zeros(len(uniq))}
     )
