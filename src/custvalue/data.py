@@ -3,13 +3,15 @@
 :func:`load_transactions` turns a raw export -- a pandas DataFrame, CSV or Parquet files, a DuckDB
 table or relation -- into the canonical transaction frame every other module consumes:
 
-==============  =====================================================================
-``customer_id``  int64 when the ids are integers, else strings (blanks stripped)
-``date``         tz-naive ``datetime64``
-``amount``       float64, after the returns policy
-``order_id``     only when ``order_col`` is given
-attributes       whatever the caller names (region, channel, membership flags, ...)
-==============  =====================================================================
+================  ===================================================================
+``customer_id``   int64 when the source ids are integers (also float ids that are all
+                  whole numbers, e.g. a pandas int column with NaN; and text ids in CSV
+                  files that are all plain integers); else strings with blanks stripped
+``date``          tz-naive ``datetime64``
+``amount``        float64, after the returns policy
+``order_id``      only when ``order_col`` is given
+attributes        whatever the caller names (region, channel, membership flags, ...)
+================  ===================================================================
 
 Every column argument may be a column name or a SQL expression evaluated by DuckDB, so real
 exports work without pre-processing (``amount_col="Quantity * UnitPrice"``, an attribute
@@ -51,8 +53,8 @@ All returns that target one purchase are summed; each of the purchase's lines is
 ``max(0, 1 - R_total / P)`` where ``P`` is the purchase's value, so no purchase becomes negative.
 Lines scaled to zero (fully returned) are removed. The excess ``max(0, R_total - P)`` and returns
 with no earlier purchase are dropped; their count and value are reported. Return rows themselves
-never reach the output. ``"drop"`` drops negative rows; ``"error"`` raises on the first sight of
-one.
+never reach the output. ``"drop"`` drops negative rows; ``"error"`` raises a
+:class:`~custvalue.errors.DataValidationError` with their count and examples.
 """
 
 from __future__ import annotations
