@@ -43,7 +43,9 @@ distribution (``model.sample_params``, the asymptotic normal distribution of the
 log-parameters given by the inverse Hessian), the CLV of every customer is recomputed for each
 pair of draws (``model.with_params``) and the interval is the equal-tailed percentile interval of
 those recomputed values. The point estimate stays the value at the maximum-likelihood estimate.
-The interval describes how well the *expected* value is known, not how much an individual
+``interval_method="delta"`` replaces the draws by the first-order (delta-method) approximation on
+the log scale, which needs two model evaluations per parameter instead of ``n_draws`` — the choice
+for millions of customers. The interval describes how well the *expected* value is known, not how much an individual
 customer's realised spend will vary (that randomness is much larger and is not included).
 The total over customers gets its own interval from the per-draw totals
 (``result.attrs["total"]`` or :func:`total_value`), because the sum of per-customer bounds is not a
@@ -257,6 +259,34 @@ def _draw_models(model: Any, n_draws: int, seed: int | None, role: str) -> list[
     return [model.with_params(row) for row in draws.to_dict("records")]
 
 
+def _norm_ppf(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+def _log_jacobian(
+    model: Any, fn: Any, f0: np.ndarray, role: str, step: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference Jacobian of ``fn(model)`` with respect to the log-parameters, and the
+    log-parameter covariance ``Σ_log = Σ / (θ θᵀ)`` (delta method)."""
+    cov = getattr(model, "covariance_", None)
+    if cov is None or not hasattr(model, "with_params"):
+        raise ParameterError(
+            f"interval needs the {role}'s parameter covariance: fit {type(model).__name__} to data "
+            "(a model built with from_params has none unless given covariance=)"
+        )
+    theta = pd.Series(model.params_, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    jac = np.empty((len(f0), len(theta)))
+    for j, name in enumerate(theta.index):  # one pair of evaluations per parameter
+        up, down = theta.copy(), theta.copy()
+        up[name] *= math.exp(step)
+        down[name] *= math.exp(-step)
+        jac[:, j] = (fn(model.with_params(up)) - fn(model.with_params(down))) / (2.0 * step)
+    return jac, cov / np.outer(theta.to_numpy(), theta.to_numpy())
+
+
 # ----------------------------------------------------------------------------------------------
 # public: CLV
 # ----------------------------------------------------------------------------------------------
@@ -274,6 +304,7 @@ def customer_lifetime_value(
     seed: int | None = None,
     cash_flows: bool = False,
     price: float | pd.Series | None = None,
+    interval_method: str = "sample",
 ) -> pd.DataFrame:
     """Discounted customer lifetime value per customer, optionally with an uncertainty interval.
 
@@ -312,6 +343,15 @@ def customer_lifetime_value(
     price : float or pandas.Series, optional
         Spend per purchase (non-contractual, instead of a spend model) or price per period of the
         model's time unit (contractual). A Series is aligned on the customer id.
+    interval_method : {"sample", "delta"}, default "sample"
+        ``"sample"``: recompute every customer's CLV for ``n_draws`` parameter draws of each
+        model (percentile interval; ``n_draws`` × periods model evaluations). ``"delta"``: the
+        first-order (delta-method) approximation — the gradient of each customer's discounted
+        purchases and spend with respect to the log-parameters by central differences (2 model
+        evaluations per parameter), the variance ``J Σ_log Jᵀ`` of each model, and a log-normal
+        interval ``clv · exp(±z · sd(log clv))``; the total's variance adds the two models'
+        ``gᵀ Σ_log g``. Much cheaper for millions of customers; close to ``"sample"`` when the
+        standard errors are small.
 
     Returns
     -------
@@ -365,6 +405,8 @@ def customer_lifetime_value(
         raise ParameterError(f"margin must be finite, got {margin}")
     if interval is not None and not 0 < interval < 1:
         raise ParameterError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
+    if interval_method not in ("sample", "delta"):
+        raise ParameterError(f"interval_method must be 'sample' or 'delta', got {interval_method!r}")
     if interval is not None and int(n_draws) < 2:
         raise ParameterError(f"n_draws must be at least 2 for an interval, got {n_draws}")
     if cash_flows and not np.isfinite(horizon):
@@ -440,7 +482,31 @@ def customer_lifetime_value(
     total = {"estimate": float(np.dot(weights, clv))}
 
     # ---- interval ---------------------------------------------------------------------------
-    if interval is not None:
+    if interval is not None and interval_method == "delta":
+        z = float(_norm_ppf(0.5 + interval / 2.0))
+        fn_tx = lambda m: _tx_component(m, tx_uniq, periods, discount_rate, False)["discounted"]  # noqa: E731
+        j_tx, cov_tx = _log_jacobian(transaction_model, fn_tx, tx["discounted"], "transaction model")
+        var_d = np.einsum("ij,jk,ik->i", j_tx, cov_tx, j_tx)
+        d_u = tx["discounted"]
+        rel = np.where(d_u > 0, var_d / np.where(d_u > 0, d_u, 1.0) ** 2, 0.0)[tx_idx]
+        g_tx = j_tx.T @ np.bincount(tx_idx, weights=weights * margin * spend, minlength=len(d_u))
+        var_total = float(g_tx @ cov_tx @ g_tx)
+        if spend_model is not None:
+            s_u = _spend_component(spend_model, sp_uniq)
+            j_sp, cov_sp = _log_jacobian(spend_model, lambda m: _spend_component(m, sp_uniq), s_u, "spend model")
+            var_s = np.einsum("ij,jk,ik->i", j_sp, cov_sp, j_sp)
+            rel = rel + np.where(s_u > 0, var_s / np.where(s_u > 0, s_u, 1.0) ** 2, 0.0)[sp_idx]
+            g_sp = j_sp.T @ np.bincount(sp_idx, weights=weights * margin * disc_tx, minlength=len(s_u))
+            var_total += float(g_sp @ cov_sp @ g_sp)
+        sd_log = np.sqrt(np.maximum(rel, 0.0))
+        a, b = clv * np.exp(-z * sd_log), clv * np.exp(z * sd_log)
+        out["clv_lower"], out["clv_upper"] = np.minimum(a, b), np.maximum(a, b)
+        est = total["estimate"]
+        sd_tot = math.sqrt(max(var_total, 0.0)) / abs(est) if est != 0 else 0.0
+        lo_t, hi_t = est * math.exp(-z * sd_tot), est * math.exp(z * sd_tot)
+        total.update({"lower": min(lo_t, hi_t), "upper": max(lo_t, hi_t), "interval": interval,
+                      "method": "delta"})
+    elif interval is not None:
         ss = np.random.SeedSequence(seed)
         seed_tx, seed_sp = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
         n_draws = int(n_draws)
@@ -485,7 +551,7 @@ def customer_lifetime_value(
         out["clv_upper"] = hi
         tq = np.quantile(totals, [alpha, 1.0 - alpha])
         total.update({"lower": float(tq[0]), "upper": float(tq[1]), "interval": interval,
-                      "n_draws": n_draws})
+                      "method": "sample", "n_draws": n_draws})
 
     if cash_flows and periods is not None:
         flows = margin * spend[:, None] * tx["steps"][tx_idx]
