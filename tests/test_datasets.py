@@ -307,6 +307,53 @@ def test_pareto_nbd_other_params():
     _within(x.mean(), expected, x.std(ddof=1) / math.sqrt(x.size))
 
 
+def _lifetimes_expectation(fitter_cls, params: dict, exposure: np.ndarray) -> float:
+    """Mean over customers of lifetimes' expected repeat purchases for a new customer."""
+    model = fitter_cls()
+    model.params_ = pd.Series(params)
+    values, counts = np.unique(exposure, return_counts=True)
+    expected = np.asarray(model.expected_number_of_purchases_up_to_time(values), dtype=float)
+    return float(np.sum(expected * counts) / counts.sum())
+
+
+def test_bgnbd_and_pareto_agree_with_lifetimes_expectations(bg_sim, pareto_sim):
+    from lifetimes import BetaGeoFitter, ParetoNBDFitter
+
+    for sim, fitter, params in ((bg_sim, BetaGeoFitter, DEFAULT_BGNBD_PARAMS),
+                                (pareto_sim, ParetoNBDFitter, DEFAULT_PARETO_NBD_PARAMS)):
+        x = _repeat_counts(sim).to_numpy()
+        expected = _lifetimes_expectation(fitter, params, _exposure_days(sim))
+        _within(x.mean(), expected, x.std(ddof=1) / math.sqrt(x.size))
+
+
+def test_mbgnbd_matches_lifetimes_and_its_zero_class():
+    from lifetimes import ModifiedBetaGeoFitter
+
+    params = {"r": 0.5, "alpha": 40.0, "a": 1.2, "b": 3.0}
+    sim = simulate(60_000, seed=14, process="MBG/NBD", params=params)
+    assert sim.truth["process"] == "mbgnbd"
+    x = _repeat_counts(sim).to_numpy()
+    exposure = _exposure_days(sim)
+    # Batislam et al. (2007): E[X(t)] = b/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b+1; a+b; z)]
+    expected = _per_day_mean(
+        lambda t: float(3.0 / 0.2 * (1 - (40 / (40 + t)) ** 0.5
+                                     * mpmath.hyp2f1(0.5, 4.0, 4.2, t / (40 + t)))),
+        exposure)
+    _within(x.mean(), expected, x.std(ddof=1) / math.sqrt(x.size))
+    lt = _lifetimes_expectation(ModifiedBetaGeoFitter, params, exposure)
+    assert lt == pytest.approx(expected, rel=1e-6)
+    # no repeat purchase: dropped right after the first (prob E[p]) or no purchase yet
+    zero = x == 0
+    exp_zero = float(np.mean(1.2 / 4.2 + 3.0 / 4.2 * (40 / (40 + exposure)) ** 0.5))
+    _within(zero.mean(), exp_zero, math.sqrt(exp_zero * (1 - exp_zero) / zero.size))
+    # those who dropped out at once have their dropout on the first purchase day
+    cust = sim.customers
+    at_once = cust["lifetime_days"] == 0
+    assert at_once.any()
+    assert (cust.loc[at_once, "dropout_date"] == cust.loc[at_once, "first_purchase"]).all()
+    assert (x[at_once.to_numpy()] == 0).all()
+
+
 def test_gamma_gamma_mean_transaction_value(bg_sim):
     p, q, g = DEFAULT_SPEND_PARAMS["p"], DEFAULT_SPEND_PARAMS["q"], DEFAULT_SPEND_PARAMS["gamma"]
     mean = p * g / (q - 1)
@@ -576,7 +623,7 @@ def test_end_as_duration_and_as_date_agree():
 @given(
     n=st.integers(1, 300),
     seed=st.integers(0, 2**32 - 1),
-    process=st.sampled_from(["bgnbd", "pareto_nbd"]),
+    process=st.sampled_from(["bgnbd", "mbgnbd", "pareto_nbd"]),
     r=st.floats(0.05, 5.0),
     alpha=st.floats(0.5, 500.0),
     c1=st.floats(0.05, 5.0),
@@ -587,7 +634,7 @@ def test_end_as_duration_and_as_date_agree():
 )
 def test_any_valid_configuration_gives_a_valid_log(n, seed, process, r, alpha, c1, c2, window,
                                                    acq_frac, loyalty):
-    if process == "bgnbd":
+    if process in ("bgnbd", "mbgnbd"):
         params = {"r": r, "alpha": alpha, "a": c1, "b": c2}
     else:
         params = {"r": r, "alpha": alpha, "s": c1, "beta": c2}
@@ -600,4 +647,5 @@ def test_any_valid_configuration_gives_a_valid_log(n, seed, process, r, alpha, c
     assert tx["date"].max() <= sim.truth["observation_end"]
     assert set(tx["customer_id"]) == set(range(1, n + 1))
     assert np.isfinite(cust["lambda"]).all() and (cust["lambda"] > 0).all()
-    assert (cust["lifetime_days"] > 0).all()
+    assert (cust["lifetime_days"] >= 0).all()
+    assert (cust["dropout_date"].dropna() <= sim.truth["observation_end"]).all()

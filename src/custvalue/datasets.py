@@ -543,6 +543,9 @@ def simulate(
       times of a Poisson process with rate ``lambda ~ Gamma(shape=r, rate=alpha)``; right after
       each *repeat* purchase she drops out with probability ``p ~ Beta(a, b)``. The expected
       number of repeat purchases of a new customer in ``(0, t]`` is their eq. (7).
+    * ``process="mbgnbd"`` -- MBG/NBD (Batislam, Denizel & Filiztekin 2007, IJRM 24(3)): as
+      BG/NBD, but the customer may also drop out right after the first purchase (probability
+      ``p``), so some customers never come back.
     * ``process="pareto_nbd"`` -- Pareto/NBD (Schmittlein, Morrison & Colombo 1987,
       Management Science 33(1)): Poisson purchasing with ``lambda ~ Gamma(r, alpha)`` during an
       exponential lifetime with rate ``mu ~ Gamma(shape=s, rate=beta)``.
@@ -564,10 +567,10 @@ def simulate(
         Number of customers, ids ``1..n_customers``.
     seed : int, numpy.random.Generator or None, default 0
         Seed for :func:`numpy.random.default_rng`; the same seed gives identical output.
-    process : {"bgnbd", "pareto_nbd"}
+    process : {"bgnbd", "mbgnbd", "pareto_nbd"}
         Purchase and dropout process (spellings like ``"BG/NBD"`` are accepted).
     params : dict, optional
-        Process parameters in ``time_unit``: BG/NBD ``r, alpha, a, b`` (default
+        Process parameters in ``time_unit``: BG/NBD and MBG/NBD ``r, alpha, a, b`` (default
         :data:`DEFAULT_BGNBD_PARAMS`, CDNOW), Pareto/NBD ``r, alpha, s, beta`` (default
         :data:`DEFAULT_PARETO_NBD_PARAMS`, CDNOW).
     time_unit : str, default "D"
@@ -638,8 +641,11 @@ def simulate(
         after the window), ``alive_at_end``, ``favourite_category``, ``member``,
         ``join_date``; in subscription mode ``theta``, ``lifetime_periods``, ``plan``,
         ``price``), ``memberships``, ``campaign``, ``subscriptions`` and ``truth`` (process,
-        params in ``time_unit``, params_daily, spend_params, start, observation_end, window
-        and acquisition days, per-channel values, loyalty and campaign effects).
+        params in ``time_unit``, params_daily, spend_params, mean_transaction_value, start,
+        observation_end, window_days, acquisition_days, per-channel values under
+        ``"channels"``, ``"loyalty"`` and ``"campaign"`` settings with realised counts, and
+        the true ``"programme_effect"`` (purchase-rate multiplier) and ``"campaign_effect"``
+        (extra purchases per treated customer), None when absent).
 
     Raises
     ------
@@ -714,11 +720,14 @@ def simulate(
     if proc in ("bgnbd", "betageo", "bg"):
         proc_name = "bgnbd"
         par = _positive_params(params, DEFAULT_BGNBD_PARAMS, "params")
+    elif proc in ("mbgnbd", "modifiedbetageo", "mbg"):
+        proc_name = "mbgnbd"
+        par = _positive_params(params, DEFAULT_BGNBD_PARAMS, "params")
     elif proc in ("paretonbd", "pareto", "pnbd"):
         proc_name = "pareto_nbd"
         par = _positive_params(params, DEFAULT_PARETO_NBD_PARAMS, "params")
     else:
-        raise ParameterError(f"process={process!r}: use 'bgnbd' or 'pareto_nbd'")
+        raise ParameterError(f"process={process!r}: use 'bgnbd', 'mbgnbd' or 'pareto_nbd'")
     unit = normalize_unit(time_unit)
     if params is None:
         unit = "D"  # the defaults are daily
@@ -739,10 +748,12 @@ def simulate(
     favourite = _draw_categorical(rng, cat_shares, n)
 
     # ---- repeat purchases of the base process (times since acquisition) --------------------
-    if proc_name == "bgnbd":
+    if proc_name in ("bgnbd", "mbgnbd"):
         p_drop = np.clip(rng.beta(par_daily["a"], par_daily["b"], n), 1e-12, 1.0)
         m_events = rng.poisson(lam * horizon)
-        n_until = rng.geometric(p_drop)
+        # repeat purchases until dropout (the last one included); MBG/NBD can also drop out
+        # right after the first purchase, so its count starts at 0
+        n_until = rng.geometric(p_drop) - (1 if proc_name == "mbgnbd" else 0)
         k = np.minimum(m_events, n_until)
         spacing = rng.standard_exponential(int(k.sum()))
         partial = _grouped_cumsum(spacing, k)
@@ -971,7 +982,7 @@ def simulate(
             "n_customers": cnt,
             "mean_lambda": float(lam[sel].mean()) if cnt else float("nan"),
             **({"mean_p": float(latent_extra["p"][sel].mean()) if cnt else float("nan")}
-               if proc_name == "bgnbd" else
+               if "p" in latent_extra else
                {"mean_mu": float(latent_extra["mu"][sel].mean()) if cnt else float("nan")}),
             "transactions_per_customer": float(tx_per_customer[sel].mean()) if cnt else 0.0,
             "revenue_per_customer": float(revenue[sel].mean()) if cnt else 0.0,
@@ -998,6 +1009,8 @@ def simulate(
         "favourite_category_probability": _FAVOURITE_CATEGORY_PROB,
         "loyalty": loyalty_cfg,
         "campaign": campaign_cfg,
+        "programme_effect": None if loyalty_cfg is None else loyalty_cfg["effect"],
+        "campaign_effect": None if campaign_cfg is None else campaign_cfg["effect"],
     }
     for frame in (transactions, customers):
         frame.attrs["observation_end"] = end_ts
@@ -1142,6 +1155,8 @@ def _simulate_subscriptions(
         "regions": dict(zip(region_names, region_shares.tolist(), strict=True)),
         "loyalty": None,
         "campaign": None,
+        "programme_effect": None,
+        "campaign_effect": None,
     }
     for frame in (transactions, customers, subscriptions):
         frame.attrs["observation_end"] = end_ts
