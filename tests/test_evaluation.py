@@ -193,3 +193,106 @@ def test_tracking_marks_holdout_and_rejects_bad_input():
         tracking(RateModel(), tx.drop(columns="date"))
     with pytest.raises(ParameterError):
         tracking(RateModel(), tx, period="fortnight")
+
+
+# ---------------------------------------------------------------------------------------------
+# real models on CDNOW (reference values from lifetimes with the same parameters)
+# ---------------------------------------------------------------------------------------------
+CDNOW_BG_WEEKS = {"r": 0.242594, "alpha": 4.413643, "a": 0.792918, "b": 2.425898}  # FHL 2005a
+
+
+@pytest.fixture(scope="module")
+def cdnow_sample_tx() -> pd.DataFrame:
+    from custvalue.datasets import load_cdnow
+
+    return load_cdnow("sample")
+
+
+@pytest.fixture(scope="module")
+def cdnow_ch(cdnow_sample_tx) -> pd.DataFrame:
+    from custvalue.summary import calibration_holdout
+
+    return calibration_holdout(
+        cdnow_sample_tx, calibration_end="1997-09-30", observation_end="1998-06-30", freq="W"
+    )
+
+
+def test_scorecard_predictions_match_lifetimes(cdnow_ch):
+    from lifetimes import BetaGeoFitter
+
+    from custvalue.models import BetaGeoModel
+
+    model = BetaGeoModel.from_params(**CDNOW_BG_WEEKS, time_unit="W")
+    card = holdout_scorecard(model, cdnow_ch)
+    bgf = BetaGeoFitter()
+    bgf.params_ = pd.Series(CDNOW_BG_WEEKS)
+    ref = bgf.conditional_expected_number_of_purchases_up_to_time(
+        cdnow_ch["duration_holdout"], cdnow_ch["frequency"], cdnow_ch["recency"], cdnow_ch["T"]
+    )
+    np.testing.assert_allclose(card.predictions["predicted"], np.asarray(ref, float), rtol=1e-8)
+    ref_alive = bgf.conditional_probability_alive(cdnow_ch["frequency"], cdnow_ch["recency"], cdnow_ch["T"])
+    y = cdnow_ch["frequency_holdout"].to_numpy() > 0
+    assert card.ranking["auc_alive"] == pytest.approx(_pairwise_auc_fast(y, np.asarray(ref_alive, float)))
+    m = card.metrics
+    # the model beats both naive baselines on CDNOW (FHL 2005a, section 4)
+    assert m.loc["model", "rmse"] < m.loc["no_repeat", "rmse"]
+    assert m.loc["model", "rmse"] < m.loc["carry_forward", "rmse"]
+    assert 0.3 < card.ranking["gini"] <= 1.0
+
+
+def _pairwise_auc_fast(y, s):
+    pos, neg = s[y], s[~y]
+    gt = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return gt / (pos.size * neg.size)
+
+
+class _Broken:
+    """A candidate whose fit always fails."""
+
+    def fit(self, data):
+        from custvalue.errors import ConvergenceError
+
+        raise ConvergenceError("parameter 'r' ran away")
+
+
+def test_compare_models_ranks_and_chooses_by_rule(cdnow_ch):
+    from custvalue.evaluation import compare_models
+    from custvalue.models import BetaGeoModel, ModifiedBetaGeoModel
+
+    before = cdnow_ch.copy()
+    res = compare_models(
+        {"bgnbd": BetaGeoModel(), "mbgnbd": ModifiedBetaGeoModel(), "broken": _Broken()}, cdnow_ch
+    )
+    pd.testing.assert_frame_equal(before, cdnow_ch)
+    tab = res.table
+    assert set(tab.index) == {"bgnbd", "mbgnbd", "broken"}
+    assert "ran away" in tab.loc["broken", "error"] and not tab.loc["broken", "chosen"]
+    assert res.chosen_name in ("bgnbd", "mbgnbd") and res.chosen is res.models[res.chosen_name]
+    ok = tab.drop(index="broken")
+    best = ok["rmse"].min()
+    near = ok[ok["rmse"] <= best * 1.01]
+    assert res.chosen_name == near["bic"].idxmin()
+    assert tab.index[0] == res.chosen_name and tab["chosen"].sum() == 1
+    # the scorecard of each model is the one holdout_scorecard gives for the fitted model
+    card = holdout_scorecard(res.models["bgnbd"], cdnow_ch)
+    assert ok.loc["bgnbd", "rmse"] == pytest.approx(card.metrics.loc["model", "rmse"])
+    assert "Rule" in res.summary() and "<table" in res._repr_html_()
+
+
+def test_tracking_matches_lifetimes_expected_cumulative_transactions(cdnow_sample_tx):
+    from lifetimes import ParetoNBDFitter
+    from lifetimes.utils import expected_cumulative_transactions
+
+    from custvalue.models.pareto_nbd import ParetoNBDModel
+
+    daily = {"r": 0.55, "alpha": 10.58 * 7, "s": 0.61, "beta": 11.67 * 7}  # FHL 2005b, weeks->days
+    model = ParetoNBDModel.from_params(**daily, time_unit="D")
+    ref_model = ParetoNBDFitter()
+    ref_model.params_ = pd.Series(daily)
+    days = 120
+    tx = cdnow_sample_tx[["customer_id", "date"]]
+    ref = expected_cumulative_transactions(ref_model, tx, "date", "customer_id", t=days, freq="D")
+    ours = tracking(model, tx, period="D", end=tx["date"].min() + pd.Timedelta(days=days - 1))
+    assert len(ours) == days
+    np.testing.assert_allclose(ours["expected_cumulative"].to_numpy(), ref["predicted"].to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(ours["actual_cumulative"].to_numpy(), ref["actual"].to_numpy())
