@@ -298,6 +298,15 @@ def test_pareto_nbd_repeat_purchases_match_closed_form(pareto_sim):
     _within(alive.mean(), exp_alive, math.sqrt(exp_alive * (1 - exp_alive) / alive.size))
 
 
+def test_default_params_expressed_in_the_requested_unit():
+    daily = simulate(500, 1)
+    weekly = simulate(500, 1, time_unit="W")
+    assert weekly.truth["time_unit"] == "W"
+    assert weekly.truth["params"]["alpha"] == pytest.approx(4.414)  # FHL 2005 CDNOW, weeks
+    assert weekly.truth["params_daily"] == pytest.approx(daily.truth["params_daily"])
+    pd.testing.assert_frame_equal(daily.transactions, weekly.transactions)
+
+
 def test_pareto_nbd_other_params():
     params = {"r": 2.0, "alpha": 100.0, "s": 1.5, "beta": 200.0}
     sim = simulate(30_000, seed=8, process="Pareto/NBD", params=params)
@@ -598,6 +607,7 @@ def test_winback_groups_are_balanced_and_effect_is_recovered(winback_sim):
         ({"mode": "subscription", "loyalty": True}, "subscription"),
         ({"subscription": {"alpha": 1, "beta": 1}}, "mode='subscription'"),
         ({"mode": "subscription", "subscription": {"alpha": 0}}, "alpha"),
+        ({"mode": "subscription", "params": dict(DEFAULT_BGNBD_PARAMS)}, "params"),
         ({"time_unit": "fortnight", "params": dict(DEFAULT_BGNBD_PARAMS)}, "time unit"),
     ],
 )

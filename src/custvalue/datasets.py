@@ -577,7 +577,8 @@ def simulate(
         Unit of the rate parameters ``alpha`` (and ``beta`` for Pareto/NBD): a model fitted on
         ``rfm_summary(tx, freq=time_unit)`` should recover ``params``. Internally the scale
         parameters are converted to days (``alpha_days = alpha * days_per_unit``; months are
-        365.25/12 days).
+        365.25/12 days). Without ``params`` the daily defaults are expressed in this unit in
+        ``truth["params"]`` (the process is the same).
     start : date-like, default "2022-01-01"
         First day of acquisition and of the observation window.
     end : date-like or duration, optional
@@ -705,6 +706,13 @@ def simulate(
                 "loyalty and winback apply to mode='transactions' only; drop them for "
                 "mode='subscription'"
             )
+        ignored = [name for name, value in (("params", params), ("spend_params", spend_params),
+                                            ("categories", categories)) if value is not None]
+        if ignored:
+            raise ParameterError(
+                f"{', '.join(ignored)} apply to mode='transactions' only: in subscription mode "
+                "pass subscription={'alpha': .., 'beta': .., 'plans': {...}}"
+            )
         return _simulate_subscriptions(
             rng, n, seed, start_ts, end_ts, window_days, acq_days, acq, horizon, region,
             region_names, region_shares, channel_names, channel_shares, channel_costs, channel_tilts,
@@ -729,9 +737,11 @@ def simulate(
     else:
         raise ParameterError(f"process={process!r}: use 'bgnbd', 'mbgnbd' or 'pareto_nbd'")
     unit = normalize_unit(time_unit)
-    if params is None:
-        unit = "D"  # the defaults are daily
     days_per = DAYS_PER_UNIT[unit]
+    if params is None:  # the defaults are daily: express them in the requested unit
+        par["alpha"] = par["alpha"] / days_per
+        if "beta" in par:
+            par["beta"] = par["beta"] / days_per
     par_daily = dict(par)
     par_daily["alpha"] = par["alpha"] * days_per
     if proc_name == "pareto_nbd":
