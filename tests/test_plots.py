@@ -149,3 +149,32 @@ def test_plot_clv_distribution():
 def test_given_axes_is_used(ch_summary):
     _fig, ax = plt.subplots()
     assert plots.plot_period_transactions(PoissonModel(), ch_summary, ax=ax) is ax
+
+
+def test_expected_frequency_distribution_matches_lifetimes_pareto():
+    """Sum over customers of P(X(T_i) = n) for a new customer equals lifetimes' conditional
+    probability with an empty history (Pareto/NBD, CDNOW weekly parameters of FHL 2005b)."""
+    import warnings
+
+    from lifetimes import ParetoNBDFitter
+    from lifetimes.datasets import load_cdnow_summary
+
+    from custvalue.models.pareto_nbd import ParetoNBDModel
+
+    p = {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}
+    model = ParetoNBDModel.from_params(**p, time_unit="W")
+    ref_model = ParetoNBDFitter()
+    ref_model.params_ = pd.Series(p)
+    s = load_cdnow_summary()
+    s = s[s["T"].isin(np.sort(s["T"].unique())[:12])]
+    dist = plots.expected_frequency_distribution(model, s["T"], max_frequency=3)
+    u, c = np.unique(s["T"], return_counts=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = [sum(ci * ref_model.conditional_probability_of_n_purchases_up_to_time(n, t, 0, 0, 0)
+                   for t, ci in zip(u, c, strict=True)) for n in range(3)]
+    np.testing.assert_allclose(dist.iloc[:3], ref, rtol=1e-8)
+    assert dist.sum() == pytest.approx(len(s))
+    ax = plots.plot_period_transactions(model, s.assign(frequency=s["frequency"].astype(float)), max_frequency=3)
+    _labelled(ax)
+    assert "week" in ax.get_xlabel()
