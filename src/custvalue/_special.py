@@ -104,7 +104,7 @@ def log_power_product_integral(
     b: np.ndarray | float,
     q: np.ndarray | float,
     *,
-    n_nodes: int = 24,
+    n_nodes: int = 32,
     moments: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, IntegralMoments]:
     """Log of :math:`\\int_{lo}^{hi} (a+\\tau)^{-p} (b+\\tau)^{-q} d\\tau`, vectorised and stable.
@@ -121,7 +121,7 @@ def log_power_product_integral(
         Shifts, with ``a + lo > 0`` and ``b + lo > 0``.
     p, q : array_like
         Exponents, both > 0, with ``p + q > 1`` if ``hi`` is infinite.
-    n_nodes : int, default 24
+    n_nodes : int, default 32
         Gauss-Legendre nodes.
     moments : bool, default False
         Also return :class:`IntegralMoments` for analytic derivatives.
