@@ -385,3 +385,101 @@ def test_value_notebook_parameters_match_the_declaration() -> None:
 
 def test_errors_are_custvalue_errors() -> None:
     assert issubclass(reports.ReportFailedError, CustvalueError)
+
+
+# ---------------------------------------------------------------------------- broken data
+
+
+@pytest.mark.parametrize(
+    ("content", "pattern"),
+    [
+        (b"customer_id,date,amount\n1,2020-01-01,abc\n2,notadate,3\n", "no valid transactions"),
+        (b"PAR1\x00\x01garbage", "cannot read"),
+        (b"who,when,how_much\n1,2020-01-01,3.5\n", "customer_id"),
+    ],
+)
+def test_broken_data_file_is_one_line_exit_2(tmp_path: Path, content: bytes, pattern: str) -> None:
+    suffix = ".parquet" if content.startswith(b"PAR1") else ".csv"
+    broken = tmp_path / f"orders{suffix}"
+    broken.write_bytes(content)
+    out = tmp_path / "out"
+    res = CliRunner().invoke(reports.report_command,
+                             ["value", "--data", str(broken), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1
+    assert pattern in res.output
+    assert not out.exists()  # rejected before any kernel started or any file was written
+
+
+# ---------------------------------------------------------------------------- the value report
+
+
+@pytest.fixture(scope="module")
+def value_run(tmp_path_factory: pytest.TempPathFactory) -> reports.RunResult:
+    """The value report on the CDNOW sample with the classic 39 + 39 week split, BG/NBD only,
+    no discounting (so the total can be checked against lifetimes)."""
+    out = tmp_path_factory.mktemp("value")
+    return reports.run(
+        "value", data="cdnow-sample",
+        params={"calibration_end": "1997-09-30", "observation_end": "1998-06-30",
+                "models": "bgnbd,pareto_nbd", "discount_rate": 0, "n_draws": 40,
+                "horizon_months": 12},
+        out=out, log=lambda line: None,
+    )
+
+
+@pytest.mark.slow
+def test_value_report_end_to_end(value_run: reports.RunResult) -> None:
+    lifetimes = pytest.importorskip("lifetimes")
+    from lifetimes.datasets import load_dataset
+
+    page = value_run.html.read_text()
+    assert value_run.html.stat().st_size < 5 * 1024 * 1024
+    assert external_references(page) == []
+    toc = re.search(r'<nav class="cv-toc".*?</nav>', page, re.S).group(0)
+    for section in ("Summary", "Customer base", "Models", "Value", "Rule of thumb vs model",
+                    "Exports"):
+        assert f">{section}<" in toc, section
+    assert not re.search(r'class="[^"]*jp-InputPrompt', page)
+    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', page)) >= 6
+
+    # counts against lifetimes' own copy of the file and its summary function
+    raw = load_dataset("CDNOW_sample.txt", header=None, sep=r"\s+")
+    raw.columns = ["customer_index", "customer_id", "date", "quantity", "amount"]
+    raw["date"] = pd.to_datetime(raw["date"].astype(str), format="%Y%m%d")
+    ref = lifetimes.utils.summary_data_from_transaction_data(
+        raw, "customer_id", "date", observation_period_end="1998-06-30"
+    )
+    doc = json.loads(value_run.metrics.read_text())
+    m = doc["metrics"]
+    assert m["customers"] == len(ref) == doc["data"]["n_customers"]
+    assert m["chosen_model"] in ("BG/NBD", "Pareto/NBD")
+    assert m["clv_total_lower"] <= m["clv_total"] <= m["clv_total_upper"]
+    assert 0 < m["top_decile_share"] <= 1 and 0 < m["mean_p_alive"] < 1
+    assert doc["data"]["first_date"] == "1997-01-01" and doc["data"]["last_date"] == "1998-06-30"
+    assert doc["run"]["parameters"]["calibration_end"] == "1997-09-30"
+
+    scores = pd.read_parquet(value_run.run_dir / "scores.parquet")
+    expected_first = [c for c in reports.SCORE_COLUMNS if c in scores.columns]
+    assert list(scores.columns[: len(expected_first)]) == expected_first
+    for col in ("customer_id", "clv", "clv_lower", "clv_upper", "p_alive", "clv_decile"):
+        assert col in scores.columns
+    assert scores["customer_id"].is_unique and len(scores) == len(ref)
+    assert scores["clv"].sum() == pytest.approx(m["clv_total"], rel=1e-9)
+    assert set(scores["clv_decile"]) == set(range(1, 11))
+
+    # the undiscounted 12-month value of the chosen model agrees with lifetimes' own fit
+    if m["chosen_model"] == "BG/NBD":
+        weekly = lifetimes.utils.summary_data_from_transaction_data(
+            raw, "customer_id", "date", monetary_value_col="amount", freq="W",
+            observation_period_end="1998-06-30",
+        )
+        bgf = lifetimes.BetaGeoFitter().fit(weekly["frequency"], weekly["recency"], weekly["T"])
+        rep = weekly[(weekly["frequency"] > 0) & (weekly["monetary_value"] > 0)]
+        ggf = lifetimes.GammaGammaFitter().fit(rep["frequency"], rep["monetary_value"])
+        horizon_weeks = 12 * 365.25 / 12 / 7
+        purchases = bgf.conditional_expected_number_of_purchases_up_to_time(
+            horizon_weeks, weekly["frequency"], weekly["recency"], weekly["T"]
+        )
+        spend = ggf.conditional_expected_average_profit(weekly["frequency"], weekly["monetary_value"])
+        assert m["clv_total"] == pytest.approx(float((purchases * spend).sum()), rel=0.03)

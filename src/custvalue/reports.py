@@ -68,6 +68,7 @@ __all__ = [
     "list_reports",
     "load_report_data",
     "register_report",
+    "resolve_periods",
     "run",
     "run_jobs",
     "validate_params",
@@ -490,6 +491,46 @@ def load_report_data(
         attributes=tuple(attributes),
         **kwargs,
     )
+
+
+def resolve_periods(
+    tx: Any, calibration_end: Any = None, observation_end: Any = None
+) -> tuple[Any, Any]:
+    """The calibration and observation ends a report uses, filling in the automatic defaults.
+
+    ``observation_end`` defaults to the last transaction date; ``calibration_end`` to the day
+    halfway between the first transaction and ``observation_end`` (Fader, Hardie & Lee 2005
+    split CDNOW's 78 weeks into 39 + 39 the same way).
+
+    Returns
+    -------
+    (pandas.Timestamp, pandas.Timestamp)
+
+    Raises
+    ------
+    ParameterError
+        If the calibration end is not strictly between the first transaction and the
+        observation end.
+    """
+    import pandas as pd
+
+    first = pd.Timestamp(tx["date"].min()).normalize()
+    obs = (
+        pd.Timestamp(observation_end)
+        if observation_end is not None
+        else pd.Timestamp(tx["date"].max()).normalize()
+    )
+    cal = (
+        pd.Timestamp(calibration_end)
+        if calibration_end is not None
+        else (first + (obs - first) / 2).normalize()
+    )
+    if not first < cal < obs:
+        raise ParameterError(
+            f"calibration end {cal.date()} must lie between the first transaction "
+            f"({first.date()}) and the observation end ({obs.date()})"
+        )
+    return cal, obs
 
 
 def _hash_source(source: str, frame: Any) -> tuple[str, str]:
@@ -1389,6 +1430,7 @@ VALUE_PARAMS: tuple[Param, ...] = (
     Param("top_n", "int", 20, "rows in the top-customers table", minimum=1, maximum=1000),
     Param("seed", "int", 42, "random seed (intervals, simulated data)", minimum=0),
     Param("title", "str", "Customer value report", "title shown at the top of the report"),
+    Param("currency", "str", "$", "currency symbol shown before amounts"),
 )
 
 register_report(
