@@ -94,7 +94,7 @@ CHECKS: tuple[str, ...] = (
 CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
 _N_EXAMPLES = 5
 _MISSING_TEXT = ("", "nan", "none", "null", "<na>", "nat")
-_WS = "chr(32) || chr(9) || chr(10) || chr(13) || chr(160)"
+_WS = "' \t\n\r\u00a0'"  # SQL literal: space, tab, newline, CR, no-break space
 _REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _PARQUET_EXT = (".parquet", ".pq", ".parq")
 _CSV_EXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".csv.zst")
@@ -495,7 +495,9 @@ def _open_source(
         session = _Session(duckdb.connect(), owned=True)
         name = session.name("src")
         try:
-            session.create("VIEW", name, f"SELECT * FROM {reader}")
+            # CSV text is parsed once into a temporary table (the checks scan it several
+            # times); Parquet is columnar and cheap to rescan, so it stays a view.
+            session.create("TABLE" if fmt == "csv" else "VIEW", name, f"SELECT * FROM {reader}")
         except duckdb.Error as exc:
             session.close()
             raise DataValidationError(f"cannot read {desc}: {_first_line(exc)}") from exc
@@ -625,21 +627,22 @@ def _id_sql(src: _Source, expr: _Expr, col: str, *, integerize_text: bool) -> tu
                 return f"CAST({col} AS VARCHAR)", "text"
         return f"CAST({col} AS BIGINT)", "int"
     if base in _FLOAT_TYPES or base == "DECIMAL":
-        n_bad = src.session.sql(
-            f"SELECT count(*) FROM {src.table} WHERE {expr.sql} IS NOT NULL AND NOT ("
+        n_bad = len(src.session.sql(  # stops at the first non-integer value
+            f"SELECT 1 FROM {src.table} WHERE {expr.sql} IS NOT NULL AND NOT ("
             f"isfinite(CAST({expr.sql} AS DOUBLE)) AND {expr.sql} = round({expr.sql}) "
-            f"AND abs(CAST({expr.sql} AS DOUBLE)) < 9.0e15)"
-        ).fetchone()[0]
+            f"AND abs(CAST({expr.sql} AS DOUBLE)) < 9.0e15) LIMIT 1"
+        ).fetchall())
         finite = f"CASE WHEN isfinite(CAST({col} AS DOUBLE)) THEN {col} END"
         if n_bad == 0:  # float ids that are all whole numbers (pandas ints with NaN): integers
             return f"CAST({finite} AS BIGINT)", "int"
         return f"CAST({finite} AS VARCHAR)", "text"
     text = _missing_text_sql(col)
     if integerize_text and base == "VARCHAR":
-        n_bad = src.session.sql(
-            f"SELECT count(*) FROM (SELECT {_missing_text_sql(expr.sql)} AS v FROM {src.table}) "
-            f"WHERE v IS NOT NULL AND NOT regexp_full_match(v, '-?(0|[1-9][0-9]{{0,17}})')"
-        ).fetchone()[0]
+        n_bad = len(src.session.sql(  # stops at the first value that is not an integer
+            f"SELECT 1 FROM (SELECT {_missing_text_sql(expr.sql)} AS v FROM {src.table}) "
+            f"WHERE v IS NOT NULL AND NOT regexp_full_match(v, '-?(0|[1-9][0-9]{{0,17}})') "
+            f"LIMIT 1"
+        ).fetchall())
         if n_bad == 0:
             return f"CAST({text} AS BIGINT)", "int"
     return text, "text"
@@ -695,15 +698,13 @@ def _date_plan(
 
     # Text without a format: ISO 8601 first, then the best of the common formats.
     src_ds = f"trim(CAST({expr.sql} AS VARCHAR), {_WS})"
-    sample = f"(SELECT {src_ds} AS s FROM {src.table} LIMIT 200000)"
-    fmt_counts = ", ".join(
-        f"count(try_strptime(s, {_lit(f)})) FILTER (WHERE TRY_CAST(s AS TIMESTAMP) IS NULL)"
-        for f in _DATE_FORMATS
+    # The candidate formats are scored on up to 2,000 distinct values that are not ISO 8601.
+    not_iso = (
+        f"(SELECT DISTINCT s FROM (SELECT {src_ds} AS s FROM {src.table}) "
+        f"WHERE s <> '' AND TRY_CAST(s AS TIMESTAMP) IS NULL LIMIT 2000)"
     )
-    row = src.session.sql(
-        f"SELECT count(*) FILTER (WHERE s <> '' AND TRY_CAST(s AS TIMESTAMP) IS NULL), "
-        f"{fmt_counts} FROM {sample}"
-    ).fetchone()
+    fmt_counts = ", ".join(f"count(try_strptime(s, {_lit(f)}))" for f in _DATE_FORMATS)
+    row = src.session.sql(f"SELECT count(*), {fmt_counts} FROM {not_iso}").fetchone()
     n_not_iso, counts = row[0], row[1:]
     fallback = None
     if n_not_iso and max(counts) > 0:
@@ -720,20 +721,25 @@ def _date_plan(
             )
         notes.append(note)
     naive = f"TRY_CAST({ds} AS TIMESTAMP)"
-    if fallback:
-        naive = f"coalesce({naive}, try_strptime({ds}, {_lit(fallback)}))"
-    aware_sql = f"coalesce(regexp_matches({ds}, {_lit(_AWARE_RE)}) AND TRY_CAST({ds} AS TIMESTAMPTZ) IS NOT NULL, false)"
+    if fallback:  # the inferred format first: most values are in it
+        naive = f"coalesce(try_strptime({ds}, {_lit(fallback)}), {naive})"
+    # cheap pre-filter (a '+', a '-' near the end, or a trailing letter) before the regex
+    aware_sql = (
+        f"coalesce((contains({ds}, '+') OR contains(right({ds}, 6), '-') OR "
+        f"lower(right({ds}, 1)) BETWEEN 'a' AND 'z') AND "
+        f"regexp_matches({ds}, {_lit(_AWARE_RE)}) AND TRY_CAST({ds} AS TIMESTAMPTZ) IS NOT NULL, "
+        "false)"
+    )
     offset_sql = (
         f"CASE WHEN {aware_sql} THEN CAST(round((epoch(TRY_CAST({ds} AS TIMESTAMP)) - "
         f"epoch(TRY_CAST({ds} AS TIMESTAMPTZ))) / 60) AS INTEGER) END"
     )
-    # Profile the zones over the whole column.
-    src_aware = aware_sql.replace(ds, src_ds)
-    src_offset = offset_sql.replace(ds, src_ds)
+    # Profile the zones over the whole column (the trimmed text is computed once per row).
     n_aware, n_offsets, n_naive = src.session.sql(
         f"SELECT count(*) FILTER (WHERE a), count(DISTINCT o) FILTER (WHERE a), "
-        f"count(*) FILTER (WHERE NOT a AND s IS NOT NULL AND s <> '') FROM "
-        f"(SELECT {src_aware} AS a, {src_offset} AS o, {src_ds} AS s FROM {src.table})"
+        f"count(*) FILTER (WHERE NOT a AND d_raw IS NOT NULL AND d_raw <> '') FROM ("
+        f"SELECT d_raw, {aware_sql.replace(ds, 'd_raw')} AS a, "
+        f"{offset_sql.replace(ds, 'd_raw')} AS o FROM (SELECT {src_ds} AS d_raw FROM {src.table}))"
     ).fetchone()
     if n_aware == 0:
         return _DatePlan(naive, "false", "NULL", False, notes, "none: dates carry no time zone")
