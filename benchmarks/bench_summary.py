@@ -1,0 +1,309 @@
+"""Benchmarks for custvalue.summary.rfm_summary.
+
+(a) 1,000,000 simulated customers (~3M daily transactions): custvalue.rfm_summary against
+    lifetimes.utils.summary_data_from_transaction_data, each in a fresh subprocess that loads the
+    same Parquet file into pandas, then times the summary call alone and records the process'
+    resident memory (psutil polling every 5 ms, plus ru_maxrss). The outputs are compared
+    column by column afterwards.
+(b) A Parquet dataset of >= 50M transactions written in chunks (never held in memory at once),
+    summarised by rfm_summary straight from the Parquet glob in a fresh subprocess.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_summary.py all          # (a) and (b)
+    .venv/bin/python benchmarks/bench_summary.py a --customers 1000000
+    .venv/bin/python benchmarks/bench_summary.py b --rows 50000000
+
+Data go to benchmarks/_work/ (git-ignored). Results are printed as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+WORK = Path(__file__).resolve().parent / "_work"
+START = np.datetime64("2022-01-01", "D")
+
+
+# ------------------------------------------------------------------------------------------
+# data generation
+# ------------------------------------------------------------------------------------------
+
+
+def simulate_bgnbd(n_customers: int, seed: int = 0) -> pd.DataFrame:
+    """BG/NBD-like daily log: acquisition uniform over year 1, Poisson purchases at rate
+    lambda ~ Gamma(r, alpha), dropout after each purchase with p ~ Beta(a, b), observed to the
+    end of year 2. Vectorised over customers (no Python loop)."""
+    rng = np.random.default_rng(seed)
+    r, alpha, a, b = 0.6, 60.0, 0.8, 2.4
+    lam = rng.gamma(r, 1.0 / alpha, n_customers)
+    p = rng.beta(a, b, n_customers)
+    t0 = rng.integers(0, 365, n_customers)
+    horizon = 730 - t0
+    # repeat purchases a Poisson process would make before the horizon ...
+    n_rep = rng.poisson(lam * horizon)
+    # ... of which the customer survives the first K: K ~ Geometric(p) - 1 purchases
+    alive_for = rng.geometric(np.clip(p, 1e-6, 1.0)) - 1
+    cust = np.repeat(np.arange(n_customers), n_rep)
+    times = rng.uniform(0, np.repeat(horizon, n_rep))
+    order = np.lexsort((times, cust))
+    cust, times = cust[order], times[order]
+    starts = np.repeat(np.cumsum(n_rep) - n_rep, n_rep)
+    rank = np.arange(cust.size) - starts
+    keep = rank < alive_for[cust]
+    cust, times = cust[keep], times[keep]
+    all_cust = np.concatenate([np.arange(n_customers), cust])
+    days = np.concatenate([t0, t0[cust] + np.floor(times).astype(np.int64)])
+    spend_scale = rng.gamma(6.0, 1.0 / 0.15, n_customers)
+    amount = np.round(rng.gamma(4.0, spend_scale[all_cust] / 4.0), 2)
+    return pd.DataFrame(
+        {
+            "customer_id": all_cust.astype(np.int64) + 1_000_000,
+            "date": (START + days.astype("timedelta64[D]")).astype("datetime64[us]"),
+            "amount": amount,
+        }
+    )
+
+
+def write_chunked(path: Path, n_rows: int, chunk: int = 5_000_000, seed: int = 1) -> Path:
+    """Write >= n_rows transactions as Parquet files of `chunk` rows each (one chunk in memory
+    at a time). Customers (~n_rows/3.3 of them, skewed activity) recur across files."""
+    path.mkdir(parents=True, exist_ok=True)
+    for old in path.glob("*.parquet"):
+        old.unlink()
+    rng = np.random.default_rng(seed)
+    n_customers = int(n_rows / 3.3)
+    written, k = 0, 0
+    while written < n_rows:
+        m = min(chunk, n_rows - written)
+        # skewed customer activity: a mix of uniform ids and a heavy-buyer Zipf tail
+        ids = np.where(
+            rng.random(m) < 0.8,
+            rng.integers(0, n_customers, m),
+            np.minimum(rng.zipf(1.3, m), n_customers) - 1,
+        )
+        days = rng.integers(0, 730, m)
+        table = pa.table(
+            {
+                "customer_id": ids.astype(np.int64),
+                "date": (START + days.astype("timedelta64[D]")).astype("datetime64[us]"),
+                "amount": np.round(rng.gamma(2.0, 25.0, m), 2),
+            }
+        )
+        pq.write_table(table, path / f"part-{k:04d}.parquet", row_group_size=1_000_000)
+        written += m
+        k += 1
+        del table, ids, days
+    return path
+
+
+# ------------------------------------------------------------------------------------------
+# measurement in a fresh process
+# ------------------------------------------------------------------------------------------
+
+
+class PeakRSS:
+    """Poll this process' RSS in a background thread; `.peak` is the max seen (bytes)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.interval = interval
+        self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def child(kind: str, source: str, out: str) -> None:
+    """Run one contender and print a JSON line with its figures."""
+    import psutil
+
+    proc = psutil.Process()
+    if kind == "parquet-glob":
+        from custvalue.summary import rfm_summary
+
+        before = proc.memory_info().rss
+        with PeakRSS() as peak:
+            t = time.perf_counter()
+            res = rfm_summary(source, freq="D")
+            wall = time.perf_counter() - t
+        n_rows = None
+    else:
+        tx = pd.read_parquet(source)
+        n_rows = len(tx)
+        if kind == "custvalue":
+            from custvalue.summary import rfm_summary
+
+            def run() -> pd.DataFrame:
+                return rfm_summary(tx, freq="D")
+        else:
+            from lifetimes.utils import summary_data_from_transaction_data
+
+            def run() -> pd.DataFrame:
+                return summary_data_from_transaction_data(
+                    tx, "customer_id", "date", monetary_value_col="amount", freq="D"
+                )
+
+        before = proc.memory_info().rss
+        with PeakRSS() as peak:
+            t = time.perf_counter()
+            res = run()
+            wall = time.perf_counter() - t
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if out:
+        res[["frequency", "recency", "T", "monetary_value"]].to_parquet(out)
+    print(
+        json.dumps(
+            {
+                "kind": kind,
+                "rows": n_rows,
+                "customers": len(res),
+                "wall_s": wall,
+                "rss_before_mb": before / 2**20,
+                "peak_rss_mb": peak.peak / 2**20,
+                "peak_increase_mb": (peak.peak - before) / 2**20,
+                "ru_maxrss_mb": maxrss / 2**20,
+            }
+        )
+    )
+
+
+def run_child(kind: str, source: Path, out: Path | None) -> dict:
+    cmd = [sys.executable, __file__, "_child", kind, str(source), str(out or "")]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"{kind} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    import duckdb
+    import lifetimes
+    import psutil
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"{cpu}, {psutil.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.1f} GiB RAM, "
+        f"Python {platform.python_version()}, pandas {pd.__version__}, numpy {np.__version__}, "
+        f"duckdb {duckdb.__version__}, lifetimes {lifetimes.__version__}"
+    )
+
+
+def bench_a(n_customers: int) -> list[dict]:
+    WORK.mkdir(exist_ok=True)
+    path = WORK / f"tx_{n_customers}.parquet"
+    t = time.perf_counter()
+    tx = simulate_bgnbd(n_customers)
+    tx.to_parquet(path, index=False)
+    print(
+        f"# (a) generated {len(tx):,} transactions of {tx.customer_id.nunique():,} customers "
+        f"in {time.perf_counter() - t:.1f}s -> {path}",
+        flush=True,
+    )
+    del tx
+    results = []
+    outs = {}
+    for kind in ("custvalue", "lifetimes"):
+        outs[kind] = WORK / f"out_{kind}.parquet"
+        results.append(run_child(kind, path, outs[kind]))
+        print(json.dumps(results[-1]), flush=True)
+    ours, theirs = (pd.read_parquet(outs[k]) for k in ("custvalue", "lifetimes"))
+    assert ours.index.equals(theirs.index), "customer index differs"
+    for col in theirs.columns:
+        np.testing.assert_allclose(ours[col], theirs[col], rtol=1e-9, atol=1e-9, err_msg=col)
+    print("# (a) outputs identical (rtol 1e-9) column by column", flush=True)
+    return results
+
+
+def bench_b(n_rows: int) -> list[dict]:
+    path = WORK / "big"
+    t = time.perf_counter()
+    write_chunked(path, n_rows)
+    size = sum(f.stat().st_size for f in path.glob("*.parquet"))
+    print(
+        f"# (b) wrote {n_rows:,} transactions in {len(list(path.glob('*.parquet')))} files "
+        f"({size / 2**30:.2f} GiB) in {time.perf_counter() - t:.1f}s",
+        flush=True,
+    )
+    res = run_child("parquet-glob", path / "*.parquet", None)
+    res["rows"] = n_rows
+    res["parquet_gib"] = size / 2**30
+    print(json.dumps(res), flush=True)
+    return [res]
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| contender | rows | customers | wall time (s) | RSS before (MiB) | peak RSS (MiB) "
+        "| peak increase (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        rows = f"{r['rows']:,}" if r.get("rows") else "-"
+        lines.append(
+            f"| {r['kind']} | {rows} | {r['customers']:,} | {r['wall_s']:.2f} | "
+            f"{r['rss_before_mb']:.0f} | {r['peak_rss_mb']:.0f} | {r['peak_increase_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        child(*sys.argv[2:5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("which", choices=["a", "b", "all"])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=50_000_000)
+    args = parser.parse_args()
+    print(f"# machine: {machine()}", flush=True)
+    results = []
+    if args.which in ("a", "all"):
+        results += bench_a(args.customers)
+    if args.which in ("b", "all"):
+        results += bench_b(args.rows)
+    print(table(results))
+    a = {r["kind"]: r for r in results}
+    if "custvalue" in a and "lifetimes" in a:
+        ours, theirs = a["custvalue"], a["lifetimes"]
+        print(
+            f"\nspeed-up {theirs['wall_s'] / ours['wall_s']:.1f}x, peak-increase ratio "
+            f"{theirs['peak_increase_mb'] / max(ours['peak_increase_mb'], 1):.1f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
