@@ -1050,7 +1050,10 @@ def _load(
     def q(col: str) -> str:  # quoted text of a raw value for examples
         return f"coalesce('''' || CAST({col} AS VARCHAR) || '''', 'NULL')"
 
-    def v(col: str) -> str:  # a typed value (id, number, timestamp) for examples
+    def num(col: str) -> str:  # an amount without binary noise (-74.52, not -74.52000000000001)
+        return f"coalesce(CAST(round({col}, 6) AS VARCHAR), 'NULL')"
+
+    def v(col: str) -> str:  # a typed value (id, timestamp) for examples
         return f"coalesce(regexp_replace(CAST({col} AS VARCHAR), ' 00:00:00$', ''), 'NULL')"
 
     cut_sql = None
@@ -1084,7 +1087,7 @@ def _load(
         _Check("cancelled orders", "cancelled_", False,
                ex("'customer ' || " + v("customer_id"),
                   ("'order ' || " + v("order_id")) if order is not None else "''",
-                  "'amount ' || " + v("amount")),
+                  "'amount ' || " + num("amount")),
                "none: cancelled= not given"),
         _Check("zero amounts", "amount = 0", zero_amounts == "drop",
                ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date")),
@@ -1092,7 +1095,7 @@ def _load(
                "kept as purchases of zero value (zero_amounts='drop' removes them)"),
         _Check("negative amounts (returns)", "amount < 0", False,
                ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date"),
-                  "'amount ' || " + v("amount")), ""),
+                  "'amount ' || " + num("amount")), ""),
     ]
     # Each row's flags are computed once; drop_at_ is the first check that drops the row.
     drop_cases = []
