@@ -73,6 +73,14 @@ def test_validate_fail_on_problems(runner, tx_csv):
     assert result.exit_code == 1  # the zero amount is a finding
 
 
+def test_validate_policies_from_the_command_line(runner, tx_csv):
+    result = runner.invoke(
+        main, ["validate", "--data", str(tx_csv), "--zero-amounts", "drop", "--duplicates", "keep"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "7 rows in, 6 rows out" in result.stdout
+
+
 def test_validate_missing_column_is_one_line(runner, tx_csv):
     result = runner.invoke(main, ["validate", "--data", str(tx_csv), "--amount-col", "amt"])
     assert result.exit_code == 2

@@ -427,6 +427,9 @@ def test_returns_net_by_order_then_latest_purchase(orders):
     assert "1 returns without an earlier purchase (5.00)" in action
     assert "excess returns of 10.00" in action
     assert (tx["amount"] > 0).all()
+    # rows in - return rows - fully returned purchase lines (customer 3's) = rows out
+    assert q.n_rows_in - 4 - 1 == q.n_rows_out == len(tx)
+    assert any("1 fully returned purchase lines removed" in n for n in q.notes)
 
 
 def test_returns_net_without_order_column():

@@ -136,6 +136,10 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="strptime format of text dates, e.g. '%d/%m/%Y %H:%M'."),
         click.option("--timezone", default=None,
                      help="Zone that time-zone-aware dates are converted to (default UTC)."),
+        click.option("--duplicates", type=click.Choice(["drop", "keep"]), default="drop",
+                     show_default=True, help="What to do with exact duplicate rows."),
+        click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
+                     show_default=True, help="What to do with zero amounts."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
     ]
     for option in reversed(options):
@@ -155,6 +159,8 @@ def _load(
     cancelled: str | None,
     date_format: str | None,
     timezone: str | None,
+    duplicates: str,
+    zero_amounts: str,
     delimiter: str | None,
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
@@ -179,6 +185,8 @@ def _load(
         observation_end=observation_end,
         date_format=date_format,
         timezone=timezone,
+        duplicates=duplicates,
+        zero_amounts=zero_amounts,
         read_options=read_options,
     )
 
@@ -284,7 +292,11 @@ def main() -> None:
 @click.option("--fail-on-problems", is_flag=True,
               help="Exit with code 1 when any check finds something (for pipelines).")
 def validate(observation_end: str | None, fail_on_problems: bool, **kwargs: Any) -> int:
-    """Validate a transaction file and print the data-quality report."""
+    """Validate a transaction file and print the data-quality report.
+
+    Exit codes: 0 done, 1 a check found something and --fail-on-problems was given,
+    2 bad input or arguments (one line on stderr).
+    """
     _, quality = _load(observation_end=observation_end, **kwargs)
     click.echo(str(quality))
     return 1 if fail_on_problems and not quality.ok else 0
