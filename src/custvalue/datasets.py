@@ -561,6 +561,13 @@ def simulate(
     exponential spacings). A customer still alive at ``T`` drops out at ``T + Gamma(N - M,
     lambda)`` by memorylessness.
 
+    Dates are whole days. The true parameters describe the continuous-time process; customer
+    summaries merge purchases made in the same period (as lifetimes' summaries do), which
+    loses some heavy buyers' purchases: with the defaults about 1.5% of repeat purchases share
+    a day with another and about 9% share a week (``truth["same_day_purchases"]`` counts the
+    former). Fits on daily summaries recover the parameters within sampling error up to a
+    few ten thousand customers; fits on weekly summaries are visibly biased (alpha too high).
+
     Parameters
     ----------
     n_customers : int
@@ -945,6 +952,8 @@ def simulate(
         copy=False,  # fresh arrays: skip pandas' block consolidation copy
     )
 
+    same_day = int(np.count_nonzero((all_cust[1:] == all_cust[:-1]) & (tday[1:] == tday[:-1])))
+
     # ---- customers table ------------------------------------------------------------------
     dropout_cal = acq + lifetime
     dropout_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
@@ -1009,6 +1018,7 @@ def simulate(
         "seed": seed if isinstance(seed, int | np.integer | type(None)) else "generator",
         "n_customers": n,
         "n_transactions": int(n_tx),
+        "same_day_purchases": same_day,
         "start": start_ts,
         "observation_end": end_ts,
         "window_days": window_days,
