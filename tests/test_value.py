@@ -424,3 +424,50 @@ def test_total_clv_interval_covers_truth_about_90_percent():
         tot = total_value(est)
         covered += int(tot["lower"] <= truth <= tot["upper"])
     assert 80 <= covered <= 97, f"covered {covered} of {n_runs}"
+
+
+@pytest.fixture(scope="module")
+def many_customers() -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    n = 3000
+    T = rng.integers(30, 60, n).astype(float)
+    x = rng.poisson(2.0, n).astype(float)
+    r = np.where(x > 0, np.floor(T * rng.uniform(0.2, 1.0, n)), 0.0)
+    df = pd.DataFrame({"frequency": x, "recency": r, "T": T, "monetary_value": 10.0})
+    df.attrs["freq"] = "W"
+    return df
+
+
+def test_period_curve_equals_direct_model_calls(many_customers):
+    """The per-period expected purchases equal differences of direct model calls at the period
+    ends (whatever shortcut is taken internally)."""
+    from custvalue.models.pareto_nbd import ParetoNBDModel
+
+    m = ParetoNBDModel.from_params(r=0.55, alpha=10.58, s=0.61, beta=11.67, time_unit="W")
+    res = customer_lifetime_value(m, None, many_customers, horizon=3, time_unit="M", discount_rate=0.2,
+                                  price=1.0, cash_flows=True)
+    ends = np.arange(1, 4) * (365.25 / 12) / 7
+    cum = np.column_stack([m.expected_purchases(many_customers, t).to_numpy() for t in ends])
+    flows = np.diff(np.column_stack([np.zeros(len(cum)), cum]), axis=1) * 1.2 ** (-np.arange(1, 4) / 12)
+    np.testing.assert_allclose(res[["cash_flow_1", "cash_flow_2", "cash_flow_3"]].to_numpy(), flows,
+                               rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(res["expected_purchases"], cum[:, -1], rtol=1e-9)
+
+
+class NotSeparable(ConstantRate):
+    """Expected purchases depend on recency in a way P(alive) does not explain."""
+
+    def expected_purchases(self, data, t):
+        return self.params_["lam"] * float(t) * (1.0 + data["recency"].to_numpy() / 100.0)
+
+    def probability_alive(self, data, t=0):
+        return np.full(len(data), 0.5)
+
+    def with_params(self, row):
+        return NotSeparable(float(row["lam"]), self.time_unit_, self.sd)
+
+
+def test_models_outside_the_btyd_family_are_computed_directly(many_customers):
+    m = NotSeparable(0.1, "W")
+    res = customer_lifetime_value(m, None, many_customers, horizon=2, time_unit="W", discount_rate=0.0, price=1.0)
+    np.testing.assert_allclose(res["expected_purchases"], 0.2 * (1 + many_customers["recency"] / 100), rtol=1e-12)
