@@ -471,3 +471,38 @@ def test_models_outside_the_btyd_family_are_computed_directly(many_customers):
     m = NotSeparable(0.1, "W")
     res = customer_lifetime_value(m, None, many_customers, horizon=2, time_unit="W", discount_rate=0.0, price=1.0)
     np.testing.assert_allclose(res["expected_purchases"], 0.2 * (1 + many_customers["recency"] / 100), rtol=1e-12)
+
+
+class ConstantChurn:
+    """Contractual double: every subscriber cancels with probability ``theta`` each month."""
+
+    contractual = True
+
+    def __init__(self, theta: float) -> None:
+        self.params_ = {"theta": theta}
+        self.time_unit_ = "M"
+        self.rates_seen: list[float] = []
+
+    def probability_alive(self, data, t=0):
+        return np.full(len(data), (1 - self.params_["theta"]) ** float(t))
+
+    def expected_residual_lifetime(self, data, discount_rate):
+        # payments at the start of every future month survived: sum_k ((1-theta)/(1+d))^k
+        self.rates_seen.append(discount_rate)
+        q = (1 - self.params_["theta"]) / (1 + discount_rate)
+        return np.full(len(data), 1.0 / (1.0 - q))
+
+
+def test_contractual_value_is_price_times_discounted_lifetime():
+    subs = pd.DataFrame({"T": [3.0, 10.0], "churned": [False, False]}, index=["s1", "s2"])
+    model = ConstantChurn(0.05)
+    inf = customer_lifetime_value(model, None, subs, horizon=np.inf, time_unit="M", discount_rate=0.1,
+                                  price=pd.Series({"s1": 10.0, "s2": 20.0}))
+    d_month = 1.1 ** (1 / 12) - 1
+    assert model.rates_seen[-1] == pytest.approx(d_month)
+    derl = 1 / (1 - 0.95 / (1 + d_month))
+    np.testing.assert_allclose(inf["clv"], [10 * derl, 20 * derl])
+    fin = customer_lifetime_value(model, None, subs, horizon=24, time_unit="M", discount_rate=0.1, price=10.0)
+    expected = sum(0.95**k * 1.1 ** (-k / 12) for k in range(1, 25))
+    np.testing.assert_allclose(fin["clv"], 10 * expected)
+    np.testing.assert_allclose(fin["expected_periods"], sum(0.95**k for k in range(1, 25)))
