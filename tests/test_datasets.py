@@ -158,6 +158,18 @@ def test_load_cdnow_does_not_import_lifetimes():
     assert out.stdout.strip() == "False"
 
 
+def test_missing_lifetimes_gives_a_clear_error(monkeypatch):
+    import custvalue.datasets as ds
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(ds.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "lifetimes" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match="pip install lifetimes"):
+        load_cdnow("master")
+    with pytest.raises(ModuleNotFoundError, match=r"donations\.csv"):
+        load_donations()
+
+
 def test_donations_summary():
     d = load_donations()
     assert list(d.columns) == ["frequency", "recency", "T", "weight"]
@@ -682,3 +694,29 @@ def test_any_valid_configuration_gives_a_valid_log(n, seed, process, r, alpha, c
     assert np.isfinite(cust["lambda"]).all() and (cust["lambda"] > 0).all()
     assert (cust["lifetime_days"] >= 0).all()
     assert (cust["dropout_date"].dropna() <= sim.truth["observation_end"]).all()
+
+
+@settings(max_examples=30)
+@given(
+    n=st.integers(1, 300),
+    seed=st.integers(0, 2**32 - 1),
+    a=st.floats(0.05, 20.0),
+    b=st.floats(0.05, 20.0),
+    window=st.integers(1, 1500),
+    acq_frac=st.floats(0.001, 1.0),
+)
+def test_any_valid_subscription_configuration_gives_valid_records(n, seed, a, b, window,
+                                                                  acq_frac):
+    sim = simulate(n, seed, mode="subscription", subscription={"alpha": a, "beta": b},
+                   end=window, acquisition_period=max(1.0, acq_frac * window))
+    subs, tx, cust = sim.subscriptions, sim.transactions, sim.customers
+    assert len(subs) == n and set(tx["customer_id"]) == set(range(1, n + 1))
+    assert (subs["end"].isna() == cust["alive_at_end"]).all()
+    ended = subs["end"].notna()
+    assert (subs.loc[ended, "end"] > subs.loc[ended, "start"]).all()
+    assert (subs.loc[ended, "end"] <= sim.truth["observation_end"]).all()
+    assert tx["date"].min() >= sim.truth["start"]
+    assert tx["date"].max() <= sim.truth["observation_end"]
+    n_pay = tx.groupby("customer_id").size().reindex(cust["customer_id"]).to_numpy()
+    assert (n_pay >= 1).all() and (n_pay <= cust["lifetime_periods"].to_numpy()).all()
+    assert ((cust["theta"] > 0) & (cust["theta"] <= 1)).all()
