@@ -487,10 +487,11 @@ class ConstantChurn:
         return np.full(len(data), (1 - self.params_["theta"]) ** float(t))
 
     def expected_residual_lifetime(self, data, discount_rate):
-        # payments at the start of every future month survived: sum_k ((1-theta)/(1+d))^k
+        # DERL convention (FH 2010 eq. 6): payment k >= 1 if renewed k times, discounted k - 1
+        # periods: sum_k (1-theta)^k (1+d)^-(k-1) = (1-theta) / (1 - (1-theta)/(1+d))
         self.rates_seen.append(discount_rate)
         q = (1 - self.params_["theta"]) / (1 + discount_rate)
-        return np.full(len(data), 1.0 / (1.0 - q))
+        return np.full(len(data), (1 - self.params_["theta"]) / (1.0 - q))
 
 
 def test_contractual_value_is_price_times_discounted_lifetime():
@@ -500,9 +501,25 @@ def test_contractual_value_is_price_times_discounted_lifetime():
                                   price=pd.Series({"s1": 10.0, "s2": 20.0}))
     d_month = 1.1 ** (1 / 12) - 1
     assert model.rates_seen[-1] == pytest.approx(d_month)
-    derl = 1 / (1 - 0.95 / (1 + d_month))
+    derl = 0.95 / (1 - 0.95 / (1 + d_month))
     np.testing.assert_allclose(inf["clv"], [10 * derl, 20 * derl])
     fin = customer_lifetime_value(model, None, subs, horizon=24, time_unit="M", discount_rate=0.1, price=10.0)
-    expected = sum(0.95**k * 1.1 ** (-k / 12) for k in range(1, 25))
+    expected = sum(0.95**k * 1.1 ** (-(k - 1) / 12) for k in range(1, 25))
     np.testing.assert_allclose(fin["clv"], 10 * expected)
     np.testing.assert_allclose(fin["expected_periods"], sum(0.95**k for k in range(1, 25)))
+
+
+def test_sbg_finite_horizon_converges_to_derl():
+    """Real sBG (Fader & Hardie 2007/2010): a 100-year horizon equals DERL; the value uses the
+    price column and gives churned customers nothing."""
+    from custvalue.models.shifted_beta_geo import ShiftedBetaGeoModel
+
+    m = ShiftedBetaGeoModel.from_params(alpha=0.668, beta=3.806, time_unit="Y")  # FH 2007 "regular"
+    subs = pd.DataFrame({"T": [0, 1, 4, 4], "churned": [False, False, False, True],
+                         "price": [100.0, 100.0, 120.0, 120.0]}, index=["a", "b", "c", "d"])
+    inf = customer_lifetime_value(m, None, subs, horizon=np.inf, time_unit="Y", discount_rate=0.1, price="price")
+    fin = customer_lifetime_value(m, None, subs, horizon=100, time_unit="Y", discount_rate=0.1, price="price")
+    derl = m.expected_residual_lifetime(subs, discount_rate=0.1).to_numpy()
+    np.testing.assert_allclose(inf["clv"], subs["price"] * derl, rtol=1e-12)
+    np.testing.assert_allclose(fin["clv"], inf["clv"], rtol=1e-4)
+    assert inf.loc["d", "clv"] == 0.0

@@ -31,9 +31,9 @@ Contractual models
 ------------------
 For a contractual model (``model.contractual is True``, e.g. the shifted-beta-geometric model of
 Fader & Hardie 2007) the value is the price per period times the discounted expected residual
-lifetime (DERL; Fader & Hardie 2010, eq. 6) for an infinite horizon, or the discounted sum of
-survival probabilities :math:`\\sum_k P(\\text{alive at } t_k \\mid \\text{alive now})(1+d)^{-y_k}`
-for a finite one.
+lifetime (DERL; Fader & Hardie 2010, eq. 6) for an infinite horizon, or for a finite one the
+same sum cut at the horizon, :math:`\\sum_{k=1}^{K} P(\\text{renewed } k \\text{ more times})
+(1+d)^{-y_{k-1}}` (each payment at the start of its period, the next one undiscounted, as in DERL).
 
 Intervals
 ---------
@@ -241,9 +241,12 @@ def _tx_component(
     # arrays are (periods, rows): each period's values are contiguous
     steps = np.empty((len(t_model), n))
     if contractual:
-        # survival to each period end given alive now, discounted at the period end
+        # payment k is made if the contract is renewed k times, P(alive k periods on) =
+        # S(T+k)/S(T), at the start of period k — the DERL convention (Fader & Hardie 2010,
+        # eq. 6: next payment undiscounted), so a long horizon converges to DERL
         for k, t in enumerate(t_model):
             steps[k] = _as_float_array(model.probability_alive(uniq, t=t), n, "probability_alive")
+        disc = np.concatenate([[1.0], disc[:-1]])
         cumulative = None
     else:
         cum = _purchase_curve(model, uniq, t_model)
@@ -378,7 +381,7 @@ def customer_lifetime_value(
     n_draws: int = 200,
     seed: int | None = None,
     cash_flows: bool = False,
-    price: float | pd.Series | None = None,
+    price: float | pd.Series | str | None = None,
     interval_method: str = "sample",
 ) -> pd.DataFrame:
     """Discounted customer lifetime value per customer, optionally with an uncertainty interval.
@@ -415,9 +418,10 @@ def customer_lifetime_value(
     cash_flows : bool, default False
         Add one column per period, ``cash_flow_1`` ... ``cash_flow_K``: the discounted margin of
         that period. They sum to ``clv``.
-    price : float or pandas.Series, optional
+    price : float, pandas.Series or str, optional
         Spend per purchase (non-contractual, instead of a spend model) or price per period of the
-        model's time unit (contractual). A Series is aligned on the customer id.
+        model's time unit (contractual). A Series is aligned on the customer id; a string names
+        a column of ``data``.
     interval_method : {"sample", "delta"}, default "sample"
         ``"sample"``: recompute every customer's CLV for ``n_draws`` parameter draws of each
         model (percentile interval; ``n_draws`` × periods model evaluations). ``"delta"``: the
@@ -510,7 +514,6 @@ def customer_lifetime_value(
     # ---- compress --------------------------------------------------------------------------
     if contractual:
         tx_cols = [c for c in data.columns if c != "weight"]
-        tx_cols = [c for c in tx_cols if pd.api.types.is_numeric_dtype(data[c])] or list(data.columns)
     else:
         tx_cols = list(_TX_COLUMNS)
     tx_uniq, tx_idx = _compress(data, tx_cols)
@@ -519,6 +522,9 @@ def customer_lifetime_value(
     if spend_model is not None:
         sp_uniq, sp_idx = _compress(data, _spend_columns(data))
     else:
+        if isinstance(price, str):
+            _require_columns(data, (price,), "price")
+            price = data[price]
         if isinstance(price, pd.Series):
             aligned = price.reindex(data.index)
             if aligned.isna().any():
