@@ -114,6 +114,13 @@ def test_bad_sql_expression_is_one_line(runner, tx_csv):
     assert_one_line_error(result.stderr, "amount_col=")
 
 
+def test_no_arguments_prints_help(runner):
+    result = runner.invoke(main, [])
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout and "validate" in result.stdout
+    assert result.stderr == ""
+
+
 def test_help_and_version(runner):
     result = runner.invoke(main, ["--help"])
     assert result.exit_code == 0

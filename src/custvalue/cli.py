@@ -79,6 +79,11 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+_NoArgsIsHelp: type[click.UsageError] = getattr(
+    click.exceptions, "NoArgsIsHelpError", type("_Never", (click.UsageError,), {})
+)
+
+
 class CustvalueGroup(click.Group):
     """A click group whose commands fail with one line on stderr and exit code 2."""
 
@@ -99,6 +104,9 @@ class CustvalueGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
+        except _NoArgsIsHelp as exc:  # `custvalue` alone (or a group without a command): help
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
         except (click.ClickException, CustvalueError, OSError, duckdb.Error) as exc:
             click.echo(f"error: {_one_line(_error_text(exc))}", err=True)
             sys.exit(2)
