@@ -302,3 +302,37 @@ def test_bad_observation_end_leaves_no_file(runner, tx_csv, tmp_path):
     assert result.exit_code == 2
     assert_one_line_error(result.stderr, "observation_end='soon'")
     assert leftovers(tmp_path) == ["tx.csv"]
+
+
+def test_summarize_an_online_retail_style_export(runner, tmp_path):
+    """Raw export: amount as an expression, float ids with blanks, cancelled 'C' invoices."""
+    path = tmp_path / "retail.csv"
+    path.write_text(
+        "InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+        "536365,85123A,6,12/1/2010 8:26,2.5,17850.0,United Kingdom\n"
+        "536365,71053,2,12/1/2010 8:26,5.0,17850.0,United Kingdom\n"
+        "C536365,71053,-2,12/1/2010 9:00,5.0,17850.0,United Kingdom\n"
+        "536370,22728,24,12/1/2010 8:45,3.75,12583.0,France\n"
+        "536371,22728,1,12/1/2010 8:50,3.75,,United Kingdom\n"
+        "536400,21730,3,12/15/2010 10:00,4.0,17850.0,United Kingdom\n"
+    )
+    out = tmp_path / "summary.csv"
+    result = runner.invoke(
+        main,
+        ["summarize", "--data", str(path), "--customer-col", "CustomerID",
+         "--date-col", "InvoiceDate", "--amount-col", "Quantity * UnitPrice",
+         "--order-col", "InvoiceNo", "--cancelled", "C", "--attribute", "Country",
+         "--freq", "D", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(out, index_col="customer_id")
+    # 17850: order 536365 = 6*2.5 + 2*5 = 25, less the cancelled 10 -> 15 on Dec 1;
+    # 536400 = 12 on Dec 15. 12583: 90 on Dec 1. The blank-id row is dropped.
+    # Observation end = last transaction (Dec 15), so T = 14 days for both.
+    assert sorted(got.index) == [12583, 17850]
+    assert got.loc[17850, "frequency"] == 1 and got.loc[17850, "recency"] == 14
+    assert got.loc[17850, "T"] == 14 and got.loc[12583, "T"] == 14
+    assert got.loc[17850, "monetary_value"] == pytest.approx(12.0)
+    assert got.loc[17850, "total_spend"] == pytest.approx(27.0)
+    assert got.loc[12583, "total_spend"] == pytest.approx(90.0)
+    assert got.loc[12583, "Country"] == "France"
