@@ -638,6 +638,8 @@ def test_winback_groups_are_balanced_and_effect_is_recovered(winback_sim):
         ({"winback": {"send_date": "2023-12-30"}}, "response_days"),
         ({"loyalty": {"join_rate": 0}}, "join_rate"),
         ({"loyalty": {"bonus": 2}}, "unknown keys"),
+        ({"loyalty": {"effect": "big"}}, "not a number"),
+        ({"winback": {"effect": None}}, "not a number"),
         ({"mode": "contract"}, "mode"),
         ({"mode": "subscription", "loyalty": True}, "subscription"),
         ({"subscription": {"alpha": 1, "beta": 1}}, "mode='subscription'"),

@@ -387,6 +387,13 @@ def _positive_params(given: Mapping[str, Any] | None, default: Mapping[str, floa
     return out
 
 
+def _number(cfg: Mapping[str, Any], key: str, what: str) -> float:
+    try:
+        return float(cfg[key])
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(f"{what}[{key!r}]={cfg[key]!r} is not a number") from exc
+
+
 def _shares(spec: Any, name: str) -> tuple[list[str], np.ndarray]:
     """Names and normalised shares from {name: share} / {name: {"share": ..}} / [names]."""
     if isinstance(spec, str) or not isinstance(spec, Mapping | list | tuple):
@@ -812,9 +819,9 @@ def simulate(
                 raise ParameterError(
                     f"loyalty has unknown keys {unknown}: use {sorted(_DEFAULT_LOYALTY)}")
             loyalty_cfg.update(loyalty)
-        join_rate = float(loyalty_cfg["join_rate"])
-        selection = float(loyalty_cfg["selection"])
-        effect = float(loyalty_cfg["effect"])
+        join_rate = _number(loyalty_cfg, "join_rate", "loyalty")
+        selection = _number(loyalty_cfg, "selection", "loyalty")
+        effect = _number(loyalty_cfg, "effect", "loyalty")
         if not (np.isfinite(join_rate) and join_rate > 0):
             raise ParameterError(f"loyalty['join_rate']={join_rate!r} must be a positive rate per day")
         if not np.isfinite(selection):
@@ -874,8 +881,8 @@ def simulate(
                    else _as_timestamp(cfg["send_date"], "winback['send_date']"))
         lapsed_days = _as_days(cfg["lapsed_days"], "winback['lapsed_days']")
         response_days = _as_days(cfg["response_days"], "winback['response_days']")
-        share = float(cfg["treatment_share"])
-        effect_wb = float(cfg["effect"])
+        share = _number(cfg, "treatment_share", "winback")
+        effect_wb = _number(cfg, "effect", "winback")
         if not 0 < share < 1:
             raise ParameterError(
                 f"winback['treatment_share']={share!r} must be strictly between 0 and 1 so "
@@ -906,11 +913,12 @@ def simulate(
         resp_time = send + rng.random(responders.size) * response_days
         all_cust = np.concatenate([all_cust, responders])
         all_cal = np.concatenate([all_cal, resp_time])
-        group = np.where(treated[eligible], "treatment", "control")
+        group = pd.Categorical.from_codes(np.where(treated[eligible], 0, 1).astype(np.int8),
+                                          categories=["treatment", "control"])
         campaign_df = pd.DataFrame(
             {
                 "customer_id": (eligible + 1).astype(np.int64),
-                "group": pd.Categorical(group, categories=["treatment", "control"]),
+                "group": group,
                 "send_date": np.full(n_elig, np.datetime64(send_ts.date(), "D")).astype(
                     "datetime64[ns]"),
             }
@@ -1013,8 +1021,9 @@ def simulate(
         "time_unit": unit,
         "params_daily": par_daily,
         "spend_params": spend,
+        # E[Z] = p gamma / (q - 1) (FHL 2005b); undefined (infinite) for q <= 1
         "mean_transaction_value": spend["p"] * spend["gamma"] / (spend["q"] - 1.0)
-        if spend["q"] > 1 else float("inf"),
+        if spend["q"] > 1 else None,
         "seed": seed if isinstance(seed, int | np.integer | type(None)) else "generator",
         "n_customers": n,
         "n_transactions": int(n_tx),
