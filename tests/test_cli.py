@@ -336,3 +336,40 @@ def test_summarize_an_online_retail_style_export(runner, tmp_path):
     assert got.loc[17850, "total_spend"] == pytest.approx(27.0)
     assert got.loc[12583, "total_spend"] == pytest.approx(90.0)
     assert got.loc[12583, "Country"] == "France"
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".html", ".json", ".csv"])
+def test_validate_writes_the_report(runner, tx_csv, tmp_path, suffix):
+    import json
+
+    out = tmp_path / f"quality{suffix}"
+    result = runner.invoke(main, ["validate", "--data", str(tx_csv), "--report", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    if suffix == ".json":
+        payload = json.loads(text)
+        assert payload["n_rows_in"] == 7 and payload["ok"] is False
+        zero = next(c for c in payload["checks"] if c["check"] == "zero amounts")
+        assert zero["rows_affected"] == 1
+    elif suffix == ".csv":
+        table = pd.read_csv(out)
+        assert list(table.columns) == ["check", "rows_affected", "examples", "action"]
+    elif suffix == ".html":
+        assert text.startswith("<!doctype html>") and "<table" in text
+    else:
+        assert text.startswith("Data quality: 7 rows in")
+
+
+def test_validate_report_bad_extension_or_data_leaves_nothing(runner, tx_csv, tmp_path):
+    result = runner.invoke(
+        main, ["validate", "--data", str(tx_csv), "--report", str(tmp_path / "q.pdf")]
+    )
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, ".pdf")
+    result = runner.invoke(
+        main, ["validate", "--data", str(tx_csv), "--date-col", "day",
+               "--report", str(tmp_path / "q.json")]
+    )
+    assert result.exit_code == 2
+    assert_one_line_error(result.stderr, "date_col='day'")
+    assert leftovers(tmp_path) == ["tx.csv"]

@@ -681,3 +681,13 @@ def test_corrupt_parquet_is_a_validation_error(tmp_path):
     path.write_bytes(b"not parquet at all")
     with pytest.raises(DataValidationError, match=r"broken\.parquet"):
         load_transactions(path)
+
+
+def test_quality_to_dict_is_json_serialisable(messy):
+    import json
+
+    _, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt")
+    payload = json.loads(json.dumps(q.to_dict()))
+    assert payload["n_rows_in"] == 11 and payload["n_rows_out"] == 4 and payload["ok"] is False
+    assert [c["check"] for c in payload["checks"]] == list(CHECKS)
+    assert payload["columns"]["customer_id"] == "cust"

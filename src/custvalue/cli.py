@@ -259,6 +259,37 @@ def _write_frame(df: Any, tmp: str, fmt: str) -> None:
         df.to_csv(tmp)
 
 
+_REPORT_FORMATS = (".txt", ".html", ".json", ".csv")
+
+
+def _report_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in _REPORT_FORMATS:
+        raise ParameterError(
+            f"--report {path!r}: unknown format {suffix or '(no extension)'!r}; use a path "
+            f"ending in {', '.join(_REPORT_FORMATS)}"
+        )
+    return suffix
+
+
+def _write_quality(quality: Any, tmp: str, kind: str) -> None:
+    """Write a DataQuality report as text, a standalone HTML page, JSON or the checks CSV."""
+    import json
+
+    if kind == ".txt":
+        Path(tmp).write_text(str(quality) + "\n", encoding="utf-8")
+    elif kind == ".html":
+        Path(tmp).write_text(
+            "<!doctype html>\n<html><head><meta charset='utf-8'><title>Data quality</title>"
+            "</head><body>\n" + quality._repr_html_() + "\n</body></html>\n",
+            encoding="utf-8",
+        )
+    elif kind == ".json":
+        Path(tmp).write_text(json.dumps(quality.to_dict(), indent=2) + "\n", encoding="utf-8")
+    else:
+        quality.to_frame().to_csv(tmp, index=False)
+
+
 def _summary_statistics(summary: Any) -> str:
     """Plain-text statistics of an RFM summary (customers, repeat buyers, distributions)."""
     n = len(summary)
@@ -299,14 +330,26 @@ def main() -> None:
               help="Drop transactions after this date (a date means the whole day).")
 @click.option("--fail-on-problems", is_flag=True,
               help="Exit with code 1 when any check finds something (for pipelines).")
-def validate(observation_end: str | None, fail_on_problems: bool, **kwargs: Any) -> int:
+@click.option("--report", "report_path", default=None, metavar="PATH",
+              help="Also write the report to PATH: .txt, .html, .json or .csv (atomically).")
+def validate(
+    observation_end: str | None, fail_on_problems: bool, report_path: str | None, **kwargs: Any
+) -> int:
     """Validate a transaction file and print the data-quality report.
 
     Exit codes: 0 done, 1 a check found something and --fail-on-problems was given,
     2 bad input or arguments (one line on stderr).
     """
-    _, quality = _load(observation_end=observation_end, **kwargs)
+    if report_path is None:
+        _, quality = _load(observation_end=observation_end, **kwargs)
+    else:
+        kind = _report_format(report_path)
+        with atomic_output(report_path) as tmp:
+            _, quality = _load(observation_end=observation_end, **kwargs)
+            _write_quality(quality, tmp, kind)
     click.echo(str(quality))
+    if report_path is not None:
+        click.echo(f"\nreport written to {os.path.abspath(report_path)}")
     return 1 if fail_on_problems and not quality.ok else 0
 
 
@@ -364,12 +407,9 @@ def demo(out_dir: str, freq: str) -> None:
         summary = rfm_summary(tx, freq=unit)
         _write_frame(summary, tmp, "parquet")
     with atomic_output(text_path) as tmp:
-        Path(tmp).write_text(str(quality) + "\n", encoding="utf-8")
+        _write_quality(quality, tmp, ".txt")
     with atomic_output(html_path) as tmp:
-        Path(tmp).write_text(
-            "<!doctype html><meta charset='utf-8'><title>CDNOW data quality</title>\n"
-            + quality._repr_html_() + "\n", encoding="utf-8",
-        )
+        _write_quality(quality, tmp, ".html")
     click.echo("CDNOW master (lifetimes' copy of the Fader, Hardie & Lee 2005 data)")
     click.echo("")
     click.echo(str(quality))

@@ -177,6 +177,22 @@ class DataQuality:
         """The checks table (a copy), indexed 0..n-1."""
         return self.checks.copy()
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable form (for run metadata and provenance files)."""
+        return {
+            "source": self.source,
+            "n_rows_in": int(self.n_rows_in),
+            "n_rows_out": int(self.n_rows_out),
+            "ok": self.ok,
+            "columns": dict(self.columns),
+            "checks": [
+                {"check": str(r.check), "rows_affected": int(r.rows_affected),
+                 "examples": str(r.examples), "action": str(r.action)}
+                for r in self.checks.itertuples(index=False)
+            ],
+            "notes": list(self.notes),
+        }
+
     def _headline(self) -> str:
         verdict = "no problems found" if self.ok else "problems found and handled"
         return (
