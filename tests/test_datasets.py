@@ -722,3 +722,22 @@ def test_any_valid_subscription_configuration_gives_valid_records(n, seed, a, b,
     n_pay = tx.groupby("customer_id").size().reindex(cust["customer_id"]).to_numpy()
     assert (n_pay >= 1).all() and (n_pay <= cust["lifetime_periods"].to_numpy()).all()
     assert ((cust["theta"] > 0) & (cust["theta"] <= 1)).all()
+
+
+# ------------------------------------------------------------------------------------------
+# integration: the package's own pipeline recovers the truth
+# ------------------------------------------------------------------------------------------
+
+
+def test_subscription_records_feed_the_sbg_pipeline():
+    from custvalue._subscriptions import subscriptions
+    from custvalue.models.shifted_beta_geo import ShiftedBetaGeoModel
+
+    sim = simulate(40_000, seed=7, mode="subscription", subscription={"alpha": 0.7, "beta": 2.5})
+    table = subscriptions(sim.subscriptions, customer_col="customer_id", start_col="start",
+                          end_col="end", period="M", observation_end=sim.truth["observation_end"])
+    assert len(table) == 40_000
+    assert int(table["churned"].sum()) == int((~sim.customers["alive_at_end"]).sum())
+    model = ShiftedBetaGeoModel().fit(table)
+    for name, true in sim.truth["params"].items():
+        _within(model.params_[name], true, model.standard_errors_[name], k=3.0)
