@@ -483,3 +483,9 @@ def test_value_report_end_to_end(value_run: reports.RunResult) -> None:
         )
         spend = ggf.conditional_expected_average_profit(weekly["frequency"], weekly["monetary_value"])
         assert m["clv_total"] == pytest.approx(float((purchases * spend).sum()), rel=0.03)
+
+
+def test_papermill_sees_every_declared_parameter() -> None:
+    papermill = pytest.importorskip("papermill")
+    found = papermill.inspect_notebook(str(REPO / "notebooks" / "value_report.ipynb"))
+    assert set(found) == set(reports.get_report("value").param_names) | {"output_dir"}
