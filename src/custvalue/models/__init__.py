@@ -7,5 +7,17 @@ Every model subclasses :class:`custvalue.models.base.BaseModel` (fitting, standa
 from __future__ import annotations
 
 from .base import BaseModel, BoundaryFitWarning, ModelSummary, load_model
+from .bg_bb import BetaGeoBetaBinomModel
+from .recommend import Recommendation, recommend
+from .shifted_beta_geo import ShiftedBetaGeoModel
 
-__all__ = ["BaseModel", "BoundaryFitWarning", "ModelSummary", "load_model"]
+__all__ = [
+    "BaseModel",
+    "BetaGeoBetaBinomModel",
+    "BoundaryFitWarning",
+    "ModelSummary",
+    "Recommendation",
+    "ShiftedBetaGeoModel",
+    "load_model",
+    "recommend",
+]
