@@ -209,7 +209,7 @@ def predict_holdout(model: Any, data: pd.DataFrame) -> pd.Series:
     return pd.Series(pred, index=data.index, name="predicted_holdout")
 
 
-@dataclass
+@dataclass(repr=False)
 class Scorecard:
     """Holdout scorecard of one model (see :func:`holdout_scorecard`).
 
@@ -270,6 +270,9 @@ class Scorecard:
         return "\n".join(lines)
 
     def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
@@ -385,7 +388,7 @@ def holdout_scorecard(
 # ----------------------------------------------------------------------------------------------
 # model comparison
 # ----------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(repr=False)
 class ModelComparison:
     """Result of :func:`compare_models`.
 
@@ -422,6 +425,9 @@ class ModelComparison:
         )
 
     def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
         return self.summary()
 
     def _repr_html_(self) -> str:
