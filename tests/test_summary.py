@@ -132,19 +132,19 @@ def test_calibration_holdout_matches_lifetimes_on_cdnow(cdnow: pd.DataFrame, fre
         freq=freq,
     )
     theirs = theirs.rename(columns=lambda c: c.removesuffix("_cal"))
-    assert_matches_lifetimes(
-        ours, theirs, [*LT_COLS, "frequency_holdout", "duration_holdout"]
-    )
+    assert_matches_lifetimes(ours, theirs, [*LT_COLS, "frequency_holdout", "duration_holdout"])
     assert ours.attrs["freq"] == freq
     assert pd.Timestamp(ours.attrs["calibration_end"]) == pd.Timestamp("1997-09-30")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("freq", ["D", "W"])
 def test_monetary_value_holdout_is_mean_of_period_merged_purchases(
     cdnow: pd.DataFrame, freq: str
 ) -> None:
     """lifetimes averages raw holdout rows; we average purchases merged per period, like its own
     calibration monetary_value. Reference: lifetimes on a log pre-merged per period."""
+
     def merge(part: pd.DataFrame) -> pd.DataFrame:
         return part.groupby(
             ["customer_id", part["date"].dt.to_period(freq).rename("p")], as_index=False
@@ -167,8 +167,13 @@ def test_monetary_value_holdout_is_mean_of_period_merged_purchases(
     assert_matches_lifetimes(ours, theirs, ["monetary_value_holdout"])
     # and it differs from lifetimes on the raw log exactly where a holdout period has >1 row
     raw = calibration_and_holdout_data(
-        cdnow, "customer_id", "date", calibration_period_end="1997-09-30",
-        observation_period_end="1998-06-30", monetary_value_col="amount", freq=freq,
+        cdnow,
+        "customer_id",
+        "date",
+        calibration_period_end="1997-09-30",
+        observation_period_end="1998-06-30",
+        monetary_value_col="amount",
+        freq=freq,
     )
     hold = cdnow[(cdnow["date"] > "1997-09-30") & (cdnow["date"] <= "1998-06-30")]
     multi = hold.groupby(["customer_id", hold["date"].dt.to_period(freq)]).size()
@@ -181,8 +186,12 @@ def test_monetary_value_holdout_is_mean_of_period_merged_purchases(
 def test_calibration_holdout_matches_lifetimes_on_simulated(sim: pd.DataFrame) -> None:
     ours = calibration_holdout(sim, calibration_end="2021-12-31", freq="D")
     theirs = calibration_and_holdout_data(
-        sim, "customer_id", "date", calibration_period_end="2021-12-31",
-        monetary_value_col="amount", freq="D",
+        sim,
+        "customer_id",
+        "date",
+        calibration_period_end="2021-12-31",
+        monetary_value_col="amount",
+        freq="D",
     ).rename(columns=lambda c: c.removesuffix("_cal"))
     assert_matches_lifetimes(ours, theirs, [*LT_COLS, "frequency_holdout", "duration_holdout"])
     assert ours.index.isin(sim["customer_id"]).all()
@@ -343,8 +352,14 @@ def test_first_and_last_purchase_and_total_spend(sim: pd.DataFrame) -> None:
     np.testing.assert_allclose(out["total_spend"], g["amount"].sum())
     np.testing.assert_array_equal(out["n_orders"], g["date"].nunique())
     assert list(out.columns) == [
-        "frequency", "recency", "T", "monetary_value", "first_purchase", "last_purchase",
-        "n_orders", "total_spend",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "first_purchase",
+        "last_purchase",
+        "n_orders",
+        "total_spend",
     ]
 
 
@@ -476,8 +491,11 @@ def test_observation_end_before_first_transaction(sim: pd.DataFrame) -> None:
 
 def test_empty_input() -> None:
     empty = pd.DataFrame(
-        {"customer_id": pd.Series([], dtype="int64"), "date": pd.Series([], dtype="datetime64[us]"),
-         "amount": pd.Series([], dtype="float64")}
+        {
+            "customer_id": pd.Series([], dtype="int64"),
+            "date": pd.Series([], dtype="datetime64[us]"),
+            "amount": pd.Series([], dtype="float64"),
+        }
     )
     with pytest.raises(DataValidationError, match="empty"):
         rfm_summary(empty)
@@ -487,7 +505,9 @@ def test_empty_input() -> None:
 
 def test_unclean_values_are_reported() -> None:
     tx = tx_frame([("a", "2020-01-01", 1.0), (None, "2020-01-02", 2.0), ("b", None, 3.0)])
-    with pytest.raises(DataValidationError, match=r"1 rows with a null 'customer_id'.*load_transactions"):
+    with pytest.raises(
+        DataValidationError, match=r"1 rows with a null 'customer_id'.*load_transactions"
+    ):
         rfm_summary(tx)
     bad_dates = pd.DataFrame(
         {"customer_id": [1, 2], "date": ["2020-01-01", "31/12/2020"], "amount": [1.0, 2.0]}
@@ -549,8 +569,13 @@ def test_calibration_holdout_hand_computed() -> None:
     monthly = calibration_holdout(
         tx, calibration_end="2020-01-31", observation_end="2020-03-31", freq="M"
     )
-    assert monthly.loc["a", ["frequency", "T", "frequency_holdout", "duration_holdout"]].tolist() == [
-        0, 0, 2, 2,
+    assert monthly.loc[
+        "a", ["frequency", "T", "frequency_holdout", "duration_holdout"]
+    ].tolist() == [
+        0,
+        0,
+        2,
+        2,
     ]
     assert monthly.loc["a", "monetary_value_holdout"] == pytest.approx(21.0)
 
@@ -632,6 +657,7 @@ def transaction_logs(draw):
     return pd.DataFrame({"customer_id": customers, "date": dates, "amount": amounts})
 
 
+@pytest.mark.slow
 @settings(max_examples=40)
 @given(tx=transaction_logs(), freq=st.sampled_from(["D", "W", "M", "Q", "Y"]))
 def test_property_summaries_are_valid(tx: pd.DataFrame, freq: str) -> None:
@@ -647,6 +673,7 @@ def test_property_summaries_are_valid(tx: pd.DataFrame, freq: str) -> None:
     assert (out["first_purchase"] <= out["last_purchase"]).all()
 
 
+@pytest.mark.slow
 @settings(max_examples=25)
 @given(tx=transaction_logs(), freq=st.sampled_from(["D", "W", "M"]), cut=st.integers(0, 800))
 def test_property_holdout_is_valid(tx: pd.DataFrame, freq: str, cut: int) -> None:

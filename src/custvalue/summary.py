@@ -182,6 +182,19 @@ class _Source:
     columns: list[str]
     types: dict[str, str]
     description: str
+    connection: duckdb.DuckDBPyConnection | None = None  # ours to close; None for relations
+
+    def __enter__(self) -> _Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release DuckDB's buffers now rather than at garbage collection."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
 
 
 def _open_source(tx: Any, memory_limit: str | None, threads: int | None = None) -> _Source:
@@ -192,7 +205,9 @@ def _open_source(tx: Any, memory_limit: str | None, threads: int | None = None) 
             return rel.query(_TABLE, sql)
 
         return _Source(
-            run_rel, list(rel.columns), dict(zip(rel.columns, map(str, rel.types), strict=True)),
+            run_rel,
+            list(rel.columns),
+            dict(zip(rel.columns, map(str, rel.types), strict=True)),
             "DuckDB relation",
         )
     con = _connect(memory_limit, threads)
@@ -236,16 +251,21 @@ def _open_source(tx: Any, memory_limit: str | None, threads: int | None = None) 
         return con.sql(sql)
 
     return _Source(
-        run_con, list(rel.columns), dict(zip(rel.columns, map(str, rel.types), strict=True)),
+        run_con,
+        list(rel.columns),
+        dict(zip(rel.columns, map(str, rel.types), strict=True)),
         description,
+        con,
     )
 
 
 def _fetch(source: _Source, sql: str) -> pd.DataFrame:
     try:
         return source.run(sql).df()
-    except duckdb.ConversionException as exc:
-        raise DataValidationError(f"cannot convert a transaction column: {exc}") from exc
+    except duckdb.Error as exc:
+        raise DataValidationError(
+            f"DuckDB could not summarise the transactions ({source.description}): {exc}"
+        ) from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,9 +398,19 @@ def _resolve_columns(
                 "columns; list only extra columns in attributes="
             )
     reserved = {
-        "frequency", "recency", "T", "monetary_value", "first_purchase", "last_purchase",
-        "n_orders", "total_spend", "customer_id", "frequency_holdout", "monetary_value_holdout",
-        "duration_holdout", "total_spend_holdout",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "first_purchase",
+        "last_purchase",
+        "n_orders",
+        "total_spend",
+        "customer_id",
+        "frequency_holdout",
+        "monetary_value_holdout",
+        "duration_holdout",
+        "total_spend_holdout",
     }
     clash = [a for a in attrs if a in reserved]
     if clash:
@@ -667,20 +697,20 @@ def rfm_summary(
     >>> rfm = rfm_summary("exports/*.parquet", observation_end="2024-12-31")  # doctest: +SKIP
     """
     unit = _normalize_freq(freq)
-    source = _open_source(tx, memory_limit, threads)
-    cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
-    profile = _profile(source, cols)
-    obs_end = _resolve_observation_end(observation_end, profile)
-    op, literal = _cutoff(obs_end)
-    sql = _customer_sql(
-        cols,
-        unit,
-        f"{cols.ts_expr} {op} {literal}",
-        _period_index(obs_end, unit),
-        one_order_per_period=unit == "D" and profile.dates_only,
-    )
-    result = _fetch(source, sql)
-    return _finish(result, {"freq": unit, "observation_end": obs_end.isoformat()})
+    with _open_source(tx, memory_limit, threads) as source:
+        cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
+        profile = _profile(source, cols)
+        obs_end = _resolve_observation_end(observation_end, profile)
+        op, literal = _cutoff(obs_end)
+        sql = _customer_sql(
+            cols,
+            unit,
+            f"{cols.ts_expr} {op} {literal}",
+            _period_index(obs_end, unit),
+            one_order_per_period=unit == "D" and profile.dates_only,
+        )
+        result = _fetch(source, sql)
+        return _finish(result, {"freq": unit, "observation_end": obs_end.isoformat()})
 
 
 def calibration_holdout(
@@ -740,57 +770,60 @@ def calibration_holdout(
     unit = _normalize_freq(freq)
     if calibration_end is None:
         raise ParameterError("calibration_end is required, e.g. calibration_end='2024-06-30'")
-    source = _open_source(tx, memory_limit, threads)
-    cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
-    profile = _profile(source, cols)
-    cal_end = _resolve_observation_end(calibration_end, profile, "calibration_end")
-    obs_end = _resolve_observation_end(observation_end, profile)
-    cal_op, cal_lit = _cutoff(cal_end)
-    obs_op, obs_lit = _cutoff(obs_end)
-    cal_upper = cal_end + pd.Timedelta(days=1) if cal_end == cal_end.normalize() else cal_end
-    obs_upper = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
-    if obs_upper <= cal_upper:
-        raise ParameterError(
-            f"observation_end ({obs_end}) must be after calibration_end ({cal_end}): the holdout "
-            "period would be empty"
+    with _open_source(tx, memory_limit, threads) as source:
+        cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
+        profile = _profile(source, cols)
+        cal_end = _resolve_observation_end(calibration_end, profile, "calibration_end")
+        obs_end = _resolve_observation_end(observation_end, profile)
+        cal_op, cal_lit = _cutoff(cal_end)
+        obs_op, obs_lit = _cutoff(obs_end)
+        cal_upper = cal_end + pd.Timedelta(days=1) if cal_end == cal_end.normalize() else cal_end
+        obs_upper = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
+        if obs_upper <= cal_upper:
+            raise ParameterError(
+                f"observation_end ({obs_end}) must be after calibration_end ({cal_end}): the holdout "
+                "period would be empty"
+            )
+        cal_sql = _customer_sql(
+            cols,
+            unit,
+            f"{cols.ts_expr} {cal_op} {cal_lit}",
+            _period_index(cal_end, unit),
+            one_order_per_period=unit == "D" and profile.dates_only,
         )
-    cal_sql = _customer_sql(
-        cols,
-        unit,
-        f"{cols.ts_expr} {cal_op} {cal_lit}",
-        _period_index(cal_end, unit),
-        one_order_per_period=unit == "D" and profile.dates_only,
-    )
-    c, a = _ident(cols.customer), _ident(cols.amount)
-    ts = cols.ts_expr
-    # (calibration_end, observation_end]: the complement of the calibration cutoff.
-    hold_where = f"NOT ({ts} {cal_op} {cal_lit}) AND {ts} {obs_op} {obs_lit}"
-    sql = f"""
-        WITH cal AS ({cal_sql}),
-        hold_per AS (
-            SELECT {c} AS customer_id, {_PERIOD_SQL[unit].format(ts=ts)} AS p,
-                   sum(CAST({a} AS DOUBLE)) AS amount
-            FROM {_TABLE} WHERE {hold_where}
-            GROUP BY ALL
-        ),
-        hold AS (
-            SELECT customer_id, count(*) AS n, sum(amount) AS total
-            FROM hold_per GROUP BY customer_id
+        c, a = _ident(cols.customer), _ident(cols.amount)
+        ts = cols.ts_expr
+        # (calibration_end, observation_end]: the complement of the calibration cutoff.
+        hold_where = f"NOT ({ts} {cal_op} {cal_lit}) AND {ts} {obs_op} {obs_lit}"
+        sql = f"""
+            WITH cal AS ({cal_sql}),
+            hold_per AS (
+                SELECT {c} AS customer_id, {_PERIOD_SQL[unit].format(ts=ts)} AS p,
+                       sum(CAST({a} AS DOUBLE)) AS amount
+                FROM {_TABLE} WHERE {hold_where}
+                GROUP BY ALL
+            ),
+            hold AS (
+                SELECT customer_id, count(*) AS n, sum(amount) AS total
+                FROM hold_per GROUP BY customer_id
+            )
+            SELECT cal.*,
+                   CAST(coalesce(hold.n, 0) AS DOUBLE) AS frequency_holdout,
+                   coalesce(hold.total / hold.n, 0.0) AS monetary_value_holdout,
+                   coalesce(hold.total, 0.0) AS total_spend_holdout
+            FROM cal LEFT JOIN hold USING (customer_id)"""
+        result = _fetch(source, sql)
+        result["duration_holdout"] = float(
+            _period_index(obs_end, unit) - _period_index(cal_end, unit)
         )
-        SELECT cal.*,
-               CAST(coalesce(hold.n, 0) AS DOUBLE) AS frequency_holdout,
-               coalesce(hold.total / hold.n, 0.0) AS monetary_value_holdout,
-               coalesce(hold.total, 0.0) AS total_spend_holdout
-        FROM cal LEFT JOIN hold USING (customer_id)"""
-    result = _fetch(source, sql)
-    result["duration_holdout"] = float(_period_index(obs_end, unit) - _period_index(cal_end, unit))
-    return _finish(
-        result, {
-            "freq": unit,
-            "calibration_end": cal_end.isoformat(),
-            "observation_end": obs_end.isoformat(),
-        }
-    )
+        return _finish(
+            result,
+            {
+                "freq": unit,
+                "calibration_end": cal_end.isoformat(),
+                "observation_end": obs_end.isoformat(),
+            },
+        )
 
 
 def cohort_table(
@@ -848,60 +881,62 @@ def cohort_table(
     """
     unit = _normalize_freq(cohort_freq, "cohort_freq")
     if values is not None and values not in COHORT_VALUES:
-        raise ParameterError(f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}")
-    source = _open_source(tx, memory_limit, threads)
-    cols = _resolve_columns(source, customer_col, date_col, amount_col, None, ())
-    profile = _profile(source, cols)
-    obs_end = _resolve_observation_end(observation_end, profile)
-    op, literal = _cutoff(obs_end)
-    obs_p = _period_index(obs_end, unit)
-    c, a = _ident(cols.customer), _ident(cols.amount)
-    period = _PERIOD_SQL[unit].format(ts=cols.ts_expr)
-    start = _PERIOD_START_SQL[unit].format(p="cohort_p")
-    sql = f"""
-        WITH per AS (
-            SELECT {c} AS customer_id, {period} AS p, sum(CAST({a} AS DOUBLE)) AS amount
-            FROM {_TABLE} WHERE {cols.ts_expr} {op} {literal}
-            GROUP BY ALL
-        ),
-        per_c AS (
-            SELECT customer_id, p, amount, min(p) OVER (PARTITION BY customer_id) AS cohort_p
-            FROM per
-        ),
-        sizes AS (
-            SELECT cohort_p, count(DISTINCT customer_id) AS cohort_size FROM per_c GROUP BY cohort_p
-        ),
-        activity AS (
-            SELECT cohort_p, p - cohort_p AS period, count(*) AS active_customers,
-                   sum(amount) AS revenue
-            FROM per_c GROUP BY ALL
-        ),
-        grid AS (
-            SELECT cohort_p, cohort_size, unnest(range(0, {obs_p} - cohort_p + 1)) AS period
-            FROM sizes
+        raise ParameterError(
+            f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}"
         )
-        SELECT CAST({start} AS TIMESTAMP) AS cohort, CAST(grid.period AS BIGINT) AS period,
-               CAST(cohort_size AS BIGINT) AS cohort_size,
-               CAST(coalesce(active_customers, 0) AS BIGINT) AS active_customers,
-               coalesce(active_customers, 0) / cohort_size AS active_share,
-               coalesce(revenue, 0.0) AS revenue,
-               coalesce(revenue, 0.0) / cohort_size AS revenue_per_customer,
-               sum(coalesce(revenue, 0.0)) OVER (
-                   PARTITION BY grid.cohort_p ORDER BY grid.period
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-               ) / cohort_size AS cumulative_revenue_per_customer,
-               grid.cohort_p + grid.period < {obs_p} AS complete
-        FROM grid LEFT JOIN activity USING (cohort_p, period)
-        ORDER BY cohort, period"""
-    result = _fetch(source, sql)
-    if _period_is_complete(obs_end, unit):
-        result["complete"] = True
-    result["cohort"] = result["cohort"].astype("datetime64[ns]")
-    result = result.reset_index(drop=True)
-    result.attrs.update({"freq": unit, "observation_end": obs_end.isoformat()})
-    if values is not None:
-        return pivot_cohorts(result, values)
-    return result
+    with _open_source(tx, memory_limit, threads) as source:
+        cols = _resolve_columns(source, customer_col, date_col, amount_col, None, ())
+        profile = _profile(source, cols)
+        obs_end = _resolve_observation_end(observation_end, profile)
+        op, literal = _cutoff(obs_end)
+        obs_p = _period_index(obs_end, unit)
+        c, a = _ident(cols.customer), _ident(cols.amount)
+        period = _PERIOD_SQL[unit].format(ts=cols.ts_expr)
+        start = _PERIOD_START_SQL[unit].format(p="cohort_p")
+        sql = f"""
+            WITH per AS (
+                SELECT {c} AS customer_id, {period} AS p, sum(CAST({a} AS DOUBLE)) AS amount
+                FROM {_TABLE} WHERE {cols.ts_expr} {op} {literal}
+                GROUP BY ALL
+            ),
+            per_c AS (
+                SELECT customer_id, p, amount, min(p) OVER (PARTITION BY customer_id) AS cohort_p
+                FROM per
+            ),
+            sizes AS (
+                SELECT cohort_p, count(*) AS cohort_size FROM per_c WHERE p = cohort_p
+            GROUP BY cohort_p
+            ),
+            activity AS (
+                SELECT cohort_p, p - cohort_p AS period, count(*) AS active_customers,
+                       sum(amount) AS revenue
+                FROM per_c GROUP BY ALL
+            ),
+            grid AS (
+                SELECT cohort_p, cohort_size, unnest(range(0, {obs_p} - cohort_p + 1)) AS period
+                FROM sizes
+            )
+            SELECT CAST({start} AS TIMESTAMP) AS cohort, CAST(grid.period AS BIGINT) AS period,
+                   CAST(cohort_size AS BIGINT) AS cohort_size,
+                   CAST(coalesce(active_customers, 0) AS BIGINT) AS active_customers,
+                   coalesce(active_customers, 0) / cohort_size AS active_share,
+                   coalesce(revenue, 0.0) AS revenue,
+                   coalesce(revenue, 0.0) / cohort_size AS revenue_per_customer,
+                   sum(coalesce(revenue, 0.0)) OVER (
+                       PARTITION BY grid.cohort_p ORDER BY grid.period
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+                   ) / cohort_size AS cumulative_revenue_per_customer,
+                   grid.cohort_p + grid.period < {obs_p} AS complete
+            FROM grid LEFT JOIN activity USING (cohort_p, period)
+            ORDER BY cohort, period"""
+        result = _fetch(source, sql)
+        if _period_is_complete(obs_end, unit):
+            result["complete"] = True
+        result = result.reset_index(drop=True)
+        result.attrs.update({"freq": unit, "observation_end": obs_end.isoformat()})
+        if values is not None:
+            return pivot_cohorts(result, values)
+        return result
 
 
 def pivot_cohorts(table: pd.DataFrame, values: str = "active_share") -> pd.DataFrame:
@@ -920,7 +955,9 @@ def pivot_cohorts(table: pd.DataFrame, values: str = "active_share") -> pd.DataF
         Index ``cohort``, columns ``period`` (0, 1, ...); cells not yet observable are NaN.
     """
     if values not in COHORT_VALUES:
-        raise ParameterError(f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}")
+        raise ParameterError(
+            f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}"
+        )
     missing = [c for c in ("cohort", "period", values) if c not in table.columns]
     if missing:
         raise DataValidationError(
