@@ -106,6 +106,7 @@ def main() -> None:
 
         bgf = BetaGeoFitter()
         bgf.params_ = pd.Series({k: float(bg.params_[k]) for k in ("r", "alpha", "a", "b")})
+        bgf.predict = bgf.conditional_expected_number_of_purchases_up_to_time  # set by fit()
         ggf = GammaGammaFitter()
         ggf.params_ = pd.Series({"p": float(gg.params_["p"]), "q": float(gg.params_["q"]),
                                  "v": float(gg.params_["gamma"])})

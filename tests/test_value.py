@@ -360,6 +360,7 @@ def test_matches_lifetimes_clv_on_matching_configuration(cdnow_summary):
     gg = GammaGammaModel.from_params(**CDNOW_GG)
     bgf = BetaGeoFitter()
     bgf.params_ = pd.Series(CDNOW_BG)
+    bgf.predict = bgf.conditional_expected_number_of_purchases_up_to_time  # set by fit() in lifetimes
     ggf = GammaGammaFitter()
     ggf.params_ = pd.Series({"p": CDNOW_GG["p"], "q": CDNOW_GG["q"], "v": CDNOW_GG["gamma"]})
     d_month = 0.01
