@@ -342,7 +342,7 @@ CDNOW_GG = {"p": 6.248802, "q": 3.744588, "gamma": 15.447748}  # Fader & Hardie 
 def cdnow_summary() -> pd.DataFrame:
     from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
 
-    df = load_cdnow_summary_data_with_monetary_value().set_index("customer_id")
+    df = load_cdnow_summary_data_with_monetary_value()
     df = df[["frequency", "recency", "T", "monetary_value"]].astype(float)
     df.attrs["freq"] = "W"
     return df
