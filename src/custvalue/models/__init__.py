@@ -7,15 +7,22 @@ Every model subclasses :class:`custvalue.models.base.BaseModel` (fitting, standa
 from __future__ import annotations
 
 from .base import BaseModel, BoundaryFitWarning, ModelSummary, load_model
+from .beta_geo import BetaGeoModel, ModifiedBetaGeoModel
 from .bg_bb import BetaGeoBetaBinomModel
+from .gamma_gamma import GammaGammaModel
+from .pareto_nbd import ParetoNBDModel as ParetoNBDModel
 from .recommend import Recommendation, recommend
 from .shifted_beta_geo import ShiftedBetaGeoModel
 
 __all__ = [
     "BaseModel",
     "BetaGeoBetaBinomModel",
+    "BetaGeoModel",
     "BoundaryFitWarning",
+    "GammaGammaModel",
     "ModelSummary",
+    "ModifiedBetaGeoModel",
+    "ParetoNBDModel",
     "Recommendation",
     "ShiftedBetaGeoModel",
     "load_model",
