@@ -35,7 +35,8 @@ Methods to implement
     ``(n, k)`` array of d(row log-likelihood)/d(log-parameter). Return ``None`` (the default) to
     let the base class use central finite differences of the total log-likelihood.
 ``_initial_params(self, data, weights) -> np.ndarray`` (optional)
-    Starting values on the natural (positive) scale, e.g. moment-based. Default: all ones.
+    Starting values on the natural (positive) scale, e.g. moment-based: a ``(k,)`` vector or a
+    ``(n_starts, k)`` array of several starts (all are optimised, the best wins). Default: ones.
 ``_validate(self, data, index) -> None`` (optional)
     Extra checks on the raw input arrays; raise :class:`~custvalue.errors.DataValidationError`.
 ``_fit_rows(self, data) -> np.ndarray | None`` (optional)
@@ -661,9 +662,12 @@ class BaseModel:
 
         with np.errstate(all="ignore"):
             init = np.asarray(self._initial_params(data, weights), dtype=np.float64)
-        if init.shape != (k,) or not np.all(np.isfinite(init)) or np.any(init <= 0):
-            init = np.ones(k)
-        starts = [np.log(init), np.zeros(k)]
+        init = np.atleast_2d(init)
+        if init.shape[1:] != (k,) or not np.all(np.isfinite(init)) or np.any(init <= 0):
+            init = np.ones((1, k))
+        starts = [np.log(row) for row in init]
+        if len(starts) < 2:
+            starts.append(np.zeros(k))
         results = []
         for s in starts:
             results.append(self._optimise(loglik, grad, s, scale))
@@ -785,9 +789,17 @@ class BaseModel:
         """Detect maxima on a known limiting model and move to a finite stand-in for the limit."""
         names = list(self._param_names)
         found: list[tuple[tuple[str, ...], str]] = []
+        base_ll = loglik(phi)
         for group, desc in self._limit_groups:
             idx = [names.index(n) for n in group]
-            base_ll = loglik(phi)
+            # cheap screen: scaling the group up 1000x (ratio fixed, others held) must not cost
+            # more than a sliver of likelihood, otherwise the optimum is interior for this group
+            quick = phi.copy()
+            quick[idx] += math.log(1e3)
+            with np.errstate(all="ignore"):
+                quick_ll = loglik(quick)
+            if not np.isfinite(quick_ll) or quick_ll < base_ll - 1e-3 * max(1.0, abs(base_ll)):
+                continue
             probe = phi.copy()
             probe[idx] += math.log(1e3)
             res = self._optimise(loglik, grad, probe, scale, fixed=idx)
