@@ -208,7 +208,8 @@ def test_expression_with_semicolon_is_refused(clean_tx):
 
 
 def test_every_check_on_a_messy_frame(messy):
-    tx, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt")
+    tx, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt",
+                              duplicates="drop")
     dup = check(q, "exact duplicate rows")
     assert dup["rows_affected"] == 1 and "row 9" in dup["examples"]
     assert dup["action"].startswith("dropped")
@@ -232,7 +233,7 @@ def test_every_check_on_a_messy_frame(messy):
 
 def test_counts_add_up(messy):
     _, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt",
-                             zero_amounts="drop")
+                             zero_amounts="drop", duplicates="drop")
     dropping = ["exact duplicate rows", "missing customer ids", "missing dates",
                 "unparseable dates", "missing or non-numeric amounts", "zero amounts"]
     dropped = sum(int(check(q, c)["rows_affected"]) for c in dropping)
@@ -244,13 +245,26 @@ def test_duplicates_use_every_source_column():
         {"customer_id": [1, 1, 1], "date": ["2020-01-01"] * 3, "amount": [5.0] * 3,
          "line": [1, 2, 2]}
     )
-    tx, q = load_transactions(df)
+    tx, q = load_transactions(df, duplicates="drop")
     assert check(q, "exact duplicate rows")["rows_affected"] == 1  # only line 2 repeats
     assert len(tx) == 2
     tx_keep, q_keep = load_transactions(df, duplicates="keep")
     assert len(tx_keep) == 3
     assert check(q_keep, "exact duplicate rows")["rows_affected"] == 1
     assert "kept" in check(q_keep, "exact duplicate rows")["action"]
+
+
+def test_duplicates_auto_drops_only_with_an_order_column():
+    df = pd.DataFrame(
+        {"customer_id": [1, 1], "date": ["2020-01-01"] * 2, "amount": [5.0] * 2,
+         "order": ["A1", "A1"]}
+    )
+    tx_plain, q_plain = load_transactions(df[["customer_id", "date", "amount"]])
+    assert len(tx_plain) == 2  # two identical purchases may be genuine without an order id
+    assert "kept" in check(q_plain, "exact duplicate rows")["action"]
+    tx_order, q_order = load_transactions(df, order_col="order")
+    assert len(tx_order) == 1  # the same order line twice is a double export
+    assert check(q_order, "exact duplicate rows")["rows_affected"] == 1
 
 
 def test_nan_and_infinite_amounts_are_dropped():
@@ -595,7 +609,8 @@ def test_unsupported_source_type():
 def test_quality_text_and_html(messy):
     messy = messy.copy()
     messy.loc[6, "when"] = "<script>alert(1)</script>"
-    _, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt")
+    _, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt",
+                             duplicates="drop")
     text = str(q)
     assert "11 rows in, 4 rows out" in text
     for name in CHECKS:
@@ -686,7 +701,8 @@ def test_corrupt_parquet_is_a_validation_error(tmp_path):
 def test_quality_to_dict_is_json_serialisable(messy):
     import json
 
-    _, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt")
+    _, q = load_transactions(messy, customer_col="cust", date_col="when", amount_col="amt",
+                             duplicates="drop")
     payload = json.loads(json.dumps(q.to_dict()))
     assert payload["n_rows_in"] == 11 and payload["n_rows_out"] == 4 and payload["ok"] is False
     assert [c["check"] for c in payload["checks"]] == list(CHECKS)

@@ -144,8 +144,10 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="strptime format of text dates, e.g. '%d/%m/%Y %H:%M'."),
         click.option("--timezone", default=None,
                      help="Zone that time-zone-aware dates are converted to (default UTC)."),
-        click.option("--duplicates", type=click.Choice(["drop", "keep"]), default="drop",
-                     show_default=True, help="What to do with exact duplicate rows."),
+        click.option("--duplicates", type=click.Choice(["auto", "drop", "keep"]), default="auto",
+                     show_default=True,
+                     help="Exact duplicate rows: 'auto' drops them when --order-col is given, "
+                     "else keeps and reports them."),
         click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
                      show_default=True, help="What to do with zero amounts."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),

@@ -823,7 +823,7 @@ def load_transactions(
     observation_end: Any = None,
     date_format: str | Sequence[str] | None = None,
     timezone: str | None = None,
-    duplicates: str = "drop",
+    duplicates: str = "auto",
     zero_amounts: str = "keep",
     connection: duckdb.DuckDBPyConnection | None = None,
     read_options: Mapping[str, Any] | None = None,
@@ -865,8 +865,12 @@ def load_transactions(
         Zone that time-zone-aware values are converted to before the zone is dropped. Default:
         the column's own zone for a tz-aware pandas column, the common offset when all text
         values carry the same offset, else UTC.
-    duplicates : {"drop", "keep"}
+    duplicates : {"auto", "drop", "keep"}
         What to do with exact duplicate rows (equal in every source column to an earlier row).
+        ``"auto"`` (default) drops them when ``order_col`` is given — the same order line twice
+        is a double export — and otherwise keeps and reports them, because without an order id
+        two identical purchases on the same day can be genuine (CDNOW master has 255 such rows,
+        and lifetimes counts them).
     zero_amounts : {"keep", "drop"}
         What to do with rows whose amount is exactly zero.
     connection : duckdb.DuckDBPyConnection, optional
@@ -904,8 +908,10 @@ def load_transactions(
     """
     if returns not in ("net", "drop", "error"):
         raise ParameterError(f"returns={returns!r}: use 'net', 'drop' or 'error'")
-    if duplicates not in ("drop", "keep"):
-        raise ParameterError(f"duplicates={duplicates!r}: use 'drop' or 'keep'")
+    if duplicates not in ("auto", "drop", "keep"):
+        raise ParameterError(f"duplicates={duplicates!r}: use 'auto', 'drop' or 'keep'")
+    if duplicates == "auto":
+        duplicates = "drop" if order_col is not None else "keep"
     if zero_amounts not in ("keep", "drop"):
         raise ParameterError(f"zero_amounts={zero_amounts!r}: use 'keep' or 'drop'")
     if timezone is not None:
@@ -1083,7 +1089,8 @@ def _load(
                ex("'customer ' || " + q("c_raw"), "'date ' || " + q("d_raw"),
                   "'amount ' || " + q("a_raw")),
                "dropped: equal to an earlier row in every column (first kept; duplicates='keep' keeps them)" if duplicates == "drop"
-               else "kept (duplicates='keep')"),
+               else "kept: without an order column identical purchases may be genuine "
+               "(duplicates='drop' removes them)"),
         _Check("missing customer ids", "customer_id IS NULL", True, ex(q("c_raw")), "dropped"),
         _Check("missing dates",
                f"d_raw IS NULL OR trim(CAST(d_raw AS VARCHAR), {_WS}) = ''"
