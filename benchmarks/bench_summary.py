@@ -12,7 +12,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_summary.py all          # (a) and (b)
     .venv/bin/python benchmarks/bench_summary.py a --customers 1000000
-    .venv/bin/python benchmarks/bench_summary.py b --rows 50000000
+    .venv/bin/python benchmarks/bench_summary.py b --rows 50000000 [--reuse] [--memory-limit 2GB]
 
 Data go to benchmarks/_work/ (git-ignored). Results are printed as a Markdown table.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -153,7 +154,7 @@ def child(kind: str, source: str, out: str) -> None:
         before = proc.memory_info().rss
         with PeakRSS() as peak:
             t = time.perf_counter()
-            res = rfm_summary(source, freq="D")
+            res = rfm_summary(source, freq="D", memory_limit=os.environ.get("BENCH_MEMORY_LIMIT"))
             wall = time.perf_counter() - t
         n_rows = None
     else:
@@ -196,9 +197,12 @@ def child(kind: str, source: str, out: str) -> None:
     )
 
 
-def run_child(kind: str, source: Path, out: Path | None) -> dict:
+def run_child(kind: str, source: Path, out: Path | None, memory_limit: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "_child", kind, str(source), str(out or "")]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if memory_limit:
+        env["BENCH_MEMORY_LIMIT"] = memory_limit
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if res.returncode != 0:
         raise RuntimeError(f"{kind} failed:\n{res.stderr}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -248,21 +252,27 @@ def bench_a(n_customers: int) -> list[dict]:
     return results
 
 
-def bench_b(n_rows: int) -> list[dict]:
+def bench_b(n_rows: int, reuse: bool = False, memory_limit: str | None = None) -> list[dict]:
     path = WORK / "big"
     t = time.perf_counter()
-    write_chunked(path, n_rows)
+    if not (reuse and any(path.glob("*.parquet")) and _rows_in(path) == n_rows):
+        write_chunked(path, n_rows)
     size = sum(f.stat().st_size for f in path.glob("*.parquet"))
     print(
-        f"# (b) wrote {n_rows:,} transactions in {len(list(path.glob('*.parquet')))} files "
+        f"# (b) {n_rows:,} transactions in {len(list(path.glob('*.parquet')))} files "
         f"({size / 2**30:.2f} GiB) in {time.perf_counter() - t:.1f}s",
         flush=True,
     )
-    res = run_child("parquet-glob", path / "*.parquet", None)
+    res = run_child("parquet-glob", path / "*.parquet", None, memory_limit)
+    res["kind"] += f" (memory_limit={memory_limit or 'default: half of RAM'})"
     res["rows"] = n_rows
     res["parquet_gib"] = size / 2**30
     print(json.dumps(res), flush=True)
     return [res]
+
+
+def _rows_in(path: Path) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in path.glob("*.parquet"))
 
 
 def table(results: list[dict]) -> str:
@@ -288,13 +298,27 @@ def main() -> None:
     parser.add_argument("which", choices=["a", "b", "all"])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=50_000_000)
+    parser.add_argument(
+        "--reuse", action="store_true", help="(b): keep existing Parquet files of --rows rows"
+    )
+    parser.add_argument(
+        "--memory-limit",
+        action="append",
+        help="(b): DuckDB memory limit such as 2GB or 'default'; repeat to run (b) once per limit",
+    )
     args = parser.parse_args()
     print(f"# machine: {machine()}", flush=True)
     results = []
     if args.which in ("a", "all"):
         results += bench_a(args.customers)
     if args.which in ("b", "all"):
-        results += bench_b(args.rows)
+        limits = args.memory_limit or ["default"]
+        for i, limit in enumerate(limits):
+            results += bench_b(
+                args.rows,
+                reuse=args.reuse or i > 0,
+                memory_limit=None if limit == "default" else limit,
+            )
     print(table(results))
     a = {r["kind"]: r for r in results}
     if "custvalue" in a and "lifetimes" in a:

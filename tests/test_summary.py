@@ -338,6 +338,11 @@ def test_order_column_counts_orders_and_merges_lines() -> None:
     assert out.loc["a", "total_spend"] == 14.0
     assert out.loc["a", "first_purchase"] == pd.Timestamp("2020-01-01 10:00")
     assert "order_id" not in out.columns  # the order column is never an attribute
+    # the canonical order_id column is picked up without naming it
+    pd.testing.assert_frame_equal(rfm_summary(tx), out)
+    # lines without an order id: one order per timestamp
+    tx.loc[[2, 3], "order_id"] = None
+    assert rfm_summary(tx).loc["a", "n_orders"] == 3
 
 
 def test_first_and_last_purchase_and_total_spend(sim: pd.DataFrame) -> None:
@@ -688,3 +693,11 @@ def test_property_holdout_is_valid(tx: pd.DataFrame, freq: str, cut: int) -> Non
     assert (out["recency"] <= out["T"]).all()
     assert (out["frequency_holdout"] <= out["duration_holdout"] + 1).all()
     assert (out["frequency_holdout"] >= 0).all()
+
+
+def test_subscription_helpers_are_reexported() -> None:
+    import custvalue._subscriptions as subs
+    import custvalue.summary as summary
+
+    assert summary.subscriptions is subs.subscriptions
+    assert summary.survivors_to_customers is subs.survivors_to_customers

@@ -10,6 +10,8 @@ Three summaries feed the models and reports:
   customer did in the holdout period that follows (for model validation).
 * :func:`cohort_table` -- acquisition cohorts x periods since acquisition: active share,
   revenue and cumulative revenue per acquired customer (LTV dynamics).
+* :func:`subscriptions` / :func:`survivors_to_customers` -- contractual renewal tables,
+  implemented in :mod:`custvalue._subscriptions` and re-exported here.
 
 Inputs
 ------
@@ -67,10 +69,18 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from ._subscriptions import subscriptions, survivors_to_customers
 from ._time import normalize_unit
 from .errors import DataValidationError, ParameterError
 
-__all__ = ["calibration_holdout", "cohort_table", "pivot_cohorts", "rfm_summary"]
+__all__ = [
+    "calibration_holdout",
+    "cohort_table",
+    "pivot_cohorts",
+    "rfm_summary",
+    "subscriptions",  # contractual renewal tables, implemented in custvalue._subscriptions
+    "survivors_to_customers",
+]
 
 _TABLE = "__cv_tx"
 CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
@@ -370,6 +380,8 @@ def _resolve_columns(
     attributes: Iterable[str] | None,
 ) -> _Columns:
     available = source.columns
+    if order_col is None and "order_id" in available and "order_id" not in (customer_col, date_col):
+        order_col = "order_id"  # the canonical order column of custvalue.load_transactions
     required = {"customer_col": customer_col, "date_col": date_col, "amount_col": amount_col}
     if order_col is not None:
         required["order_col"] = order_col
@@ -553,7 +565,9 @@ def _customer_sql(
         # an order's lines are one purchase, at the order's earliest timestamp
         orders = f"""orders AS (
             SELECT customer_id, min(ts) AS ts, sum(amount) AS amount{first_row}
-            FROM base GROUP BY customer_id, order_key
+            FROM base
+            -- lines without an order id: one order per timestamp
+            GROUP BY customer_id, order_key, CASE WHEN order_key IS NULL THEN ts END
         ),"""
         per_attr = carry
     elif not one_order_per_period:
@@ -659,8 +673,10 @@ def rfm_summary(
     customer_col, date_col, amount_col : str
         Column names of customer id, transaction timestamp (tz-naive) and amount.
     order_col : str, optional
-        Order id column. ``n_orders`` counts distinct order ids; without it, distinct
-        timestamps of a customer count as orders (lines of one order share a timestamp).
+        Order id column (default: ``order_id`` when the frame has one). ``n_orders`` counts
+        distinct order ids, and an order's lines form one purchase at the order's earliest
+        timestamp. Without an order column (and for lines whose order id is null), distinct
+        timestamps of a customer count as orders.
     attributes : iterable of str, optional
         Columns carried per customer, taking their value at the customer's first purchase.
         ``None`` (default) carries every column except customer/date/amount/order columns;
