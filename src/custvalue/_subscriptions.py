@@ -289,8 +289,11 @@ def survivors_to_customers(counts: Any) -> pd.DataFrame:
             parts.append(_survivor_rows(label, np.asarray(seq, dtype=float)))
     elif isinstance(counts, pd.Series):
         parts.append(_survivor_rows(counts.name if counts.name is not None else 0, counts.to_numpy()))
-    elif isinstance(counts, Sequence | np.ndarray):
-        arr = np.asarray(counts, dtype=float)
+    elif isinstance(counts, Sequence | np.ndarray) and not isinstance(counts, str | bytes):
+        try:
+            arr = np.asarray(counts, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise DataValidationError(f"survivor counts must be numbers ({exc})") from exc
         if arr.ndim != 1:
             raise DataValidationError(
                 "survivors_to_customers takes one cohort as a 1-D sequence; pass several cohorts "
