@@ -445,3 +445,18 @@ def test_time_unit_from_summary_attrs(cdnow) -> None:
     assert ParetoNBDModel().fit(data).time_unit_ == "W"
     with pytest.raises(ParameterError):
         ParetoNBDModel(time_unit="D").fit(data)
+
+
+def test_zero_horizon_and_newborn_customers() -> None:
+    model = ParetoNBDModel.from_params(r=0.55, alpha=10.5, s=0.6, beta=11.7, time_unit="W")
+    data = pd.DataFrame({"frequency": [0, 3, 0], "recency": [0.0, 20.0, 0.0],
+                         "T": [38.0, 38.0, 0.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NaN arithmetic on the way
+        np.testing.assert_array_equal(model.probability_of_purchases(data, 0, 0.0), 1.0)
+        np.testing.assert_array_equal(model.probability_of_purchases(data, 2, 0.0), 0.0)
+        np.testing.assert_array_equal(model.expected_purchases(data, 0.0), 0.0)
+        # a customer observed for no time at all is alive and behaves like a new customer
+        assert model.probability_alive(data).iloc[2] == 1.0
+        assert model.expected_purchases(data, 10.0).iloc[2] == pytest.approx(
+            model.expected_purchases_new_customer(10.0), rel=1e-12)

@@ -267,6 +267,26 @@ def pareto_nbd_expected_purchases_new_customer(r, alpha, s, beta, t) -> np.ndarr
     return r / alpha * beta * _one_minus_pow_over(s - 1.0, np.log1p(t / beta))
 
 
+def _log_death_integral(n, c, a1, b1, v_t, s, chunk=1 << 14):
+    """log int_0^v_t v^n (1-v)^c (b1 + (a1-b1) v)^-(s+1) dv, 4 x 32-node Gauss-Legendre panels."""
+    nodes, weights = gauss_legendre(32)
+    panels = 4
+    pos = ((np.arange(panels)[:, None] + nodes[None, :]) / panels).reshape(-1)
+    log_wts = np.log(np.tile(weights / panels, panels))
+    out = np.empty(v_t.size)
+    for start in range(0, v_t.size, chunk):
+        sl = slice(start, start + chunk)
+        v = v_t[sl, None] * pos[None, :]
+        log_g = c[sl, None] * np.log1p(-v) - (s + 1.0) * np.log(
+            b1[sl, None] + (a1 - b1)[sl, None] * v
+        ) + log_wts[None, :]
+        if n > 0:
+            log_g += n * np.log(v)
+        gmax = log_g.max(axis=1)
+        out[sl] = np.log(np.exp(log_g - gmax[:, None]).sum(axis=1)) + gmax + np.log(v_t[sl])
+    return out
+
+
 def pareto_nbd_probability_of_purchases(r, alpha, s, beta, x, tx, T, n, t) -> np.ndarray:
     """P(exactly ``n`` purchases in ``(T, T + t]``) given ``(x, t_x, T)``.
 
@@ -300,31 +320,16 @@ def pareto_nbd_probability_of_purchases(r, alpha, s, beta, x, tx, T, n, t) -> np
             - s * np.log1p(t / b1)
         )
     # dies at w in (0, t]
-    v_t = t / (a1 + t)
-    nodes, weights = gauss_legendre(32)
-    panels = 4
-    pos = ((np.arange(panels)[:, None] + nodes[None, :]) / panels).reshape(-1)
-    wts = np.tile(weights / panels, panels)
-    v = v_t[:, None] * pos[None, :] if v_t.ndim else v_t * pos
-    v = np.atleast_2d(v)
-    v_t2 = np.atleast_1d(v_t)
-    with np.errstate(divide="ignore"):
-        log_g = (
-            (n * np.log(v) if n > 0 else 0.0)
-            + (np.atleast_1d(rx) + s - 1.0)[:, None] * np.log1p(-v)
-            - (s + 1.0) * np.log(np.atleast_1d(b1)[:, None] + (np.atleast_1d(a1 - b1))[:, None] * v)
-            + np.log(wts)[None, :]
+    v_t = (t / (a1 + t)).reshape(-1)
+    log_int = np.full(v_t.size, -np.inf)
+    pos_t = v_t > 0
+    if pos_t.any():
+        log_int[pos_t] = _log_death_integral(
+            n, (rx + s - 1.0).reshape(-1)[pos_t], a1.reshape(-1)[pos_t],
+            b1.reshape(-1)[pos_t], v_t[pos_t], s,
         )
-        gmax = log_g.max(axis=1)
-        log_int = np.log(np.exp(log_g - gmax[:, None]).sum(axis=1)) + gmax + np.log(v_t2)
-    log_second = (
-        math.log(s)
-        + s * np.log(np.atleast_1d(b1))
-        + np.log(np.atleast_1d(a1))
-        + np.atleast_1d(log_nb_coef)
-        + log_int
-    ).reshape(np.shape(v_t))
-    log_second = np.where(v_t > 0, log_second, -np.inf)
+    log_int = log_int.reshape(np.shape(t))
+    log_second = math.log(s) + s * np.log(b1) + np.log(a1) + log_nb_coef + log_int
     prob = np.exp(log_pa + np.logaddexp(log_first, log_second))
     if n == 0:
         prob = prob + (-np.expm1(log_pa))
