@@ -206,6 +206,9 @@ def _from_text(text: str) -> dict[str, Any]:
         found["contractual"] = False
     elif any(w in low for w in _WORDS_CONTRACT):
         found["contractual"] = True
+    elif any(w in low for w in (*_WORDS_CONTINUOUS, "donation", "donor", "purchase", "order")):
+        # shoppers and donors leave silently
+        found["contractual"] = False
     if any(w in low for w in _WORDS_CONTINUOUS):
         found["discrete"] = False
     elif any(w in low for w in _WORDS_DISCRETE):
