@@ -741,3 +741,35 @@ def test_subscription_records_feed_the_sbg_pipeline():
     model = ShiftedBetaGeoModel().fit(table)
     for name, true in sim.truth["params"].items():
         _within(model.params_[name], true, model.standard_errors_[name], k=3.0)
+
+
+def _fit_on_daily_summary(sim: Simulation, model_cls, spend: bool = False):
+    from custvalue.summary import rfm_summary
+
+    summary = rfm_summary(sim.transactions, freq="D", observation_end=sim.truth["observation_end"])
+    model = model_cls().fit(summary)
+    if spend:
+        return summary, model
+    return model
+
+
+def test_daily_summary_and_bgnbd_fit_recover_the_truth():
+    from custvalue.models import BetaGeoModel, GammaGammaModel
+
+    sim = simulate(10_000, seed=1)
+    summary, model = _fit_on_daily_summary(sim, BetaGeoModel, spend=True)
+    for name, true in sim.truth["params"].items():
+        _within(model.params_[name], true, model.standard_errors_[name], k=3.0)
+    spend = GammaGammaModel().fit(summary[summary["frequency"] > 0])
+    for name, true in sim.truth["spend_params"].items():
+        _within(spend.params_[name], true, spend.standard_errors_[name], k=3.0)
+
+
+@pytest.mark.slow
+def test_daily_summary_and_pareto_nbd_fit_recover_the_truth():
+    from custvalue.models import ParetoNBDModel
+
+    sim = simulate(20_000, seed=1, process="pareto_nbd")
+    model = _fit_on_daily_summary(sim, ParetoNBDModel)
+    for name, true in sim.truth["params"].items():
+        _within(model.params_[name], true, model.standard_errors_[name], k=3.0)
