@@ -460,3 +460,20 @@ def test_zero_horizon_and_newborn_customers() -> None:
         assert model.probability_alive(data).iloc[2] == 1.0
         assert model.expected_purchases(data, 10.0).iloc[2] == pytest.approx(
             model.expected_purchases_new_customer(10.0), rel=1e-12)
+
+
+@pytest.mark.slow
+def test_homogeneous_dropout_returns_limiting_fit_with_warning() -> None:
+    """Everyone has the same dropout rate (mu = 0.02 per week): s and beta run to infinity
+    together. The fit returns finite values, the right rate s/beta, and a BoundaryFitWarning."""
+    from custvalue.models.base import BoundaryFitWarning
+
+    data = _simulate_summary(dict(r=0.55, alpha=10.58, s=1e7, beta=1e7 / 0.02), 2000, 7)
+    with pytest.warns(BoundaryFitWarning, match="s and beta|s, beta"):
+        model = ParetoNBDModel(time_unit="W").fit(data)
+    assert np.all(np.isfinite(model.params_))
+    assert model.params_["s"] > 1e3
+    assert model.params_["s"] / model.params_["beta"] == pytest.approx(0.02, rel=0.3)
+    assert model.params_["r"] == pytest.approx(0.55, rel=0.25)
+    assert any("boundary" in note for note in model.summary().notes)
+    assert np.all(np.isfinite(model.expected_purchases(data, 52.0)))

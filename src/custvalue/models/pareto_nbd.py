@@ -49,7 +49,7 @@ from .._special import (
     log_tricomi_u_ss,
 )
 from ..errors import ParameterError
-from .base import BaseModel
+from .base import BaseModel, BoundaryFitWarning
 
 __all__ = [
     "ParetoNBDModel",
@@ -447,7 +447,36 @@ class ParetoNBDModel(BaseModel):
         finally:
             self._ll_cache = None
             self._layout_cache = None
+        self._flag_collapsed_mixing()
         return self
+
+    def _flag_collapsed_mixing(self) -> None:
+        """Warn when a gamma mixing distribution has (numerically) collapsed to one value.
+
+        The Pareto/NBD likelihood's supremum can lie at ``s, beta -> inf`` with ``s / beta``
+        fixed (everyone has the same dropout rate) or ``r, alpha -> inf`` (same purchase rate).
+        The optimiser then stops at some large finite shape whose exact value is not identified.
+        With a shape above 1,000 (coefficient of variation of the rate below 3%) the fit is that
+        limiting model; its predictions are sound but the standard errors of the pair are not.
+        """
+        flagged = {tuple(g) for g in self.diagnostics_.get("boundary", [])}
+        notes = list(getattr(self, "_notes", []))
+        for (shape, scale), desc in self._limit_groups:
+            if (shape, scale) in flagged or self.params_[shape] <= 1e3:
+                continue
+            msg = (
+                f"ParetoNBDModel: the likelihood is maximised on the boundary of the parameter "
+                f"space - {shape} and {scale} grow without limit together because {desc}. "
+                f"Returning the limiting fit with finite values {shape}={self.params_[shape]:.4g}, "
+                f"{scale}={self.params_[scale]:.4g} (rate {shape}/{scale}="
+                f"{self.params_[shape] / self.params_[scale]:.4g} per {self._unit()}); predictions "
+                "are those of the limiting model and the standard errors of these two parameters "
+                "are not meaningful."
+            )
+            notes.append(msg)
+            self.diagnostics_.setdefault("boundary", []).append([shape, scale])
+            warnings.warn(msg, BoundaryFitWarning, stacklevel=3)
+        self._notes = notes
 
     # ------------------------------------------------------------------ predictions
     def _inputs(self, data: Any, context: str) -> tuple[np.ndarray, ...]:
