@@ -51,11 +51,12 @@ __all__ = [
 # Defaults (daily units). Sources are the published CDNOW estimates, converted from weeks.
 # --------------------------------------------------------------------------------------------
 
-#: BG/NBD on CDNOW (Fader, Hardie & Lee 2005, Table/Section 5: r=0.243, alpha=4.414 weeks,
+#: BG/NBD on CDNOW as reported by Fader, Hardie & Lee (2005) (r=0.243, alpha=4.414 weeks,
 #: a=0.793, b=2.426), with alpha converted to days (x 7).
 DEFAULT_BGNBD_PARAMS: dict[str, float] = {"r": 0.243, "alpha": 4.414 * 7, "a": 0.793, "b": 2.426}
 
-#: Pareto/NBD on CDNOW (Fader, Hardie & Lee 2005: r=0.55, alpha=10.58, s=0.61, beta=11.67 weeks),
+#: Pareto/NBD on CDNOW as reported by Fader, Hardie & Lee (2005) (r=0.553, alpha=10.58,
+#: s=0.606, beta=11.67 weeks),
 #: alpha and beta converted to days (x 7).
 DEFAULT_PARETO_NBD_PARAMS: dict[str, float] = {
     "r": 0.553,
