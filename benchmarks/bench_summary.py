@@ -153,9 +153,9 @@ def child(kind: str, source: str, out: str) -> None:
 
         before = proc.memory_info().rss
         with PeakRSS() as peak:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             res = rfm_summary(source, freq="D", memory_limit=os.environ.get("BENCH_MEMORY_LIMIT"))
-            wall = time.perf_counter() - t
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
         n_rows = None
     else:
         tx = pd.read_parquet(source)
@@ -175,9 +175,9 @@ def child(kind: str, source: str, out: str) -> None:
 
         before = proc.memory_info().rss
         with PeakRSS() as peak:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             res = run()
-            wall = time.perf_counter() - t
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if out:
         res[["frequency", "recency", "T", "monetary_value"]].to_parquet(out)
@@ -188,6 +188,7 @@ def child(kind: str, source: str, out: str) -> None:
                 "rows": n_rows,
                 "customers": len(res),
                 "wall_s": wall,
+                "cpu_s": cpu,  # user + system time of all threads of the process
                 "rss_before_mb": before / 2**20,
                 "peak_rss_mb": peak.peak / 2**20,
                 "peak_increase_mb": (peak.peak - before) / 2**20,
@@ -226,7 +227,7 @@ def machine() -> str:
     )
 
 
-def bench_a(n_customers: int) -> list[dict]:
+def bench_a(n_customers: int, repeat: int = 3) -> list[dict]:
     WORK.mkdir(exist_ok=True)
     path = WORK / f"tx_{n_customers}.parquet"
     t = time.perf_counter()
@@ -238,18 +239,30 @@ def bench_a(n_customers: int) -> list[dict]:
         flush=True,
     )
     del tx
-    results = []
-    outs = {}
-    for kind in ("custvalue", "lifetimes"):
-        outs[kind] = WORK / f"out_{kind}.parquet"
-        results.append(run_child(kind, path, outs[kind]))
-        print(json.dumps(results[-1]), flush=True)
+    runs: dict[str, list[dict]] = {"custvalue": [], "lifetimes": []}
+    outs = {k: WORK / f"out_{k}.parquet" for k in runs}
+    # interleaved (ABBA...) so that both see the same background load on a shared machine
+    order = [("custvalue", "lifetimes"), ("lifetimes", "custvalue")]
+    for i in range(repeat):
+        for kind in order[i % 2]:
+            runs[kind].append(run_child(kind, path, outs[kind] if i == 0 else None))
+            print(json.dumps(runs[kind][-1]), flush=True)
     ours, theirs = (pd.read_parquet(outs[k]) for k in ("custvalue", "lifetimes"))
     assert ours.index.equals(theirs.index), "customer index differs"
     for col in theirs.columns:
         np.testing.assert_allclose(ours[col], theirs[col], rtol=1e-9, atol=1e-9, err_msg=col)
     print("# (a) outputs identical (rtol 1e-9) column by column", flush=True)
-    return results
+    return [_median(v) for v in runs.values()]
+
+
+def _median(runs: list[dict]) -> dict:
+    """Median of each figure over repeated runs (plus the fastest wall time)."""
+    out = dict(runs[0])
+    for key in ("wall_s", "cpu_s", "rss_before_mb", "peak_rss_mb", "peak_increase_mb"):
+        out[key] = float(np.median([r[key] for r in runs]))
+    out["wall_min_s"] = min(r["wall_s"] for r in runs)
+    out["n_runs"] = len(runs)
+    return out
 
 
 def bench_b(n_rows: int, reuse: bool = False, memory_limit: str | None = None) -> list[dict]:
@@ -277,14 +290,15 @@ def _rows_in(path: Path) -> int:
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| contender | rows | customers | wall time (s) | RSS before (MiB) | peak RSS (MiB) "
-        "| peak increase (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| contender | rows | customers | runs | wall time (s), median [min] | CPU time (s) "
+        "| RSS before (MiB) | peak RSS (MiB) | peak increase (MiB) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         rows = f"{r['rows']:,}" if r.get("rows") else "-"
         lines.append(
-            f"| {r['kind']} | {rows} | {r['customers']:,} | {r['wall_s']:.2f} | "
+            f"| {r['kind']} | {rows} | {r['customers']:,} | {r.get('n_runs', 1)} | "
+            f"{r['wall_s']:.2f} [{r.get('wall_min_s', r['wall_s']):.2f}] | {r['cpu_s']:.2f} | "
             f"{r['rss_before_mb']:.0f} | {r['peak_rss_mb']:.0f} | {r['peak_increase_mb']:.0f} |"
         )
     return "\n".join(lines)
@@ -298,6 +312,7 @@ def main() -> None:
     parser.add_argument("which", choices=["a", "b", "all"])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--rows", type=int, default=50_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="(a): runs per contender")
     parser.add_argument(
         "--reuse", action="store_true", help="(b): keep existing Parquet files of --rows rows"
     )
@@ -310,7 +325,7 @@ def main() -> None:
     print(f"# machine: {machine()}", flush=True)
     results = []
     if args.which in ("a", "all"):
-        results += bench_a(args.customers)
+        results += bench_a(args.customers, args.repeat)
     if args.which in ("b", "all"):
         limits = args.memory_limit or ["default"]
         for i, limit in enumerate(limits):
@@ -324,7 +339,8 @@ def main() -> None:
     if "custvalue" in a and "lifetimes" in a:
         ours, theirs = a["custvalue"], a["lifetimes"]
         print(
-            f"\nspeed-up {theirs['wall_s'] / ours['wall_s']:.1f}x, peak-increase ratio "
+            f"\nspeed-up (median wall) {theirs['wall_s'] / ours['wall_s']:.1f}x, "
+            f"(CPU time) {theirs['cpu_s'] / ours['cpu_s']:.1f}x; peak-increase ratio "
             f"{theirs['peak_increase_mb'] / max(ours['peak_increase_mb'], 1):.1f}x"
         )
 

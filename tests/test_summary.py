@@ -303,6 +303,9 @@ def test_observation_end_semantics() -> None:
     noon = rfm_summary(tx, observation_end="2020-01-10 12:00")
     assert noon.loc["a", "total_spend"] == 3.0
     assert noon.loc["a", ["frequency", "recency", "T"]].tolist() == [1.0, 9.0, 9.0]
+    # a pandas Period observes up to and including its last day
+    jan = rfm_summary(tx, observation_end=pd.Period("2020-01", freq="M"))
+    assert jan.loc["a", "total_spend"] == 15.0
     # default: the last transaction timestamp
     full = rfm_summary(tx)
     assert pd.Timestamp(full.attrs["observation_end"]) == pd.Timestamp("2020-01-11")

@@ -335,6 +335,8 @@ def _normalize_freq(freq: Any, name: str = "freq") -> str:
 
 
 def _to_timestamp(value: Any, name: str) -> pd.Timestamp:
+    if isinstance(value, pd.Period):  # a whole period: up to and including its last day
+        value = value.end_time.normalize()
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
@@ -346,7 +348,7 @@ def _to_timestamp(value: Any, name: str) -> pd.Timestamp:
             f"{name}={value!r} has a time zone; transactions are tz-naive, pass a naive date "
             "(e.g. ts.tz_localize(None))"
         )
-    return ts
+    return ts.floor("us")  # DuckDB timestamps have microsecond resolution
 
 
 def _cutoff(obs_end: pd.Timestamp) -> tuple[str, str]:
