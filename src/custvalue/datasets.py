@@ -37,8 +37,10 @@ from .errors import DataValidationError, ParameterError
 
 __all__ = [
     "DEFAULT_BGNBD_PARAMS",
+    "DEFAULT_CATEGORIES",
     "DEFAULT_CHANNELS",
     "DEFAULT_PARETO_NBD_PARAMS",
+    "DEFAULT_REGIONS",
     "DEFAULT_SPEND_PARAMS",
     "DEFAULT_SUBSCRIPTION",
     "Simulation",
