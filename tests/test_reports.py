@@ -302,6 +302,69 @@ def test_killed_run_leaves_last_good_report_intact(
     assert after.latest.read_bytes() == after.html.read_bytes() != before
 
 
+_CLI_DRIVER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from custvalue import reports
+    import test_reports as t
+    reports.register_report(t._tiny_spec(Path({nb!r})), replace=True)
+    reports.cli({args!r})
+    """
+)
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_cleans_up_and_exits_143(
+    tiny: reports.ReportSpec, tmp_path: Path
+) -> None:
+    """What a scheduler does on a timeout: SIGTERM to the runner only."""
+    psutil = pytest.importorskip("psutil")
+    good = reports.run(tiny, out=tmp_path, log=_quiet([]))
+    before = good.latest.read_bytes()
+    marker = tmp_path / "running.flag"
+    args = ["report", "tiny", "--out", str(tmp_path), "-p", "sleep=120", "-p", f"marker={marker}"]
+    driver = _CLI_DRIVER.format(tests=str(REPO / "tests"), nb=str(tiny.notebook), args=args)
+    proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the run never reached its sleeping cell"
+            time.sleep(0.2)
+        kernels = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143
+    last = err.decode().strip().splitlines()[-1]
+    assert last == "error: terminated; the previous report was left in place"
+    assert good.latest.read_bytes() == before
+    assert not list((tmp_path / "tiny").glob(".tmp-*"))  # cleaned up on the way out
+    deadline = time.monotonic() + 30
+    while any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
+              for pid in kernels):
+        assert time.monotonic() < deadline, "the kernel outlived the terminated run"
+        time.sleep(0.5)
+
+
+def test_kernel_falls_back_to_python3_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    monkeypatch.setattr(KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/x"})
+    name, note = reports._kernel_name(None)
+    assert name == "python3" and "'custvalue' Jupyter kernel is not registered" in note
+    monkeypatch.setattr(KernelSpecManager, "find_kernel_specs",
+                        lambda self: {"python3": "/x", "custvalue": "/y"})
+    assert reports._kernel_name(None) == ("custvalue", None)
+    assert reports._kernel_name("other") == ("other", None)
+
+
 # ---------------------------------------------------------------------------- batches
 
 

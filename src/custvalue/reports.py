@@ -1022,6 +1022,8 @@ def run(
                     execution_timeout=execution_timeout,
                     progress_bar=show_bar,
                     log_output=False,
+                    # the kernel's own start-up warnings are noise in cron logs and reports
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
                     cwd=str(tmp),
                 )
             except Exception as exc:
