@@ -552,3 +552,20 @@ def test_papermill_sees_every_declared_parameter() -> None:
     papermill = pytest.importorskip("papermill")
     found = papermill.inspect_notebook(str(REPO / "notebooks" / "value_report.ipynb"))
     assert set(found) == set(reports.get_report("value").param_names) | {"output_dir"}
+
+
+@pytest.mark.slow
+def test_value_report_breaks_value_down_by_channel_and_region(tmp_path: Path) -> None:
+    """Simulated data carry region and channel: the report must use them."""
+    res = reports.run("value", data="simulated", params={"n_draws": 0, "models": "bgnbd"},
+                      out=tmp_path, log=lambda line: None)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", res.html.read_text()))
+    assert "By channel" in text and "By region" in text
+    assert "no channel or region columns" not in text
+    scores = pd.read_parquet(res.run_dir / "scores.parquet")
+    assert {"region", "channel", "heuristic_ltv"} <= set(scores.columns)
+    assert len(scores) == 2000  # simulate(2000, seed) in load_report_data
+    # the rule of thumb is per channel (the segment of the customer's first purchase)
+    per_channel = scores.groupby("channel")["heuristic_ltv"].nunique()
+    assert (per_channel == 1).all() and scores["heuristic_ltv"].nunique() == len(per_channel) > 1
+    assert "clv_lower" not in scores.columns  # n_draws=0: no intervals, and no empty columns
