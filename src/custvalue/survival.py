@@ -716,58 +716,84 @@ def _design(data: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
     return x
 
 
-def _suffix_sums(keys: np.ndarray, vals: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """For each value in ``at``: column sums of ``vals`` over the rows with ``key >= at``."""
-    order = np.argsort(keys, kind="stable")
-    csum = np.cumsum(vals[order][::-1], axis=0)[::-1]
-    csum = np.concatenate([csum, np.zeros((1, vals.shape[1]))])
-    return csum[np.searchsorted(keys[order], at, side="left")]
-
-
-def _breslow_pieces(beta, x, stop, status, entry, strata):
-    """Breslow partial log-likelihood, score and information, vectorised (no loop over times).
+class _BreslowLayout:
+    """Sort orders and event-time positions of a Cox data set (independent of beta).
 
     For each distinct event time t of a stratum the risk set is {j: entry_j < t <= stop_j};
     its sums S0 = sum w_j, S1 = sum w_j x_j, S2 = sum w_j x_j x_j' (w = exp(x beta)) are
     differences of suffix sums over rows sorted by stop and by entry time (Cox 1972 with
-    Breslow's 1974 handling of ties; left truncation as in Andersen & Gill 1982).
+    Breslow's 1974 handling of ties; left truncation as in Andersen & Gill 1982). Sorting and
+    searching happen once here; each likelihood evaluation is then a cumulative sum.
     """
-    p = x.shape[1]
-    eta = x @ beta
-    shift = eta.max() if eta.size else 0.0
-    w = np.exp(eta - shift)
-    ll, grad, info = 0.0, np.zeros(p), np.zeros((p, p))
-    for s_code in np.unique(strata):  # a handful of strata, vectorised inside
-        sel = strata == s_code
-        xs, ws, st, ev = x[sel], w[sel], stop[sel], status[sel]
-        en = entry[sel] if entry is not None else None
-        ev_mask = ev > 0
-        if not ev_mask.any():
-            continue
-        times, inv = np.unique(st[ev_mask], return_inverse=True)
-        d = np.bincount(inv, minlength=times.size).astype(float)
-        xsum = np.zeros((times.size, p))
-        np.add.at(xsum, inv, xs[ev_mask])
-        wx = ws[:, None] * xs
-        wxx = (wx[:, :, None] * xs[:, None, :]).reshape(xs.shape[0], p * p)
-        stacked = np.concatenate([ws[:, None], wx, wxx], axis=1)
-        sums = _suffix_sums(st, stacked, times)
-        if en is not None:
-            sums = sums - _suffix_sums(en, stacked, times)
-        s0, s1, s2 = sums[:, 0], sums[:, 1 : 1 + p], sums[:, 1 + p :]
-        s0 = np.maximum(s0, np.finfo(float).tiny)
-        ll += float((xsum @ beta).sum() - (d * (np.log(s0) + shift)).sum())
-        mean = s1 / s0[:, None]
-        grad += xsum.sum(axis=0) - (d[:, None] * mean).sum(axis=0)
-        second = (d[:, None] * s2 / s0[:, None]).sum(axis=0).reshape(p, p)
-        info += second - (d[:, None, None] * mean[:, :, None] * mean[:, None, :]).sum(axis=0)
-    return ll, grad, info
+
+    def __init__(self, x, stop, status, entry, strata) -> None:
+        self.p = x.shape[1]
+        self.parts = []
+        for s_code in np.unique(strata):  # a handful of strata, vectorised inside
+            rows = np.nonzero(strata == s_code)[0]
+            st, ev = stop[rows], status[rows] > 0
+            if not ev.any():
+                continue
+            times, inv = np.unique(st[ev], return_inverse=True)
+            d = np.bincount(inv, minlength=times.size).astype(float)
+            xsum = np.zeros((times.size, self.p))
+            np.add.at(xsum, inv, x[rows[ev]])
+            # store the stratum's rows in decreasing stop order, so the stop sums need no gather
+            o_stop, pos_stop = self._descending(st, times)
+            rows = rows[o_stop]
+            if entry is not None:
+                o_entry, pos_entry = self._descending(entry[rows], times)
+            else:
+                o_entry = pos_entry = None
+            xt_part = np.ascontiguousarray(x[rows].T)
+            self.parts.append((xt_part, d, xsum, None, pos_stop, o_entry, pos_entry))
+
+    @staticmethod
+    def _descending(keys: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row order by decreasing key, and for each ``at`` the number of rows with key >= at."""
+        order = np.argsort(keys, kind="stable")
+        count = keys.size - np.searchsorted(keys[order], at, side="left")
+        return np.ascontiguousarray(order[::-1]), count
+
+    @staticmethod
+    def _suffix(vals: np.ndarray, order_desc: np.ndarray | None, count: np.ndarray) -> np.ndarray:
+        # vals is (k, n): running sums along rows in decreasing key order (contiguous, exact
+        # - no "total minus prefix" cancellation); column 0 of the result is the empty sum
+        csum = np.empty((vals.shape[0], vals.shape[1] + 1))
+        csum[:, 0] = 0.0
+        np.cumsum(vals if order_desc is None else vals[:, order_desc], axis=1, out=csum[:, 1:])
+        return csum[:, count]
+
+    def pieces(self, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Partial log-likelihood, score and observed information at ``beta``."""
+        p = self.p
+        shift = max((float((beta @ part[0]).max()) for part in self.parts if part[0].size), default=0.0)
+        ll, grad, info = 0.0, np.zeros(p), np.zeros((p, p))
+        for xt, d, xsum, o_stop, pos_stop, o_entry, pos_entry in self.parts:
+            n_rows = xt.shape[1]
+            stacked = np.empty((1 + p + p * p, n_rows))
+            np.exp(beta @ xt - shift, out=stacked[0])
+            np.multiply(xt, stacked[0], out=stacked[1 : 1 + p])
+            stacked[1 + p :] = (stacked[1 : 1 + p, None, :] * xt[None, :, :]).reshape(p * p, n_rows)
+            sums = self._suffix(stacked, o_stop, pos_stop)
+            if o_entry is not None:
+                sums -= self._suffix(stacked, o_entry, pos_entry)
+            sums = sums.T
+            s0 = np.maximum(sums[:, 0], np.finfo(float).tiny)
+            s1, s2 = sums[:, 1 : 1 + p], sums[:, 1 + p :]
+            ll += float((xsum @ beta).sum() - (d * (np.log(s0) + shift)).sum())
+            mean = s1 / s0[:, None]
+            grad += xsum.sum(axis=0) - (d[:, None] * mean).sum(axis=0)
+            second = (d[:, None] * s2 / s0[:, None]).sum(axis=0).reshape(p, p)
+            info += second - np.einsum("k,ki,kj->ij", d, mean, mean)
+        return ll, grad, info
 
 
 def _cox_newton(x, stop, status, entry, strata, max_iter: int = 50):
     """Newton-Raphson with step halving on the Breslow partial likelihood; returns beta, cov, ll."""
+    layout = _BreslowLayout(x, stop, status, entry, strata)
     beta = np.zeros(x.shape[1])
-    ll, grad, info = _breslow_pieces(beta, x, stop, status, entry, strata)
+    ll, grad, info = layout.pieces(beta)
     for _ in range(max_iter):
         try:
             step = np.linalg.solve(info, grad)
@@ -778,7 +804,7 @@ def _cox_newton(x, stop, status, entry, strata, max_iter: int = 50):
         scale = 1.0
         while True:
             cand = beta + scale * step
-            c_ll, c_grad, c_info = _breslow_pieces(cand, x, stop, status, entry, strata)
+            c_ll, c_grad, c_info = layout.pieces(cand)
             if np.isfinite(c_ll) and c_ll >= ll - 1e-12 * max(1.0, abs(ll)):
                 break
             scale /= 2.0
