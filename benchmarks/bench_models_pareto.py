@@ -80,7 +80,7 @@ t0, c0 = time.perf_counter(), time.process_time()
 model = ParetoNBDModel(data=data)
 model.fit(method="map")
 sec, cpu = time.perf_counter() - t0, time.process_time() - c0
-post = model.fit_result.posterior
+post = model.idata.posterior
 print(json.dumps({"seconds": sec, "cpu_seconds": cpu, "params": {k: float(post[k].values.ravel()[0]) for k in ["r", "alpha", "s", "beta"]}}))
 """
 
