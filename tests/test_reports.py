@@ -569,3 +569,15 @@ def test_value_report_breaks_value_down_by_channel_and_region(tmp_path: Path) ->
     per_channel = scores.groupby("channel")["heuristic_ltv"].nunique()
     assert (per_channel == 1).all() and scores["heuristic_ltv"].nunique() == len(per_channel) > 1
     assert "clv_lower" not in scores.columns  # n_draws=0: no intervals, and no empty columns
+
+
+@pytest.mark.slow
+def test_run_without_its_declared_outputs_fails(tiny: reports.ReportSpec, tmp_path: Path) -> None:
+    import dataclasses
+
+    spec = dataclasses.replace(tiny, name="tiny-needs-more", outputs=("metrics.json", "extra.txt"))
+    with pytest.raises(reports.ReportFailedError, match=r"did not write extra\.txt") as info:
+        reports.run(spec, out=tmp_path, log=_quiet([]))
+    assert info.value.failed_html.is_file()
+    assert not (tmp_path / "tiny-needs-more" / "latest.html").exists()
+    assert [p.name for p in (tmp_path / "tiny-needs-more").iterdir()] == ["failed"]

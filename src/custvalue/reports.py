@@ -837,13 +837,23 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _unique_dir(parent: Path, stem: str) -> Path:
-    candidate = parent / stem
-    k = 2
-    while candidate.exists():
-        candidate = parent / f"{stem}-{k}"
+def _publish_dir(tmp: Path, parent: Path, stem: str) -> Path:
+    """Rename ``tmp`` to ``parent/stem`` (or ``stem-2``, ``stem-3``... if taken); atomic.
+
+    ``os.rename`` onto an existing non-empty directory fails, so two runs finishing at the same
+    moment cannot overwrite each other: the loser takes the next free name.
+    """
+    k = 1
+    while True:
+        candidate = parent / (stem if k == 1 else f"{stem}-{k}")
+        if not candidate.exists():
+            try:
+                os.rename(tmp, candidate)
+                return candidate
+            except OSError:
+                if not candidate.exists():
+                    raise
         k += 1
-    return candidate
 
 
 class _Terminated(BaseException):
@@ -1027,11 +1037,11 @@ def run(
                     cwd=str(tmp),
                 )
             except Exception as exc:
-                nb = nbformat.read(executed, as_version=4) if executed.is_file() else None
+                nb = _read_notebook(executed)
                 message = _failure_message(exc, nb)
-                failed_html = _write_failed(spec, nb, report_dir, stamp, message, values)
+                failed_html = _write_failed_safely(spec, nb, report_dir, stamp, message, values)
                 raise ReportFailedError(
-                    f"report {spec.name!r} failed in {message} — failed notebook: {failed_html}",
+                    f"report {spec.name!r} failed in {message}" + _see(failed_html),
                     failed_html=failed_html,
                 ) from None
             seconds = time.monotonic() - t0
@@ -1039,9 +1049,9 @@ def run(
             nb = nbformat.read(executed, as_version=4)
             if missing:
                 message = f"the notebook did not write {', '.join(missing)}"
-                failed_html = _write_failed(spec, nb, report_dir, stamp, message, values)
+                failed_html = _write_failed_safely(spec, nb, report_dir, stamp, message, values)
                 raise ReportFailedError(
-                    f"report {spec.name!r} failed: {message} — failed notebook: {failed_html}",
+                    f"report {spec.name!r} failed: {message}" + _see(failed_html),
                     failed_html=failed_html,
                 )
             versions = _versions()
@@ -1103,8 +1113,7 @@ def run(
                 "data": provenance.to_dict() if provenance else None,
             }
             metrics_path.write_text(json.dumps(_jsonable(metrics_doc), indent=2), encoding="utf-8")
-            final = _unique_dir(report_dir, run_date or started.date().isoformat())
-            os.rename(tmp, final)
+            final = _publish_dir(tmp, report_dir, run_date or started.date().isoformat())
             latest = report_dir / "latest.html"
             staging = report_dir / f".latest.html.{os.getpid()}.tmp"
             shutil.copyfile(final / "report.html", staging)
@@ -1125,6 +1134,30 @@ def run(
         kernel=kernel_name,
         outputs=outputs,
     )
+
+
+def _read_notebook(path: Path) -> Any:
+    """The executed notebook as papermill last saved it, or None if absent or unreadable."""
+    import nbformat
+
+    try:
+        return nbformat.read(path, as_version=4) if path.is_file() else None
+    except Exception:
+        return None
+
+
+def _see(failed_html: Path | None) -> str:
+    return f" — failed notebook: {failed_html}" if failed_html else ""
+
+
+def _write_failed_safely(
+    spec: ReportSpec, nb: Any, report_dir: Path, stamp: str, message: str, values: Mapping[str, Any]
+) -> Path | None:
+    """:func:`_write_failed`, but a failure to write the page never hides the run's own error."""
+    try:
+        return _write_failed(spec, nb, report_dir, stamp, message, values)
+    except Exception:
+        return None
 
 
 def _write_failed(
