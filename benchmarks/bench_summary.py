@@ -3,7 +3,7 @@
 (a) 1,000,000 simulated customers (~3M daily transactions): custvalue.rfm_summary against
     lifetimes.utils.summary_data_from_transaction_data, each in a fresh subprocess that loads the
     same Parquet file into pandas, then times the summary call alone and records the process'
-    resident memory (psutil polling every 5 ms, plus ru_maxrss). The outputs are compared
+    resident memory (psutil polling every 10 ms, plus ru_maxrss). The outputs are compared
     column by column afterwards.
 (b) A Parquet dataset of >= 50M transactions written in chunks (never held in memory at once),
     summarised by rfm_summary straight from the Parquet glob in a fresh subprocess.
@@ -119,7 +119,7 @@ def write_chunked(path: Path, n_rows: int, chunk: int = 5_000_000, seed: int = 1
 class PeakRSS:
     """Poll this process' RSS in a background thread; `.peak` is the max seen (bytes)."""
 
-    def __init__(self, interval: float = 0.005) -> None:
+    def __init__(self, interval: float = 0.01) -> None:
         import psutil
 
         self._proc = psutil.Process()

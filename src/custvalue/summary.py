@@ -584,34 +584,35 @@ def _customer_sql(
         per_attr = first_row
     order_key = f", {_ident(cols.order)} AS order_key" if cols.order else ""
     if one_order_per_period and not cols.order:
-        # daily periods of date-only timestamps: every period is one order at the period start,
-        # so the narrowest hash tables suffice (the hot path of large daily logs)
-        per_extra = ""
-        cust_extra = (
-            f", CAST({_PERIOD_START_SQL['D'].format(p='min(p)')} AS TIMESTAMP) AS first_purchase"
-            f", CAST({_PERIOD_START_SQL['D'].format(p='max(p)')} AS TIMESTAMP) AS last_purchase"
-            ", count(*) AS n_orders"
-        )
+        # Daily periods of date-only timestamps (the hot path of large daily logs): the
+        # timestamp itself identifies the period and the order, so group on it directly, keep
+        # the hash tables narrow, and compute period indices on the customer rows only.
+        per_key, per_extra = "ts", ""
+        p0, p1 = _PERIOD_SQL["D"].format(ts="min(p)"), _PERIOD_SQL["D"].format(ts="max(p)")
+        cust_extra = ", min(p) AS first_purchase, max(p) AS last_purchase, count(*) AS n_orders"
     else:
+        per_key = period
         per_extra = ", min(ts) AS t0, max(ts) AS t1, count(*) AS n_orders"
+        p0, p1 = "min(p)", "max(p)"
         cust_extra = (
             ", min(t0) AS first_purchase, max(t1) AS last_purchase, sum(n_orders) AS n_orders"
         )
+    where_clause = f"WHERE {where}" if where else ""
     return f"""
         WITH base AS (
             SELECT {c} AS customer_id, {cols.ts_expr} AS ts, CAST({a} AS DOUBLE) AS amount
                    {order_key}{attr_select}
             FROM {_TABLE}
-            WHERE {where}
+            {where_clause}
         ),
         {orders}
         per AS (  -- one row per customer x period: purchases in one period are merged
-            SELECT customer_id, {period} AS p, sum(amount) AS amount
+            SELECT customer_id, {per_key} AS p, sum(amount) AS amount
                    {per_extra}{per_attr}
             FROM orders GROUP BY ALL
         ),
         cust AS (
-            SELECT customer_id, count(*) - 1 AS frequency, min(p) AS p0, max(p) AS p1,
+            SELECT customer_id, count(*) - 1 AS frequency, {p0} AS p0, {p1} AS p1,
                    sum(amount) AS total, arg_min(amount, p) AS first_amount
                    {cust_extra}{carry}
             FROM per GROUP BY customer_id
@@ -723,7 +724,7 @@ def rfm_summary(
         sql = _customer_sql(
             cols,
             unit,
-            f"{cols.ts_expr} {op} {literal}",
+            f"{cols.ts_expr} {op} {literal}" if obs_end < profile.last else "",
             _period_index(obs_end, unit),
             one_order_per_period=unit == "D" and profile.dates_only,
         )
