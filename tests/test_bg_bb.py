@@ -246,3 +246,16 @@ def test_predictions_finite_and_in_range(hist, a, b, g, d, t):
     assert np.isfinite(ex).all() and (ex >= 0).all() and (ex <= t * (1 + 1e-9) + 1e-12).all()
     dert = bgbb_dert(a, b, g, d, x, tx, n, 0.1)
     assert np.isfinite(dert).all() and (dert >= 0).all() and (dert <= 10.0 + 1e-9).all()
+
+
+def test_probability_of_purchases_is_a_distribution_with_eq13_mean(fitted, donations):
+    # FHS 2010 eq. (12) sums to one over k = 0..t and its mean is eq. (13) (checked against
+    # lifetimes above)
+    for t in (0, 1, 4, 10):
+        probs = np.stack([fitted.probability_of_purchases(donations, k, t).to_numpy() for k in range(t + 1)])
+        np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-12)
+        mean = (np.arange(t + 1)[:, None] * probs).sum(axis=0)
+        np.testing.assert_allclose(mean, fitted.expected_purchases(donations, t).to_numpy(), rtol=1e-10, atol=1e-14)
+    assert (fitted.probability_of_purchases(donations, 3, 2) == 0).all()
+    with pytest.raises(ParameterError, match="whole number"):
+        fitted.probability_of_purchases(donations, 1.5, 3)

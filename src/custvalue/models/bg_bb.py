@@ -33,6 +33,7 @@ __all__ = [
     "bgbb_expected_purchases_new_customer",
     "bgbb_log_likelihood",
     "bgbb_probability_alive",
+    "bgbb_probability_of_purchases",
 ]
 
 # Rows x grid cells evaluated at once in the likelihood's finite sum (bounds memory use).
@@ -182,6 +183,50 @@ def bgbb_expected_purchases_new_customer(alpha, beta, gamma, delta, t) -> np.nda
     alpha, beta, gamma, delta, t = _as_float(alpha, beta, gamma, delta, t)
     mean_p = alpha / (alpha + beta)
     return mean_p * np.exp(_log_ratio_sum(gamma, delta, np.zeros_like(t), t))
+
+
+def bgbb_probability_of_purchases(
+    alpha, beta, gamma, delta, frequency, recency, T, n_purchases, t
+) -> np.ndarray:
+    r"""P(X(n, n+t) = k | x, t_x, n): probability of ``k`` transactions in the next ``t`` opportunities.
+
+    FHS 2010, eq. (12): with L the likelihood of eq. (5),
+
+    .. math::
+
+        P = \delta_{k=0}\left(1 - \frac{B(\alpha+x, \beta+n-x)B(\gamma,\delta+n)}
+                                      {B(\alpha,\beta)B(\gamma,\delta)L}\right)
+          + \binom{t}{k} \frac{B(\alpha+x+k, \beta+n-x+t-k)}{B(\alpha,\beta)}
+            \frac{B(\gamma, \delta+n+t)}{B(\gamma,\delta)L}
+          + \sum_{i=k}^{t-1} \binom{i}{k} \frac{B(\alpha+x+k, \beta+n-x+i-k)}{B(\alpha,\beta)}
+            \frac{B(\gamma+1, \delta+n+i)}{B(\gamma,\delta)L}
+
+    (dead before the window; alive throughout; alive for ``i`` opportunities, then dead).
+    ``k`` and ``t`` are whole numbers; evaluated in log space over a grid i = 0..t-1.
+    """
+    x, tx, n = _as_float(frequency, recency, T)
+    alpha, beta, gamma, delta = (float(v) for v in (alpha, beta, gamma, delta))
+    k, t = float(n_purchases), float(t)
+    ll = bgbb_log_likelihood(alpha, beta, gamma, delta, x, tx, n)
+    norm = betaln(alpha, beta) + betaln(gamma, delta)
+    out = np.zeros(np.broadcast(x, tx, n).shape)
+    if k > t:
+        return out
+    log_binom = gammaln(t + 1) - gammaln(k + 1) - gammaln(t - k + 1)
+    alive_all = log_binom + betaln(alpha + x + k, beta + n - x + t - k) + betaln(gamma, delta + n + t)
+    terms = [alive_all - norm - ll]
+    if t > k:
+        i = np.arange(k, t)[None, :]
+        lb = gammaln(i + 1) - gammaln(k + 1) - gammaln(i - k + 1)
+        grid = lb + betaln(alpha + x[..., None] + k, beta + n[..., None] - x[..., None] + i - k) + betaln(
+            gamma + 1.0, delta + n[..., None] + i
+        )
+        terms.append(logsumexp(grid, axis=-1) - norm - ll)
+    out = np.exp(logsumexp(np.stack(terms, axis=0), axis=0))
+    if k == 0:
+        p_alive = bgbb_probability_alive(alpha, beta, gamma, delta, x, tx, n, 0)
+        out = out + (1.0 - p_alive)
+    return np.clip(out, 0.0, 1.0)
 
 
 def bgbb_dert(alpha, beta, gamma, delta, frequency, recency, T, discount_rate) -> np.ndarray:
@@ -382,6 +427,25 @@ class BetaGeoBetaBinomModel(BaseModel):
         (x, tx, n), index = self._inputs(data, "expected_purchases")
         vals = bgbb_expected_purchases(*self._params_array(), x, tx, n, t)
         return self._as_series(vals, index, "expected_purchases")
+
+    def probability_of_purchases(self, data: pd.DataFrame, n: int, t: int) -> pd.Series:
+        """P(exactly ``n`` transactions in the next ``t`` opportunities), FHS 2010 eq. (12).
+
+        Parameters
+        ----------
+        data : DataFrame
+            ``frequency``, ``recency``, ``T`` per customer.
+        n : int
+            Number of transactions (>= 0).
+        t : int
+            Number of future opportunities (>= 0).
+        """
+        for name, val in (("n", n), ("t", t)):
+            if not np.isfinite(float(val)) or float(val) < 0 or float(val) != round(float(val)):
+                raise ParameterError(f"{name} must be a whole number >= 0; got {val!r}")
+        (x, tx, T), index = self._inputs(data, "probability_of_purchases")
+        vals = bgbb_probability_of_purchases(*self._params_array(), x, tx, T, n, t)
+        return self._as_series(vals, index, "probability_of_purchases")
 
     def expected_purchases_new_customer(self, t: Any) -> float | np.ndarray:
         """Expected transactions in the first ``t`` opportunities of a new customer (eq. 9)."""
