@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from custvalue._subscriptions import subscriptions, survivors_to_customers
 from custvalue.errors import DataValidationError, ParameterError
@@ -155,3 +157,34 @@ def test_survivor_table_errors():
         survivors_to_customers([1000])
     with pytest.raises(DataValidationError):
         survivors_to_customers("1000, 900")
+
+_MONTH = 365.25 / 12
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 2_000), st.one_of(st.none(), st.integers(0, 2_000))),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_renewal_counts_bracket_the_tenure(spells):
+    origin = pd.Timestamp("2018-01-01")
+    obs = origin + pd.Timedelta(days=4_100)
+    start = [origin + pd.Timedelta(days=s) for s, _ in spells]
+    end = [pd.NaT if d is None else origin + pd.Timedelta(days=s + d) for s, d in spells]
+    recs = pd.DataFrame({"customer_id": range(len(spells)), "start": start, "end": end})
+    out = subscriptions(recs, observation_end=obs)
+    days = np.array([(obs - origin).days - s if d is None else d for s, d in spells], float)
+    churned = np.array([d is not None for _, d in spells])
+    T = out["T"].to_numpy()
+    np.testing.assert_array_equal(out["churned"].to_numpy(), churned)
+    assert (T >= 0).all() and (T[churned] >= 1).all()
+    # a cancelled customer paid T periods: the tenure lies in ((T-1) months - 1 day, T months + 1 day]
+    tc, dc = T[churned], days[churned]
+    assert (dc <= tc * _MONTH + 1 + 1e-9).all()
+    assert ((tc == 1) | (dc > (tc - 1) * _MONTH + 1 - 1e-9)).all()
+    # an active customer renewed T times: T months have passed, T + 1 have not
+    ta, da = T[~churned], days[~churned]
+    assert (ta * _MONTH <= da + 1e-6).all() and (da < (ta + 1) * _MONTH).all()
