@@ -226,7 +226,7 @@ def test_failed_run_keeps_latest_and_writes_failed_page(
         reports.run(tiny, params={"fail": "true", "n": 7}, out=tmp_path, log=_quiet([]))
     message = str(info.value)
     assert "\n" not in message
-    assert re.search(r"failed in cell \d+ \(Second section\): ValueError: boom at n=7", message)
+    assert re.search(r"failed in cell \d+ \(In \[\d+\], Second section\): ValueError: boom at n=7", message)
     failed = info.value.failed_html
     assert failed.parent == tmp_path / "tiny" / "failed" and failed.is_file()
     page = failed.read_text()

@@ -929,7 +929,9 @@ def _failure_message(exc: BaseException, nb: Any) -> str:
             if nb is not None and exc.cell_index is not None
             else None
         )
-        where = f"cell {cell_no}" + (f" ({section})" if section else "")
+        label = [f"In [{exc.exec_count}]"] if exc.exec_count is not None else []
+        label += [section] if section else []
+        where = f"cell {cell_no}" + (f" ({', '.join(label)})" if label else "")
         return _one_line(f"{where}: {exc.ename}: {exc.evalue}")
     name = type(exc).__name__
     if "Timeout" in name:
