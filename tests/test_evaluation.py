@@ -238,6 +238,14 @@ def test_scorecard_predictions_match_lifetimes(cdnow_ch):
     assert m.loc["model", "rmse"] < m.loc["no_repeat", "rmse"]
     assert m.loc["model", "rmse"] < m.loc["carry_forward", "rmse"]
     assert 0.3 < card.ranking["gini"] <= 1.0
+    # P(no holdout purchase) = 1 - PA + PA * ((alpha+T)/(alpha+T+t))^(r+x): an alive customer
+    # cannot drop out before buying, and lambda | alive ~ Gamma(r+x, alpha+T) (FHL 2005a)
+    pa = np.asarray(ref_alive, float)
+    c = CDNOW_BG_WEEKS
+    T, x, t = cdnow_ch["T"].to_numpy(), cdnow_ch["frequency"].to_numpy(), cdnow_ch["duration_holdout"].to_numpy()
+    p0 = 1 - pa + pa * ((c["alpha"] + T) / (c["alpha"] + T + t)) ** (c["r"] + x)
+    np.testing.assert_allclose(card.predictions["p_buy"], 1 - p0, rtol=1e-7, atol=1e-12)
+    assert card.ranking["auc_buy"] > 0.7 > card.ranking["auc_alive"]
 
 
 def _pairwise_auc_fast(y, s):

@@ -146,6 +146,15 @@ def test_plot_clv_distribution():
         plots.plot_clv_distribution(clv, column="clv_lower")
 
 
+def test_tracking_plot_leaves_other_axes_labels_alone(ch_summary):
+    tx = pd.DataFrame({"customer_id": ["a", "a"], "date": pd.to_datetime(["2021-01-01", "2021-02-01"])})
+    fig, (top, bottom) = plt.subplots(2, 1)
+    plots.plot_period_transactions(PoissonModel(), ch_summary, ax=top)
+    plots.plot_tracking(tracking(PoissonModel(), tx), ax=bottom)
+    fig.canvas.draw()
+    assert top.xaxis.label.get_visible() and all(t.get_visible() for t in top.get_xticklabels())
+
+
 def test_given_axes_is_used(ch_summary):
     _fig, ax = plt.subplots()
     assert plots.plot_period_transactions(PoissonModel(), ch_summary, ax=ax) is ax

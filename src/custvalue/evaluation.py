@@ -209,6 +209,26 @@ def predict_holdout(model: Any, data: pd.DataFrame) -> pd.Series:
     return pd.Series(pred, index=data.index, name="predicted_holdout")
 
 
+def _probability_any_purchase(model: Any, data: pd.DataFrame, dur: np.ndarray) -> np.ndarray | None:
+    """P(at least one purchase in the holdout) = 1 - P(X(t*) = 0 | x, t_x, T), or None when the
+    model has no ``probability_of_purchases``."""
+    if not hasattr(model, "probability_of_purchases"):
+        return None
+    cal = _calibration_frame(data)
+    out = np.zeros(len(data))
+    try:
+        for t in np.unique(dur):  # distinct holdout lengths (usually one)
+            mask = dur == t
+            if t <= 0:
+                continue
+            sub = cal.loc[mask] if not mask.all() else cal
+            p0 = np.asarray(model.probability_of_purchases(sub, 0, float(t)), dtype=float)
+            out[mask] = 1.0 - p0
+    except (CustvalueError, TypeError, ValueError):
+        return None
+    return np.clip(out, 0.0, 1.0)
+
+
 @dataclass(repr=False)
 class Scorecard:
     """Holdout scorecard of one model (see :func:`holdout_scorecard`).
@@ -220,7 +240,9 @@ class Scorecard:
         ``total_predicted``, ``total_actual``, ``total_error_pct``.
     ranking : dict
         ``gini`` (normalised), ``gini_raw``, ``top_decile_lift``, ``auc_alive``,
-        ``brier_alive``, ``share_repeat_holdout``.
+        ``brier_alive``, ``share_repeat_holdout`` and, when the model has
+        ``probability_of_purchases``, ``auc_buy`` / ``brier_buy`` for
+        P(at least one holdout purchase).
     deciles : pandas.DataFrame
         Decile calibration table by predicted holdout purchases.
     predictions : pandas.DataFrame
@@ -285,7 +307,9 @@ class Scorecard:
             "repeat purchases and the calibration purchase rate carried forward.</p>"
             + self.metrics.to_html(float_format=lambda v: f"{v:,.4f}")
             + "<p>Ranking quality (Gini, lift) and P(alive) as a predictor of buying again "
-            "(AUC, Brier score).</p>"
+            "(AUC, Brier score). P(alive) is not the probability of buying in the holdout (BG/NBD "
+            "counts every customer without repeat purchases as alive); <code>auc_buy</code> / "
+            "<code>brier_buy</code> score P(at least one holdout purchase) instead.</p>"
             + rank.to_html(float_format=lambda v: f"{v:,.4f}")
             + "<p>Decile calibration (1 = highest predicted).</p>"
             + self.deciles.to_html(float_format=lambda v: f"{v:,.3f}")
@@ -321,7 +345,9 @@ def holdout_scorecard(
         length); total predicted vs actual; decile calibration; normalised Gini and top-decile
         lift of the ranking by predicted purchases; AUC and Brier score of ``P(alive)`` at the end
         of calibration as a prediction of "bought again in the holdout"
-        (``frequency_holdout > 0``).
+        (``frequency_holdout > 0``), and the same for P(at least one holdout purchase)
+        ``1 - probability_of_purchases(data, 0, t*)`` when the model has it (BG/NBD's P(alive)
+        is 1 for every customer without repeat purchases, so it ranks poorly on that outcome).
 
     Notes
     -----
@@ -340,6 +366,7 @@ def holdout_scorecard(
         np.asarray(model.probability_alive(_calibration_frame(data)), dtype=float), 0.0, 1.0
     )
     bought = actual > 0
+    p_buy = _probability_any_purchase(model, data, dur)
 
     rows = {}
     for label, p in (("model", pred), ("no_repeat", np.zeros_like(pred)), ("carry_forward", carry)):
@@ -363,6 +390,9 @@ def holdout_scorecard(
         "brier_alive": brier_score(bought, p_alive),
         "share_repeat_holdout": float(bought.mean()),
     }
+    if p_buy is not None:
+        ranking["auc_buy"] = auc(bought, p_buy)
+        ranking["brier_buy"] = brier_score(bought, p_buy)
     unit = data.attrs.get("freq") or getattr(model, "time_unit_", None) or "D"
     durations = np.unique(dur)
     length = (
@@ -375,6 +405,8 @@ def holdout_scorecard(
          "p_alive": p_alive},
         index=data.index,
     )
+    if p_buy is not None:
+        predictions["p_buy"] = p_buy
     return Scorecard(
         metrics=metrics,
         ranking=ranking,

@@ -224,7 +224,9 @@ def plot_tracking(table: pd.DataFrame, *, cumulative: bool = True, ax: Any = Non
     ax.set_xlabel(f"{period} starting (calendar date)")
     ax.set_ylabel(f"{what} (count)")
     ax.legend()
-    ax.figure.autofmt_xdate()
+    for label in ax.get_xticklabels():  # rotate this Axes only (autofmt_xdate hides others)
+        label.set_rotation(30)
+        label.set_horizontalalignment("right")
     return ax
 
 
