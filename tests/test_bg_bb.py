@@ -4,8 +4,8 @@ References used here:
 * lifetimes 0.11.3 ``BetaGeoBetaBinomFitter`` (independent implementation) and its bundled
   donations data (``donations.csv``: frequency, recency, periods, weights; 11,104 donors, 6
   yearly opportunities);
-* the published estimates for those data, FHS 2010 Table 2 / the Fader & Hardie BG/BB Excel
-  note (2011): alpha = 1.204, beta = 0.750, gamma = 0.657, delta = 2.783, LL = -33,225.6;
+* the published estimates for those data (FHS 2010; also in the Fader & Hardie BG/BB Excel
+  note, 2011): alpha = 1.204, beta = 0.750, gamma = 0.657, delta = 2.783, LL = -33,225.6;
 * closed forms and brute-force sums; simulation with known parameters.
 """
 
@@ -104,7 +104,7 @@ def test_expected_purchases_new_customer_matches_lifetimes_distribution(lifetime
 
 
 def test_dert_equals_discounted_sum_of_expected_transactions(fitted, donations):
-    # DERT (FHS 2010 eq. 14) = sum_k [E X(n, n+k) - E X(n, n+k-1)] / (1+d)^k
+    # DERT (FHS 2010) = sum_k [E X(n, n+k) - E X(n, n+k-1)] / (1+d)^k
     a, b, g, dl = fitted.params_.to_numpy()
     x, tx, n = (donations[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     d = 0.10
@@ -126,7 +126,7 @@ def test_expected_purchases_continuous_through_gamma_one():
 
 
 def test_log_likelihood_sums_to_one_over_histories():
-    # all (x, t_x) histories for n opportunities are exhaustive and exclusive (FHS 2010 eq. 5)
+    # all (x, t_x) histories for n opportunities are exhaustive and exclusive (FHS 2010 likelihood)
     n = 5
     rows = [(0, 0)] + [(x, t) for t in range(1, n + 1) for x in range(1, t + 1)]
     x = np.array([r[0] for r in rows], float)
@@ -189,7 +189,7 @@ def test_predictions_are_indexed_like_input(fitted):
     # a donor who gave every year is more likely alive than one who stopped after year 5
     pa = fitted.probability_alive(data)
     assert pa["c"] > pa["b"]
-    # P(alive) after a donation at the last opportunity is 1 (FHS 2010 eq. 11 with t_x = n)
+    # P(alive) after a donation at the last opportunity is 1 (FHS 2010 eq. A10 with t_x = n)
     assert pa["c"] == pytest.approx(1.0, abs=1e-12)
 
 
@@ -249,7 +249,7 @@ def test_predictions_finite_and_in_range(hist, a, b, g, d, t):
 
 
 def test_probability_of_purchases_is_a_distribution_with_eq13_mean(fitted, donations):
-    # FHS 2010 eq. (12) sums to one over k = 0..t and its mean is eq. (13) (checked against
+    # the FHS 2010 conditional distribution sums to one over k = 0..t and its mean is eq. (13) (checked against
     # lifetimes above)
     for t in (0, 1, 4, 10):
         probs = np.stack([fitted.probability_of_purchases(donations, k, t).to_numpy() for k in range(t + 1)])

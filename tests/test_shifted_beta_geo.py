@@ -8,7 +8,7 @@ Reference values:
   1000, 631, 468, 382, 326, 289, 262, 241, 223, 207, 194, 183, 173 and "high end" 1000, 869,
   743, 653, 593, 551, 517, 491, 468, 445, 427, 409, 394. Fitted on years 0-7 the paper reports
   alpha = 0.704, beta = 1.182 (regular) and alpha = 0.668, beta = 3.806 (high end).
-* FH 2007 eq. (7): the recursion P(T=1) = alpha/(alpha+beta),
+* FH 2007 (appendix, Excel implementation): the recursion P(T=1) = alpha/(alpha+beta),
   P(T=t) = (beta+t-2)/(alpha+beta+t-1) P(T=t-1) - an independent way to the likelihood.
 * Closed forms (geometric limit) and brute-force sums for DERL; mpmath for 2F1.
 """
@@ -49,7 +49,7 @@ def fh2007_model(fh2007_rows) -> ShiftedBetaGeoModel:
 
 
 def _recursive_ll(alpha: float, beta: float, survivors: list[int]) -> float:
-    """FH 2007 eq. (7) recursion + survivor term, written out independently."""
+    """FH 2007 recursion + survivor term, written out independently."""
     s = np.asarray(survivors, float)
     p = alpha / (alpha + beta)
     ll, surv = 0.0, 1.0
@@ -93,7 +93,7 @@ def test_projection_tracks_the_12_year_data(fh2007_model):
     for cohort, actual in (("regular", REGULAR), ("high end", HIGH_END)):
         proj = 1000 * surv[cohort].to_numpy()
         np.testing.assert_allclose(proj[8:], actual[8:], rtol=0.06)
-    # retention rates rise over time (FH 2007 eq. 8, sorting effect)
+    # retention rates rise over time (FH 2007, sorting effect)
     r = fh2007_model.retention_rate(np.arange(1, 13), cohort="high end").to_numpy()
     assert np.all(np.diff(r) > 0)
     s = fh2007_model.survival(np.arange(13), cohort="high end").to_numpy()
@@ -122,7 +122,7 @@ def test_derl_equals_brute_force_sum():
     for n in (0, 1, 7, 50):
         terms = sbg_survival(alpha, beta, n + 1 + k) / sbg_survival(alpha, beta, n) / (1 + d) ** k
         assert sbg_derl(alpha, beta, n, d) == pytest.approx(terms.sum(), rel=1e-10)
-    # new customer (FH 2010 eq. 5): sum_{t>=0} S(t) / (1+d)^t
+    # new customer (FH 2010 E(DEL)): sum_{t>=0} S(t) / (1+d)^t
     new = (sbg_survival(alpha, beta, k) / (1 + d) ** k).sum()
     assert sbg_derl(alpha, beta, -1, d) == pytest.approx(new, rel=1e-10)
 

@@ -45,7 +45,7 @@ def _as_float(*arrays: Any) -> list[np.ndarray]:
 
 
 def _log_sum_term(alpha, beta, gamma, delta, x, tx, n) -> np.ndarray:
-    """log of sum_{i=0}^{n-t_x-1} B(a+x, b+t_x-x+i) B(g+1, d+t_x+i), FHS 2010 eq. (5), 2nd term.
+    """log of sum_{i=0}^{n-t_x-1} B(a+x, b+t_x-x+i) B(g+1, d+t_x+i), second term of the likelihood.
 
     Parameters may be arrays broadcastable against the data (used for per-draw evaluation).
     Evaluated on a rectangular grid i = 0..max(n - t_x - 1) with cells beyond each row's upper
@@ -77,7 +77,8 @@ def _log_sum_term(alpha, beta, gamma, delta, x, tx, n) -> np.ndarray:
 def bgbb_log_likelihood(alpha, beta, gamma, delta, frequency, recency, T) -> np.ndarray:
     """Per-customer log-likelihood of the BG/BB model.
 
-    FHS 2010, eq. (5):
+    FHS 2010, sec. 2; eq. (1) of Fader & Hardie (2011), "Implementing the BG/BB Model for
+    Customer-Base Analysis in Excel":
 
     .. math::
 
@@ -111,7 +112,7 @@ def bgbb_log_likelihood(alpha, beta, gamma, delta, frequency, recency, T) -> np.
 def bgbb_probability_alive(alpha, beta, gamma, delta, frequency, recency, T, t=0) -> np.ndarray:
     """P(alive at opportunity n + t | x, t_x, n).
 
-    FHS 2010, eq. (11):
+    FHS 2010, appendix eq. (A10) (as referenced by lifetimes):
     ``B(a+x, b+n-x)/B(a,b) * B(g, d+n+t)/B(g,d) / L(a,b,g,d | x, t_x, n)``.
     """
     x, tx, n, t = _as_float(frequency, recency, T, t)
@@ -129,7 +130,7 @@ def bgbb_probability_alive(alpha, beta, gamma, delta, frequency, recency, T, t=0
 def _log_ratio_sum(gamma, delta, n, t) -> np.ndarray:
     """log of sum_{k=1}^{t} B(g, d+n+k) / B(g, d)  (probability of being alive at n+k, summed).
 
-    Closed form via the telescoping identity behind FHS 2010 eqs. (9) and (13):
+    Closed form via the telescoping identity behind FHS 2010 eq. (13):
     ``d/(g-1) * G(g+d)/G(1+d) * [G(1+d+n)/G(g+d+n) - G(1+d+n+t)/G(g+d+n+t)]``; at g = 1 the
     limit ``d * (psi(1+d+n+t) - psi(1+d+n))`` is used.
     """
@@ -177,7 +178,7 @@ def bgbb_expected_purchases(alpha, beta, gamma, delta, frequency, recency, T, t)
 def bgbb_expected_purchases_new_customer(alpha, beta, gamma, delta, t) -> np.ndarray:
     """Expected transactions in the first ``t`` opportunities of a new customer, E[X(t)].
 
-    FHS 2010, eq. (9):
+    FHS 2010, mean of the distribution of X(n) in their eq. (7):
     ``alpha/(alpha+beta) * delta/(gamma-1) * [1 - G(g+d)/G(g+d+t) * G(1+d+t)/G(1+d)]``.
     """
     alpha, beta, gamma, delta, t = _as_float(alpha, beta, gamma, delta, t)
@@ -190,7 +191,7 @@ def bgbb_probability_of_purchases(
 ) -> np.ndarray:
     r"""P(X(n, n+t) = k | x, t_x, n): probability of ``k`` transactions in the next ``t`` opportunities.
 
-    FHS 2010, eq. (12): with L the likelihood of eq. (5),
+    FHS 2010 (conditional distribution of X(n, n+n*)); with L the likelihood,
 
     .. math::
 
@@ -232,7 +233,7 @@ def bgbb_probability_of_purchases(
 def bgbb_dert(alpha, beta, gamma, delta, frequency, recency, T, discount_rate) -> np.ndarray:
     """Discounted expected residual transactions (DERT) per customer.
 
-    FHS 2010, eq. (14):
+    FHS 2010, DERT expression:
 
     .. math::
 
@@ -266,7 +267,7 @@ def bgbb_dert(alpha, beta, gamma, delta, frequency, recency, T, discount_rate) -
 def _bgbb_ll_grad(alpha, beta, gamma, delta, x, tx, n) -> tuple[np.ndarray, np.ndarray]:
     """Per-row log-likelihood and its gradient w.r.t. (alpha, beta, gamma, delta).
 
-    The log-likelihood is ``logsumexp`` over the terms of FHS 2010 eq. (5) minus the
+    The log-likelihood is ``logsumexp`` over the terms of the FHS 2010 likelihood minus the
     normalisers; its derivative is the softmax-weighted average of the terms' derivatives
     (each term is a sum of ``betaln``, whose derivatives are digamma differences).
     """
@@ -407,7 +408,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         return [arrays[c] for c in self._data_columns], index
 
     def probability_alive(self, data: pd.DataFrame, t: int = 0) -> pd.Series:
-        """P(customer still alive at opportunity ``T + t``), FHS 2010 eq. (11).
+        """P(customer still alive at opportunity ``T + t``), FHS 2010 eq. (A10).
 
         Parameters
         ----------
@@ -429,7 +430,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         return self._as_series(vals, index, "expected_purchases")
 
     def probability_of_purchases(self, data: pd.DataFrame, n: int, t: int) -> pd.Series:
-        """P(exactly ``n`` transactions in the next ``t`` opportunities), FHS 2010 eq. (12).
+        """P(exactly ``n`` transactions in the next ``t`` opportunities) (FHS 2010).
 
         Parameters
         ----------
@@ -448,7 +449,7 @@ class BetaGeoBetaBinomModel(BaseModel):
         return self._as_series(vals, index, "probability_of_purchases")
 
     def expected_purchases_new_customer(self, t: Any) -> float | np.ndarray:
-        """Expected transactions in the first ``t`` opportunities of a new customer (eq. 9)."""
+        """Expected transactions in the first ``t`` opportunities of a new customer (FHS 2010)."""
         t_arr = np.asarray(t, dtype=float)
         if np.any(~np.isfinite(t_arr)) or np.any(t_arr < 0):
             raise ParameterError(f"t must be finite and >= 0; got {t!r}")
@@ -458,7 +459,7 @@ class BetaGeoBetaBinomModel(BaseModel):
     def expected_residual_transactions(
         self, data: pd.DataFrame, discount_rate: float
     ) -> pd.Series:
-        """Discounted expected residual transactions (DERT), FHS 2010 eq. (14).
+        """Discounted expected residual transactions (DERT), FHS 2010.
 
         Parameters
         ----------

@@ -9,9 +9,9 @@ At the end of every period a customer who is still under contract cancels with p
 ``theta`` (constant for that customer); across customers ``theta ~ Beta(alpha, beta)``. The
 lifetime ``L`` (number of periods paid for) is shifted-geometric given ``theta``:
 
-* ``P(L = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta)``  (FH 2007, eq. 5)
-* ``S(t) = P(L > t) = B(alpha, beta + t) / B(alpha, beta)``    (FH 2007, eq. 6)
-* ``r(t) = S(t) / S(t - 1) = (beta + t - 1) / (alpha + beta + t - 1)`` (FH 2007, eq. 8), the
+* ``P(L = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta)``  (FH 2007)
+* ``S(t) = P(L > t) = B(alpha, beta + t) / B(alpha, beta)``    (FH 2007)
+* ``r(t) = S(t) / S(t - 1) = (beta + t - 1) / (alpha + beta + t - 1)`` (FH 2007), the
   period-``t`` retention rate, which rises with ``t`` (sorting of a heterogeneous cohort).
 
 Data per customer (or per group of identical customers, with a ``weight``): ``T`` = number of
@@ -52,7 +52,7 @@ _SERIES_MAX_TERMS = 1 << 21
 def hyp2f1_a1(b, c, z) -> np.ndarray:
     """Gauss hypergeometric function 2F1(1, b; c; z) for c > b > 0 and 0 <= z < 1.
 
-    The residual-lifetime (sBG, FH 2010 eq. 6) and residual-transaction (BG/BB, FHS 2010 eq. 14)
+    The residual-lifetime (sBG, FH 2010 eq. 6) and residual-transaction (BG/BB DERT, FHS 2010)
     formulas need this special case. ``scipy.special.hyp2f1`` is used where it returns a finite
     value; for large ``b`` with ``z`` close to 1 (many renewals, small discount rate per period)
     it returns NaN, and there the defining series ``sum_j (b)_j/(c)_j z^j`` is summed directly
@@ -97,25 +97,25 @@ def _hyp2f1_a1_series(b: np.ndarray, c: np.ndarray, z: np.ndarray) -> np.ndarray
 
 
 def sbg_survival(alpha, beta, t) -> np.ndarray:
-    """S(t) = B(alpha, beta + t) / B(alpha, beta), FH 2007 eq. (6); S(0) = 1."""
+    """S(t) = B(alpha, beta + t) / B(alpha, beta), FH 2007; S(0) = 1."""
     alpha, beta, t = _f(alpha, beta, t)
     return np.exp(betaln(alpha, beta + t) - betaln(alpha, beta))
 
 
 def sbg_churn_probability(alpha, beta, t) -> np.ndarray:
-    """P(L = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta) for t >= 1, FH 2007 eq. (5)."""
+    """P(L = t) = B(alpha + 1, beta + t - 1) / B(alpha, beta) for t >= 1, FH 2007."""
     alpha, beta, t = _f(alpha, beta, t)
     return np.exp(betaln(alpha + 1.0, beta + t - 1.0) - betaln(alpha, beta))
 
 
 def sbg_retention_rate(alpha, beta, t) -> np.ndarray:
-    """Period-t retention rate r(t) = (beta + t - 1) / (alpha + beta + t - 1), FH 2007 eq. (8)."""
+    """Period-t retention rate r(t) = (beta + t - 1) / (alpha + beta + t - 1), FH 2007."""
     alpha, beta, t = _f(alpha, beta, t)
     return (beta + t - 1.0) / (alpha + beta + t - 1.0)
 
 
 def sbg_log_likelihood(alpha, beta, T, churned) -> np.ndarray:
-    """Per-row log-likelihood: log P(L = T) if churned else log S(T) (FH 2007, eq. 9)."""
+    """Per-row log-likelihood: log P(L = T) if churned else log S(T) (FH 2007, appendix)."""
     alpha, beta, T = _f(alpha, beta, T)
     churned = np.asarray(churned, dtype=bool)
     log_b = betaln(alpha, beta)
@@ -139,7 +139,7 @@ def sbg_derl(alpha, beta, renewals, discount_rate) -> np.ndarray:
     the expected number of *future* payments, the next one (made if the customer renews now)
     undiscounted and the k-th later one discounted by ``(1+d)^-k``; multiply by the price per
     period to get residual value. ``renewals = -1`` gives the value of a customer about to make
-    the first payment (FH 2010 eq. 5's ``E(DEL)``): ``2F1(1, beta; alpha+beta; 1/(1+d))``.
+    the first payment (FH 2010's ``E(DEL)``): ``2F1(1, beta; alpha+beta; 1/(1+d))``.
 
     Parameters
     ----------
@@ -254,7 +254,7 @@ class ShiftedBetaGeoModel(BaseModel):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, data: pd.DataFrame, *, weights: Any = None) -> ShiftedBetaGeoModel:
-        """Fit by maximum likelihood (FH 2007, eq. 9); see the class notes for the columns.
+        """Fit by maximum likelihood (FH 2007); see the class notes for the columns.
 
         Raises
         ------
@@ -411,7 +411,7 @@ class ShiftedBetaGeoModel(BaseModel):
 
     # ------------------------------------------------------------------ predictions
     def survival(self, t: Any, cohort: Any = None) -> Any:
-        """S(t): share of a new cohort still under contract after ``t`` periods (FH 2007 eq. 6).
+        """S(t): share of a new cohort still under contract after ``t`` periods (FH 2007).
 
         Returns a float for scalar ``t``, a Series indexed by ``t`` otherwise, or a DataFrame
         with one column per cohort for a per-cohort model when ``cohort`` is not given.
@@ -419,7 +419,7 @@ class ShiftedBetaGeoModel(BaseModel):
         return self._curve(sbg_survival, t, cohort, "survival")
 
     def retention_rate(self, t: Any, cohort: Any = None) -> Any:
-        """Period-``t`` retention rate r(t) = S(t)/S(t-1) (FH 2007 eq. 8), for t >= 1.
+        """Period-``t`` retention rate r(t) = S(t)/S(t-1) (FH 2007), for t >= 1.
 
         Rises with ``t`` because the customers most likely to cancel leave first.
         """
@@ -469,7 +469,7 @@ class ShiftedBetaGeoModel(BaseModel):
     def expected_residual_lifetime_new_customer(self, discount_rate: float, cohort: Any = None) -> Any:
         """Discounted expected lifetime of a customer about to make the first payment.
 
-        FH 2010 eq. (5): ``E[DEL] = 2F1(1, beta; alpha + beta; 1/(1+d))``, counting the first
+        FH 2010: ``E[DEL] = 2F1(1, beta; alpha + beta; 1/(1+d))``, counting the first
         payment (undiscounted). A float, or a Series by cohort for a per-cohort model.
         """
         d = self._rate(discount_rate)
