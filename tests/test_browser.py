@@ -46,8 +46,8 @@ CHECK_JS = """
 (async () => {
   const imgs = [...document.images];
   const decoded = await Promise.all(imgs.map(img => img.decode().then(
-      () => ({ok: img.naturalWidth > 0, w: img.naturalWidth, src: img.src.slice(0, 40)}),
-      () => ({ok: false, w: img.naturalWidth, src: img.src.slice(0, 40)}))));
+      () => ({ok: img.naturalWidth > 0, w: img.naturalWidth, alt: img.alt}),
+      () => ({ok: false, w: img.naturalWidth, alt: img.alt}))));
   const toc = [...document.querySelectorAll('nav.cv-toc a')].map(a => {
       const id = decodeURIComponent(a.hash.slice(1));
       return {id: id, text: a.textContent, found: document.getElementById(id) !== null};
@@ -251,6 +251,7 @@ def test_value_report_renders_cleanly(browser: str, value_page: Path) -> None:
     assert_page_is_sound(checks, expect_images=True, expect_toc=True)
     assert checks["header"] and checks["footer"]
     assert len(checks["images"]) >= 6
+    assert all(img["alt"] and "No description" not in img["alt"] for img in checks["images"])
     toc = " | ".join(t["text"] for t in checks["toc"])
     for section in ("Summary", "Customer base", "Models", "Value", "Rule of thumb", "Exports"):
         assert section in toc, toc

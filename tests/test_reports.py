@@ -505,6 +505,9 @@ def test_value_report_end_to_end(value_run: reports.RunResult) -> None:
         assert f">{section}<" in toc, section
     assert not re.search(r'class="[^"]*jp-InputPrompt', page)
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', page)) >= 6
+    # every figure's alt text is its title (reports.show_figure), not nbconvert's placeholder
+    assert "No description has been provided" not in page
+    assert 'alt="Cohort retention: share of each cohort buying' in page
 
     # counts against lifetimes' own copy of the file and its summary function
     raw = load_dataset("CDNOW_sample.txt", header=None, sep=r"\s+")

@@ -83,13 +83,33 @@ def _strip_for_report(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             continue
         if cell.cell_type == "code":
             cell.outputs = [
-                out
+                _with_alt_text(out)
                 for out in cell.get("outputs", [])
                 if not (out.get("output_type") == "stream" and out.get("name") == "stderr")
             ]
         cells.append(cell)
     nb.cells = cells
     return nb
+
+
+def _with_alt_text(output: Any) -> Any:
+    """Turn a PNG output that carries ``alt`` metadata into an ``<img>`` with that alt text.
+
+    nbconvert ignores output metadata and writes a placeholder alt; see
+    :func:`custvalue.reports.show_figure`, which puts the figure's titles there.
+    """
+    alt = output.get("metadata", {}).get("image/png", {}).get("alt")
+    data = output.get("data", {})
+    if not alt or "image/png" not in data or "text/html" in data:
+        return output
+    png = "".join(data["image/png"]) if isinstance(data["image/png"], list) else data["image/png"]
+    png = png.replace("\n", "")
+    output = copy.deepcopy(output)
+    output["data"] = {
+        "text/html": f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt, quote=True)}">',
+        "text/plain": data.get("text/plain", "<figure>"),
+    }
+    return output
 
 
 def export_notebook_html(

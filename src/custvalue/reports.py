@@ -71,6 +71,7 @@ __all__ = [
     "resolve_periods",
     "run",
     "run_jobs",
+    "show_figure",
     "validate_params",
     "write_metrics",
 ]
@@ -697,6 +698,29 @@ def write_metrics(
     path = Path(output_dir) / "metrics.json"
     _atomic_write_text(path, json.dumps(_jsonable(dict(metrics)), indent=2, sort_keys=False))
     return path
+
+
+def show_figure(fig: Any = None, *, alt: str | None = None) -> None:
+    """Display a matplotlib figure as PNG with alternative text, then close it.
+
+    The alt text (default: the axes titles) travels in the output's metadata and becomes the
+    ``alt`` attribute of the image in the HTML report, so screen readers and text-only views of
+    the report say what each figure shows.
+    """
+    import io
+
+    import matplotlib.pyplot as plt
+    from IPython.display import Image, display
+
+    fig = plt.gcf() if fig is None else fig
+    if alt is None:
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        suptitle = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) else ""
+        alt = "; ".join([t for t in (suptitle, *titles) if t]) or "figure"
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    display(Image(data=buf.getvalue(), format="png"), metadata={"image/png": {"alt": alt}})
 
 
 def export_scores(
