@@ -259,3 +259,9 @@ def test_probability_of_purchases_is_a_distribution_with_eq13_mean(fitted, donat
     assert (fitted.probability_of_purchases(donations, 3, 2) == 0).all()
     with pytest.raises(ParameterError, match="whole number"):
         fitted.probability_of_purchases(donations, 1.5, 3)
+
+
+def test_lifetimes_column_names_get_a_hint():
+    raw = lt_load_donations()
+    with pytest.raises(DataValidationError, match="rename"):
+        BetaGeoBetaBinomModel().fit(raw)

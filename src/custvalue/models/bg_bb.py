@@ -361,6 +361,25 @@ class BetaGeoBetaBinomModel(BaseModel):
     _model_name: ClassVar[str] = "beta-geometric/beta-Bernoulli, Fader, Hardie & Shang 2010"
     contractual: ClassVar[bool] = False
 
+    def fit(self, data: pd.DataFrame, *, weights: Any = None) -> BetaGeoBetaBinomModel:
+        """Fit by maximum likelihood; ``data`` has ``frequency``, ``recency``, ``T`` (+ ``weight``).
+
+        Raises
+        ------
+        DataValidationError
+            Missing columns (with a hint for lifetimes' ``periods`` / ``weights`` names),
+            negative or fractional counts, ``recency > T`` or ``frequency > recency``.
+        """
+        if isinstance(data, pd.DataFrame) and "T" not in data.columns:
+            alias = next((c for c in ("periods", "n_periods", "n") if c in data.columns), None)
+            if alias is not None:
+                raise DataValidationError(
+                    f"BetaGeoBetaBinomModel.fit needs a 'T' column (number of transaction "
+                    f"opportunities); the frame has {alias!r} as in lifetimes - rename it: "
+                    f"data.rename(columns={{{alias!r}: 'T', 'weights': 'weight'}})"
+                )
+        return super().fit(data, weights=weights)  # type: ignore[return-value]
+
     # ------------------------------------------------------------------ likelihood hooks
     def _log_likelihood_rows(self, log_params: np.ndarray, data: Any) -> np.ndarray:
         a, b, g, d = np.exp(log_params)
