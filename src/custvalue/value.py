@@ -476,6 +476,18 @@ def customer_lifetime_value(
         raise ParameterError(f"horizon must be a number of {UNIT_NAMES[unit]}s, got {horizon!r}") from None
     if not horizon > 0 or math.isnan(horizon):
         raise ParameterError(f"horizon must be > 0 {UNIT_NAMES[unit]}s (or np.inf), got {horizon}")
+    try:
+        discount_rate = float(discount_rate)
+        margin = float(margin)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"discount_rate and margin must be numbers, got {discount_rate!r} and {margin!r}"
+        ) from None
+    if np.isfinite(horizon) and horizon > 100_000:
+        raise ParameterError(
+            f"horizon of {horizon:g} {UNIT_NAMES[unit]}s means more than 100,000 cash-flow periods; "
+            "use a longer time_unit (e.g. 'Y') or horizon=np.inf"
+        )
     if not np.isfinite(discount_rate) or discount_rate <= -1:
         raise ParameterError(
             f"discount_rate is a yearly rate and must be finite and > -1 (0.1 = 10 %), got {discount_rate}"
