@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from custvalue._time import DAYS_PER_UNIT
 from custvalue.errors import DataValidationError, ModelNotFittedError, ParameterError
@@ -525,3 +527,39 @@ def test_sbg_finite_horizon_converges_to_derl():
     np.testing.assert_allclose(inf["clv"], subs["price"] * derl, rtol=1e-12)
     np.testing.assert_allclose(fin["clv"], inf["clv"], rtol=1e-4)
     assert inf.loc["d", "clv"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# properties on arbitrary valid summaries
+# ---------------------------------------------------------------------------------------------
+
+
+@st.composite
+def _summaries(draw):
+    n = draw(st.integers(1, 12))
+    rows = []
+    for _ in range(n):
+        T = draw(st.floats(0.0, 3650.0, allow_nan=False))
+        x = draw(st.integers(0, 3000))
+        rec = 0.0 if x == 0 else draw(st.floats(0.0, T, allow_nan=False))
+        m = 0.0 if x == 0 else draw(st.floats(0.01, 1e5, allow_nan=False))
+        rows.append((float(x), rec, T, m))
+    df = pd.DataFrame(rows, columns=["frequency", "recency", "T", "monetary_value"])
+    df.attrs["freq"] = "D"
+    return df
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=_summaries(), rate=st.floats(0.0, 0.5), horizon=st.floats(0.5, 60.0))
+def test_clv_is_finite_nonnegative_and_bounded_by_undiscounted(data, rate, horizon):
+    from custvalue.models import BetaGeoModel, GammaGammaModel
+
+    bg = BetaGeoModel.from_params(r=0.24, alpha=30.9, a=0.79, b=2.43, time_unit="D")
+    gg = GammaGammaModel.from_params(**CDNOW_GG)
+    res = customer_lifetime_value(bg, gg, data, horizon=horizon, time_unit="M", discount_rate=rate,
+                                  cash_flows=True)
+    assert np.isfinite(res.to_numpy(float)).all()
+    assert (res["clv"] >= 0).all()
+    assert (res["clv"] <= res["expected_purchases"] * res["expected_spend"] * (1 + 1e-9) + 1e-12).all()
+    flows = res[[c for c in res.columns if c.startswith("cash_flow_")]]
+    np.testing.assert_allclose(flows.sum(axis=1), res["clv"], rtol=1e-9, atol=1e-9)
