@@ -75,7 +75,7 @@ class _PairLayout:
     The death-time integral over ``[t_x, T]`` is ``G(x, t_x) - G(x, T)`` with
     ``G(x, y) = int_y^inf (alpha+tau)^-(r+x) (beta+tau)^-(s+1) dtau``, and ``G`` depends on the row
     only through the pair. A daily summary of a million customers has ~340,000 distinct
-    ``(x, t_x, T)`` rows but only ~30,000 distinct pairs, so the quadrature runs on the pairs.
+    ``(x, t_x, T)`` rows but only ~20,000 distinct pairs, so the quadrature runs on the pairs.
     The difference loses no accuracy that matters: ``s G(x, T)`` is at most the "alive" term of
     the likelihood, so the rounding error of the difference is a rounding error of the total.
     """
