@@ -169,6 +169,8 @@ def test_cli_invalid_parameter_exits_2_before_any_kernel(tmp_path: Path) -> None
     assert res.exit_code == 2 and "does not exist" in res.output
     res = runner.invoke(reports.report_command, ["value", "-p", "nonsense"])
     assert res.exit_code == 2 and "name=value" in res.output
+    res = runner.invoke(reports.report_command, ["value", "--kernel", "no-such-kernel"])
+    assert res.exit_code == 2 and "no Jupyter kernel named 'no-such-kernel'" in res.output
 
 
 # ---------------------------------------------------------------------------- runs
@@ -362,7 +364,8 @@ def test_kernel_falls_back_to_python3_with_a_note(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(KernelSpecManager, "find_kernel_specs",
                         lambda self: {"python3": "/x", "custvalue": "/y"})
     assert reports._kernel_name(None) == ("custvalue", None)
-    assert reports._kernel_name("other") == ("other", None)
+    with pytest.raises(ParameterError, match="no Jupyter kernel named 'other'"):
+        reports._kernel_name("other")
 
 
 # ---------------------------------------------------------------------------- batches

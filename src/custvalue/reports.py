@@ -620,7 +620,7 @@ def _preflight(values: Mapping[str, Any]) -> DataProvenance | None:
     content_hash, hash_of = _hash_source(source, frame)
     dates = frame["date"]
     prov = DataProvenance(
-        source=source,
+        source=_display_source(source),
         content_hash=content_hash,
         hash_of=hash_of,
         n_rows_in=None if n_in is None else int(n_in),
@@ -634,6 +634,13 @@ def _preflight(values: Mapping[str, Any]) -> DataProvenance | None:
     )
     _check_dates_against_data(values, prov)
     return prov
+
+
+def _display_source(source: str) -> str:
+    """Local paths as absolute paths (a report is read far from where it was run)."""
+    if source in DATASET_NAMES or _is_remote(source):
+        return source
+    return str(Path(source).expanduser().absolute())
 
 
 def _check_dates_against_data(values: Mapping[str, Any], prov: DataProvenance) -> None:
@@ -774,15 +781,26 @@ class RunResult:
 
 
 def _kernel_name(requested: str | None) -> tuple[str, str | None]:
-    """The kernel to use and, when falling back, a one-line note saying so."""
-    if requested:
-        return requested, None
+    """The kernel to use and, when falling back, a one-line note saying so.
+
+    Raises
+    ------
+    ParameterError
+        If a kernel was asked for by name and no such kernel is registered.
+    """
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 
         names = set(KernelSpecManager().find_kernel_specs())
     except Exception:
         names = set()
+    if requested:
+        if names and requested not in names:
+            raise ParameterError(
+                f"no Jupyter kernel named {requested!r}; registered: {', '.join(sorted(names))} "
+                "(`jupyter kernelspec list`)"
+            )
+        return requested, None
     if "custvalue" in names:
         return "custvalue", None
     return "python3", (
@@ -1027,10 +1045,13 @@ def run(
         given["data"] = os.fspath(data)
     values = validate_params(spec, given)
     emit = log or (lambda line: print(line, file=sys.stderr, flush=True))
-    provenance = _preflight(values)
     if not Path(spec.notebook).is_file():
-        raise ParameterError(f"report {spec.name!r}: notebook {spec.notebook} is missing")
+        raise ParameterError(
+            f"report {spec.name!r}: notebook {spec.notebook} is missing "
+            "(set CUSTVALUE_NOTEBOOKS to the directory holding the report notebooks)"
+        )
     kernel_name, note = _kernel_name(kernel)
+    provenance = _preflight(values)
     if note:
         emit(note)
 
