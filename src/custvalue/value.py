@@ -532,7 +532,11 @@ def customer_lifetime_value(
 
     spend_fixed: np.ndarray | None = None
     if spend_model is not None:
-        sp_uniq, sp_idx = _compress(data, _spend_columns(data))
+        # spend inputs (frequency, a continuous average) are nearly unique per customer and the
+        # spend model is cheap: evaluate it row by row rather than hashing the rows first
+        sp_uniq = data.loc[:, _spend_columns(data)].reset_index(drop=True)
+        sp_uniq.attrs = dict(data.attrs)
+        sp_idx = np.arange(n)
     else:
         if isinstance(price, str):
             _require_columns(data, (price,), "price")
