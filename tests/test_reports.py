@@ -587,3 +587,22 @@ def test_run_without_its_declared_outputs_fails(tiny: reports.ReportSpec, tmp_pa
     assert info.value.failed_html.is_file()
     assert not (tmp_path / "tiny-needs-more" / "latest.html").exists()
     assert [p.name for p in (tmp_path / "tiny-needs-more").iterdir()] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["-p", "calibration_end=1990-01-01"], r"'calibration_end' 1990-01-01 is on or before the first transaction \(1997-01-01\)"),
+        (["-p", "calibration_end=1999-01-01"], r"'calibration_end' 1999-01-01 is not before the end of observation \(1998-06-30\)"),
+        (["-p", "observation_end=1996-12-31"], r"no valid transactions left after cleaning"),
+    ],
+)
+def test_dates_outside_the_data_are_rejected_before_any_kernel(
+    tmp_path: Path, args: list[str], pattern: str
+) -> None:
+    out = tmp_path / "out"
+    res = CliRunner().invoke(reports.report_command,
+                             ["value", "--data", "cdnow-sample", "--out", str(out), *args])
+    assert res.exit_code == 2, res.output
+    assert res.output.count("\n") == 1 and re.search(pattern, res.output)
+    assert not out.exists()
