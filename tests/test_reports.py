@@ -606,3 +606,14 @@ def test_dates_outside_the_data_are_rejected_before_any_kernel(
     assert res.exit_code == 2, res.output
     assert res.output.count("\n") == 1 and re.search(pattern, res.output)
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_progress_bar_replaces_plain_log_lines(
+    tiny: reports.ReportSpec, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    lines: list[str] = []
+    res = reports.run(tiny, out=tmp_path, log=lines.append, progress=True)
+    assert res.html.is_file()
+    assert not any("cell" in line for line in lines)  # no per-cell lines with a bar
+    assert re.search(r"\d+/\d+ \[", capfd.readouterr().err)  # tqdm's "n/N [elapsed" on stderr
