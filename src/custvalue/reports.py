@@ -604,12 +604,7 @@ def _preflight(values: Mapping[str, Any]) -> DataProvenance | None:
         frame, quality = load_report_data(source, **load_kwargs)
     except CustvalueError:
         raise
-    except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable or malformed file
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        raise DataValidationError(
-            f"cannot read data {source!r}: {type(exc).__name__}: {msg[:300]}"
-        ) from exc
-    except Exception as exc:  # e.g. duckdb/pyarrow parser errors that are not ValueErrors
+    except Exception as exc:  # unreadable/malformed file; duckdb or pyarrow parser errors
         msg = " ".join(str(exc).split()) or type(exc).__name__
         raise DataValidationError(
             f"cannot read data {source!r}: {type(exc).__name__}: {msg[:300]}"
