@@ -285,6 +285,10 @@ def test_compare_models_ranks_and_chooses_by_rule(cdnow_ch):
     card = holdout_scorecard(res.models["bgnbd"], cdnow_ch)
     assert ok.loc["bgnbd", "rmse"] == pytest.approx(card.metrics.loc["model", "rmse"])
     assert "Rule" in res.summary() and "<table" in res._repr_html_()
+    by_bic = compare_models([BetaGeoModel, ModifiedBetaGeoModel], cdnow_ch, criterion="bic")
+    assert by_bic.chosen_name == by_bic.table["bic"].idxmin()
+    with pytest.raises(ParameterError, match="criterion"):
+        compare_models([BetaGeoModel], cdnow_ch, criterion="r2")
 
 
 def test_tracking_matches_lifetimes_expected_cumulative_transactions(cdnow_sample_tx):

@@ -66,7 +66,7 @@ def _need(data: Any, columns: tuple[str, ...], where: str) -> pd.DataFrame:
 # period transactions
 # ----------------------------------------------------------------------------------------------
 def expected_frequency_distribution(
-    model: Any, T: Any, *, max_frequency: int = 7, max_groups: int = 200
+    model: Any, T: Any, *, max_frequency: int = 7, max_groups: int = 60
 ) -> pd.Series:
     """Expected number of customers with 0, 1, ..., ``max_frequency``+ repeat purchases.
 
