@@ -239,31 +239,37 @@ def _tx_component(
 
     t_model, disc = periods
     # arrays are (periods, rows): each period's values are contiguous
-    steps = np.empty((len(t_model), n))
     if contractual:
         # payment k is made if the contract is renewed k times, P(alive k periods on) =
         # S(T+k)/S(T), at the start of period k — the DERL convention (Fader & Hardie 2010,
         # eq. 6: next payment undiscounted), so a long horizon converges to DERL
+        steps = np.empty((len(t_model), n))
         for k, t in enumerate(t_model):
             steps[k] = _as_float_array(model.probability_alive(uniq, t=t), n, "probability_alive")
         disc = np.concatenate([[1.0], disc[:-1]])
-        cumulative = None
-    else:
-        cum = _purchase_curve(model, uniq, t_model)
-        # expected purchases are non-decreasing in t; clip rounding noise so flows are >= 0
-        np.maximum(cum, 0.0, out=cum)
-        for k in range(1, cum.shape[0]):  # running maximum over the (few) periods
-            np.maximum(cum[k], cum[k - 1], out=cum[k])
-        steps[0] = cum[0]
-        np.subtract(cum[1:], cum[:-1], out=steps[1:])
-        cumulative = cum[-1]
-    out = {"discounted": disc @ steps}
-    if cumulative is not None:
-        out["expected"] = cumulative
-    else:
-        out["expected"] = steps.sum(axis=0)
+        out = {"discounted": disc @ steps, "expected": steps.sum(axis=0)}
+        if want_flows:
+            out["steps"] = steps * disc[:, None]
+        return out
+
+    # E[X(t_k)] = scale * curve[:, idx] (scale = P(alive), or 1 for direct evaluation)
+    scale, cum, idx = _purchase_curve(model, uniq, t_model)
+    # expected purchases are non-decreasing in t; clip rounding noise so flows are >= 0
+    np.maximum(cum, 0.0, out=cum)
+    for k in range(1, cum.shape[0]):  # running maximum over the (few) periods
+        np.maximum(cum[k], cum[k - 1], out=cum[k])
+    steps = np.empty_like(cum)
+    steps[0] = cum[0]
+    np.subtract(cum[1:], cum[:-1], out=steps[1:])
+    discounted, expected = disc @ steps, cum[-1]
+    if idx is None:
+        out = {"discounted": discounted, "expected": expected}
+        if want_flows:
+            out["steps"] = steps * disc[:, None]
+        return out
+    out = {"discounted": scale * discounted[idx], "expected": scale * expected[idx]}
     if want_flows:
-        out["steps"] = steps * disc[:, None]
+        out["steps"] = (steps * disc[:, None])[:, idx] * scale[None, :]
     return out
 
 
@@ -275,8 +281,11 @@ def _direct_curve(model: Any, frame: pd.DataFrame, t_model: np.ndarray) -> np.nd
     return cum
 
 
-def _purchase_curve(model: Any, uniq: pd.DataFrame, t_model: np.ndarray) -> np.ndarray:
-    """Conditional expected purchases E[X(t_k) | x, t_x, T] for every row and period end.
+def _purchase_curve(
+    model: Any, uniq: pd.DataFrame, t_model: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Conditional expected purchases E[X(t_k) | x, t_x, T] for every row and period end, as
+    ``scale * curve[:, idx]`` (``scale`` and ``idx`` None: ``curve`` holds every row).
 
     Fast path, exact for the buy-till-you-die models (BG/NBD, MBG/NBD, Pareto/NBD): given that
     the customer is alive at T, the posterior of the latent purchase and dropout rates depends on
@@ -295,27 +304,25 @@ def _purchase_curve(model: Any, uniq: pd.DataFrame, t_model: np.ndarray) -> np.n
     x = uniq["frequency"].to_numpy(dtype=float)
     T = uniq["T"].to_numpy(dtype=float)
     if n < 2000 or not hasattr(model, "probability_alive"):
-        return _direct_curve(model, uniq, t_model)
+        return None, _direct_curve(model, uniq, t_model), None
     ref = pd.DataFrame({"frequency": x, "recency": np.where(x > 0, T, 0.0), "T": T})
     ref.attrs = dict(uniq.attrs)
     ref_uniq, ref_idx = _compress(ref, ["frequency", "recency", "T"])
     if len(ref_uniq) > 0.5 * n:
-        return _direct_curve(model, uniq, t_model)
+        return None, _direct_curve(model, uniq, t_model), None
     try:
         pa = np.clip(_as_float_array(model.probability_alive(uniq), n, "probability_alive"), 0.0, 1.0)
         pa_ref = _as_float_array(model.probability_alive(ref_uniq), len(ref_uniq), "probability_alive")
     except TypeError:
-        return _direct_curve(model, uniq, t_model)
+        return None, _direct_curve(model, uniq, t_model), None
     if not np.all(np.isfinite(pa_ref) & (pa_ref > 0)):
-        return _direct_curve(model, uniq, t_model)
+        return None, _direct_curve(model, uniq, t_model), None
     alive_curve = _direct_curve(model, ref_uniq, t_model) / pa_ref[None, :]
-    cum = alive_curve[:, ref_idx]
-    cum *= pa[None, :]
     check = np.unique(np.linspace(0, n - 1, 64).astype(np.int64))
     direct = _direct_curve(model, uniq.iloc[check], t_model[-1:])[0]
-    if not np.allclose(cum[-1, check], direct, rtol=1e-7, atol=1e-12):
-        return _direct_curve(model, uniq, t_model)
-    return cum
+    if not np.allclose(pa[check] * alive_curve[-1, ref_idx[check]], direct, rtol=1e-7, atol=1e-12):
+        return None, _direct_curve(model, uniq, t_model), None
+    return pa, alive_curve, ref_idx
 
 
 def _spend_component(model: Any, uniq: pd.DataFrame) -> np.ndarray:
