@@ -208,6 +208,7 @@ def _tx_component(
     periods: tuple[np.ndarray, np.ndarray] | None,
     discount_rate: float,
     want_flows: bool,
+    cache: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
     """Discounted expected transactions (non-contractual) or discounted expected lifetime
     (contractual) per unique row; optionally the per-period expected quantities."""
@@ -253,7 +254,7 @@ def _tx_component(
         return out
 
     # E[X(t_k)] = scale * curve[:, idx] (scale = P(alive), or 1 for direct evaluation)
-    scale, cum, idx = _purchase_curve(model, uniq, t_model)
+    scale, cum, idx = _purchase_curve(model, uniq, t_model, cache)
     # expected purchases are non-decreasing in t; clip rounding noise so flows are >= 0
     np.maximum(cum, 0.0, out=cum)
     for k in range(1, cum.shape[0]):  # running maximum over the (few) periods
@@ -282,7 +283,7 @@ def _direct_curve(model: Any, frame: pd.DataFrame, t_model: np.ndarray) -> np.nd
 
 
 def _purchase_curve(
-    model: Any, uniq: pd.DataFrame, t_model: np.ndarray
+    model: Any, uniq: pd.DataFrame, t_model: np.ndarray, cache: dict[str, Any] | None = None
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Conditional expected purchases E[X(t_k) | x, t_x, T] for every row and period end, as
     ``scale * curve[:, idx]`` (``scale`` and ``idx`` None: ``curve`` holds every row).
@@ -305,9 +306,14 @@ def _purchase_curve(
     T = uniq["T"].to_numpy(dtype=float)
     if n < 2000 or not hasattr(model, "probability_alive"):
         return None, _direct_curve(model, uniq, t_model), None
-    ref = pd.DataFrame({"frequency": x, "recency": np.where(x > 0, T, 0.0), "T": T})
-    ref.attrs = dict(uniq.attrs)
-    ref_uniq, ref_idx = _compress(ref, ["frequency", "recency", "T"])
+    if cache is not None and "ref" in cache:
+        ref_uniq, ref_idx = cache["ref"]
+    else:
+        ref = pd.DataFrame({"frequency": x, "recency": np.where(x > 0, T, 0.0), "T": T})
+        ref.attrs = dict(uniq.attrs)
+        ref_uniq, ref_idx = _compress(ref, ["frequency", "recency", "T"])
+        if cache is not None:
+            cache["ref"] = (ref_uniq, ref_idx)
     if len(ref_uniq) > 0.5 * n:
         return None, _direct_curve(model, uniq, t_model), None
     try:
@@ -562,7 +568,8 @@ def customer_lifetime_value(
         sp_uniq, sp_idx = None, None
 
     # ---- point estimate ---------------------------------------------------------------------
-    tx = _tx_component(transaction_model, tx_uniq, periods, discount_rate, cash_flows)
+    cache: dict[str, Any] = {}  # distinct (frequency, T) rows, shared by all parameter draws
+    tx = _tx_component(transaction_model, tx_uniq, periods, discount_rate, cash_flows, cache)
     spend = spend_fixed if spend_model is None else _spend_component(spend_model, sp_uniq)[sp_idx]
     disc_tx = tx["discounted"][tx_idx]
     clv = margin * spend * disc_tx
@@ -588,7 +595,7 @@ def customer_lifetime_value(
     # ---- interval ---------------------------------------------------------------------------
     if interval is not None and interval_method == "delta":
         z = float(_norm_ppf(0.5 + interval / 2.0))
-        fn_tx = lambda m: _tx_component(m, tx_uniq, periods, discount_rate, False)["discounted"]  # noqa: E731
+        fn_tx = lambda m: _tx_component(m, tx_uniq, periods, discount_rate, False, cache)["discounted"]  # noqa: E731
         j_tx, cov_tx = _log_jacobian(transaction_model, fn_tx, tx["discounted"], "transaction model")
         var_d = np.einsum("ij,jk,ik->i", j_tx, cov_tx, j_tx)
         d_u = tx["discounted"]
@@ -616,7 +623,8 @@ def customer_lifetime_value(
         n_draws = int(n_draws)
         tx_models = _draw_models(transaction_model, n_draws, seed_tx, "transaction model")
         tx_draws = np.vstack(
-            [_tx_component(m, tx_uniq, periods, discount_rate, False)["discounted"] for m in tx_models]
+            [_tx_component(m, tx_uniq, periods, discount_rate, False, cache)["discounted"]
+             for m in tx_models]
         )
         if spend_model is not None:
             sp_models = _draw_models(spend_model, n_draws, seed_sp, "spend model")
