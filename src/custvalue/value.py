@@ -5,8 +5,7 @@ Model-based CLV (non-contractual)
 ---------------------------------
 For customer *i* with summary ``(x_i, t_x_i, T_i)`` the transaction model gives the conditional
 expected number of purchases in the next *t* time units, :math:`E[X_i(t)]` (Fader, Hardie & Lee
-2005a, eq. 10 for BG/NBD; Schmittlein, Morrison & Colombo 1987 / Fader, Hardie & Lee 2005b
-eq. 22 for Pareto/NBD). The horizon is cut into periods of one ``time_unit`` each (the last one
+2005a, eq. 10 for BG/NBD; Schmittlein, Morrison & Colombo 1987 for Pareto/NBD). The horizon is cut into periods of one ``time_unit`` each (the last one
 possibly partial); the expected purchases in period *k* are the differences
 
 .. math:: \\Delta_{ik} = E[X_i(t_k)] - E[X_i(t_{k-1})],\\qquad t_0 = 0,
@@ -15,7 +14,7 @@ with :math:`t_k` the end of period *k* expressed exactly in the model's time uni
 365.25/12 days, never 30). Each period's cash flow is received at the period end and discounted
 with the yearly ``discount_rate`` *d* compounded over the exact elapsed time in years,
 :math:`(1+d)^{-y_k}`. With the spend model's expected spend per purchase :math:`m_i`
-(Fader, Hardie & Lee 2005c, eq. 5 for Gamma-Gamma) and a margin *g*,
+(Gamma-Gamma: Fader, Hardie & Lee 2005b, eq. 5; Fader & Hardie 2013) and a margin *g*,
 
 .. math:: \\mathrm{CLV}_i = g\\, m_i \\sum_k \\Delta_{ik} (1+d)^{-y_k}.
 
@@ -45,8 +44,10 @@ pair of draws (``model.with_params``) and the interval is the equal-tailed perce
 those recomputed values. The point estimate stays the value at the maximum-likelihood estimate.
 ``interval_method="delta"`` replaces the draws by the first-order (delta-method) approximation on
 the log scale, which needs two model evaluations per parameter instead of ``n_draws`` — the choice
-for millions of customers. The interval describes how well the *expected* value is known, not how much an individual
-customer's realised spend will vary (that randomness is much larger and is not included).
+for millions of customers. The interval describes how well the *expected* value is known, not how
+much an individual customer's realised spend will vary (that randomness is much larger and is not
+included). Coverage of the sampled interval was checked by simulation (90 of 100 simulated data
+sets; see ``tests/test_value.py``).
 The total over customers gets its own interval from the per-draw totals
 (``result.attrs["total"]`` or :func:`total_value`), because the sum of per-customer bounds is not a
 bound of the sum.
