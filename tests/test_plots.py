@@ -78,12 +78,16 @@ def _labelled(ax) -> None:
 
 def test_expected_frequency_distribution_is_poisson_closed_form(ch_summary):
     model = PoissonModel(0.05)
-    dist = plots.expected_frequency_distribution(model, ch_summary["T"], max_frequency=4)
+    dist = plots.expected_frequency_distribution(model, ch_summary["T"], max_frequency=4, max_groups=1000)
     T = ch_summary["T"].to_numpy()
     for n in range(4):
         assert dist.iloc[n] == pytest.approx(stats.poisson.pmf(n, 0.05 * T).sum())
     assert dist.iloc[4] == pytest.approx(stats.poisson.sf(3, 0.05 * T).sum())
     assert dist.sum() == pytest.approx(len(T))
+    # with ages grouped (91 distinct ages into 20 groups) the histogram stays close
+    grouped = plots.expected_frequency_distribution(model, ch_summary["T"], max_frequency=4, max_groups=20)
+    np.testing.assert_allclose(grouped, dist, rtol=0.02)
+    assert grouped.sum() == pytest.approx(len(T))
 
 
 def test_plot_period_transactions(ch_summary):
