@@ -177,10 +177,12 @@ def test_tracking_constant_rate_hand_computed():
     )
     model = RateModel(lam=0.5)
     tab = tracking(model, tx, period="W", end="2021-01-25")
-    # weeks start on 2021-01-04: [04-11), [11-18), [18-25), [25-...)
+    # weeks start on 2021-01-04: [04-11), [11-18), [18-25), and the end day [25-26) cut short
     assert list(tab["actual"]) == [1.0, 1.0, 1.0, 0.0]
-    # cohort a (01-04) and b (01-11): expected cumulative at week ends 0.5*(7, 14+7, 21+14, 28+21)
-    np.testing.assert_allclose(tab["expected_cumulative"], 0.5 * np.array([7, 21, 35, 49]))
+    assert tab["period_end"].iloc[-1] == pd.Timestamp("2021-01-26")
+    # cohort a (01-04) and b (01-11): expected cumulative at the period ends
+    # 0.5 * (7, 14 + 7, 21 + 14, 22 + 15)
+    np.testing.assert_allclose(tab["expected_cumulative"], 0.5 * np.array([7, 21, 35, 37]))
     np.testing.assert_allclose(tab["actual_cumulative"], [1, 2, 3, 3])
     assert not tab["in_holdout"].any()
 

@@ -669,8 +669,9 @@ def tracking(
         Marks rows in the holdout (``in_holdout`` column); default ``summary.attrs
         ["calibration_end"]`` if present.
     end : date-like, optional
-        Last date of the table; default the last transaction date (or ``summary.attrs
-        ["observation_end"]``).
+        Last date of the table (a bare date includes that day; the last period is cut there so
+        its expected count covers the same days as the actual one); default the last
+        transaction date (or ``summary.attrs["observation_end"]``).
     customer_col, date_col : str
         Column names in ``tx``.
 
@@ -709,9 +710,11 @@ def tracking(
     end = pd.Timestamp(end)
     start = first.min().normalize()
     plen = pd.Timedelta(days=DAYS_PER_UNIT[punit])
-    n_periods = max(1, math.ceil((end - start) / plen + 1e-9))
+    # a bare date as end includes that whole day; the last period is cut at the end
+    end_excl = end + pd.Timedelta(days=1) if end == end.normalize() else end
+    n_periods = max(1, math.ceil((end_excl - start) / plen - 1e-9))
     bounds = start + plen * np.arange(n_periods + 1)
-    bounds = pd.DatetimeIndex(bounds)
+    bounds = pd.DatetimeIndex(np.minimum(np.asarray(bounds, dtype="datetime64[ns]"), end_excl.to_datetime64()))
 
     # actual repeat transactions: distinct model-unit buckets after the first one
     unit_td = pd.Timedelta(days=DAYS_PER_UNIT[munit])
