@@ -563,3 +563,26 @@ def test_clv_is_finite_nonnegative_and_bounded_by_undiscounted(data, rate, horiz
     assert (res["clv"] <= res["expected_purchases"] * res["expected_spend"] * (1 + 1e-9) + 1e-12).all()
     flows = res[[c for c in res.columns if c.startswith("cash_flow_")]]
     np.testing.assert_allclose(flows.sum(axis=1), res["clv"], rtol=1e-9, atol=1e-9)
+
+
+@st.composite
+def _transactions(draw):
+    n = draw(st.integers(1, 40))
+    cust = draw(st.lists(st.sampled_from(["a", "b", "c", "d", "e"]), min_size=n, max_size=n))
+    days = draw(st.lists(st.integers(0, 900), min_size=n, max_size=n))
+    amounts = draw(st.lists(st.floats(0.0, 1e4, allow_nan=False), min_size=n, max_size=n))
+    seg = draw(st.lists(st.sampled_from(["x", "y"]), min_size=n, max_size=n))
+    return pd.DataFrame({"customer_id": cust, "date": pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D"),
+                         "amount": amounts, "segment": seg})
+
+
+@settings(max_examples=30, deadline=None)
+@given(tx=_transactions(), method=st.sampled_from(["churn", "span"]))
+def test_heuristic_is_finite_and_counts_every_customer(tx, method):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = heuristic_ltv(tx, margin=0.4, by="segment", lifetime_method=method)
+    assert res["n_customers"].sum() == tx["customer_id"].nunique()
+    assert res["n_orders"].sum() == len(tx.assign(d=tx["date"].dt.normalize())[["customer_id", "d"]].drop_duplicates())
+    vals = res[["avg_check", "purchases_per_month", "lifetime_months", "heuristic_ltv"]].to_numpy(float)
+    assert np.isfinite(vals).all() and (vals >= 0).all()
