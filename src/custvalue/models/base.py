@@ -41,6 +41,9 @@ Methods to implement
     Extra checks on the raw input arrays; raise :class:`~custvalue.errors.DataValidationError`.
 ``_fit_rows(self, data) -> np.ndarray | None`` (optional)
     Boolean mask of the rows the likelihood uses (Gamma-Gamma: repeat customers only).
+``_fit_problem(self, params, data, weights) -> str | None`` (optional)
+    Model-specific check of a degenerate optimum (e.g. the mean purchase rate running to zero);
+    a returned message is raised as :class:`~custvalue.errors.ConvergenceError`.
 
 Prediction methods are written by the subclass using ``self._params_array()`` (natural scale,
 raises :class:`~custvalue.errors.ModelNotFittedError` when there are none) and
@@ -88,6 +91,7 @@ from ..errors import (
 __all__ = ["BaseModel", "BoundaryFitWarning", "ModelSummary", "load_model"]
 
 _LOG_BOUND = 30.0  # |log(param)| beyond which a parameter has "run away" (1e-13 .. 1e13)
+_RUNAWAY = math.log(1e10)  # a parameter beyond 1e10 or below 1e-10 has run away (unless a limit)
 _MODEL_REGISTRY: dict[str, type[BaseModel]] = {}
 
 
@@ -260,6 +264,11 @@ class BaseModel:
         return None
 
     def _fit_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        return None
+
+    def _fit_problem(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> str | None:
         return None
 
     # ------------------------------------------------------------------ options / params
@@ -691,9 +700,16 @@ class BaseModel:
         runaway = [
             names[j]
             for j in range(k)
-            if abs(phi[j]) >= _LOG_BOUND - 1.0
+            if abs(phi[j]) >= _RUNAWAY
             and not any(names[j] in g for g, _ in boundary_groups)
         ]
+        problem = self._fit_problem(np.exp(phi), data, weights)
+        if problem:
+            raise ConvergenceError(
+                f"{type(self).__name__} did not converge: {problem}. Try another time unit "
+                "(weeks instead of days), more data or a longer observation window, or a small "
+                "penalty such as penalizer_coef=0.01"
+            )
         if runaway:
             direction = {
                 n: ("to infinity" if phi[names.index(n)] > 0 else "to zero") for n in runaway
@@ -792,6 +808,9 @@ class BaseModel:
         base_ll = loglik(phi)
         for group, desc in self._limit_groups:
             idx = [names.index(n) for n in group]
+            if np.ptp(phi[idx]) > math.log(1e8) or phi[idx].min() < -math.log(1e3):
+                # one member ran off alone: not this joint limit
+                continue
             # cheap screen: scaling the group up 1000x (ratio fixed, others held) must not cost
             # more than a sliver of likelihood, otherwise the optimum is interior for this group
             quick = phi.copy()
@@ -799,6 +818,11 @@ class BaseModel:
             with np.errstate(all="ignore"):
                 quick_ll = loglik(quick)
             if not np.isfinite(quick_ll) or quick_ll < base_ll - 1e-3 * max(1.0, abs(base_ll)):
+                continue
+            if phi[idx].min() > math.log(1e5):
+                # the optimiser already walked far along the ridge; the likelihood there is flat
+                # to rounding error, so this is the limiting model
+                found.append((tuple(group), desc))
                 continue
             probe = phi.copy()
             probe[idx] += math.log(1e3)
@@ -825,6 +849,9 @@ class BaseModel:
                 cur, cur_ll = r2.x.copy(), ll2
                 if gain < 1e-10 * max(1.0, abs(cur_ll)):
                     break
+            if cur[idx].min() < math.log(1e2):
+                # not the joint limit: a single parameter is running away (caught by the caller)
+                continue
             phi = cur
             found.append((tuple(group), desc))
         return phi, found
@@ -867,7 +894,7 @@ class BaseModel:
     @staticmethod
     def _wald_intervals(theta: np.ndarray, se: np.ndarray, level: float) -> pd.DataFrame:
         z = stats.norm.ppf(0.5 + level / 2.0)
-        se_log = se / theta
+        se_log = np.minimum(se / theta, 50.0)
         return pd.DataFrame(
             {"lower": theta * np.exp(-z * se_log), "upper": theta * np.exp(z * se_log)}
         )

@@ -107,8 +107,12 @@ def _logit_quadrature_q(s: np.ndarray, a: np.ndarray, beta: np.ndarray, u: np.nd
         g = -np.expm1(-s[idx, None] * np.log1p(p * u[idx, None])) / p
         vals = g * np.exp(log_dens)
         integral = h * (vals.sum(axis=1) - 0.5 * (vals[:, 0] + vals[:, -1]))
-        # closed-form left tail below the grid: p ~ e^y, 1 - p ~ 1, g ~ s u
-        tail = s[idx] * u[idx] * np.exp(a[idx] * lo[idx] - betaln(a[idx], beta[idx])) / a[idx]
+        # left tail below the grid: the log-density is concave with slope a(1-p) - beta p at the
+        # grid's end, so the tail mass is at most density(lo) / slope; g <= s u there
+        slope = a[idx] * (1.0 - p[:, 0]) - beta[idx] * p[:, 0]
+        tail = np.where(
+            slope > 0, s[idx] * u[idx] * np.exp(log_dens[:, 0]) / np.where(slope > 0, slope, 1.0), 0.0
+        )
         out[idx] = integral + tail
     return out
 
@@ -238,7 +242,7 @@ class _BetaGeoFamily(BaseModel):
         # log B(a, b+x+m) - log B(a, b) = [lnG(b+x+m) - lnG(b)] - [lnG(a+b+x+m) - lnG(a+b)]
         log_a2 = _lgamma_ratio(b, x + m) - _lgamma_ratio(a + b, x + m)
         log_a3 = -(r + x) * np.log(alpha + T)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             log_a4 = np.log(a) - np.log(b + x + m - 1.0) - (r + x) * np.log(alpha + tx)
         if not self._modified:
             log_a4 = np.where(x > 0, log_a4, -np.inf)
@@ -249,7 +253,7 @@ class _BetaGeoFamily(BaseModel):
         x, tx, T = data["frequency"], data["recency"], data["T"]
         m = 1.0 if self._modified else 0.0
         log_a3 = -(r + x) * np.log(alpha + T)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             log_a4 = np.log(a) - np.log(b + x + m - 1.0) - (r + x) * np.log(alpha + tx)
         if not self._modified:
             log_a4 = np.where(x > 0, log_a4, -np.inf)
@@ -278,6 +282,20 @@ class _BetaGeoFamily(BaseModel):
             [[1.0, alpha0, 1.0, 3.0], [1.0, max(max_T, 1e-6) / 10.0, 1.0, 1.0]], dtype=np.float64
         )
 
+    def _fit_problem(
+        self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> str | None:
+        r, alpha, _, _ = params
+        max_T = float(np.max(data["T"]))
+        if r / alpha * max(max_T, 1e-12) < 1e-6:
+            n_rep = float(weights @ (data["frequency"] > 0))
+            return (
+                f"the mean purchase rate r/alpha ran to zero (r={r:.3g}, alpha={alpha:.3g}); "
+                f"{n_rep:g} customers have repeat purchases, which is too few to estimate the "
+                "purchase process"
+            )
+        return None
+
     # ---- prediction helpers
     def _alive_log_odds_dead(
         self, params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray
@@ -285,7 +303,7 @@ class _BetaGeoFamily(BaseModel):
         """log P(dead)/P(alive) given history (FHL 2005 eq. 10's denominator; Batislam eq. 5)."""
         r, alpha, a, b = params
         m = 1.0 if self._modified else 0.0
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             lo = (
                 np.log(a)
                 - np.log(b + x + m - 1.0)
