@@ -41,6 +41,12 @@ Methods to implement
     Extra checks on the raw input arrays; raise :class:`~custvalue.errors.DataValidationError`.
 ``_fit_rows(self, data) -> np.ndarray | None`` (optional)
     Boolean mask of the rows the likelihood uses (Gamma-Gamma: repeat customers only).
+``_loglik_and_gradient_rows(self, log_params, data) -> (ll_rows, grad_rows) | None`` (optional)
+    Both at once when they share work; the optimiser asks for value and gradient at the same
+    point, and the base class memoises the pair.
+``_prepare_data(self, data) -> dict`` (optional)
+    Called once on the compressed fit data; add precomputed keys (e.g. distinct frequencies and
+    their inverse index, so gamma-function terms are evaluated per distinct value).
 ``_fit_problem(self, params, data, weights) -> str | None`` (optional)
     Model-specific check of a degenerate optimum (e.g. the mean purchase rate running to zero);
     a returned message is raised as :class:`~custvalue.errors.ConvergenceError`.
@@ -265,6 +271,14 @@ class BaseModel:
 
     def _fit_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray | None:
         return None
+
+    def _loglik_and_gradient_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        return None
+
+    def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return data
 
     def _fit_problem(
         self, params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
@@ -536,15 +550,26 @@ class BaseModel:
         total_w = float(weights.sum())
         pen = float(self.penalizer_coef)
 
+        memo: dict[str, Any] = {}
+
+        def both(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+            key = phi.tobytes()
+            if memo.get("key") != key:
+                memo["key"] = key
+                memo["value"] = self._loglik_and_gradient_rows(phi, data)
+            return memo["value"]
+
         def loglik(phi: np.ndarray) -> float:
-            ll = self._log_likelihood_rows(phi, data)
+            pair = both(phi)
+            ll = pair[0] if pair is not None else self._log_likelihood_rows(phi, data)
             value = float(weights @ ll)
             if pen:
                 value -= total_w * pen * float(np.sum(np.exp(2.0 * phi)))
             return value
 
         def grad(phi: np.ndarray) -> np.ndarray:
-            rows = self._gradient_rows(phi, data)
+            pair = both(phi)
+            rows = pair[1] if pair is not None else self._gradient_rows(phi, data)
             if rows is None:
                 g = np.empty_like(phi)
                 for j in range(phi.size):
@@ -658,7 +683,7 @@ class BaseModel:
         cols = list(self._data_columns)
         uniq, inverse = unique_rows([arrays[c] for c in cols])
         cw = np.bincount(inverse, weights=w, minlength=uniq[0].size)
-        cdata = dict(zip(cols, uniq, strict=True))
+        cdata = self._prepare_data(dict(zip(cols, uniq, strict=True)))
         self._fit_core(cdata, cw)
         return self
 
@@ -863,7 +888,7 @@ class BaseModel:
         if boundary_groups:
             return phi
         cur_ll = loglik(phi)
-        for _ in range(5):
+        for _ in range(2):
             g = grad(phi)
             h = self._hessian_log(grad, phi)
             try:

@@ -226,48 +226,70 @@ class _BetaGeoFamily(BaseModel):
         # BG/NBD: b + x - 1 (only when x > 0); MBG/NBD: b + x (always)
         return 0.0 if self._modified else -1.0
 
-    def _log_likelihood_rows(
-        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
-    ) -> np.ndarray:
-        """Per-customer log-likelihood: FHL (2005) eq. 6; MBG: Batislam et al. (2007) eq. 3.
+    def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Distinct x, t_x and T with inverse indices: gamma terms and logs run per distinct value."""
+        out = dict(data)
+        for key, name in (("x", "frequency"), ("tx", "recency"), ("T", "T")):
+            uniq, inv = np.unique(data[name], return_inverse=True)
+            out[f"_u_{key}"], out[f"_i_{key}"] = uniq, inv
+        return out
+
+    def _core(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray], need_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Row log-likelihood (FHL 2005 eq. 6; Batislam et al. 2007 eq. 3) and its gradient.
 
         ``L = B(a, b+x+m)/B(a, b) * Gamma(r+x) alpha^r / Gamma(r) * [(alpha+T)^-(r+x)
         + d * a/(b+x+m-1) * (alpha+t_x)^-(r+x)]`` with ``m = 0, d = 1{x>0}`` for BG/NBD and
-        ``m = 1, d = 1`` for MBG/NBD.
+        ``m = 1, d = 1`` for MBG/NBD. Terms that depend on x only are computed per distinct x.
         """
+        if "_u_x" not in data:
+            data = self._prepare_data(dict(data))
         r, alpha, a, b = np.exp(log_params)
-        x, tx, T = data["frequency"], data["recency"], data["T"]
+        ux, ix = data["_u_x"], data["_i_x"]
         m = 1.0 if self._modified else 0.0
-        log_a1 = _lgamma_ratio(r, x) + r * np.log(alpha)
-        # log B(a, b+x+m) - log B(a, b) = [lnG(b+x+m) - lnG(b)] - [lnG(a+b+x+m) - lnG(a+b)]
-        log_a2 = _lgamma_ratio(b, x + m) - _lgamma_ratio(a + b, x + m)
-        log_a3 = -(r + x) * np.log(alpha + T)
+        # per distinct x
+        x_terms = _lgamma_ratio(r, ux) + _lgamma_ratio(b, ux + m) - _lgamma_ratio(a + b, ux + m)
         with np.errstate(divide="ignore", invalid="ignore"):
-            log_a4 = np.log(a) - np.log(b + x + m - 1.0) - (r + x) * np.log(alpha + tx)
+            dead_u = np.log(a) - np.log(b + ux + m - 1.0)
         if not self._modified:
-            log_a4 = np.where(x > 0, log_a4, -np.inf)
-        return log_a1 + log_a2 + np.logaddexp(log_a3, log_a4)
-
-    def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        r, alpha, a, b = np.exp(log_params)
-        x, tx, T = data["frequency"], data["recency"], data["T"]
-        m = 1.0 if self._modified else 0.0
-        log_a3 = -(r + x) * np.log(alpha + T)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_a4 = np.log(a) - np.log(b + x + m - 1.0) - (r + x) * np.log(alpha + tx)
-        if not self._modified:
-            log_a4 = np.where(x > 0, log_a4, -np.inf)
+            dead_u = np.where(ux > 0, dead_u, -np.inf)
+        rx = r + data["frequency"]
+        lat = np.log(alpha + data["_u_T"])[data["_i_T"]]
+        lax = np.log(alpha + data["_u_tx"])[data["_i_tx"]]
+        log_a3 = -rx * lat
+        log_a4 = dead_u[ix] - rx * lax
+        ll = r * np.log(alpha) + x_terms[ix] + np.logaddexp(log_a3, log_a4)
+        if not need_grad:
+            return ll, None
         w4 = expit(log_a4 - log_a3)
         w3 = 1.0 - w4
-        lat, lax = np.log(alpha + T), np.log(alpha + tx)
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * lat - w4 * lax
-        d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + tx))
-        dg_ab = digamma(a + b) - digamma(a + b + x + m)
+        d_r = (digamma(r + ux) - digamma(r))[ix] + np.log(alpha) - w3 * lat - w4 * lax
+        inv_T = 1.0 / (alpha + data["_u_T"])
+        inv_tx = 1.0 / (alpha + data["_u_tx"])
+        d_alpha = r / alpha - rx * (w3 * inv_T[data["_i_T"]] + w4 * inv_tx[data["_i_tx"]])
+        dg_ab = (digamma(a + b) - digamma(a + b + ux + m))[ix]
         d_a = dg_ab + w4 / a
         with np.errstate(divide="ignore", invalid="ignore"):
-            inv_dead = np.where(w4 > 0, w4 / (b + x + m - 1.0), 0.0)
-        d_b = dg_ab + digamma(b + x + m) - digamma(b) - inv_dead
-        return np.column_stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+            inv_dead = np.where(ux + m - 1.0 + b > 0, 1.0 / (b + ux + m - 1.0), 0.0)[ix]
+        d_b = dg_ab + (digamma(b + ux + m) - digamma(b))[ix] - w4 * inv_dead
+        grad = np.column_stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+        return ll, grad
+
+    def _log_likelihood_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """Per-customer log-likelihood: FHL (2005) eq. 6; MBG: Batislam et al. (2007) eq. 3."""
+        return self._core(log_params, data, need_grad=False)[0]
+
+    def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._core(log_params, data, need_grad=True)[1]  # type: ignore[return-value]
+
+    def _loglik_and_gradient_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ll, grad = self._core(log_params, data, need_grad=True)
+        return ll, grad  # type: ignore[return-value]
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, T = data["frequency"], data["T"]
