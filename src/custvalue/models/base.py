@@ -97,6 +97,7 @@ from ..errors import (
 __all__ = ["BaseModel", "BoundaryFitWarning", "ModelSummary", "load_model"]
 
 _LOG_BOUND = 30.0  # |log(param)| beyond which a parameter has "run away" (1e-13 .. 1e13)
+_WARM_START_ROWS = 40000  # above this many distinct rows, warm-start from a subset
 _RUNAWAY = math.log(1e10)  # a parameter beyond 1e10 or below 1e-10 has run away (unless a limit)
 _MODEL_REGISTRY: dict[str, type[BaseModel]] = {}
 
@@ -609,14 +610,19 @@ class BaseModel:
             options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
         )
 
-    def _hessian_log(self, grad: Any, phi: np.ndarray) -> np.ndarray:
+    def _hessian_log(self, grad: Any, phi: np.ndarray, central: bool = True) -> np.ndarray:
+        """Hessian by differences of the analytic gradient (central, or forward for big data)."""
         k = phi.size
         hess = np.empty((k, k))
+        g0 = None if central else grad(phi)
         for j in range(k):
-            h = 1e-5 * max(1.0, abs(phi[j]))
+            h = (1e-5 if central else 2e-6) * max(1.0, abs(phi[j]))
             e = np.zeros(k)
             e[j] = h
-            hess[:, j] = (grad(phi + e) - grad(phi - e)) / (2 * h)
+            if central:
+                hess[:, j] = (grad(phi + e) - grad(phi - e)) / (2 * h)
+            else:
+                hess[:, j] = (grad(phi + e) - g0) / h
         return (hess + hess.T) / 2.0
 
     def fit(self, data: pd.DataFrame, *, weights: Any = None) -> BaseModel:
@@ -703,10 +709,31 @@ class BaseModel:
         if len(starts) < 2:
             starts.append(np.zeros(k))
         results = []
-        for s in starts:
-            results.append(self._optimise(loglik, grad, s, scale))
+        n_rows = weights.size
+        big = n_rows > _WARM_START_ROWS
+        if big:
+            # warm start: optimise on a random subset of the distinct rows (reweighted), then
+            # polish on everything; the full likelihood is evaluated a handful of times only
+            rng_sub = np.random.default_rng(1987)
+            pick = np.sort(rng_sub.choice(n_rows, _WARM_START_ROWS // 2, replace=False))
+            sub = self._prepare_data({c: np.asarray(v)[pick] for c, v in data.items() if not c.startswith("_")})
+            sw = weights[pick] * (total_w / float(weights[pick].sum()))
+            s_loglik, s_grad = self._objective_factory(sub, sw)
+            sub_results = [self._optimise(s_loglik, s_grad, s, scale) for s in starts]
+            sub_best = min(sub_results, key=lambda r: r.fun)
+            full = self._optimise(loglik, grad, sub_best.x, scale)
+            results.append(full)
+            ok = np.isfinite(full.fun) and (
+                float(np.max(np.abs(grad(full.x)))) / scale < 1e-6
+            )
+            if not ok:
+                for s in starts:
+                    results.append(self._optimise(loglik, grad, s, scale))
+        else:
+            for s in starts:
+                results.append(self._optimise(loglik, grad, s, scale))
         vals = [-r.fun for r in results if np.isfinite(r.fun)]
-        if len(vals) < 2 or (max(vals) - min(vals)) > 1e-7 * max(1.0, abs(max(vals))):
+        if not big and (len(vals) < 2 or (max(vals) - min(vals)) > 1e-7 * max(1.0, abs(max(vals)))):
             rng = np.random.default_rng(20050101)
             best = min(results, key=lambda r: r.fun)
             for _ in range(3):
@@ -720,7 +747,7 @@ class BaseModel:
             )
         phi = best.x.copy()
         phi, boundary_groups = self._handle_boundary(loglik, grad, phi, scale)
-        phi = self._polish(loglik, grad, phi, boundary_groups)
+        phi, hess_log = self._polish(loglik, grad, phi, boundary_groups, central=not big)
 
         runaway = [
             names[j]
@@ -753,7 +780,8 @@ class BaseModel:
             raise ConvergenceError(
                 f"{type(self).__name__}: the log-likelihood at the optimum is not finite"
             )
-        hess_log = self._hessian_log(grad, phi)
+        if hess_log is None:
+            hess_log = self._hessian_log(grad, phi, central=not big)
         theta = np.exp(phi)
         # information in log space including the gradient term: I = -(H_log - diag(g))
         info_log = -(hess_log - np.diag(g_log))
@@ -882,30 +910,35 @@ class BaseModel:
         return phi, found
 
     def _polish(
-        self, loglik: Any, grad: Any, phi: np.ndarray, boundary_groups: Sequence[Any]
-    ) -> np.ndarray:
-        """A few safeguarded Newton steps on the log-parameters (skipped at boundary fits)."""
+        self,
+        loglik: Any,
+        grad: Any,
+        phi: np.ndarray,
+        boundary_groups: Sequence[Any],
+        central: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One safeguarded Newton step on the log-parameters (skipped at boundary fits).
+
+        Returns the new point and the Hessian when it may be reused for the covariance (the step
+        was rejected or negligible), else ``None``.
+        """
         if boundary_groups:
-            return phi
+            return phi, None
         cur_ll = loglik(phi)
-        for _ in range(2):
-            g = grad(phi)
-            h = self._hessian_log(grad, phi)
-            try:
-                step = np.linalg.solve(h, -g)
-            except np.linalg.LinAlgError:
-                break
-            if not np.all(np.isfinite(step)) or np.max(np.abs(step)) > 1.0:
-                break
-            cand = phi + step
-            with np.errstate(all="ignore"):
-                cand_ll = loglik(cand)
-            if not np.isfinite(cand_ll) or cand_ll < cur_ll:
-                break
-            phi, gained, cur_ll = cand, cand_ll - cur_ll, cand_ll
-            if gained < 1e-12 * max(1.0, abs(cur_ll)):
-                break
-        return phi
+        g = grad(phi)
+        h = self._hessian_log(grad, phi, central=central)
+        try:
+            step = np.linalg.solve(h, -g)
+        except np.linalg.LinAlgError:
+            return phi, h
+        if not np.all(np.isfinite(step)) or np.max(np.abs(step)) > 1.0:
+            return phi, h
+        cand = phi + step
+        with np.errstate(all="ignore"):
+            cand_ll = loglik(cand)
+        if not np.isfinite(cand_ll) or cand_ll < cur_ll:
+            return phi, h
+        return cand, (h if np.max(np.abs(step)) < 1e-5 else None)
 
     def _set_covariance(self, cov: np.ndarray) -> None:
         names = list(self._param_names)

@@ -259,10 +259,14 @@ class _BetaGeoFamily(BaseModel):
         lax = np.log(alpha + data["_u_tx"])[data["_i_tx"]]
         log_a3 = -rx * lat
         log_a4 = dead_u[ix] - rx * lax
-        ll = r * np.log(alpha) + x_terms[ix] + np.logaddexp(log_a3, log_a4)
+        d = log_a4 - log_a3
+        with np.errstate(invalid="ignore"):
+            e = np.exp(-np.abs(d))  # d = -inf (no dead branch) gives e = 0
+        pos = d > 0
+        ll = r * np.log(alpha) + x_terms[ix] + log_a3 + np.where(pos, d, 0.0) + np.log1p(e)
         if not need_grad:
             return ll, None
-        w4 = expit(log_a4 - log_a3)
+        w4 = np.where(pos, 1.0, e) / (1.0 + e)
         w3 = 1.0 - w4
         d_r = (digamma(r + ux) - digamma(r))[ix] + np.log(alpha) - w3 * lat - w4 * lax
         inv_T = 1.0 / (alpha + data["_u_T"])

@@ -73,39 +73,64 @@ class GammaGammaModel(BaseModel):
                 "or net returns before summarising"
             )
 
-    def _log_likelihood_rows(
-        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
-    ) -> np.ndarray:
+    def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Precompute data-only terms (log m, log x, x m) and distinct frequencies."""
+        out = dict(data)
+        x, m = data["frequency"], data["monetary_value"]
+        out["_u_x"], out["_i_x"] = np.unique(x, return_inverse=True)
+        out["_log_m"] = np.log(m)
+        out["_log_x"] = np.log(x)
+        out["_xm"] = x * m
+        return out
+
+    def _core(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray], need_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Log-density of the observed average spend ``m`` given ``x`` transactions.
 
         Fader & Hardie (2013), eq. 3 (the distribution of the mean of x Gamma(p, nu) values
         integrated over nu ~ Gamma(q, gamma)):
         ``lnG(px+q) - lnG(px) - lnG(q) + q ln(gamma) + (px-1) ln(m) + px ln(x)
-        - (px+q) ln(gamma + x m)``.
+        - (px+q) ln(gamma + x m)``. Gamma-function terms are evaluated per distinct x.
         """
+        if "_u_x" not in data:
+            data = self._prepare_data(dict(data))
         p, q, gamma = np.exp(log_params)
-        x, m = data["frequency"], data["monetary_value"]
+        ux, ix = data["_u_x"], data["_i_x"]
+        x = data["frequency"]
         px = p * x
-        return (
-            gammaln(px + q)
-            - gammaln(px)
+        pux = p * ux
+        log_gxm = np.log(gamma + data["_xm"])
+        ll = (
+            (gammaln(pux + q) - gammaln(pux))[ix]
             - gammaln(q)
             + q * np.log(gamma)
-            + (px - 1.0) * np.log(m)
-            + px * np.log(x)
-            - (px + q) * np.log(gamma + x * m)
+            + (px - 1.0) * data["_log_m"]
+            + px * data["_log_x"]
+            - (px + q) * log_gxm
         )
+        if not need_grad:
+            return ll, None
+        dg = digamma(pux + q)
+        d_p = x * ((dg - digamma(pux))[ix] + data["_log_m"] + data["_log_x"] - log_gxm)
+        d_q = (dg - digamma(q))[ix] + np.log(gamma) - log_gxm
+        d_gamma = q / gamma - (px + q) / (gamma + data["_xm"])
+        return ll, np.column_stack([d_p * p, d_q * q, d_gamma * gamma])
+
+    def _log_likelihood_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """Fader & Hardie (2013) eq. 3, per customer (see :meth:`_core`)."""
+        return self._core(log_params, data, need_grad=False)[0]
 
     def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        p, q, gamma = np.exp(log_params)
-        x, m = data["frequency"], data["monetary_value"]
-        px = p * x
-        log_gxm = np.log(gamma + x * m)
-        dg = digamma(px + q)
-        d_p = x * (dg - digamma(px) + np.log(m) + np.log(x) - log_gxm)
-        d_q = dg - digamma(q) + np.log(gamma) - log_gxm
-        d_gamma = q / gamma - (px + q) / (gamma + x * m)
-        return np.column_stack([d_p * p, d_q * q, d_gamma * gamma])
+        return self._core(log_params, data, need_grad=True)[1]  # type: ignore[return-value]
+
+    def _loglik_and_gradient_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ll, grad = self._core(log_params, data, need_grad=True)
+        return ll, grad  # type: ignore[return-value]
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, m = data["frequency"], data["monetary_value"]
