@@ -204,3 +204,24 @@ def test_penalty_shrinks_parameters_and_reports_the_unpenalised_likelihood(fitte
         np.log(pen.params_.to_numpy()), {c: cdnow[c].to_numpy(float) for c in ("frequency", "recency", "T")}
     ).sum()
     assert pen.log_likelihood_ == pytest.approx(ll_direct, rel=1e-12)
+
+
+def test_warm_start_path_for_large_data_reaches_the_same_optimum(cdnow, fitted, monkeypatch):
+    import custvalue.models.base as base
+
+    monkeypatch.setattr(base, "_WARM_START_ROWS", 400)  # CDNOW has ~1000 distinct rows
+    warm = BetaGeoModel().fit(cdnow)
+    np.testing.assert_allclose(warm.params_, fitted.params_, rtol=1e-6)
+    assert warm.log_likelihood_ >= fitted.log_likelihood_ - 1e-7
+    np.testing.assert_allclose(warm.standard_errors_, fitted.standard_errors_, rtol=1e-3)
+    gg_data = load_cdnow_summary_with_monetary()
+    small = GammaGammaModel().fit(gg_data)
+    monkeypatch.setattr(base, "_WARM_START_ROWS", 200)
+    big = GammaGammaModel().fit(gg_data)
+    np.testing.assert_allclose(big.params_, small.params_, rtol=1e-6)
+
+
+def load_cdnow_summary_with_monetary() -> pd.DataFrame:
+    from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
+
+    return load_cdnow_summary_data_with_monetary_value()
