@@ -16,6 +16,9 @@ Class attributes
     Summary columns the likelihood needs, e.g. ``("frequency", "recency", "T")``.
 ``_integer_columns`` : tuple of str
     Columns that must hold whole numbers (default ``("frequency",)``).
+``_compress_rows`` : bool
+    Compress identical rows into weights before fitting (default ``True``; Gamma-Gamma turns it
+    off because a continuous ``monetary_value`` makes nearly every row distinct).
 ``contractual`` : bool
     ``True`` for contractual (subscription) models such as the shifted-beta-geometric.
 ``_limit_groups`` : tuple of ((names...), description)
@@ -44,6 +47,8 @@ Methods to implement
 ``_loglik_and_gradient_rows(self, log_params, data) -> (ll_rows, grad_rows) | None`` (optional)
     Both at once when they share work; the optimiser asks for value and gradient at the same
     point, and the base class memoises the pair.
+``_loglik_and_gradient_totals(self, log_params, data, weights) -> (float, ndarray) | None``
+    (optional) Weighted totals directly, when sufficient statistics make them cheaper than rows.
 ``_prepare_data(self, data) -> dict`` (optional)
     Called once on the compressed fit data; add precomputed keys (e.g. distinct frequencies and
     their inverse index, so gamma-function terms are evaluated per distinct value).
@@ -241,6 +246,7 @@ class BaseModel:
     _integer_columns: ClassVar[tuple[str, ...]] = ("frequency",)
     _limit_groups: ClassVar[tuple[tuple[tuple[str, ...], str], ...]] = ()
     _model_name: ClassVar[str] = "model"
+    _compress_rows: ClassVar[bool] = True
     contractual: ClassVar[bool] = False
 
     def __init__(self, penalizer_coef: float = 0.0, time_unit: str | None = None) -> None:
@@ -276,6 +282,11 @@ class BaseModel:
     def _loglik_and_gradient_rows(
         self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray] | None:
+        return None
+
+    def _loglik_and_gradient_totals(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[float, np.ndarray] | None:
         return None
 
     def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -557,19 +568,32 @@ class BaseModel:
             key = phi.tobytes()
             if memo.get("key") != key:
                 memo["key"] = key
-                memo["value"] = self._loglik_and_gradient_rows(phi, data)
+                memo["totals"] = self._loglik_and_gradient_totals(phi, data, weights)
+                memo["value"] = (
+                    None
+                    if memo["totals"] is not None
+                    else self._loglik_and_gradient_rows(phi, data)
+                )
             return memo["value"]
 
         def loglik(phi: np.ndarray) -> float:
             pair = both(phi)
-            ll = pair[0] if pair is not None else self._log_likelihood_rows(phi, data)
-            value = float(np.sum(weights * ll))  # no BLAS: threads contend on shared hosts
+            if memo["totals"] is not None:
+                value = float(memo["totals"][0])
+            else:
+                ll = pair[0] if pair is not None else self._log_likelihood_rows(phi, data)
+                value = float(np.einsum("i,i->", weights, ll))  # no BLAS: threads contend
             if pen:
                 value -= total_w * pen * float(np.sum(np.exp(2.0 * phi)))
             return value
 
         def grad(phi: np.ndarray) -> np.ndarray:
             pair = both(phi)
+            if memo["totals"] is not None:
+                g = np.array(memo["totals"][1], dtype=np.float64)
+                if pen:
+                    g = g - total_w * pen * 2.0 * np.exp(2.0 * phi)
+                return g
             rows = pair[1] if pair is not None else self._gradient_rows(phi, data)
             if rows is None:
                 g = np.empty_like(phi)
@@ -579,7 +603,7 @@ class BaseModel:
                     e[j] = h
                     g[j] = (loglik(phi + e) - loglik(phi - e)) / (2 * h)
                 return g
-            g = np.sum(rows * weights[:, None], axis=0)
+            g = np.einsum("ij,i->j", rows, weights)
             if pen:
                 g = g - total_w * pen * 2.0 * np.exp(2.0 * phi)
             return np.asarray(g, dtype=np.float64)
@@ -650,7 +674,7 @@ class BaseModel:
                 msg = "fixed-Hessian Newton: no ascent"
                 break
             phi, gain, cur = cand, val - cur, val
-            if np.max(np.abs(lam * step)) < 1e-10 or abs(gain) < 1e-14 * max(1.0, abs(cur)):
+            if np.max(np.abs(lam * step)) < 1e-8 or abs(gain) < 1e-13 * max(1.0, abs(cur)):
                 break
         return optimize.OptimizeResult(
             x=phi, fun=-cur / scale, success=True, message=msg, nit=it
@@ -733,8 +757,11 @@ class BaseModel:
         self.time_unit_ = self._resolve_unit(data)
         # compress identical rows into weights
         cols = list(self._data_columns)
-        uniq, inverse = unique_rows([arrays[c] for c in cols])
-        cw = np.bincount(inverse, weights=w, minlength=uniq[0].size)
+        if self._compress_rows:
+            uniq, inverse = unique_rows([arrays[c] for c in cols])
+            cw = np.bincount(inverse, weights=w, minlength=uniq[0].size)
+        else:
+            uniq, cw = [arrays[c] for c in cols], w
         cdata = self._prepare_data(dict(zip(cols, uniq, strict=True)))
         self._fit_core(cdata, cw)
         return self
@@ -765,7 +792,9 @@ class BaseModel:
             sub = self._prepare_data({c: np.asarray(v)[pick] for c, v in data.items() if not c.startswith("_")})
             sw = weights[pick] * (total_w / float(weights[pick].sum()))
             s_loglik, s_grad = self._objective_factory(sub, sw)
-            sub_results = [self._optimise(s_loglik, s_grad, s, scale) for s in starts]
+            sub_results = [self._optimise(s_loglik, s_grad, starts[0], scale)]
+            if not sub_results[0].success:
+                sub_results += [self._optimise(s_loglik, s_grad, s, scale) for s in starts[1:]]
             sub_best = min(sub_results, key=lambda r: r.fun)
             full = self._newton_fixed(
                 loglik, grad, sub_best.x, self._hessian_log(s_grad, sub_best.x), scale
