@@ -103,7 +103,7 @@ def test_parity_with_lifetimes_on_cdnow_master():
     from lifetimes.utils import summary_data_from_transaction_data
 
     path = Path(lifetimes.__file__).parent / "datasets" / "CDNOW_master.txt"
-    tx = pd.read_csv(path, sep=r"\s+", header=None, names=["id", "date", "qty", "amount"])
+    tx = pd.read_csv(path, sep=r"\s+", header=0, names=["id", "date", "qty", "amount"])
     tx["date"] = pd.to_datetime(tx["date"].astype(str), format="%Y%m%d")
     summ = summary_data_from_transaction_data(
         tx, "id", "date", freq="W", observation_period_end="1998-06-30"
