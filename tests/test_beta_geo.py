@@ -249,6 +249,11 @@ def test_boundary_fit_returns_limiting_model_with_warning():
     k = np.minimum(N, g)
     rec = np.where(k > 0, T * rng.beta(np.maximum(k, 1), N - k + 1), 0.0)
     df = pd.DataFrame({"frequency": k.astype(float), "recency": rec, "T": T})
+    # lifetimes gives up on exactly this data
+    from lifetimes.utils import ConvergenceError as LifetimesConvergenceError
+
+    with pytest.raises(LifetimesConvergenceError):
+        BetaGeoFitter().fit(*_arrays(df))
     with pytest.warns(BoundaryFitWarning, match="a, b"):
         m = BetaGeoModel(time_unit="W").fit(df)
     assert np.isfinite(m.params_).all()
@@ -259,9 +264,7 @@ def test_boundary_fit_returns_limiting_model_with_warning():
     assert np.isfinite(m.expected_purchases(df, 10.0)).all()
     draws = m.sample_params(50, seed=1)
     assert (draws > 0).all().all() and np.isfinite(draws).all().all()
-    # at least as good as any interior fit: better than a moderately heterogeneous p
-    from custvalue.models.base import BaseModel  # noqa: F401
-
+    # at least as good as an interior fit with a moderately heterogeneous p
     interior = BetaGeoModel.from_params(
         r=m.params_["r"], alpha=m.params_["alpha"], a=2.0, b=98.0, time_unit="W"
     )
