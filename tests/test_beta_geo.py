@@ -180,8 +180,9 @@ def test_extreme_inputs_give_finite_predictions():
     )
 
 
-def test_conditional_pmf_is_a_distribution_with_the_right_mean(cdnow):
-    m = BetaGeoModel().fit(cdnow)
+@pytest.mark.parametrize("model_cls", [BetaGeoModel, ModifiedBetaGeoModel])
+def test_conditional_pmf_is_a_distribution_with_the_right_mean(cdnow, model_cls):
+    m = model_cls().fit(cdnow)
     sub = cdnow.iloc[:200]
     t = 52.0
     probs = np.column_stack([m.probability_of_purchases(sub, n, t).to_numpy() for n in range(400)])
