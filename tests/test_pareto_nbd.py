@@ -53,6 +53,8 @@ def cdnow_fit(cdnow: pd.DataFrame) -> ParetoNBDModel:
 @pytest.fixture(scope="module")
 def lifetimes_cdnow_fit(cdnow: pd.DataFrame):
     x, tx, T = (cdnow[c].to_numpy(float) for c in ("frequency", "recency", "T"))
+    # lifetimes draws its Nelder-Mead start from the legacy global generator
+    np.random.seed(2005)  # noqa: NPY002
     return ParetoNBDFitter().fit(x, tx, T)
 
 
@@ -159,6 +161,8 @@ def test_cdnow_master_weekly_matches_lifetimes() -> None:
     assert len(summary) == 23570
     ours = ParetoNBDModel(time_unit="W").fit(summary)
     x, rec, T = _arrays(summary)
+    # lifetimes draws its Nelder-Mead start from the legacy global generator
+    np.random.seed(2005)  # noqa: NPY002
     lt = ParetoNBDFitter().fit(x, rec, T)
     for k in PARAMS:
         assert ours.params_[k] == pytest.approx(lt.params_[k], rel=5e-4), k
