@@ -704,3 +704,74 @@ def test_subscription_helpers_are_reexported() -> None:
 
     assert summary.subscriptions is subs.subscriptions
     assert summary.survivors_to_customers is subs.survivors_to_customers
+
+
+# ---------------------------------------------------------------------------------------------
+# the two engines (DuckDB SQL and the in-memory sort) give the same frame
+# ---------------------------------------------------------------------------------------------
+
+
+def _assert_engines_agree(tx: pd.DataFrame, **kwargs) -> pd.DataFrame:
+    sql = rfm_summary(tx, engine="duckdb", **kwargs)
+    mem = rfm_summary(tx, engine="numpy", **kwargs)
+    pd.testing.assert_frame_equal(mem, sql, check_exact=False, rtol=1e-12, atol=1e-9)
+    assert mem.attrs == sql.attrs
+    assert mem.index.dtype == sql.index.dtype
+    return mem
+
+
+@pytest.mark.parametrize("freq", ["D", "W", "M", "Q", "Y"])
+@pytest.mark.parametrize("observation_end", [None, "1997-09-30", "1997-10-01 12:00"])
+def test_engines_agree_on_cdnow(cdnow: pd.DataFrame, freq: str, observation_end) -> None:
+    _assert_engines_agree(cdnow, freq=freq, observation_end=observation_end, attributes=())
+
+
+def test_engines_agree_on_times_of_day_string_ids_and_nanoseconds() -> None:
+    rng = np.random.default_rng(7)
+    n = 5_000
+    seconds = rng.integers(0, 400 * 86_400, n)
+    tx = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"c{i:03d}" for i in rng.integers(0, 300, n)], dtype="str"),
+            "date": (pd.Timestamp("1969-06-01") + pd.to_timedelta(seconds, unit="s")).astype(
+                "datetime64[ns]"
+            ),
+            "amount": rng.gamma(2.0, 20.0, n).round(2),
+        }
+    )
+    tx.loc[::7, "date"] = tx.loc[::7, "date"] + pd.Timedelta(nanoseconds=999)  # sub-microsecond
+    for freq in ("D", "W", "M"):
+        out = _assert_engines_agree(tx, freq=freq)
+        out = _assert_engines_agree(tx, freq=freq, observation_end="1969-12-31 06:00")
+    assert out["n_orders"].sum() > 0
+
+
+def test_auto_engine_falls_back_to_duckdb_for_what_numpy_does_not_handle() -> None:
+    tx = pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "date": pd.to_datetime(["2020-01-01", "2020-01-03", "2020-01-02"]),
+            "amount": [1.0, 2.0, 3.0],
+            "region": ["N", "N", "S"],
+        }
+    )
+    out = rfm_summary(tx)  # an attribute column: DuckDB carries it
+    assert out["region"].tolist() == ["N", "S"]
+    with pytest.raises(ParameterError, match=r"engine='numpy'.*attribute"):
+        rfm_summary(tx, engine="numpy")
+    with pytest.raises(ParameterError, match="engine="):
+        rfm_summary(tx, engine="spark")
+    mixed = tx.drop(columns="region").astype({"customer_id": object})
+    mixed.loc[2, "customer_id"] = "2"  # ints and strings cannot be sorted together
+    with pytest.raises(ParameterError, match="engine='numpy'"):
+        rfm_summary(mixed, engine="numpy")
+
+
+@pytest.mark.slow
+@settings(max_examples=60)
+@given(tx=transaction_logs(), freq=st.sampled_from(["D", "W", "M", "Q", "Y"]), cut=st.integers(0, 800))
+def test_property_engines_agree(tx: pd.DataFrame, freq: str, cut: int) -> None:
+    end = pd.Timestamp("2019-12-28") + pd.Timedelta(days=cut)
+    if end < tx["date"].min().normalize():
+        end = None
+    _assert_engines_agree(tx, freq=freq, observation_end=end, attributes=())

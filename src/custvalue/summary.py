@@ -20,6 +20,15 @@ Parquet or CSV path, glob, directory or list of paths (streamed by DuckDB, so fi
 memory work: aggregation spills to a temporary directory under the configured memory limit), or
 a DuckDB relation (queried on its own connection).
 
+Engines
+-------
+The SQL engine (DuckDB hash aggregation) handles every source. Clean in-memory pandas frames
+(datetime64 dates, numeric amounts, no nulls, no order or attribute columns) go by default
+through a second engine that sorts the rows once on a (customer, time) key and reduces
+contiguous segments with numpy -- no hash tables, about half the memory and several times
+faster on a million customers (``benchmarks/RESULTS.md``). Both give the same frame, checked
+on CDNOW and by property tests; ``rfm_summary(..., engine=...)`` chooses explicitly.
+
 Definitions (match lifetimes' ``summary_data_from_transaction_data``)
 ---------------------------------------------------------------------
 Each transaction is mapped to a *period* of the chosen frequency: ``D`` calendar day, ``W`` week
@@ -66,6 +75,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -628,8 +638,191 @@ def _customer_sql(
         FROM cust"""
 
 
+# --------------------------------------------------------------------------------------------
+# In-memory engine: sort once, reduce segments (pandas frames of clean data)
+# --------------------------------------------------------------------------------------------
+
+_US_PER_DAY = 86_400_000_000
+_ENGINES = ("auto", "duckdb", "numpy")
+
+
+@dataclass
+class _Arrays:
+    """Clean columns of a pandas frame for the in-memory engine."""
+
+    customer: np.ndarray
+    ts_us: np.ndarray  # int64 microseconds since 1970-01-01 (DuckDB's TIMESTAMP resolution)
+    amount: np.ndarray  # float64
+    profile: _Profile
+
+
+def _frame_arrays(tx: Any, cols: _Columns) -> tuple[_Arrays | None, str]:
+    """The columns as numpy arrays when the in-memory engine can summarise them, else why not.
+
+    Anything unusual (an order column, attributes to carry, dates that are not a datetime64
+    column, nullable or non-numeric amounts, nulls, NaN, NaT, mixed-type ids) is left to the DuckDB
+    engine, which handles every case and words the validation errors; this only reads.
+    """
+    if not isinstance(tx, pd.DataFrame):
+        return None, "the source is not a pandas DataFrame"
+    if cols.order is not None or cols.attributes:
+        return None, "an order column or attribute columns are used"
+    dates, amounts, ids = tx[cols.date], tx[cols.amount], tx[cols.customer]
+    if not (isinstance(dates.dtype, np.dtype) and dates.dtype.kind == "M"):
+        return None, f"date column {cols.date!r} is not a tz-naive datetime64 column"
+    if not (isinstance(amounts.dtype, np.dtype) and amounts.dtype.kind in "iuf"):
+        return None, f"amount column {cols.amount!r} is not a numpy numeric column"
+    if len(tx) == 0:
+        return None, "the frame is empty"
+    raw = dates.to_numpy()
+    if np.isnat(raw).any():
+        return None, f"date column {cols.date!r} has missing values"
+    unit, step = np.datetime_data(raw.dtype)
+    per_us = np.timedelta64(1, "us") / np.timedelta64(step, unit)  # ticks per microsecond
+    ticks = raw.view(np.int64)
+    if per_us > 1:  # round half away from zero, as DuckDB's cast to TIMESTAMP does
+        k = int(per_us)
+        ts_us = np.floor_divide(np.abs(ticks) + k // 2, k)
+        np.negative(ts_us, out=ts_us, where=ticks < 0)
+    else:
+        ts_us = ticks * round(1 / per_us) if per_us < 1 else ticks
+    amount = amounts.to_numpy(dtype=np.float64)
+    if not np.isfinite(amount).all():
+        return None, f"amount column {cols.amount!r} has NaN or infinite values"
+    customer = ids.to_numpy()
+    if pd.isna(customer).any():
+        return None, f"customer column {cols.customer!r} has missing values"
+    first, last = int(ts_us.min()), int(ts_us.max())
+    profile = _Profile(
+        len(tx),
+        pd.Timestamp(first, unit="us"),
+        pd.Timestamp(last, unit="us"),
+        not np.remainder(ts_us, _US_PER_DAY).any(),
+    )
+    return _Arrays(customer, ts_us, amount, profile), ""
+
+
+def _day_period(day: np.ndarray, freq: str) -> np.ndarray:
+    """Vectorised twin of ``_PERIOD_SQL`` on day numbers since 1970-01-01."""
+    if freq == "D":
+        return day
+    if freq == "W":  # weeks starting Monday, counted from Monday 1969-12-29 (day -3)
+        return np.floor_divide(day + 3, 7)
+    month = day.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
+    if freq == "M":
+        return month
+    return np.floor_divide(month, 3 if freq == "Q" else 12)
+
+
+def _segment_starts(*keys: np.ndarray) -> np.ndarray:
+    """Start positions of the runs of equal key tuples in sorted arrays."""
+    change = np.zeros(len(keys[0]), dtype=bool)
+    change[0] = True
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
+    return np.flatnonzero(change)
+
+
+def _sorted_summary(
+    arrays: _Arrays, freq: str, cutoff_us: int | None, obs_period: int
+) -> pd.DataFrame:
+    """Per-customer RFM rows by one sort and segment reductions (no hash tables).
+
+    Same definitions as :func:`_customer_sql` (orders = distinct customer timestamps, purchases =
+    distinct customer periods with summed amounts); the result frame has the same columns and
+    dtypes as the DuckDB engine's, so callers cannot tell the engines apart except by speed
+    (about 3x faster and half the memory on a million customers, see benchmarks/RESULTS.md).
+    """
+    customer, ts, amount = arrays.customer, arrays.ts_us, arrays.amount
+    if cutoff_us is not None:
+        keep = ts <= cutoff_us
+        customer, ts, amount = customer[keep], ts[keep], amount[keep]
+        del keep
+    codes, ids = pd.factorize(customer)  # hash, order of first appearance
+    rank = np.argsort(ids, kind="stable")  # then sort only the distinct ids
+    ids = ids[rank]
+    position = np.empty(len(rank), dtype=np.int64)
+    position[rank] = np.arange(len(rank))
+    key = position[codes]  # customer codes in id order, int64
+    del codes, position, rank
+    # One int64 sort key (customer, time) when it fits, built in place to keep memory low.
+    dates_only = arrays.profile.dates_only
+    t = np.floor_divide(ts, _US_PER_DAY) if dates_only else ts
+    lo = int(t.min())
+    span = int(t.max()) - lo + 1
+    if len(ids) * span < 2**62:
+        key *= span
+        key += t
+        key -= lo
+        del t
+        order = np.argsort(key, kind="stable")  # stable sort: fast on time-ordered logs
+        key = key[order]
+        amount = amount[order]
+        del order
+        o = _segment_starts(key)  # orders: distinct (customer, timestamp)
+        o_amount = np.add.reduceat(amount, o)
+        del amount
+        o_code, o_t = np.divmod(key[o], span)
+        o_t += lo
+        del key
+    else:
+        order = np.lexsort((t, key))
+        key, t, amount = key[order], t[order], amount[order]
+        del order
+        o = _segment_starts(key, t)
+        o_amount = np.add.reduceat(amount, o)
+        o_code, o_t = key[o], t[o]
+        del key, t, amount
+    del o
+    # orders per customer, first and last purchase instants
+    n_o = len(o_code)
+    co = _segment_starts(o_code)
+    co_end = np.append(co[1:], n_o)
+    n_orders = co_end - co
+    first_purchase, last_purchase = o_t[co], o_t[co_end - 1]
+    if dates_only:
+        first_purchase *= _US_PER_DAY
+        last_purchase *= _US_PER_DAY
+        o_period = _day_period(o_t, freq)
+    else:
+        o_period = _day_period(np.floor_divide(o_t, _US_PER_DAY), freq)
+    del o_t, co_end
+    # purchases: distinct (customer, period); sorted by time within a customer, so by period too
+    if freq == "D" and dates_only:
+        c, p_period, p_amount = co, o_period, o_amount  # one order per day: orders = purchases
+    else:
+        p = _segment_starts(o_code, o_period)
+        p_period, p_amount = o_period[p], np.add.reduceat(o_amount, p)
+        c = _segment_starts(o_code[p])
+        del p
+    del o_code, o_period, o_amount
+    # customers
+    c_end = np.append(c[1:], len(p_period))
+    frequency = (c_end - c - 1).astype(np.float64)
+    total = np.add.reduceat(p_amount, c)
+    p0 = p_period[c]
+    recency = (p_period[c_end - 1] - p0).astype(np.float64)
+    monetary = (total - p_amount[c]) / np.maximum(frequency, 1.0)  # 0 without repeats
+    return pd.DataFrame(
+        {
+            "frequency": frequency,
+            "recency": recency,
+            "T": (obs_period - p0).astype(np.float64),
+            "monetary_value": monetary,
+            "first_purchase": first_purchase.view("datetime64[us]"),
+            "last_purchase": last_purchase.view("datetime64[us]"),
+            "n_orders": n_orders.astype(np.int64, copy=False),
+            "total_spend": total,
+        },
+        index=pd.Index(ids, name="customer_id"),
+    )
+
+
 def _finish(df: pd.DataFrame, attrs: dict[str, Any]) -> pd.DataFrame:
-    df = df.set_index("customer_id").sort_index()
+    if "customer_id" in df.columns:
+        df = df.set_index("customer_id")
+    if not df.index.is_monotonic_increasing:
+        df = df.sort_index()
     df.index.name = "customer_id"
     df.attrs.update(attrs)
     return df
@@ -652,6 +845,7 @@ def rfm_summary(
     attributes: Iterable[str] | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    engine: str = "auto",
 ) -> pd.DataFrame:
     """Summarise a transaction log into one RFM row per customer.
 
@@ -691,6 +885,12 @@ def rfm_summary(
     threads : int, optional
         DuckDB worker threads; defaults to the usable CPUs minus the current load average (at
         least 1). Ignored for DuckDB relations, which run on their own connection.
+    engine : {"auto", "duckdb", "numpy"}, default "auto"
+        ``"duckdb"`` runs the SQL aggregation (any source, spills to disk). ``"numpy"`` sorts the
+        rows once and reduces segments in memory; it needs a pandas frame with a datetime64 date
+        column, numeric amounts, no nulls, no order column and no attributes. ``"auto"`` uses
+        numpy when it can (faster and leaner on frames that fit in memory) and DuckDB otherwise.
+        Both give identical frames (tested).
 
     Returns
     -------
@@ -716,10 +916,36 @@ def rfm_summary(
     >>> rfm = rfm_summary("exports/*.parquet", observation_end="2024-12-31")  # doctest: +SKIP
     """
     unit = _normalize_freq(freq)
+    if engine not in _ENGINES:
+        raise ParameterError(f"engine={engine!r} is not one of {_ENGINES}")
     with _open_source(tx, memory_limit, threads) as source:
         cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
-        profile = _profile(source, cols)
+        arrays, why_not = (None, "engine='duckdb'")
+        if engine != "duckdb":
+            try:
+                arrays, why_not = _frame_arrays(tx, cols)
+            except TypeError as exc:  # e.g. customer ids of mixed, unorderable types
+                arrays, why_not = None, str(exc)
+        if engine == "numpy" and arrays is None:
+            raise ParameterError(f"engine='numpy' cannot summarise these transactions: {why_not}")
+        profile = arrays.profile if arrays is not None else _profile(source, cols)
         obs_end = _resolve_observation_end(observation_end, profile)
+        attrs = {"freq": unit, "observation_end": obs_end.isoformat()}
+        if arrays is not None:
+            cutoff = None
+            if obs_end < profile.last:
+                end = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
+                cutoff = (end - pd.Timestamp(0)) // pd.Timedelta(microseconds=1)
+                cutoff -= 1 if obs_end == obs_end.normalize() else 0
+            try:
+                result = _sorted_summary(arrays, unit, cutoff, _period_index(obs_end, unit))
+            except TypeError as exc:  # unorderable ids surface in the sort
+                if engine == "numpy":
+                    raise ParameterError(
+                        f"engine='numpy' cannot summarise these transactions: {exc}"
+                    ) from None
+            else:
+                return _finish(result, attrs)
         op, literal = _cutoff(obs_end)
         sql = _customer_sql(
             cols,
@@ -729,7 +955,7 @@ def rfm_summary(
             one_order_per_period=unit == "D" and profile.dates_only,
         )
         result = _fetch(source, sql)
-        return _finish(result, {"freq": unit, "observation_end": obs_end.isoformat()})
+        return _finish(result, attrs)
 
 
 def calibration_holdout(
