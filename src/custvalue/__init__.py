@@ -25,8 +25,35 @@ _LAZY: dict[str, str] = {
     "load_cdnow": "datasets",
     "load_donations": "datasets",
     "simulate": "datasets",
+    "subscriptions": "summary",
+    "BetaGeoModel": "models",
+    "ModifiedBetaGeoModel": "models",
+    "ParetoNBDModel": "models",
+    "GammaGammaModel": "models",
+    "BetaGeoBetaBinomModel": "models",
+    "ShiftedBetaGeoModel": "models",
+    "load_model": "models",
+    "recommend": "models",
+    "customer_lifetime_value": "value",
+    "heuristic_ltv": "value",
+    "holdout_scorecard": "evaluation",
+    "compare_models": "evaluation",
+    "tracking": "evaluation",
+    "kaplan_meier": "survival",
+    "cox_ph": "survival",
 }
-_SUBMODULES = ("data", "summary", "datasets", "models", "value", "evaluation", "plots", "errors")
+_SUBMODULES = (
+    "data",
+    "summary",
+    "datasets",
+    "models",
+    "value",
+    "evaluation",
+    "survival",
+    "plots",
+    "reports",
+    "errors",
+)
 
 __all__ = [*_LAZY, *_SUBMODULES, "__version__"]
 
