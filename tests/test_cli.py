@@ -228,7 +228,7 @@ def test_summarize_bad_data_leaves_no_file_or_temp(runner, tx_csv, tmp_path):
 @pytest.mark.slow
 def test_demo_on_cdnow_master(runner, tmp_path):
     out_dir = tmp_path / "demo"
-    result = runner.invoke(main, ["demo", "--out-dir", str(out_dir)])
+    result = runner.invoke(main, ["demo", "--out-dir", str(out_dir), "--no-report"])
     assert result.exit_code == 0, result.output
     summary = pd.read_parquet(out_dir / "cdnow_summary.parquet")
     # Fader, Hardie & Lee (2005): CDNOW master has 23,570 customers, first purchases in
@@ -240,6 +240,23 @@ def test_demo_on_cdnow_master(runner, tmp_path):
     assert str(out_dir / "cdnow_summary.parquet") in result.stdout
     assert (out_dir / "data_quality.txt").read_text().startswith("Data quality")
     assert "<table" in (out_dir / "data_quality.html").read_text()
+    assert "value report" not in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_runs_the_value_report_and_prints_where_it_is(runner, tmp_path):
+    result = runner.invoke(
+        main, ["demo", "--out-dir", str(tmp_path / "demo"), "--reports-dir", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 0, result.output
+    latest = tmp_path / "r" / "value" / "latest.html"
+    assert f"latest copy:  {latest}" in result.stdout
+    html = latest.read_text(encoding="utf-8")
+    assert "23,570" in html  # CDNOW master customers, named in the report
+    runs = [p for p in (tmp_path / "r" / "value").iterdir() if p.is_dir() and p.name != "failed"]
+    assert len(runs) == 1
+    assert (runs[0] / "scores.parquet").is_file() and (runs[0] / "metrics.json").is_file()
+    assert str(runs[0] / "report.html") in result.stdout
 
 
 # ------------------------------------------------------------------------------------------------

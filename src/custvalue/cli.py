@@ -389,10 +389,15 @@ def summarize(
 
 @main.command(context_settings=_CONTEXT)
 @click.option("--out-dir", default=os.path.join("reports", "demo"), show_default=True,
-              type=click.Path(file_okay=False), help="Where the outputs go (created).")
+              type=click.Path(file_okay=False), help="Where the summary outputs go (created).")
 @click.option("--freq", default="W", show_default=True, help="Time unit of the summary.")
-def demo(out_dir: str, freq: str) -> None:
-    """CDNOW master: validate, summarise weekly, print the results and where they are."""
+@click.option("--reports-dir", default="reports", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Where the value report goes: <dir>/value/<run-date>/ and <dir>/value/latest.html.")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Also run the customer value report on CDNOW master (about a minute).")
+def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
+    """CDNOW master: validate, summarise, run the value report, say where everything is."""
     from ._time import normalize_unit
     from .data import load_transactions
     from .datasets import load_cdnow
@@ -419,10 +424,29 @@ def demo(out_dir: str, freq: str) -> None:
     click.echo(f"Customer summary ({unit}):")
     click.echo(_summary_statistics(summary))
     click.echo("")
+    result = None
+    if report:
+        from .reports import ReportFailedError
+        from .reports import demo as run_value_report
+
+        click.echo("Running the customer value report (papermill, about a minute) ...", err=True)
+        try:
+            result = run_value_report(out=reports_dir)
+        except ReportFailedError as exc:
+            click.echo(f"custvalue: error: {_one_line(str(exc))}", err=True)
+            if exc.failed_html is not None:
+                click.echo(f"custvalue: the failed notebook: {exc.failed_html}", err=True)
+            sys.exit(1)
     click.echo("outputs:")
     click.echo(f"  summary:      {os.path.abspath(summary_path)}")
     click.echo(f"  data quality: {os.path.abspath(text_path)}")
     click.echo(f"                {os.path.abspath(html_path)}")
+    if result is not None:
+        click.echo(f"  value report: {os.path.abspath(result.html)}")
+        click.echo(f"  latest copy:  {os.path.abspath(result.latest)}")
+        click.echo(f"  scores:       {os.path.abspath(result.run_dir / 'scores.parquet')}")
+        click.echo(f"                {os.path.abspath(result.run_dir / 'scores.csv')}")
+        click.echo(f"  metrics:      {os.path.abspath(result.metrics)}")
 
 
 # ------------------------------------------------------------------------------------------------
