@@ -78,6 +78,16 @@ def test_validation(cdnow):
     bad.loc[bad.index[bad["frequency"] > 0][:2], "monetary_value"] = 0.0
     with pytest.raises(DataValidationError, match="monetary_value must be > 0"):
         GammaGammaModel().fit(bad)
+    # a prediction is linear in m (Fader & Hardie 2013, eq. 5): zero-value repeat buyers can be
+    # valued by a fitted model, and get p * gamma / (p x + q - 1)
+    fitted = GammaGammaModel.from_params(p=6.25, q=3.74, gamma=15.44)
+    spend = fitted.expected_spend(bad)
+    zero = bad.index[(bad["frequency"] > 0) & (bad["monetary_value"] == 0)]
+    x = bad.loc[zero, "frequency"]
+    np.testing.assert_allclose(spend[zero], 6.25 * 15.44 / (6.25 * x + 3.74 - 1.0), rtol=1e-12)
+    negative = bad.assign(monetary_value=bad["monetary_value"].where(bad["frequency"] == 0, -1.0))
+    with pytest.raises(DataValidationError, match=r"negative values \(customers"):
+        fitted.expected_spend(negative)
     with pytest.raises(DataValidationError, match="monetary_value"):
         GammaGammaModel().fit(cdnow.drop(columns="monetary_value"))
     with pytest.raises(DataValidationError, match="no customers"):

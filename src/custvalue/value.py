@@ -548,7 +548,7 @@ def customer_lifetime_value(
     if spend_model is not None:
         # spend inputs (frequency, a continuous average) are nearly unique per customer and the
         # spend model is cheap: evaluate it row by row rather than hashing the rows first
-        sp_uniq = data.loc[:, _spend_columns(data)].reset_index(drop=True)
+        sp_uniq = data.loc[:, _spend_columns(data)]  # keeps the ids for error messages
         sp_uniq.attrs = dict(data.attrs)
         sp_idx = np.arange(n)
     else:

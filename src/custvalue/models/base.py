@@ -42,6 +42,8 @@ Methods to implement
     ``(n_starts, k)`` array of several starts (all are optimised, the best wins). Default: ones.
 ``_validate(self, data, index) -> None`` (optional)
     Extra checks on the raw input arrays; raise :class:`~custvalue.errors.DataValidationError`.
+``_validate_fit(self, data, index) -> None`` (optional)
+    Checks that only the likelihood needs (values a prediction can take but a fit cannot).
 ``_fit_rows(self, data) -> np.ndarray | None`` (optional)
     Boolean mask of the rows the likelihood uses (Gamma-Gamma: repeat customers only).
 ``_loglik_and_gradient_rows(self, log_params, data) -> (ll_rows, grad_rows) | None`` (optional)
@@ -277,6 +279,9 @@ class BaseModel:
         return np.ones(len(self._param_names))
 
     def _validate(self, data: Mapping[str, np.ndarray], index: pd.Index) -> None:
+        return None
+
+    def _validate_fit(self, data: Mapping[str, np.ndarray], index: pd.Index) -> None:
         return None
 
     def _fit_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray | None:
@@ -727,6 +732,7 @@ class BaseModel:
             raise DataValidationError(f"{type(self).__name__}.fit got an empty summary (0 rows)")
         self._check_values(arrays, index)
         self._validate(arrays, index)
+        self._validate_fit(arrays, index)
         if weights is None and isinstance(data, pd.DataFrame) and "weight" in data.columns:
             weights = data["weight"].to_numpy()
         if weights is None:

@@ -68,7 +68,10 @@ class GammaGammaModel(BaseModel):
     def _fit_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
         return data["frequency"] > 0
 
-    def _validate(self, data: Mapping[str, np.ndarray], index: pd.Index) -> None:
+    def _validate_fit(self, data: Mapping[str, np.ndarray], index: pd.Index) -> None:
+        # The likelihood (Fader & Hardie 2013, eq. 3) has ln(m); a prediction does not
+        # (eq. 5 is linear in m), so customers whose repeat purchases were worth 0 can be
+        # valued but not fitted.
         x, m = data["frequency"], data["monetary_value"]
         bad = (x > 0) & (m <= 0)
         if bad.any():
