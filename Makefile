@@ -5,10 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint bench clean env
+.PHONY: help demo test test-fast lint bench bench-pareto-peer clean env
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "custvalue needs Python 3.11 or newer, found " + sys.version' 
@@ -33,8 +33,16 @@ test-fast: $(STAMP)  ## run the fast tests only
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests benchmarks
 
-bench: $(STAMP)  ## run the benchmarks (minutes; see benchmarks/RESULTS.md)
-	$(BIN)/python benchmarks/run_all.py
+bench: $(STAMP)  ## run the benchmarks side by side with lifetimes (about 15 minutes; benchmarks/RESULTS.md)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_summary.py all --customers 1000000 --repeat 5 --rows 50000000 --memory-limit default --memory-limit 2GB
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_models_bg.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_clv.py --interval
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_contractual.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_models_pareto.py --which ours
+	@echo "lifetimes' Pareto/NBD fit takes about an hour: make bench-pareto-peer"
+
+bench-pareto-peer: $(STAMP)  ## the Pareto/NBD benchmark with lifetimes' fit (about an hour)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_models_pareto.py --which both
 
 clean:  ## remove the environment and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -12,7 +12,7 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench_contractual.py
 
-and paste the printed table into ``benchmarks/RESULTS_contractual.md``.
+and paste the printed table into ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
