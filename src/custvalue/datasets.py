@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -522,6 +522,34 @@ def _fmt_date(ts: pd.Timestamp) -> str:
     return ts.strftime("%Y-%m-%d")
 
 
+def _channel_truth(
+    channel: np.ndarray,
+    names: Sequence[str],
+    shares: np.ndarray,
+    costs: np.ndarray,
+    tilts: np.ndarray,
+    latent: Mapping[str, np.ndarray],
+    outcomes: Mapping[str, np.ndarray] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per acquisition channel: configured share, cost and tilt, realised share and size, the
+    mean of each latent customer trait (``mean_<name>``) and of each outcome (0 when empty)."""
+    n = len(channel)
+    out: dict[str, dict[str, float]] = {}
+    for c, name in enumerate(names):
+        sel = channel == c
+        cnt = int(sel.sum())
+        out[name] = {
+            "share": float(shares[c]),
+            "realised_share": cnt / n,
+            "acquisition_cost": float(costs[c]),
+            "tilt": float(tilts[c]),
+            "n_customers": cnt,
+            **{f"mean_{k}": float(v[sel].mean()) if cnt else float("nan") for k, v in latent.items()},
+            **{k: float(v[sel].mean()) if cnt else 0.0 for k, v in (outcomes or {}).items()},
+        }
+    return out
+
+
 def simulate(
     n_customers: int,
     seed: int | np.random.Generator | None = 0,
@@ -1000,23 +1028,15 @@ def simulate(
     # ---- truth ----------------------------------------------------------------------------
     tx_per_customer = np.bincount(all_cust, minlength=n)
     revenue = np.bincount(all_cust, weights=amount, minlength=n)
-    per_channel = {}
-    for c, name in enumerate(channel_names):
-        sel = channel == c
-        cnt = int(sel.sum())
-        per_channel[name] = {
-            "share": float(channel_shares[c]),
-            "realised_share": cnt / n,
-            "acquisition_cost": float(channel_costs[c]),
-            "tilt": float(channel_tilts[c]),
-            "n_customers": cnt,
-            "mean_lambda": float(lam[sel].mean()) if cnt else float("nan"),
-            **({"mean_p": float(latent_extra["p"][sel].mean()) if cnt else float("nan")}
-               if "p" in latent_extra else
-               {"mean_mu": float(latent_extra["mu"][sel].mean()) if cnt else float("nan")}),
-            "transactions_per_customer": float(tx_per_customer[sel].mean()) if cnt else 0.0,
-            "revenue_per_customer": float(revenue[sel].mean()) if cnt else 0.0,
-        }
+    latent = {"lambda": lam, **({"p": latent_extra["p"]} if "p" in latent_extra
+                                else {"mu": latent_extra["mu"]})}
+    per_channel = _channel_truth(
+        channel, channel_names, channel_shares, channel_costs, channel_tilts, latent,
+        {
+            "transactions_per_customer": tx_per_customer,
+            "revenue_per_customer": revenue,
+        },
+    )
     truth: dict[str, Any] = {
         "process": proc_name,
         "mode": "transactions",
@@ -1155,18 +1175,9 @@ def _simulate_subscriptions(
             "price": prices[plan].astype(np.float64),
         }
     )
-    per_channel = {}
-    for c, name in enumerate(channel_names):
-        sel = channel == c
-        cnt = int(sel.sum())
-        per_channel[name] = {
-            "share": float(channel_shares[c]),
-            "realised_share": cnt / n,
-            "acquisition_cost": float(channel_costs[c]),
-            "tilt": float(channel_tilts[c]),
-            "n_customers": cnt,
-            "mean_theta": float(theta[sel].mean()) if cnt else float("nan"),
-        }
+    per_channel = _channel_truth(
+        channel, channel_names, channel_shares, channel_costs, channel_tilts, {"theta": theta}
+    )
     truth: dict[str, Any] = {
         "process": "sbg",
         "mode": "subscription",

@@ -231,6 +231,33 @@ class ModelSummary:
         return f"<div><h4>{html.escape(self.model_name)}</h4>{info}{table}{notes}</div>"
 
 
+class CoreRowsMixin:
+    """Row log-likelihood hooks from one ``_core(log_params, data, need_grad)`` method.
+
+    For models whose per-row log-likelihood and gradient share their work: ``_core`` returns
+    ``(ll_rows, grad_rows or None)`` and this mixin exposes it as the three
+    :class:`BaseModel` hooks. Put it before ``BaseModel`` in the bases.
+    """
+
+    def _core(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray], need_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    def _log_likelihood_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        return self._core(log_params, data, need_grad=False)[0]
+
+    def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self._core(log_params, data, need_grad=True)[1]  # type: ignore[return-value]
+
+    def _loglik_and_gradient_rows(
+        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self._core(log_params, data, need_grad=True)  # type: ignore[return-value]
+
+
 class BaseModel:
     """Base class of every custvalue customer model (see the module docstring for the API).
 

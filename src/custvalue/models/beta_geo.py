@@ -44,7 +44,7 @@ import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln
 
 from ..errors import ParameterError
-from .base import BaseModel
+from .base import BaseModel, CoreRowsMixin
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel", "bg_alive_expectation"]
 
@@ -202,7 +202,7 @@ def bg_alive_expectation(
 # models
 
 
-class _BetaGeoFamily(BaseModel):
+class _BetaGeoFamily(CoreRowsMixin, BaseModel):
     """Shared BG/NBD and MBG/NBD code; ``_modified`` selects MBG/NBD."""
 
     _param_names = ("r", "alpha", "a", "b")
@@ -279,21 +279,6 @@ class _BetaGeoFamily(BaseModel):
         d_b = dg_ab + (digamma(b + ux + m) - digamma(b))[ix] - w4 * inv_dead
         grad = np.column_stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
         return ll, grad
-
-    def _log_likelihood_rows(
-        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
-    ) -> np.ndarray:
-        """Per-customer log-likelihood: FHL (2005) eq. 6; MBG: Batislam et al. (2007) eq. 3."""
-        return self._core(log_params, data, need_grad=False)[0]
-
-    def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._core(log_params, data, need_grad=True)[1]  # type: ignore[return-value]
-
-    def _loglik_and_gradient_rows(
-        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ll, grad = self._core(log_params, data, need_grad=True)
-        return ll, grad  # type: ignore[return-value]
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, T = data["frequency"], data["T"]

@@ -21,7 +21,7 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from ..errors import DataValidationError, ParameterError
-from .base import BaseModel, _examples
+from .base import BaseModel, CoreRowsMixin, _examples
 
 __all__ = ["GammaGammaModel"]
 
@@ -31,7 +31,7 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.einsum("i,i->", a, b))
 
 
-class GammaGammaModel(BaseModel):
+class GammaGammaModel(CoreRowsMixin, BaseModel):
     """Gamma-Gamma spend model (Colombo & Jiang 1999; Fader, Hardie & Lee 2005).
 
     Parameters
@@ -173,21 +173,6 @@ class GammaGammaModel(BaseModel):
         d_q = float(_dot(w_group, dg)) - w_tot * digamma(q) + w_tot * np.log(gamma) - sum_w_l
         d_gamma = q * w_tot / gamma - p * sum_wx_inv - q * sum_w_inv
         return total, np.array([d_p * p, d_q * q, d_gamma * gamma])
-
-    def _log_likelihood_rows(
-        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
-    ) -> np.ndarray:
-        """Fader & Hardie (2013) eq. 3, per customer (see :meth:`_core`)."""
-        return self._core(log_params, data, need_grad=False)[0]
-
-    def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
-        return self._core(log_params, data, need_grad=True)[1]  # type: ignore[return-value]
-
-    def _loglik_and_gradient_rows(
-        self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ll, grad = self._core(log_params, data, need_grad=True)
-        return ll, grad  # type: ignore[return-value]
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, m = data["frequency"], data["monetary_value"]
