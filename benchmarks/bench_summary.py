@@ -5,8 +5,8 @@
     same Parquet file into pandas, then times the summary call alone and records the process'
     resident memory (psutil polling every 10 ms, plus ru_maxrss). The outputs are compared
     column by column afterwards.
-(b) A Parquet dataset of >= 50M transactions written in chunks (never held in memory at once),
-    summarised by rfm_summary straight from the Parquet glob in a fresh subprocess.
+(b) One Parquet file of >= 50M transactions written in chunks (never held in memory at once),
+    summarised by rfm_summary straight from the file in a fresh subprocess.
 
 Usage (from the repository root)::
 
@@ -80,14 +80,16 @@ def simulate_bgnbd(n_customers: int, seed: int = 0) -> pd.DataFrame:
 
 
 def write_chunked(path: Path, n_rows: int, chunk: int = 5_000_000, seed: int = 1) -> Path:
-    """Write >= n_rows transactions as Parquet files of `chunk` rows each (one chunk in memory
-    at a time). Customers (~n_rows/3.3 of them, skewed activity) recur across files."""
+    """Write n_rows transactions into one Parquet file, `chunk` rows at a time (one chunk in
+    memory at a time, row groups of 1M rows). Customers (~n_rows/3.3 of them, skewed activity)
+    recur across chunks."""
     path.mkdir(parents=True, exist_ok=True)
     for old in path.glob("*.parquet"):
         old.unlink()
     rng = np.random.default_rng(seed)
     n_customers = int(n_rows / 3.3)
     written, k = 0, 0
+    writer = None
     while written < n_rows:
         m = min(chunk, n_rows - written)
         # skewed customer activity: a mix of uniform ids and a heavy-buyer Zipf tail
@@ -104,10 +106,14 @@ def write_chunked(path: Path, n_rows: int, chunk: int = 5_000_000, seed: int = 1
                 "amount": np.round(rng.gamma(2.0, 25.0, m), 2),
             }
         )
-        pq.write_table(table, path / f"part-{k:04d}.parquet", row_group_size=1_000_000)
+        if writer is None:
+            writer = pq.ParquetWriter(path / "transactions.parquet", table.schema)
+        writer.write_table(table, row_group_size=1_000_000)
         written += m
         k += 1
         del table, ids, days
+    if writer is not None:
+        writer.close()
     return path
 
 
