@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from custvalue import data, datasets, reports, value_report
 from custvalue.errors import ParameterError
 
+REPO = Path(__file__).resolve().parents[1]
 CANDIDATE_NAMES = {"BG/NBD", "Pareto/NBD", "MBG/NBD"}
 #: metrics.json keys of the value report (a published contract: consumers read these).
 METRIC_KEYS = [
@@ -215,3 +217,11 @@ def test_unknown_models_are_rejected(cdnow_tx: pd.DataFrame) -> None:
     with pytest.raises(ParameterError, match="freq"):
         value_report.analyse(cdnow_tx, freq="Q")
 
+
+def test_the_notebook_only_presents_the_analysis() -> None:
+    """House rule: notebooks hold narrative, parameters and calls into custvalue."""
+    nb = nbformat.read(REPO / "notebooks" / "value_report.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "value_report.analyse(" in code
+    for logic in (".fit(", "customer_lifetime_value", "compare_models", "groupby(", ".agg("):
+        assert logic not in code, logic
