@@ -191,3 +191,48 @@ def test_expected_frequency_distribution_matches_lifetimes_pareto():
     ax = plots.plot_period_transactions(model, s.assign(frequency=s["frequency"].astype(float)), max_frequency=3)
     _labelled(ax)
     assert "week" in ax.get_xlabel()
+
+
+def _cohort_frames():
+    cohorts = pd.date_range("2023-01-01", periods=14, freq="MS")
+    periods = range(6)
+    # retention decays geometrically: cohort k keeps 0.5 ** p of its customers in period p
+    share = pd.DataFrame([[0.5**p for p in periods] for _ in cohorts], index=cohorts,
+                         columns=list(periods))
+    cumulative = share.cumsum(axis=1) * 40.0
+    value = pd.DataFrame({"customers": np.arange(14) + 10, "mean_clv": np.linspace(10, 30, 14)},
+                         index=cohorts)
+    return share, cumulative, value
+
+
+def test_cohort_plots_are_titled_labelled_and_show_the_data():
+    share, cumulative, value = _cohort_frames()
+    ax = plots.plot_cohort_retention(share, period_name="month")
+    assert "Cohort retention" in ax.get_title()
+    assert "months since first purchase" in ax.get_xlabel() and ax.get_ylabel()
+    mesh = ax.collections[0].get_array().reshape(share.shape)
+    np.testing.assert_allclose(mesh, 100 * share.to_numpy())  # percent
+    assert ax.get_yticklabels()[0].get_text() == "2023-01"
+    plt.close(ax.figure)
+
+    ax = plots.plot_cohort_revenue(cumulative, period_name="month", currency="$", max_lines=7)
+    assert len(ax.get_lines()) == 7  # every 2nd of 14 cohorts
+    assert ax.get_title().endswith("(one cohort in 2)")
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), cumulative.iloc[2].to_numpy())
+    assert "($)" in ax.get_ylabel()
+    plt.close(ax.figure)
+
+    ax = plots.plot_value_by_segment(value, horizon="next 12 months", currency="$")
+    heights = [p.get_height() for p in ax.patches]
+    np.testing.assert_allclose(heights, value["mean_clv"].to_numpy())
+    assert "next 12 months" in ax.get_title() and "($)" in ax.get_ylabel()
+    plt.close(ax.figure)
+
+
+def test_cohort_plots_reject_bad_input():
+    with pytest.raises(DataValidationError, match="non-empty"):
+        plots.plot_cohort_retention(pd.DataFrame())
+    with pytest.raises(ParameterError, match="max_lines"):
+        plots.plot_cohort_revenue(_cohort_frames()[1], max_lines=0)
+    with pytest.raises(DataValidationError, match="mean_clv"):
+        plots.plot_value_by_segment(pd.DataFrame({"x": [1.0]}))

@@ -52,6 +52,7 @@ _SUBMODULES = (
     "survival",
     "plots",
     "reports",
+    "value_report",
     "errors",
 )
 

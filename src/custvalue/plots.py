@@ -19,12 +19,15 @@ __all__ = [
     "expected_frequency_distribution",
     "plot_calibration_holdout",
     "plot_clv_distribution",
+    "plot_cohort_retention",
+    "plot_cohort_revenue",
     "plot_decile_calibration",
     "plot_expected_purchases_heatmap",
     "plot_frequency_recency_heatmap",
     "plot_period_transactions",
     "plot_probability_alive_heatmap",
     "plot_tracking",
+    "plot_value_by_segment",
 ]
 
 
@@ -410,4 +413,92 @@ def plot_decile_calibration(scorecard_or_table: Any, *, ax: Any = None) -> Any:
     ax.set_xlabel("decile of predicted purchases (1 = highest)")
     ax.set_ylabel("mean repeat purchases in the holdout (per customer)")
     ax.legend()
+    return ax
+
+
+def _cohort_labels(index: pd.Index) -> list[str]:
+    """Acquisition-cohort start dates as YYYY-MM (anything else as text)."""
+    return [f"{d:%Y-%m}" if isinstance(d, (pd.Timestamp, np.datetime64)) else str(d) for d in index]
+
+
+def plot_cohort_retention(
+    active_share: pd.DataFrame, *, period_name: str = "month", ax: Any = None
+) -> Any:
+    """Heatmap of the share of each acquisition cohort buying in each period after acquisition.
+
+    ``active_share``: cohorts (rows, indexed by cohort start) x periods since acquisition
+    (columns), values in [0, 1] — ``custvalue.summary.pivot_cohorts(cohort_table(tx))``.
+    Shown in percent; cells are annotated when the table is small enough to read.
+    """
+    import seaborn as sns
+
+    if not isinstance(active_share, pd.DataFrame) or active_share.empty:
+        raise DataValidationError("plot_cohort_retention needs a non-empty cohorts x periods table")
+    ax = _axes(ax, (10.0, max(2.5, 0.35 * len(active_share) + 1.5)))
+    shown = 100 * active_share.set_axis(_cohort_labels(active_share.index))
+    small = len(shown) <= 12 and shown.shape[1] <= 18
+    sns.heatmap(shown, ax=ax, cmap="Blues", annot=small, fmt=".0f",
+                cbar_kws={"label": "customers of the cohort buying (%)"})
+    ax.set_title(
+        f"Cohort retention: share of each cohort buying in each {period_name} after acquisition"
+    )
+    ax.set_xlabel(f"{period_name}s since first purchase (0 = acquisition {period_name})")
+    ax.set_ylabel(f"acquisition cohort (first {period_name})")
+    return ax
+
+
+def plot_cohort_revenue(
+    cumulative: pd.DataFrame,
+    *,
+    period_name: str = "month",
+    currency: str = "",
+    max_lines: int = 8,
+    ax: Any = None,
+) -> Any:
+    """Cumulative revenue per acquired customer by cohort: one line per cohort.
+
+    ``cumulative``: cohorts (rows) x periods since acquisition (columns) of cumulative revenue
+    per customer. With more than ``max_lines`` cohorts every k-th one is drawn (the legend
+    says which).
+    """
+    if not isinstance(cumulative, pd.DataFrame) or cumulative.empty:
+        raise DataValidationError("plot_cohort_revenue needs a non-empty cohorts x periods table")
+    if max_lines < 1:
+        raise ParameterError(f"max_lines={max_lines!r} must be at least 1")
+    ax = _axes(ax)
+    step = max(1, int(np.ceil(len(cumulative) / max_lines)))
+    drawn = cumulative.iloc[::step]
+    for label, (_, row) in zip(_cohort_labels(drawn.index), drawn.iterrows(), strict=True):
+        ax.plot(row.index, row.to_numpy(), marker=".", label=label)
+    ax.set_title("Cumulative revenue per customer by acquisition cohort"
+                 + ("" if step == 1 else f" (one cohort in {step})"))
+    ax.set_xlabel(f"{period_name}s since first purchase")
+    ax.set_ylabel(f"revenue to date per customer ({currency or 'currency units'})")
+    ax.legend(title="cohort", fontsize=8, ncols=1 if len(drawn) <= 10 else 2,
+              bbox_to_anchor=(1.02, 1), loc="upper left")
+    return ax
+
+
+def plot_value_by_segment(
+    table: pd.DataFrame,
+    *,
+    column: str = "mean_clv",
+    segment: str = "acquisition cohort",
+    horizon: str = "",
+    currency: str = "",
+    ax: Any = None,
+) -> Any:
+    """Bar chart of expected value per customer by segment (cohort, channel, region ...).
+
+    ``table`` is indexed by segment with a ``column`` of values per customer, as the value
+    report's ``value_by`` tables are.
+    """
+    data = _need(table, (column,), "plot_value_by_segment")
+    ax = _axes(ax)
+    ax.bar(_cohort_labels(data.index), data[column].to_numpy(dtype=float), color="#4878a8")
+    what = "Expected value per customer" if column == "mean_clv" else column.replace("_", " ")
+    ax.set_title(f"{what} by {segment}" + (f" ({horizon})" if horizon else ""))
+    ax.set_xlabel(segment)
+    ax.set_ylabel(f"{column.replace('_', ' ')} per customer ({currency or 'currency units'})")
+    ax.tick_params(axis="x", rotation=45)
     return ax
