@@ -262,6 +262,15 @@ _DRIVER = textwrap.dedent(
 )
 
 
+def _wait_for_sleeping_cell(proc: subprocess.Popen, marker: Path, timeout: float = 90) -> None:
+    """Block until the running report touches ``marker`` (its sleeping cell has started)."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "the run never reached its sleeping cell"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_killed_run_leaves_last_good_report_intact(
     tiny: reports.ReportSpec, tmp_path: Path
@@ -277,11 +286,7 @@ def test_killed_run_leaves_last_good_report_intact(
     proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the run never reached its sleeping cell"
-            time.sleep(0.2)
+        _wait_for_sleeping_cell(proc, marker)
         assert list((tmp_path / "tiny").glob(".tmp-*"))  # a run is in flight
         family = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         for pid in family:  # SIGKILL: no cleanup handlers get to run
@@ -331,11 +336,7 @@ def test_sigterm_mid_run_cleans_up_and_exits_143(
     proc = subprocess.Popen([sys.executable, "-c", driver], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 90
-        while not marker.exists():
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "the run never reached its sleeping cell"
-            time.sleep(0.2)
+        _wait_for_sleeping_cell(proc, marker)
         kernels = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
         os.kill(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
