@@ -40,18 +40,12 @@ from typing import Any
 import click
 
 from . import __version__
+from ._sources import DATASET_NAMES
 from .errors import CustvalueError, ParameterError
 
 __all__ = ["main"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-_BUNDLED = {
-    "cdnow-master": "master",
-    "cdnow_master": "master",
-    "cdnow": "master",
-    "cdnow-sample": "sample",
-    "cdnow_sample": "sample",
-}
 _OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -124,7 +118,7 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--data", "data", required=True, metavar="PATH",
             help="Transactions: CSV or Parquet file, glob ('exports/*.parquet') or directory; "
-            "or 'cdnow-master' / 'cdnow-sample' for the bundled CDNOW data.",
+            "or a bundled data set: " + ", ".join(DATASET_NAMES) + ".",
         ),
         click.option("--customer-col", default="customer_id", show_default=True,
                      help="Customer id column or SQL expression."),
@@ -174,14 +168,15 @@ def _load(
     delimiter: str | None,
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
+    from ._sources import bundled_dataset, is_dataset_name
     from .data import load_transactions
 
     source: Any = data
-    key = data.strip().lower()
-    if key in _BUNDLED and not os.path.exists(data):
-        from .datasets import load_cdnow
-
-        source = load_cdnow(_BUNDLED[key])
+    if is_dataset_name(data) and not os.path.exists(data):
+        bundled = bundled_dataset(data)
+        source = bundled.loader(0)
+        order_col = order_col or bundled.order_col
+        attributes = tuple(attributes) or bundled.attributes
     read_options = {"delim": delimiter} if delimiter else None
     return load_transactions(
         source,

@@ -50,6 +50,7 @@ from typing import Any
 
 import click
 
+from . import _sources
 from .errors import CustvalueError, DataValidationError, ParameterError
 
 __all__ = [
@@ -76,8 +77,9 @@ __all__ = [
     "write_metrics",
 ]
 
-#: Built-in data sources a report's ``data`` parameter accepts besides a path.
-DATASET_NAMES: tuple[str, ...] = ("cdnow-sample", "cdnow-master", "simulated")
+#: Built-in data sources a report's ``data`` parameter accepts besides a path (one list, shared
+#: with the command line: :mod:`custvalue._sources`).
+DATASET_NAMES = _sources.DATASET_NAMES
 
 #: Column order of the per-customer scores export; new columns are only ever appended.
 SCORE_COLUMNS: tuple[str, ...] = (
@@ -469,20 +471,12 @@ def load_report_data(
 
     kwargs: dict[str, Any] = {"returns": returns, "observation_end": observation_end}
     if data in DATASET_NAMES:
-        from . import datasets
-
-        if data == "simulated":
-            frame = datasets.simulate(2000, seed=seed).transactions
-        else:
-            frame = datasets.load_cdnow(data.split("-", 1)[1])
-        attrs = [
-            c
-            for c in frame.columns
-            if c not in ("customer_id", "date", "amount", "order_id")
-            and c in (attributes or ("region", "channel", "category"))
-        ]
-        order = "order_id" if "order_id" in frame.columns else None
-        return _data.load_transactions(frame, order_col=order, attributes=tuple(attrs), **kwargs)
+        bundled = _sources.bundled_dataset(data)
+        frame = bundled.loader(seed)
+        attrs = [c for c in (attributes or bundled.attributes) if c in frame.columns]
+        return _data.load_transactions(
+            frame, order_col=bundled.order_col, attributes=tuple(attrs), **kwargs
+        )
     return _data.load_transactions(
         data,
         customer_col=customer_col,
