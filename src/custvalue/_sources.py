@@ -68,7 +68,6 @@ _DATASETS: dict[str, BundledDataset] = {
             "2,000 simulated customers with regions, channels and categories (datasets.simulate)",
             _simulated,
             attributes=("region", "channel", "category"),
-            order_col="order_id",
         ),
     )
 }
