@@ -13,6 +13,7 @@ __all__ = [
     "DataValidationError",
     "ModelNotFittedError",
     "ParameterError",
+    "ReportFailedError",
 ]
 
 
@@ -34,3 +35,14 @@ class ConvergenceError(CustvalueError, RuntimeError):
 
 class ModelNotFittedError(CustvalueError, RuntimeError):
     """A prediction was asked of a model that has neither been fitted nor given parameters."""
+
+
+class ReportFailedError(CustvalueError, RuntimeError):
+    """A report notebook raised, timed out or its kernel died; the message is one line.
+
+    ``failed_html`` is the failed notebook written as HTML with its code, when one was written.
+    """
+
+    def __init__(self, message: str, *, failed_html: object = None) -> None:
+        super().__init__(message)
+        self.failed_html = failed_html
