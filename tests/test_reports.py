@@ -24,8 +24,8 @@ import pytest
 from click.testing import CliRunner
 
 from custvalue import cli, reports
-from custvalue.reports.html import external_references
 from custvalue.errors import CustvalueError, ParameterError
+from custvalue.reports.html import external_references
 
 REPO = Path(__file__).resolve().parents[1]
 
