@@ -11,8 +11,10 @@ __all__ = [
     "ConvergenceError",
     "CustvalueError",
     "DataValidationError",
+    "DataWarning",
     "ModelNotFittedError",
     "ParameterError",
+    "SourceNotFoundError",
 ]
 
 
@@ -34,3 +36,15 @@ class ConvergenceError(CustvalueError, RuntimeError):
 
 class ModelNotFittedError(CustvalueError, RuntimeError):
     """A prediction was asked of a model that has neither been fitted nor given parameters."""
+
+
+class SourceNotFoundError(DataValidationError, FileNotFoundError):
+    """A transaction source (file, glob or directory) matches no file.
+
+    Both a :class:`DataValidationError` and a ``FileNotFoundError``, so ``except OSError`` and
+    ``except CustvalueError`` both catch it; every entry point raises this one type.
+    """
+
+
+class DataWarning(UserWarning):
+    """The data was accepted but looks wrong (negative raw amounts in a summary, ...)."""
