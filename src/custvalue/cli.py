@@ -41,17 +41,13 @@ import click
 
 from . import __version__
 from ._sources import DATASET_NAMES
+from ._text import one_line as _one_line
 from .errors import CustvalueError, ParameterError
 
 __all__ = ["main", "report_command", "run_command"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-
-
-def _one_line(text: str, limit: int = 600) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _error_text(exc: BaseException) -> str:
@@ -145,6 +141,10 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
                      show_default=True, help="What to do with zero amounts."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
+        click.option("--encoding", default=None, metavar="NAME",
+                     help="CSV text encoding, e.g. 'latin-1' (default: UTF-8)."),
+        click.option("--decimal", default=None, metavar="CHAR",
+                     help="CSV decimal separator, e.g. ',' for '1,5' (default: '.')."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -166,6 +166,8 @@ def _load(
     duplicates: str,
     zero_amounts: str,
     delimiter: str | None,
+    encoding: str | None = None,
+    decimal: str | None = None,
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
     from ._sources import bundled_dataset, is_dataset_name
@@ -177,7 +179,7 @@ def _load(
         source = bundled.loader(0)
         order_col = order_col or bundled.order_col
         attributes = tuple(attributes) or bundled.attributes
-    read_options = {"delim": delimiter} if delimiter else None
+    read_options = _read_options(delimiter=delimiter, encoding=encoding, decimal=decimal)
     return load_transactions(
         source,
         customer_col=customer_col,
@@ -194,6 +196,24 @@ def _load(
         zero_amounts=zero_amounts,
         read_options=read_options,
     )
+
+
+def _read_options(**given: str | None) -> dict[str, str] | None:
+    """The CSV reading options given on the command line (``--delimiter`` is DuckDB's delim)."""
+    names = {"delimiter": "delim", "encoding": "encoding", "decimal": "decimal"}
+    opts = {names[k]: v for k, v in given.items() if v}
+    return opts or None
+
+
+def _refuse_overwriting(data: str, outputs: Sequence[str | None], kwargs: dict[str, Any]) -> None:
+    """Refuse (exit 2, one line) when an output path is one of the transaction files read."""
+    from ._sources import refuse_overwriting_inputs
+
+    read_options = _read_options(
+        delimiter=kwargs.get("delimiter"), encoding=kwargs.get("encoding"),
+        decimal=kwargs.get("decimal"),
+    )
+    refuse_overwriting_inputs(outputs, [data], read_options)
 
 
 def _output_format(out: str) -> str:
@@ -341,6 +361,7 @@ def validate(
         _, quality = _load(observation_end=observation_end, **kwargs)
     else:
         kind = _report_format(report_path)
+        _refuse_overwriting(kwargs["data"], [report_path], kwargs)
         with atomic_output(report_path) as tmp:
             _, quality = _load(observation_end=observation_end, **kwargs)
             _write_quality(quality, tmp, kind)
@@ -367,11 +388,14 @@ def summarize(
 
     unit = normalize_unit(freq)  # bad arguments fail before any work
     fmt = _output_format(out)
+    _refuse_overwriting(kwargs["data"], [out], kwargs)
     with atomic_output(out) as tmp:
         tx, quality = _load(observation_end=observation_end, **kwargs)
+        from ._sources import parse_attributes
         from .summary import rfm_summary
 
-        attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
+        # the names the loader gave the attributes: one parser for both
+        attributes = [name for name, _ in parse_attributes(kwargs["attributes"])]
         summary = rfm_summary(
             tx, freq=unit, observation_end=observation_end, attributes=attributes or None
         )

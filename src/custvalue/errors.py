@@ -11,9 +11,11 @@ __all__ = [
     "ConvergenceError",
     "CustvalueError",
     "DataValidationError",
+    "DataWarning",
     "ModelNotFittedError",
     "ParameterError",
     "ReportFailedError",
+    "SourceNotFoundError",
 ]
 
 
@@ -46,3 +48,15 @@ class ReportFailedError(CustvalueError, RuntimeError):
     def __init__(self, message: str, *, failed_html: object = None) -> None:
         super().__init__(message)
         self.failed_html = failed_html
+
+
+class SourceNotFoundError(DataValidationError, FileNotFoundError):
+    """A transaction source (file, glob or directory) matches no file.
+
+    Both a :class:`DataValidationError` and a ``FileNotFoundError``, so ``except OSError`` and
+    ``except CustvalueError`` both catch it; every entry point raises this one type.
+    """
+
+
+class DataWarning(UserWarning):
+    """The data was accepted but looks wrong (negative raw amounts in a summary, ...)."""
