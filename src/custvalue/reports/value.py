@@ -461,7 +461,7 @@ def analyse(
     spend_model = cvmodels.GammaGammaModel().fit(
         customers[repeat & (customers["monetary_value"] > 0)]
     )
-    clv = value.customer_lifetime_value(
+    clv_result = value.customer_lifetime_value(
         final_model,
         spend_model,
         customers,
@@ -473,7 +473,8 @@ def analyse(
         n_draws=max(n_draws, 1),
         seed=seed,
     )
-    total = value.total_value(clv)
+    total = value.total_value(clv_result)
+    clv = clv_result.frame
 
     # per-customer scores (stable column names, see custvalue.reports.SCORE_COLUMNS)
     cohort_freq = _cohort_freq(customers)
