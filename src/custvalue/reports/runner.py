@@ -338,7 +338,9 @@ def run(
             "(set CUSTVALUE_NOTEBOOKS to the directory holding the report notebooks)"
         )
     kernel_name, note = _kernel_name(kernel)
-    provenance = preflight(values)
+    provenance, transactions = preflight(values)
+    if spec.requirements is not None and transactions is not None:
+        spec.requirements(transactions, values)
     if note:
         emit(note)
 
