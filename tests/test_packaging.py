@@ -109,6 +109,11 @@ def test_installed_wheel_runs_the_value_report_without_environment_variables(tmp
     ).stdout.strip()
     shared = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (Path(purelib) / "zz_shared_dependencies.pth").write_text("\n".join(sorted(shared)) + "\n")
+    # what installing nbconvert would put under the environment's prefix: its HTML templates
+    templates = Path(sys.prefix) / "share" / "jupyter" / "nbconvert"
+    if templates.is_dir():
+        (venv / "share" / "jupyter").mkdir(parents=True)
+        (venv / "share" / "jupyter" / "nbconvert").symlink_to(templates)
 
     home = tmp_path / "home"
     home.mkdir()

@@ -276,3 +276,31 @@ def test_value_report_from_a_relative_path_in_pounds(
     assert "The rule." in text and "closest to the actual total" in text
     doc = res.metrics.read_text()
     assert os.fspath(work / "orders.csv") in doc  # the absolute path, as the kernel saw it
+
+
+def test_jobs_file_paths_are_relative_to_the_jobs_file(tmp_path: Path) -> None:
+    from custvalue.reports.jobs import resolve_path_params
+
+    report = reports.register_report(
+        reports.ReportSpec(
+            name="jobs-path-test", title="t", description="t", notebook=tmp_path / "x.ipynb",
+            params=(reports.Param("data", "data", "cdnow-sample", "data"),
+                    reports.Param("costs", "path", None, "cost table", nullable=True),
+                    reports.Param("label", "str", "x", "not a path")),
+        ),
+        replace=True,
+    )
+    base = tmp_path / "jobs"
+    got = resolve_path_params(report.name, {"costs": "costs.csv", "label": "a.csv",
+                                            "data": "cdnow-sample"}, base)
+    assert got == {"costs": str(base / "costs.csv"), "label": "a.csv", "data": "cdnow-sample"}
+    assert resolve_path_params(report.name, {"costs": "/abs/c.csv"}, base) == {"costs": "/abs/c.csv"}
+    assert resolve_path_params("no-such-report", {"costs": "c.csv"}, base) == {"costs": "c.csv"}
+
+
+def test_collapsed_technical_text_is_a_details_element() -> None:
+    box = outputs.Collapsed("Technical details", "BG/NBD: CONVERGENCE <F> & more")
+    page = box._repr_html_()
+    assert page.startswith("<details><summary>Technical details</summary>")
+    assert "CONVERGENCE &lt;F&gt; &amp; more" in page and page.endswith("</details>")
+    assert str(box) == "Technical details\nBG/NBD: CONVERGENCE <F> & more"

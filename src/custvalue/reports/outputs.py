@@ -22,6 +22,7 @@ from ..errors import ParameterError
 __all__ = [
     "CURRENCY_SYMBOLS",
     "SCORE_COLUMNS",
+    "Collapsed",
     "FitDescription",
     "Money",
     "atomic_write_text",
@@ -302,4 +303,23 @@ class FitDescription:
             + f"<table>{rows}</table>"
             + (f"<ul>{notes}</ul>" if notes else "")
             + "</details></div>"
+        )
+
+
+@dataclasses.dataclass
+class Collapsed:
+    """Technical text a reader can open: ``<details>`` in the HTML report, plain in a terminal."""
+
+    summary: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.summary}\n{self.text}"
+
+    def _repr_html_(self) -> str:
+        import html as _html
+
+        return (
+            f"<details><summary>{_html.escape(self.summary)}</summary>"
+            f"<pre style='white-space: pre-wrap'>{_html.escape(self.text)}</pre></details>"
         )

@@ -295,6 +295,27 @@ class ValueReport:
         return float(self.cohort_retention.iloc[:, -1].dropna().mean())
 
     @property
+    def comparison_table(self) -> pd.DataFrame:
+        """The candidates side by side for readers: holdout ``rmse``, ``mae``,
+        ``total_error_pct``, ``gini``, ``log_likelihood``, ``bic``, ``fitted`` ("yes" or "did not
+        fit": the error itself is in :attr:`fit_failures`) and ``chosen``."""
+        table = self.comparison.table
+        show = [c for c in ("rmse", "mae", "total_error_pct", "gini", "log_likelihood", "bic")
+                if c in table.columns]
+        out = table[show].copy()
+        out["fitted"] = np.where(table.index.isin(list(self.fit_failures)), "did not fit", "yes")
+        out["chosen"] = table["chosen"]
+        return out
+
+    @property
+    def fit_failures(self) -> dict[str, str]:
+        """Candidates whose fit failed, with the error (technical; the report collapses it)."""
+        if "error" not in self.comparison.table:
+            return {}
+        errors = self.comparison.table["error"].fillna("").astype(str)
+        return {str(k): v for k, v in errors.items() if v.strip()}
+
+    @property
     def choice_table(self) -> pd.DataFrame:
         """The candidates as the choice rule sees them: holdout ``rmse``, ``within_tolerance``
         (of the best RMSE, :data:`RMSE_TOLERANCE`), ``total_error_pct``, ``bic`` and ``chosen``."""
@@ -640,48 +661,31 @@ def analyse(
     )
     cohort_summary["revenue_per_customer"] = cohort_summary["revenue"] / cohort_summary["customers"]
 
+    repeat_zero_value = int((repeat & (customers["monetary_value"] <= 0)).sum())
     return ValueReport(
-        calibration_end=cal_end,
-        observation_end=obs_end,
-        first_date=pd.Timestamp(tx["date"].min()),
-        freq=freq,
-        unit=UNIT_NAMES[freq],
-        attributes=attributes,
-        customers=customers,
-        calibration=cal,
-        n_customers=n_customers,
-        n_orders=int(customers["n_orders"].sum()),
-        revenue=float(customers["total_spend"].sum()),
+        # periods and customer base
+        calibration_end=cal_end, observation_end=obs_end, first_date=pd.Timestamp(tx["date"].min()),
+        freq=freq, unit=UNIT_NAMES[freq], attributes=attributes,
+        customers=customers, calibration=cal, n_customers=n_customers,
+        n_orders=int(customers["n_orders"].sum()), revenue=float(customers["total_spend"].sum()),
         repeat_rate=float(repeat.mean()),
-        recommendation=recommendation,
-        comparison=comparison,
-        chosen_name=chosen_name,
-        scorecard=card,
-        tracking=track,
-        final_model=final_model,
-        spend_model=spend_model,
-        zero_value_repeat_customers=int((repeat & (customers["monetary_value"] <= 0)).sum()),
-        clv=clv,
-        total_value=total,
-        horizon_months=float(horizon_months),
-        discount_rate=float(discount_rate),
+        # models
+        recommendation=recommendation, comparison=comparison, chosen_name=chosen_name,
+        scorecard=card, tracking=track,
+        # value
+        final_model=final_model, spend_model=spend_model,
+        zero_value_repeat_customers=repeat_zero_value, clv=clv, total_value=total,
+        horizon_months=float(horizon_months), discount_rate=float(discount_rate),
         margin=float(margin),
         interval=float(interval) if n_draws > 0 and interval is not None else None,
-        scores=scores,
-        deciles=deciles,
-        top_customers=top_customers,
-        cohort_freq=cohort_freq,
-        cohort_period_name=_COHORT_PERIOD_NAMES[cohort_freq],
-        cohorts=cohorts,
-        cohort_retention=retention,
-        cohort_revenue=cum_revenue,
-        cohort_summary=cohort_summary,
-        cohort_value=value_by(scores, "cohort"),
+        # breakdowns
+        scores=scores, deciles=deciles, top_customers=top_customers,
+        cohort_freq=cohort_freq, cohort_period_name=_COHORT_PERIOD_NAMES[cohort_freq],
+        cohorts=cohorts, cohort_retention=retention, cohort_revenue=cum_revenue,
+        cohort_summary=cohort_summary, cohort_value=value_by(scores, "cohort"),
         segment_value={c: value_by(scores, c) for c in SEGMENT_COLUMNS if c in scores.columns},
-        segment=segment,
-        heuristic=heuristic,
-        heuristic_vs_model=heuristic_vs_model,
-    )
+        segment=segment, heuristic=heuristic, heuristic_vs_model=heuristic_vs_model,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
