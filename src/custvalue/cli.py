@@ -10,7 +10,12 @@ Commands
     summary as Parquet or CSV.
 ``custvalue demo``
     The main job of ``make demo``: CDNOW master -> validation -> weekly summary, printed and
-    written to ``reports/demo/``.
+    written to ``reports/demo/``, then the value report.
+``custvalue report NAME --data PATH -p name=value ...`` (``--list``, ``--help-params``)
+    Run a report notebook (:func:`custvalue.reports.run`) and publish it as HTML; exit code 1
+    when the notebook fails, 2 for invalid parameters or data (checked before any kernel starts).
+``custvalue run jobs.yml``
+    A batch of reports (:func:`custvalue.reports.run_jobs`); a failing job does not stop the rest.
 
 Errors
 ------

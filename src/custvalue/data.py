@@ -64,7 +64,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import duckdb
 import pandas as pd
@@ -80,6 +80,9 @@ from ._sources import open_source, parse_attributes
 from ._text import clip as _clip
 from ._time import to_timestamp
 from .errors import DataValidationError, ParameterError
+
+#: What ``load_transactions(returns=...)`` accepts (reports read their choices from here).
+ReturnsPolicy = Literal["net", "drop", "error"]
 
 __all__ = ["CHECKS", "DataQuality", "load_transactions"]
 
@@ -509,7 +512,7 @@ def load_transactions(
     amount_col: str = "amount",
     order_col: str | None = None,
     attributes: Iterable[str] | Mapping[str, str] | None = (),
-    returns: str = "net",
+    returns: ReturnsPolicy = "net",
     cancelled: str | None = None,
     observation_end: Any = None,
     date_format: str | Sequence[str] | None = None,
@@ -597,7 +600,7 @@ def load_transactions(
     ...     attributes=["Country"], date_format="%m/%d/%Y %H:%M")
     >>> print(quality)                                                     # doctest: +SKIP
     """
-    if returns not in ("net", "drop", "error"):
+    if returns not in get_args(ReturnsPolicy):
         raise ParameterError(f"returns={returns!r}: use 'net', 'drop' or 'error'")
     if duplicates not in ("auto", "drop", "keep"):
         raise ParameterError(f"duplicates={duplicates!r}: use 'auto', 'drop' or 'keep'")
