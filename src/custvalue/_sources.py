@@ -297,9 +297,15 @@ def check_expression(con: duckdb.DuckDBPyConnection, sql: str, role: str) -> str
     if len(statements) != 1:
         return f"{role}={clip(sql)!r} must be one expression"
     node = statements[0].get("node", {})
-    if node.get("from_table", {}).get("type") not in (None, "EMPTY_FROM") or len(
-        node.get("select_list", [])
-    ) != 1:
+    extra = (
+        (node.get("from_table") or {}).get("type") not in (None, "EMPTY")
+        or len(node.get("select_list", [])) != 1
+        or node.get("type") != "SELECT_NODE"
+        or any(node.get(k) for k in ("where_clause", "group_expressions", "having", "qualify",
+                                     "modifiers", "sample"))
+        or (node.get("cte_map") or {}).get("map")
+    )
+    if extra:
         return (f"{role}={clip(sql)!r} must be one expression on the row's columns, without "
                 "FROM or further select items")
     for item in _walk(node.get("select_list", [])):
