@@ -242,8 +242,9 @@ def connect(
 
 def _lock(con: duckdb.DuckDBPyConnection, local_files: Sequence[str]) -> None:
     """No file or URL access beyond the source's own files; no extensions; no more settings."""
-    if local_files:
-        con.execute(f"SET allowed_paths = {lit(sorted(set(local_files)))}")
+    if local_files:  # as given and as escaped for DuckDB's glob (see _literal_path)
+        allowed = set(local_files) | {_literal_path(f) for f in local_files}
+        con.execute(f"SET allowed_paths = {lit(sorted(allowed))}")
     con.execute(f"SET allowed_directories = {lit([_temp_dir() + os.sep])}")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -450,9 +451,17 @@ def _csv_options(read_options: Mapping[str, Any] | None) -> dict[str, Any]:
     return opts
 
 
+def _literal_path(path: str) -> str:
+    """``path`` escaped for DuckDB's own glob matching, so it names exactly that file."""
+    if _is_remote(path) or not _glob.has_magic(path):
+        return path
+    return "".join({"[": "[[]", "*": "[*]", "?": "[?]"}.get(ch, ch) for ch in path)
+
+
 def _reader(fmt: str, files: Sequence[str], opts: Mapping[str, Any]) -> str:
+    """DuckDB's reader over exactly these files (expanded already: no glob left to DuckDB)."""
     opt_sql = "".join(f", {k} = {lit(v)}" for k, v in opts.items())
-    return f"read_{fmt}({lit(list(files))}{opt_sql})"
+    return f"read_{fmt}({lit([_literal_path(f) for f in files])}{opt_sql})"
 
 
 def _explain_read_error(exc: BaseException, desc: str) -> DataValidationError:
