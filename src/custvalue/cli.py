@@ -145,6 +145,9 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      "else keeps and reports them."),
         click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
                      show_default=True, help="What to do with zero amounts."),
+        click.option("--future-dates", type=click.Choice(["drop", "keep"]), default="drop",
+                     show_default=True,
+                     help="Rows dated a year or more after today (typos, 2099 placeholders)."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
         click.option("--encoding", default=None, metavar="NAME",
                      help="CSV text encoding, e.g. 'latin-1' (default: UTF-8)."),
@@ -173,6 +176,7 @@ def _load(
     delimiter: str | None,
     encoding: str | None = None,
     decimal: str | None = None,
+    future_dates: str = "drop",
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
     from ._sources import bundled_dataset, is_dataset_name
@@ -200,6 +204,7 @@ def _load(
         duplicates=duplicates,
         zero_amounts=zero_amounts,
         read_options=read_options,
+        future_dates=future_dates,
     )
 
 
