@@ -126,7 +126,7 @@ class ValueReport:
     zero_value_repeat_customers : int
         Repeat customers whose repeat purchases were all worth 0: left out of the spend fit,
         valued like everybody else.
-    clv : pandas.DataFrame
+    clv : custvalue.value.CLVResult
         :func:`~custvalue.value.customer_lifetime_value` of every customer.
     total_value : pandas.Series
         ``estimate`` [, ``lower``, ``upper``, ...] of the total value (:func:`~custvalue.value.total_value`).
@@ -187,7 +187,7 @@ class ValueReport:
     final_model: Any
     spend_model: cvmodels.GammaGammaModel
     zero_value_repeat_customers: int
-    clv: pd.DataFrame
+    clv: value.CLVResult
     total_value: pd.Series
     horizon_months: float
     discount_rate: float
@@ -461,8 +461,8 @@ def analyse(
     scores["cohort"] = scores["first_purchase"].dt.to_period(cohort_freq).dt.start_time
     scores["p_alive"] = final_model.probability_alive(customers)
     for col in ("expected_purchases", "expected_spend", "clv", "clv_lower", "clv_upper"):
-        if col in clv.columns:
-            scores[col] = clv[col]
+        if col in clv.frame.columns:
+            scores[col] = clv.frame[col]
     order = scores["clv"].rank(method="first", ascending=False)
     scores["clv_decile"] = np.ceil(order / len(scores) * 10).astype(int)
 
