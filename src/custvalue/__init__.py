@@ -35,12 +35,17 @@ _LAZY: dict[str, str] = {
     "load_model": "models",
     "recommend": "models",
     "customer_lifetime_value": "value",
+    "CLVResult": "value",
+    "clv_interval_delta": "value",
+    "clv_interval_sampling": "value",
     "heuristic_ltv": "value",
     "holdout_scorecard": "evaluation",
     "compare_models": "evaluation",
     "tracking": "evaluation",
     "kaplan_meier": "survival",
     "cox_ph": "survival",
+    "KaplanMeier": "survival",
+    "CoxPH": "survival",
 }
 _SUBMODULES = (
     "data",

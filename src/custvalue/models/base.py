@@ -96,6 +96,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .._arrays import as_float_array as _as_float_array
 from .._time import UNIT_NAMES, normalize_unit
 from ..errors import (
     ConvergenceError,
@@ -155,17 +156,6 @@ class _Objective:
     scale: float
     data: Mapping[str, np.ndarray]
     weights: np.ndarray
-
-
-def _as_float_array(values: Any, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataValidationError(
-            f"column {name!r} must be numeric; could not convert it to float ({exc}). "
-            "Pass a summary from custvalue.summary.rfm_summary or cast the column first."
-        ) from exc
-    return arr.reshape(-1)
 
 
 def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:

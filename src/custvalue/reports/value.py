@@ -53,7 +53,7 @@ from .runner import RunResult, run
 from .spec import Param, ReportSpec, notebook_path, register_report
 
 if TYPE_CHECKING:  # the models take a second to import: only analyse() needs them
-    from .. import evaluation
+    from .. import evaluation, value
     from .. import models as cvmodels
 
 __all__ = [
@@ -151,7 +151,7 @@ class ValueReport:
     zero_value_repeat_customers : int
         Repeat customers whose repeat purchases were all worth 0: left out of the spend fit,
         valued like everybody else.
-    clv : pandas.DataFrame
+    clv : custvalue.value.CLVResult
         :func:`~custvalue.value.customer_lifetime_value` of every customer.
     total_value : pandas.Series
         ``estimate`` [, ``lower``, ``upper``, ...] of the total value (:func:`~custvalue.value.total_value`).
@@ -212,7 +212,7 @@ class ValueReport:
     final_model: Any
     spend_model: cvmodels.GammaGammaModel
     zero_value_repeat_customers: int
-    clv: pd.DataFrame
+    clv: value.CLVResult
     total_value: pd.Series
     horizon_months: float
     discount_rate: float
@@ -605,7 +605,7 @@ def analyse(
     spend_model = cvmodels.GammaGammaModel().fit(
         customers[repeat & (customers["monetary_value"] > 0)]
     )
-    clv_result = value.customer_lifetime_value(
+    clv = value.customer_lifetime_value(
         final_model,
         spend_model,
         customers,
@@ -617,8 +617,7 @@ def analyse(
         n_draws=max(n_draws, 1),
         seed=seed,
     )
-    total = value.total_value(clv_result)
-    clv = clv_result.frame
+    total = value.total_value(clv)
 
     # per-customer scores (stable column names, see custvalue.reports.SCORE_COLUMNS)
     cohort_freq = _cohort_freq(customers)
@@ -626,8 +625,8 @@ def analyse(
     scores["cohort"] = scores["first_purchase"].dt.to_period(cohort_freq).dt.start_time
     scores["p_alive"] = final_model.probability_alive(customers)
     for col in ("expected_purchases", "expected_spend", "clv", "clv_lower", "clv_upper"):
-        if col in clv.columns:
-            scores[col] = clv[col]
+        if col in clv.frame.columns:
+            scores[col] = clv.frame[col]
     order = scores["clv"].rank(method="first", ascending=False)
     scores["clv_decile"] = np.ceil(order / len(scores) * 10).astype(int)
 
