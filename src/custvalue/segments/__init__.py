@@ -381,7 +381,7 @@ def _rules_frame(rules: Any) -> pd.DataFrame:
             col = f"{key}_{end}"
             if col not in frame:
                 frame[col] = default
-            frame[col] = pd.to_numeric(frame[col], errors="coerce")
+            frame[col] = pd.to_numeric(frame[col].fillna(default), errors="coerce")
             if frame[col].isna().any():
                 raise ParameterError(f"segment rules: column {col!r} must hold whole-number scores")
     return frame
