@@ -351,3 +351,92 @@ def test_arbitrary_text_parses_or_fails_cleanly(text: str) -> None:
     except FilterError:
         return
     assert mask.dtype == bool and mask.shape == (2,)
+
+
+# ------------------------------------------------------------------------------------------------
+# command line: custvalue select
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def tx_csv(tmp_path):
+    rows = [
+        ("c1", "2024-01-01", 600.0, "Jiangsu", "shoes"),
+        ("c1", "2024-02-01", 100.0, "Jiangsu", "bags"),
+        ("c2", "2024-01-03", 900.0, "Beijing", "shoes"),
+        ("c3", "2024-01-05", 300.0, "Shanghai", "books"),
+        ("c3", "2024-03-05", 250.0, "Shanghai", "shoes"),
+        ("c4", "2024-02-05", 50.0, "Zhejiang", "toys"),
+    ]
+    df = pd.DataFrame(rows, columns=["customer_id", "date", "amount", "region", "category"])
+    path = tmp_path / "tx.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def _run(args: list[str]):
+    from click.testing import CliRunner
+
+    from custvalue.cli import main
+
+    return CliRunner().invoke(main, args)
+
+
+def test_cli_select_writes_the_list(tx_csv, tmp_path) -> None:
+    out = tmp_path / "list.csv"
+    result = _run([
+        "select", "--data", str(tx_csv), "--attribute", "region", "--attribute", "category",
+        "--where", 'region in ["Jiangsu", "Zhejiang", "Shanghai"] and total_spend >= 500',
+        "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    back = pd.read_csv(out)
+    assert back.columns[0] == "customer_id"
+    assert back["customer_id"].tolist() == ["c1", "c3"]  # c1 700, c3 550; c4 spent 50
+    # 'has' sees every category bought, not only the first purchase's
+    result = _run([
+        "select", "--data", str(tx_csv), "--attribute", "region", "--attribute", "category",
+        "--where", 'category has "shoes"', "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(out)["customer_id"].tolist() == ["c1", "c2", "c3"]
+
+
+@pytest.mark.parametrize(
+    ("where", "needle"),
+    [
+        ("regoin = 'x'", "unknown field 'regoin'"),
+        ("n_orders >= 5 and and x", "position 18"),
+        ("__import__('os')", "function calls"),
+    ],
+)
+def test_cli_select_errors_are_one_line_and_leave_the_old_list(tx_csv, tmp_path, where, needle) -> None:
+    out = tmp_path / "list.csv"
+    out.write_text("previous good list\n")
+    result = _run(["select", "--data", str(tx_csv), "--where", where, "--out", str(out)])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+    assert out.read_text() == "previous good list\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.csv", "tx.csv"]
+
+
+def test_cli_select_refuses_to_overwrite_the_input(tx_csv) -> None:
+    before = tx_csv.read_text()
+    result = _run(["select", "--data", str(tx_csv), "--where", "n_orders >= 1", "--out", str(tx_csv)])
+    assert result.exit_code == 2
+    assert "is the input" in result.stderr
+    assert tx_csv.read_text() == before
+
+
+def test_cli_select_scores_when_the_filter_uses_model_columns(tmp_path) -> None:
+    import custvalue as cv
+
+    data = tmp_path / "sim.csv"
+    cv.simulate(800, seed=4).transactions.to_csv(data, index=False)
+    out = tmp_path / "list.parquet"
+    result = _run(["select", "--data", str(data), "--where", "p_alive >= 0.5 and clv > 100",
+                   "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    back = pd.read_parquet(out)
+    assert back.columns[0] == "customer_id" and len(back) > 0
+    assert (back["p_alive"] >= 0.5).all() and (back["clv"] > 100).all()
+    assert {"expected_purchases", "clv_lower", "clv_upper"} <= set(back.columns)

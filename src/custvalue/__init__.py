@@ -41,6 +41,10 @@ _LAZY: dict[str, str] = {
     "tracking": "evaluation",
     "kaplan_meier": "survival",
     "cox_ph": "survival",
+    "rfm_segments": "segments",
+    "value_tiers": "segments",
+    "select": "segments",
+    "export_list": "segments",
 }
 _SUBMODULES = (
     "data",
@@ -50,6 +54,7 @@ _SUBMODULES = (
     "value",
     "evaluation",
     "survival",
+    "segments",
     "plots",
     "reports",
     "value_report",

@@ -46,7 +46,10 @@ from ._filter import FilterError, describe_fields, evaluate
 
 __all__ = [
     "RFM_SEGMENT_RULES",
+    "SCORE_COLUMNS",
+    "SCORE_MODELS",
     "FilterError",
+    "ScoredCustomers",
     "SegmentResult",
     "alive_value_grid",
     "bought_values",
@@ -59,6 +62,7 @@ __all__ = [
     "order_milestones",
     "rfm_scores",
     "rfm_segments",
+    "score_customers",
     "select",
     "value_by",
     "value_deciles",
@@ -960,6 +964,89 @@ def _valid_mask(customers: pd.DataFrame) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 # targeting
 # ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ScoredCustomers:
+    """Result of :func:`score_customers`: the scored table and the models behind it."""
+
+    customers: pd.DataFrame
+    transaction_model: Any
+    spend_model: Any
+
+
+#: Transaction models :func:`score_customers` can fit, by name.
+SCORE_MODELS = ("bgnbd", "pareto_nbd", "mbgnbd")
+#: The columns :func:`score_customers` adds.
+SCORE_COLUMNS = ("p_alive", "expected_purchases", "expected_spend", "clv", "clv_lower", "clv_upper")
+
+
+def score_customers(
+    customers: pd.DataFrame,
+    *,
+    model: str = "bgnbd",
+    horizon_months: float = 12.0,
+    discount_rate: float = 0.1,
+    margin: float = 1.0,
+    interval: float | None = 0.9,
+    n_draws: int = 100,
+    seed: int | None = 0,
+) -> ScoredCustomers:
+    """The customer table joined with model scores, for selecting and segmenting on them.
+
+    Fits the transaction model (BG/NBD, Fader, Hardie & Lee 2005; Pareto/NBD, Schmittlein,
+    Morrison & Colombo 1987; MBG/NBD, Batislam et al. 2007) on all customers and the
+    Gamma-Gamma spend model (Fader, Hardie & Lee 2005b) on the repeat customers with a positive
+    mean spend, then adds ``p_alive`` and :func:`custvalue.value.customer_lifetime_value`'s
+    ``expected_purchases``, ``expected_spend``, ``clv`` [, ``clv_lower``, ``clv_upper``].
+
+    Parameters
+    ----------
+    customers : pandas.DataFrame
+        An RFM summary (:func:`custvalue.rfm_summary`), in the unit the model is fitted in.
+    model : {"bgnbd", "pareto_nbd", "mbgnbd"}, default "bgnbd"
+    horizon_months, discount_rate, margin, interval, n_draws, seed
+        As for :func:`custvalue.value.customer_lifetime_value` (``horizon`` in months;
+        ``interval=None`` for no interval).
+
+    Returns
+    -------
+    ScoredCustomers
+        ``customers``: a new frame, the input's columns plus :data:`SCORE_COLUMNS`;
+        ``transaction_model`` and ``spend_model``: the fitted models (for :func:`value_tiers`).
+    """
+    from .. import models as cvmodels
+    from ..value import customer_lifetime_value
+
+    classes = {
+        "bgnbd": cvmodels.BetaGeoModel,
+        "pareto_nbd": cvmodels.ParetoNBDModel,
+        "mbgnbd": cvmodels.ModifiedBetaGeoModel,
+    }
+    if model not in classes:
+        raise ParameterError(f"model must be one of {', '.join(SCORE_MODELS)}; got {model!r}")
+    customers = _check_table(customers, ("frequency", "recency", "T", "monetary_value"))
+    unit = str(customers.attrs.get("freq", "D"))
+    tx_model = classes[model](time_unit=unit).fit(customers)
+    repeat = (customers["frequency"] > 0) & (customers["monetary_value"] > 0)
+    if repeat.sum() < 10:
+        raise DataValidationError(
+            f"only {int(repeat.sum())} customers bought more than once with a positive spend: too "
+            "few to fit the spend model (need at least 10)"
+        )
+    spend_model = cvmodels.GammaGammaModel().fit(customers[repeat])
+    clv = customer_lifetime_value(
+        tx_model, spend_model, customers, horizon=horizon_months, time_unit="M",
+        discount_rate=discount_rate, margin=margin, interval=interval, n_draws=max(n_draws, 2),
+        seed=seed,
+    )
+    clv = getattr(clv, "frame", clv)
+    out = customers.copy()
+    out["p_alive"] = tx_model.probability_alive(customers)
+    for col in SCORE_COLUMNS[1:]:
+        if col in clv.columns:
+            out[col] = clv[col]
+    return ScoredCustomers(out, tx_model, spend_model)
+
+
 def select(
     customers: pd.DataFrame,
     where: str,
@@ -1071,7 +1158,11 @@ def _atomic_write(write: Any, path: Path) -> None:
 
 
 def export_list(
-    selection: Any, path: str | os.PathLike[str], *, columns: Sequence[str] | None = None
+    selection: Any,
+    path: str | os.PathLike[str],
+    *,
+    columns: Sequence[str] | None = None,
+    format: str | None = None,
 ) -> Path:
     """Write a customer list for CRM and e-mail tools, atomically.
 
@@ -1086,6 +1177,8 @@ def export_list(
     path : path-like
         ``.csv`` or ``.parquet``.
     columns : sequence of str, optional
+    format : {"csv", "parquet"}, optional
+        Instead of the file name's suffix.
 
     Returns
     -------
@@ -1097,8 +1190,10 @@ def export_list(
             f"selection must be a SegmentResult or DataFrame, got {type(selection).__name__}"
         )
     target = Path(path)
-    fmt = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(target.suffix.lower())
-    if fmt is None:
+    fmt = format or {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(
+        target.suffix.lower()
+    )
+    if fmt not in ("csv", "parquet"):
         raise ParameterError(f"{os.fspath(path)!r}: write a .csv or .parquet file")
     if columns is not None:
         missing = [c for c in columns if c not in frame.columns]

@@ -391,6 +391,23 @@ def parse(text: str) -> Any:
     return _Parser(text).parse()
 
 
+def has_fields(node: Any) -> list[str]:
+    """Names of the fields used with ``has`` (they need every value a customer has)."""
+    out: list[str] = []
+
+    def walk(n: Any) -> None:
+        if isinstance(n, Has):
+            out.append(n.field.name)
+        elif isinstance(n, BoolOp):
+            for item in n.items:
+                walk(item)
+        elif isinstance(n, Not):
+            walk(n.item)
+
+    walk(node)
+    return list(dict.fromkeys(out))
+
+
 def fields(node: Any) -> list[Field]:
     """Every field a syntax tree refers to, in order of appearance."""
     out: list[Field] = []
