@@ -62,8 +62,16 @@ def hand_built() -> pd.DataFrame:
 
 
 EXPECTED = [
-    "champions", "new", "promising", "potential loyalists", "loyal", "need attention",
-    "hibernating", "at risk", "can't lose them", "lost",
+    "champions",
+    "new",
+    "promising",
+    "potential loyalists",
+    "loyal",
+    "need attention",
+    "hibernating",
+    "at risk",
+    "can't lose them",
+    "lost",
 ]
 
 
@@ -145,7 +153,11 @@ def test_result_prints_and_renders() -> None:
     frame = hand_built().assign(clv=np.arange(10.0))
     res = sg.rfm_segments(frame)
     text = str(res)
-    assert "10 customers" in text and "past revenue 3,620.00" in text and "expected value 45.00" in text
+    assert (
+        "10 customers" in text
+        and "past revenue 3,620.00" in text
+        and "expected value 45.00" in text
+    )
     assert "<table" in res._repr_html_() and "champions" in res._repr_html_()
 
 
@@ -180,8 +192,14 @@ def test_invalid_members_and_exclusion() -> None:
     frame.loc[4, "total_spend"] = -5.0
     res = sg.invalid_members(frame, members=[1, 2, 3, 77, 78], flagged=[9, 500])
     reasons = res.customers["reason"].to_dict()
-    assert reasons == {3: "net spend <= 0", 4: "net spend <= 0", 9: "flagged",
-                       77: "no valid purchase", 78: "no valid purchase", 500: "flagged"}
+    assert reasons == {
+        3: "net spend <= 0",
+        4: "net spend <= 0",
+        9: "flagged",
+        77: "no valid purchase",
+        78: "no valid purchase",
+        500: "flagged",
+    }
     assert res.table.loc["no valid purchase", "customers"] == 2
     # select excludes spend <= 0 by default
     assert 3 not in sg.select(frame, "n_orders >= 1").ids
@@ -308,8 +326,11 @@ def test_migration_counts_and_value() -> None:
 def test_channel_economics_by_hand(tmp_path) -> None:
     customers = pd.DataFrame({"channel": ["a", "a", "b", "b"]}, index=[1, 2, 3, 4])
     clv = pd.DataFrame(
-        {"clv": [100.0, 100.0, 30.0, 50.0], "clv_lower": [90.0, 90.0, 20.0, 40.0],
-         "clv_upper": [110.0, 110.0, 40.0, 60.0]},
+        {
+            "clv": [100.0, 100.0, 30.0, 50.0],
+            "clv_lower": [90.0, 90.0, 20.0, 40.0],
+            "clv_upper": [110.0, 110.0, 40.0, 60.0],
+        },
         index=[1, 2, 3, 4],
     )
     clv.attrs = {"horizon": 12.0, "time_unit": "M"}
@@ -339,7 +360,9 @@ def test_channel_economics_by_hand(tmp_path) -> None:
     class Result:
         frame = clv
 
-    t_obj = sg.channel_economics(Result(), customers, costs={"a": 25, "b": 40}, target_ratio=2.0).table
+    t_obj = sg.channel_economics(
+        Result(), customers, costs={"a": 25, "b": 40}, target_ratio=2.0
+    ).table
     for other in (t_csv, t_col, t_obj):
         pd.testing.assert_frame_equal(other, t)
     with pytest.raises(DataValidationError, match="no acquisition cost"):
@@ -349,8 +372,12 @@ def test_channel_economics_by_hand(tmp_path) -> None:
 def test_channel_economics_payback_from_cash_flows() -> None:
     customers = pd.DataFrame({"channel": ["a", "a"]}, index=[1, 2])
     clv = pd.DataFrame(
-        {"clv": [30.0, 30.0], "cash_flow_1": [10.0, 10.0], "cash_flow_2": [10.0, 10.0],
-         "cash_flow_3": [10.0, 10.0]},
+        {
+            "clv": [30.0, 30.0],
+            "cash_flow_1": [10.0, 10.0],
+            "cash_flow_2": [10.0, 10.0],
+            "cash_flow_3": [10.0, 10.0],
+        },
         index=[1, 2],
     )
     clv.attrs = {"horizon": 3.0, "time_unit": "M"}
@@ -399,9 +426,11 @@ def test_model_lists_are_more_precise_than_rfm_lists() -> None:
         ["r_score", "days_since_last_order"], ascending=[True, False], kind="stable"
     ).head(winback.size)
     club = sg.club_candidates(scores)
-    rfm_club = segs[segs["segment"].isin(["champions", "loyal"])].sort_values(
-        "total_spend", ascending=False, kind="stable"
-    ).head(club.size)
+    rfm_club = (
+        segs[segs["segment"].isin(["champions", "loyal"])]
+        .sort_values("total_spend", ascending=False, kind="stable")
+        .head(club.size)
+    )
     assert winback.size > 100 and club.size > 100
 
     def precision(ids: pd.Index, truth_mask: np.ndarray) -> float:
@@ -429,11 +458,16 @@ def test_tier_probabilities_are_calibrated_on_the_holdout() -> None:
     scores = cal.join(clv[["expected_purchases", "expected_spend", "clv"]])
     res = sg.value_tiers(scores, bg, gg, horizon=days, time_unit="D", n_draws=100, seed=3)
     again = sg.value_tiers(scores, bg, gg, horizon=days, time_unit="D", n_draws=100, seed=3)
-    pd.testing.assert_series_equal(res.customers["tier_probability"], again.customers["tier_probability"])
+    pd.testing.assert_series_equal(
+        res.customers["tier_probability"], again.customers["tier_probability"]
+    )
 
     holdout = (
-        tx[tx["date"] >= pd.Timestamp("2024-01-02")].groupby("customer_id")["amount"].sum()
-        .reindex(scores.index).fillna(0.0)
+        tx[tx["date"] >= pd.Timestamp("2024-01-02")]
+        .groupby("customer_id")["amount"]
+        .sum()
+        .reindex(scores.index)
+        .fillna(0.0)
     )
     # realised tier: rank by realised holdout spend, ties by clv; nested cuts ceil(share * n)
     order = np.lexsort((-scores["clv"].to_numpy(), -holdout.to_numpy()))

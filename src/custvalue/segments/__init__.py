@@ -205,8 +205,10 @@ def _days_since_last(customers: pd.DataFrame) -> pd.Series:
 def _score(values: pd.Series, bins: int) -> np.ndarray:
     """1..bins by the share of customers with a strictly lower value (ties share the lower bin)."""
     arr = values.to_numpy(dtype=float)
-    order = np.sort(arr)
-    below = np.searchsorted(order, arr, side="left")
+    order = np.argsort(arr, kind="stable")
+    ranked = arr[order]
+    below = np.empty(len(arr), dtype=np.int64)
+    below[order] = np.searchsorted(ranked, ranked, side="left")  # sorted queries: one pass
     return (1 + np.floor(bins * below / len(arr))).astype(int).clip(1, bins)
 
 
@@ -357,11 +359,18 @@ def rfm_scores(customers: pd.DataFrame, bins: int = 5) -> SegmentResult:
     out["r_score"] = _score(-days.astype(float), bins)
     out["f_score"] = _score(customers["n_orders"].astype(float), bins)
     out["m_score"] = _score(customers["total_spend"].astype(float), bins)
-    out["rfm_score"] = (
-        out["r_score"].astype(str) + out["f_score"].astype(str) + out["m_score"].astype(str)
-    )
-    table = pd.crosstab(out["r_score"], out["f_score"]).rename_axis(
-        index="r_score", columns="f_score"
+    r, f, m = (out[c].to_numpy() - 1 for c in ("r_score", "f_score", "m_score"))
+    labels = [
+        f"{a}{b}{c}"
+        for a in range(1, bins + 1)
+        for b in range(1, bins + 1)
+        for c in range(1, bins + 1)
+    ]
+    out["rfm_score"] = pd.Categorical.from_codes((r * bins + f) * bins + m, categories=labels)
+    counts = np.bincount(r * bins + f, minlength=bins * bins).reshape(bins, bins)
+    scores_1 = pd.RangeIndex(1, bins + 1)
+    table = pd.DataFrame(
+        counts, index=scores_1.rename("r_score"), columns=scores_1.rename("f_score")
     )
     return SegmentResult(
         "RFM scores",
@@ -431,9 +440,12 @@ def rfm_segments(customers: pd.DataFrame, rules: Any = None, *, bins: int = 5) -
         for row in frame.itertuples(index=False)  # one vectorised test per rule (few rules)
     ]
     labels = frame["segment"].astype(str).tolist()
-    segment = np.select(conditions, labels, default="other")
-    order = labels + (["other"] if (segment == "other").any() else [])
-    scored["segment"] = pd.Categorical(segment, categories=list(dict.fromkeys(order)))
+    codes = np.select(conditions, np.arange(len(labels)), default=len(labels))
+    categories = list(dict.fromkeys(labels))  # a repeated name keeps its first position
+    codes = np.array([categories.index(x) for x in labels] + [len(categories)])[codes]
+    if (codes == len(categories)).any():
+        categories.append("other")
+    scored["segment"] = pd.Categorical.from_codes(codes, categories=categories)
     table = _group_table(scored, "segment")
     return SegmentResult(
         "RFM segments",
@@ -1034,8 +1046,15 @@ def score_customers(
         )
     spend_model = cvmodels.GammaGammaModel().fit(customers[repeat])
     clv = customer_lifetime_value(
-        tx_model, spend_model, customers, horizon=horizon_months, time_unit="M",
-        discount_rate=discount_rate, margin=margin, interval=interval, n_draws=max(n_draws, 2),
+        tx_model,
+        spend_model,
+        customers,
+        horizon=horizon_months,
+        time_unit="M",
+        discount_rate=discount_rate,
+        margin=margin,
+        interval=interval,
+        n_draws=max(n_draws, 2),
         seed=seed,
     )
     clv = getattr(clv, "frame", clv)
@@ -1383,7 +1402,7 @@ def channel_economics(
     interval : float, default 0.9
         Coverage of the sampling part of the interval.
     """
-    from scipy.stats import norm
+    from statistics import NormalDist
 
     frame = _clv_frame(clv)
     customers = _check_table(customers, (by,))
@@ -1400,7 +1419,9 @@ def channel_economics(
         {"customers": g.size(), "mean_clv": g["clv"].mean(), "total_clv": g["clv"].sum()}
     )
     se = g["clv"].std(ddof=1).fillna(0.0) / np.sqrt(table["customers"])
-    z = float(norm.ppf(0.5 + interval / 2))
+    if not 0 < interval < 1:
+        raise ParameterError(f"interval must be between 0 and 1, got {interval}")
+    z = NormalDist().inv_cdf(0.5 + interval / 2)
     has_bounds = {"clv_lower", "clv_upper"} <= set(frame.columns)
     par_lo = table["mean_clv"] - (g["clv_lower"].mean() if has_bounds else table["mean_clv"])
     par_hi = (g["clv_upper"].mean() if has_bounds else table["mean_clv"]) - table["mean_clv"]

@@ -771,21 +771,23 @@ def anniversary_within(dates: pd.Series, today: pd.Timestamp, days: int) -> np.n
 
     29 February counts as 28 February in years without it. Missing dates give False.
     """
-    missing = dates.isna().to_numpy()
-    filled = dates.fillna(today)
-    month = filled.dt.month.to_numpy()
-    day = filled.dt.day.to_numpy()
+    values = dates.to_numpy(dtype="datetime64[ns]")
+    missing = np.isnat(values)
+    day_num = values.astype("datetime64[D]")
+    month_start = day_num.astype("datetime64[M]")
+    month = np.where(missing, 0, month_start.astype(np.int64) % 12)  # 0 = January
+    day = np.where(missing, 1, (day_num - month_start.astype("datetime64[D]")).astype(np.int64) + 1)
     t = np.datetime64(today.normalize().date(), "D")
-    out_delta = np.full(len(dates), np.iinfo(np.int64).max)
+    best = np.full(len(values), np.iinfo(np.int64).max)
     for year in (today.year, today.year + 1):  # this year's anniversary, else next year's
-        y = np.full(len(dates), year)
-        d = np.where((month == 2) & (day == 29) & ~_is_leap(y), 28, day)
-        ann = ((y - 1970).astype("datetime64[Y]").astype("datetime64[M]") + (month - 1)).astype(
+        starts = (np.datetime64(f"{year:04d}-01", "M") + np.arange(12)).astype(
             "datetime64[D]"
-        ) + (d - 1)
-        delta = (ann - t).astype(np.int64)
-        out_delta = np.where((delta >= 0) & (out_delta == np.iinfo(np.int64).max), delta, out_delta)
-    return (out_delta <= days) & ~missing
+        )  # first day of each month of that year
+        leap = bool(_is_leap(np.array([year]))[0])
+        d = day if leap else np.where((month == 1) & (day == 29), 28, day)
+        delta = (starts[month] + (d - 1) - t).astype(np.int64)
+        best = np.where((delta >= 0) & (best == np.iinfo(np.int64).max), delta, best)
+    return (best <= days) & ~missing
 
 
 def evaluate(text: str, frame: pd.DataFrame, *, today: Any = None) -> np.ndarray:
