@@ -752,14 +752,14 @@ class _Evaluator:
         if getattr(col.dtype, "tz", None) is not None:
             col = col.dt.tz_convert(None)
         today = self.today.normalize()
+        if node.mode == "anniversary":
+            return anniversary_within(col, today, node.days)
         days = col.to_numpy().astype("datetime64[D]")
         missing = col.isna().to_numpy()
         t = np.datetime64(today.date(), "D")
         if node.mode == "last":
             return (days >= t - node.days) & (days <= t) & ~missing
-        if node.mode == "next":
-            return (days >= t) & (days <= t + node.days) & ~missing
-        return anniversary_within(col, today, node.days)
+        return (days >= t) & (days <= t + node.days) & ~missing
 
 
 def _is_leap(year: np.ndarray) -> np.ndarray:
