@@ -111,7 +111,7 @@ def test_cash_flows_sum_to_clv_and_partial_period(small_summary):
         ConstantRate(0.03), ConstantSpend(10.0), small_summary,
         horizon=2.5, time_unit="M", discount_rate=0.2, cash_flows=True,
     )
-    flows = res[[c for c in res.columns if c.startswith("cash_flow_")]]
+    flows = res.to_frame().filter(like="cash_flow_")
     assert flows.shape[1] == 3  # two full months and a half month
     np.testing.assert_allclose(flows.sum(axis=1), res["clv"], rtol=1e-12)
     # the half month carries half the purchases of a full month (before discounting)
@@ -133,7 +133,9 @@ def test_time_unit_of_model_is_respected(small_summary):
     lam_day = 0.01
     in_days = customer_lifetime_value(ConstantRate(lam_day, "D"), ConstantSpend(5.0), small_summary,
                                       horizon=6, time_unit="M", discount_rate=0.1)
-    in_weeks = customer_lifetime_value(ConstantRate(lam_day * 7, "W"), ConstantSpend(5.0), small_summary,
+    weekly = small_summary.assign(recency=small_summary["recency"] / 7, T=small_summary["T"] / 7)
+    weekly.attrs["freq"] = "W"  # the same customers summarised in the weekly model's unit
+    in_weeks = customer_lifetime_value(ConstantRate(lam_day * 7, "W"), ConstantSpend(5.0), weekly,
                                        horizon=6, time_unit="M", discount_rate=0.1)
     np.testing.assert_allclose(in_days["clv"], in_weeks["clv"], rtol=1e-12)
 
@@ -230,7 +232,8 @@ def test_interval_is_reproducible_with_seed(small_summary):
     kw = {"horizon": 3, "time_unit": "M", "discount_rate": 0.1, "interval": 0.9, "n_draws": 50}
     a = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), small_summary, seed=7, **kw)
     b = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), small_summary, seed=7, **kw)
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert (a.total_lower, a.total_upper) == (b.total_lower, b.total_upper)
 
 
 def test_weights_enter_total(small_summary):
@@ -328,7 +331,7 @@ def test_infinite_horizon_matches_long_finite_horizon():
     d = pd.DataFrame({"frequency": [0, 2, 5.0, 20], "recency": [0, 30, 35, 38.0], "T": [39.0] * 4})
     inf = customer_lifetime_value(m, None, d, horizon=np.inf, time_unit="M", discount_rate=0.1, price=2.0)
     fin = customer_lifetime_value(m, None, d, horizon=80, time_unit="Y", discount_rate=0.1, price=2.0)
-    assert "expected_purchases" not in inf.columns
+    assert "expected_purchases" not in inf.frame.columns
     np.testing.assert_allclose(inf["clv"], fin["clv"] * 1.1 ** (1 / 2), rtol=5e-3)
     assert (inf["clv"] > 0).all() and np.isfinite(inf["clv"]).all()
 
@@ -366,7 +369,8 @@ def test_matches_lifetimes_clv_on_matching_configuration(cdnow_summary):
     ggf = GammaGammaFitter()
     ggf.params_ = pd.Series({"p": CDNOW_GG["p"], "q": CDNOW_GG["q"], "v": CDNOW_GG["gamma"]})
     d_month = 0.01
-    s = cdnow_summary
+    s = cdnow_summary.copy()
+    s.attrs["freq"] = "M"  # lifetimes' freq="M": the summary's periods are read as months
     theirs = ggf.customer_lifetime_value(bgf, s["frequency"], s["recency"], s["T"], s["monetary_value"],
                                          time=12, discount_rate=d_month, freq="M")
     ours = customer_lifetime_value(bg, gg, s, horizon=12, time_unit="M",
@@ -384,7 +388,7 @@ def test_expected_purchases_column_is_models_conditional_expectation(cdnow_summa
     np.testing.assert_allclose(res["expected_purchases"], bg.expected_purchases(s, 365.25 / 7), rtol=1e-10)
     np.testing.assert_allclose(res["expected_spend"], gg.expected_spend(s), rtol=1e-12)
     np.testing.assert_allclose(res["clv"], res["expected_purchases"] * res["expected_spend"], rtol=1e-10)
-    assert np.isfinite(res.to_numpy(float)).all() and (res["clv"] >= 0).all()
+    assert np.isfinite(res.to_frame().to_numpy(float)).all() and (res["clv"] >= 0).all()
 
 
 def _simulate_bgnbd_gg(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -526,7 +530,7 @@ def test_sbg_finite_horizon_converges_to_derl():
     derl = m.expected_residual_lifetime(subs, discount_rate=0.1).to_numpy()
     np.testing.assert_allclose(inf["clv"], subs["price"] * derl, rtol=1e-12)
     np.testing.assert_allclose(fin["clv"], inf["clv"], rtol=1e-4)
-    assert inf.loc["d", "clv"] == 0.0
+    assert inf.frame.loc["d", "clv"] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,10 +562,10 @@ def test_clv_is_finite_nonnegative_and_bounded_by_undiscounted(data, rate, horiz
     gg = GammaGammaModel.from_params(**CDNOW_GG)
     res = customer_lifetime_value(bg, gg, data, horizon=horizon, time_unit="M", discount_rate=rate,
                                   cash_flows=True)
-    assert np.isfinite(res.to_numpy(float)).all()
+    assert np.isfinite(res.to_frame().to_numpy(float)).all()
     assert (res["clv"] >= 0).all()
     assert (res["clv"] <= res["expected_purchases"] * res["expected_spend"] * (1 + 1e-9) + 1e-12).all()
-    flows = res[[c for c in res.columns if c.startswith("cash_flow_")]]
+    flows = res.to_frame().filter(like="cash_flow_")
     np.testing.assert_allclose(flows.sum(axis=1), res["clv"], rtol=1e-9, atol=1e-9)
 
 

@@ -1309,14 +1309,26 @@ def _ordered(s: pd.Series) -> list[str]:
     return [x for x in rule_order if x in seen] + sorted(seen - set(rule_order))
 
 
-def _clv_frame(clv: Any) -> pd.DataFrame:
-    frame = getattr(clv, "frame", clv)
+def _clv_frame(clv: Any) -> tuple[pd.DataFrame, float | None, str | None]:
+    """The per-customer CLV frame (with ``cash_flow_k`` columns when computed), its horizon
+    and time unit, from a ``CLVResult`` (``.frame``, ``.settings``) or a DataFrame (``attrs``)."""
+    if hasattr(clv, "frame") and isinstance(clv.frame, pd.DataFrame):
+        frame = clv.to_frame() if hasattr(clv, "to_frame") else clv.frame
+    else:
+        frame = clv
+    settings = getattr(clv, "settings", None)
+    if settings is not None:
+        horizon, unit = getattr(settings, "horizon", None), getattr(settings, "time_unit", None)
+    else:
+        attrs = getattr(frame, "attrs", {}) or {}
+        horizon, unit = attrs.get("horizon"), attrs.get("time_unit")
     if not isinstance(frame, pd.DataFrame) or "clv" not in frame:
         raise DataValidationError(
             "clv must be the result of customer_lifetime_value (a frame with a 'clv' column, or an "
             f"object with .frame); got {type(clv).__name__}"
         )
-    return frame
+    horizon = None if horizon is None or not np.isfinite(float(horizon)) else float(horizon)
+    return frame, horizon, None if unit is None else str(unit)
 
 
 def _costs(costs: Any, customers: pd.DataFrame, by: str) -> pd.Series | None:
@@ -1398,13 +1410,14 @@ def channel_economics(
         Target LTV/CAC for ``max_cac``.
     horizon_months : float, optional
         Horizon of the CLV, for the payback period without cash flows (default:
-        ``clv.attrs["horizon"]`` when in months).
+        the horizon of ``clv`` when in months).
     interval : float, default 0.9
         Coverage of the sampling part of the interval.
     """
     from statistics import NormalDist
 
-    frame = _clv_frame(clv)
+    frame, clv_horizon, clv_unit = _clv_frame(clv)
+    monthly_unit = clv_unit in ("M", "month", None)
     customers = _check_table(customers, (by,))
     if not target_ratio > 0:
         raise ParameterError(f"target_ratio must be > 0, got {target_ratio}")
@@ -1452,7 +1465,7 @@ def channel_economics(
             (c for c in frame.columns if c.startswith("cash_flow_")),
             key=lambda c: int(c.rsplit("_", 1)[1]),
         )
-        if flows and str(frame.attrs.get("time_unit", "M")) in ("M", "month"):
+        if flows and monthly_unit:
             mean_flows = (
                 data.groupby("_group", sort=True)[flows].mean().reindex(table.index).to_numpy(float)
             )
@@ -1462,10 +1475,8 @@ def channel_economics(
             ]
         else:
             h = horizon_months
-            if h is None:
-                attrs = frame.attrs if isinstance(frame.attrs, dict) else {}
-                if attrs.get("time_unit") in ("M", "month") and attrs.get("horizon") is not None:
-                    h = float(attrs["horizon"])
+            if h is None and clv_unit in ("M", "month"):
+                h = clv_horizon
             if h is None:
                 table["payback_months"] = np.nan
                 notes.append("payback needs horizon_months= or cash flows")
