@@ -462,7 +462,7 @@ def test_cli_select_refuses_to_overwrite_the_input(tx_csv) -> None:
         ["select", "--data", str(tx_csv), "--where", "n_orders >= 1", "--out", str(tx_csv)]
     )
     assert result.exit_code == 2
-    assert "is the input" in result.stderr
+    assert "is the input file" in result.stderr
     assert tx_csv.read_text() == before
 
 

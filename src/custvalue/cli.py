@@ -471,16 +471,6 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
         click.echo(f"  metrics:      {os.path.abspath(result.metrics)}")
 
 
-def _same_file(out: str, data: str) -> bool:
-    """True when ``out`` is the input file, or lies inside an input directory."""
-    if not os.path.exists(data):
-        return False
-    out_real, data_real = os.path.realpath(out), os.path.realpath(data)
-    if os.path.isdir(data_real):
-        return out_real.startswith(data_real.rstrip(os.sep) + os.sep)
-    return out_real == data_real
-
-
 @main.command("select", context_settings=_CONTEXT)
 @_data_options
 @click.option("--where", "where", required=True, metavar="FILTER",
@@ -525,8 +515,7 @@ def select_command(
 
     unit = normalize_unit(freq)  # bad arguments fail before any work
     fmt = _output_format(out)
-    if _same_file(out, kwargs["data"]):
-        raise ParameterError(f"--out {out!r} is the input --data; write the list elsewhere")
+    _refuse_overwriting(kwargs["data"], [out], kwargs)
     tree = _filter.parse(where)  # a syntax error fails before loading
     used = {f.name for f in _filter.fields(tree)}
     with atomic_output(out) as tmp:
