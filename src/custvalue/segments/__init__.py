@@ -1451,14 +1451,16 @@ def channel_economics(
             raise DataValidationError(
                 f"no acquisition cost for {by} {missing}; costs given for {list(cac.index)}"
             )
-        if (cac.reindex(table.index) <= 0).any():
-            raise DataValidationError(
-                f"acquisition costs must be > 0: {cac.reindex(table.index).to_dict()}"
-            )
-        table["cac"] = cac.reindex(table.index).to_numpy(float)
-        table["ltv_cac"] = table["mean_clv"] / table["cac"]
-        table["ltv_cac_lower"] = table["mean_clv_lower"] / table["cac"]
-        table["ltv_cac_upper"] = table["mean_clv_upper"] / table["cac"]
+        given = cac.reindex(table.index)
+        if (given < 0).any() or not np.isfinite(given.to_numpy(float)).all():
+            raise DataValidationError(f"acquisition costs must be finite and >= 0: {given.to_dict()}")
+        table["cac"] = given.to_numpy(float)
+        paid = table["cac"].where(table["cac"] > 0)  # no ratio for a channel that costs nothing
+        table["ltv_cac"] = table["mean_clv"] / paid
+        table["ltv_cac_lower"] = table["mean_clv_lower"] / paid
+        table["ltv_cac_upper"] = table["mean_clv_upper"] / paid
+        if (table["cac"] == 0).any():
+            notes.append(f"{by} with no acquisition cost have no LTV/CAC ratio and a payback of 0")
         table["max_cac"] = table["mean_clv"] / target_ratio
         table["max_cac_lower"] = table["mean_clv_lower"].clip(lower=0) / target_ratio
         flows = sorted(
@@ -1493,7 +1495,7 @@ def channel_economics(
             "unit of budget goes to the highest LTV/CAC at the lower bound (if above 1)"
         )
     return SegmentResult(
-        f"economics by {by}", data.drop(columns="_group").join(customers[[by]]), table, notes
+        f"economics by {by}", data.drop(columns="_group").assign(**{by: group.to_numpy()}), table, notes
     )
 
 
