@@ -46,6 +46,10 @@ _LAZY: dict[str, str] = {
     "cox_ph": "survival",
     "KaplanMeier": "survival",
     "CoxPH": "survival",
+    "rfm_segments": "segments",
+    "value_tiers": "segments",
+    "select": "segments",
+    "export_list": "segments",
 }
 _SUBMODULES = (
     "data",
@@ -55,6 +59,7 @@ _SUBMODULES = (
     "value",
     "evaluation",
     "survival",
+    "segments",
     "plots",
     "reports",
     "value_report",

@@ -47,6 +47,7 @@ import pandas as pd
 from .._time import UNIT_NAMES
 from ..data import load_transactions
 from ..errors import ConvergenceError, DataValidationError, ParameterError
+from ..segments import value_by, value_deciles
 from .inputs import resolve_periods
 from .outputs import Money
 from .runner import RunResult, run
@@ -459,32 +460,6 @@ def _apply_choice(comparison: Any, name: str) -> Any:
     )
 
 
-def value_by(scores: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Expected value per group of customers.
-
-    Parameters
-    ----------
-    scores : pandas.DataFrame
-        Per-customer scores with ``clv``, ``p_alive`` and ``column``.
-    column : str
-        Column to group by (e.g. ``cohort``, ``channel``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        Per group: ``customers``, ``total_clv``, ``mean_clv``, ``mean_p_alive`` and
-        ``share_of_value`` (of the total over all groups).
-    """
-    table = scores.groupby(column, observed=True).agg(
-        customers=("clv", "size"),
-        total_clv=("clv", "sum"),
-        mean_clv=("clv", "mean"),
-        mean_p_alive=("p_alive", "mean"),
-    )
-    table["share_of_value"] = table["total_clv"] / table["total_clv"].sum()
-    return table
-
-
 def _candidates(models: Sequence[str]) -> dict[str, Any]:
     names = list(models)
     unknown = [m for m in names if m not in CANDIDATE_MODELS]
@@ -627,8 +602,7 @@ def analyse(
     for col in ("expected_purchases", "expected_spend", "clv", "clv_lower", "clv_upper"):
         if col in clv.frame.columns:
             scores[col] = clv.frame[col]
-    order = scores["clv"].rank(method="first", ascending=False)
-    scores["clv_decile"] = np.ceil(order / len(scores) * 10).astype(int)
+    scores["clv_decile"], deciles = value_deciles(scores)
 
     # rule of thumb per segment (the first attribute of SEGMENT_COLUMNS the data have)
     segment = next((c for c in SEGMENT_COLUMNS if c in attributes), None)
@@ -641,14 +615,6 @@ def analyse(
         scores[segment].map(heuristic[h_col]) if segment else float(heuristic[h_col].iloc[0])
     )
 
-    deciles = scores.groupby("clv_decile").agg(
-        customers=("clv", "size"),
-        expected_value=("clv", "sum"),
-        mean_clv=("clv", "mean"),
-        mean_p_alive=("p_alive", "mean"),
-        past_spend_per_customer=("total_spend", "mean"),
-    )
-    deciles["share_of_value"] = deciles["expected_value"] / deciles["expected_value"].sum()
     top_columns = [c for c in _TOP_COLUMNS if c in scores.columns]
     top_customers = scores.sort_values("clv", ascending=False).head(top_n)[top_columns]
 
