@@ -102,7 +102,8 @@ DEFAULT_SUBSCRIPTION: dict[str, Any] = {
     },
 }
 
-_DEFAULT_LOYALTY: dict[str, Any] = {"join_rate": 0.002, "selection": 1.0, "effect": 1.3, "launch": None}
+_DEFAULT_LOYALTY: dict[str, Any] = {"join_rate": 0.002, "selection": 1.0, "effect": 1.3, "launch": None,
+                                    "recency": None, "recent_days": 30}
 _DEFAULT_WINBACK: dict[str, Any] = {
     "send_date": None,
     "lapsed_days": 120,
@@ -292,6 +293,11 @@ class Simulation:
         None without a campaign.
     subscriptions : pandas.DataFrame or None
         Subscription mode: ``customer_id, start, end`` (NaT while active), ``plan, price``.
+    counterfactual : pandas.DataFrame or None
+        With a loyalty programme: ``customer_id, date`` of the purchases that members would
+        have made after joining without the programme (the base process's own draws, which
+        the programme replaced). Together with the observed purchases this gives each member's
+        untreated path, from which ``truth["loyalty"]["att"]`` is computed.
     truth : dict
         The generating process and its parameters (see :func:`simulate`).
     """
@@ -302,6 +308,7 @@ class Simulation:
     campaign: pd.DataFrame | None = None
     subscriptions: pd.DataFrame | None = None
     truth: dict[str, Any] = field(default_factory=dict)
+    counterfactual: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         parts = [
@@ -820,12 +827,23 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
         hazard = join_rate * np.exp(selection * np.log(lam / mean_lam))
     hazard = np.clip(hazard, 1e-300, 1e300)
     eligible_from = np.maximum(acq, launch)
-    join_cal = eligible_from + rng.standard_exponential(n) / hazard
+    recency = loyalty_cfg["recency"]
+    if recency is None:
+        join_cal = eligible_from + rng.standard_exponential(n) / hazard
+    else:
+        recency = _number(loyalty_cfg, "recency", "loyalty")
+        if not (np.isfinite(recency) and recency >= 0):
+            raise ParameterError(
+                f"loyalty['recency']={recency!r} must be a non-negative hazard multiplier")
+        recent_days = _as_days(loyalty_cfg["recent_days"], "loyalty['recent_days']")
+        join_cal = _join_times_after_purchases(
+            rng, hazard, eligible_from, acq + active_until, acq, events, recency, recent_days)
     member = join_cal < acq + active_until
     join_cal = np.where(member, join_cal, np.nan)
     # members: base purchases after joining are replaced by purchases at the lifted rate
     ev_cust, ev_cal = events.cust, events.cal
     keep = ~(member[ev_cust] & (ev_cal >= join_cal[ev_cust]))
+    counterfactual = _Events(cust=ev_cust[~keep], cal=ev_cal[~keep])
     ev_cust, ev_cal = ev_cust[keep], ev_cal[keep]
     m_idx = np.flatnonzero(member)
     post = acq[m_idx] + active_until[m_idx] - join_cal[m_idx]
@@ -842,7 +860,46 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
         "n_members": int(member.sum()),
         "description": "members' purchase rate while alive is effect x lambda after joining",
     }
+    if recency is not None:
+        truth["recency"] = recency
+        truth["recent_days"] = recent_days
+        truth["description"] += (
+            f"; the joining hazard is multiplied by {recency:g} within {recent_days:g} days "
+            "after a purchase")
+    truth["_lifted"] = _Events(cust=m_idx[li], cal=lt)
+    truth["_counterfactual"] = counterfactual
     return truth, member, join_cal, _Events(cust=ev_cust, cal=ev_cal)
+
+
+def _join_times_after_purchases(rng: np.random.Generator, hazard: np.ndarray,
+                                lo: np.ndarray, hi: np.ndarray, acq: np.ndarray,
+                                events: _Events, recency: float, recent_days: float
+                                ) -> np.ndarray:
+    """First joining time when the hazard is ``hazard * recency`` within ``recent_days`` after
+    a purchase and ``hazard`` otherwise (NaN-free; ``inf`` when the customer never joins).
+
+    Drawn by thinning (Lewis & Shedler 1979): candidate times from a Poisson process with the
+    maximal rate ``hazard * max(1, recency)`` on ``[lo, hi)``, each kept with probability
+    ``h(t) / h_max``; the first kept candidate is the joining time.
+    """
+    n = hazard.size
+    h_max = hazard * max(1.0, recency)
+    length = np.maximum(hi - lo, 0.0)
+    counts = rng.poisson(np.minimum(h_max * length, 1e7))
+    idx, times = _uniform_events(rng, lo, np.maximum(hi, lo), counts)
+    # last purchase (acquisition included) at or before each candidate time
+    p_cust = np.concatenate([np.arange(n), events.cust])
+    p_cal = np.concatenate([acq, events.cal])
+    scale = float(max(np.max(hi, initial=0.0), np.max(p_cal, initial=0.0))) + 10.0
+    keys = np.sort(p_cust * scale + p_cal)
+    pos = np.searchsorted(keys, idx * scale + times, side="right") - 1
+    last = keys[np.maximum(pos, 0)] - idx * scale  # same customer: acquisition precedes lo
+    recent = (pos >= 0) & (last >= 0) & (times - last < recent_days)
+    accept_p = np.where(recent, recency, 1.0) / max(1.0, recency)
+    kept = rng.random(idx.size) < accept_p
+    join = np.full(n, np.inf)
+    np.minimum.at(join, idx[kept], times[kept])
+    return join
 
 
 def _apply_winback(rng: np.random.Generator, winback: Any, cfg: _Config, events: _Events
@@ -1219,6 +1276,18 @@ def simulate(
     campaign_df, campaign_cfg, events = _apply_winback(rng, winback, cfg, events)
 
     tx = _draw_transaction_attributes(rng, spend, pop, cat_shares, events)
+    counterfactual = None
+    if loyalty_cfg is not None:
+        lifted = loyalty_cfg.pop("_lifted")
+        untreated = loyalty_cfg.pop("_counterfactual")
+        if "recency" in loyalty_cfg:
+            loyalty_cfg["att"] = _programme_estimand(cfg, acq, join_cal, member, lifted,
+                                                     untreated, tx, spend["p"] / pop.nu)
+            order = np.lexsort((untreated.cal, untreated.cust))
+            counterfactual = pd.DataFrame({
+                "customer_id": (untreated.cust[order] + 1).astype(np.int64),
+                "date": _days_to_dates(cfg.start_ts, untreated.cal[order]),
+            })
     transactions = _assemble_transactions(cfg, tx, region, pop.channel, cat_names)
     customers = _assemble_customers(cfg, acq, region, pop, base, spend, member, join_cal,
                                     cat_names)
@@ -1236,7 +1305,62 @@ def simulate(
         campaign=campaign_df,
         subscriptions=None,
         truth=truth,
+        counterfactual=counterfactual,
     )
+
+
+def _month_index(start_ts: pd.Timestamp, days: np.ndarray) -> np.ndarray:
+    """Calendar month (months since 1970-01) of times given in days since ``start_ts``."""
+    return _days_to_dates(start_ts, days).astype("datetime64[M]").astype(np.int64)
+
+
+def _programme_estimand(cfg: _Config, acq: np.ndarray, join_cal: np.ndarray,
+                        member: np.ndarray, lifted: _Events, untreated: _Events,
+                        tx: _TransactionDraws, mean_spend: np.ndarray) -> dict[str, Any]:
+    """The members' true average effect per customer and calendar month after joining.
+
+    The estimand is the average treatment effect on the treated over the post-joining
+    customer-months, ``mean over (i, t >= g_i) of Y_it(1) - Y_it(0)``, where ``g_i`` is the
+    month of joining and the cells are those a monthly panel observes: members who joined
+    after the month of their first purchase (so a pre-joining month exists) and months up to
+    the last complete month. ``Y(1)`` is the observed count and ``Y(0)`` the count on the
+    untreated path (same draws, the purchases the programme replaced), so the effect is
+    realised in the model's dropout, not read off the rate multiplier. ``ratio`` divides by
+    the untreated total of the same cells; ``revenue_level`` weights each extra purchase by
+    the customer's true mean spend.
+    """
+    end_month = int(np.datetime64(cfg.end_ts.date(), "M").astype(np.int64))
+    if (cfg.end_ts + pd.Timedelta(days=1)).month == cfg.end_ts.month:
+        end_month -= 1  # the last month is incomplete
+    n = cfg.n
+    g = np.full(n, np.iinfo(np.int64).max)
+    g[member] = _month_index(cfg.start_ts, join_cal[member])
+    entry = _month_index(cfg.start_ts, acq)
+    treated = member & (g > entry) & (g <= end_month)
+
+    def cell_sum(cust: np.ndarray, cal: np.ndarray, weights: np.ndarray | None = None) -> float:
+        month = _month_index(cfg.start_ts, cal)
+        sel = treated[cust] & (month >= g[cust]) & (month <= end_month)
+        w = None if weights is None else weights[cust[sel]]
+        return float(np.sum(w) if w is not None else np.count_nonzero(sel))
+
+    n_cells = int(np.sum(np.where(treated, end_month - g + 1, 0)))
+    y1 = cell_sum(tx.cust, tx.day)
+    extra = cell_sum(lifted.cust, lifted.cal) - cell_sum(untreated.cust, untreated.cal)
+    extra_rev = (cell_sum(lifted.cust, lifted.cal, mean_spend)
+                 - cell_sum(untreated.cust, untreated.cal, mean_spend))
+    y0 = y1 - extra
+    return {
+        "freq": "M",
+        "level": extra / n_cells if n_cells else float("nan"),
+        "ratio": extra / y0 if y0 > 0 else float("nan"),
+        "revenue_level": extra_rev / n_cells if n_cells else float("nan"),
+        "n_treated": int(treated.sum()),
+        "n_cells": n_cells,
+        "untreated_mean": y0 / n_cells if n_cells else float("nan"),
+        "description": "members' average extra purchases per customer-month after joining "
+                       "(observed minus untreated path), over members with a pre-joining month",
+    }
 
 
 def _simulate_subscriptions(
