@@ -836,9 +836,13 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
             raise ParameterError(
                 f"loyalty['recency']={recency!r} must be a non-negative hazard multiplier")
         recent_days = _as_days(loyalty_cfg["recent_days"], "loyalty['recent_days']")
+        # customers may sign up at (or after) their last purchase: joining does not need
+        # the customer to be alive, only the window to be open
         join_cal = _join_times_after_purchases(
-            rng, hazard, eligible_from, acq + active_until, acq, events, recency, recent_days)
-    member = join_cal < acq + active_until
+            rng, hazard, eligible_from, np.full(n, cfg.window_days), acq, events, recency,
+            recent_days)
+    join_until = acq + active_until if recency is None else np.full(n, cfg.window_days)
+    member = join_cal < join_until
     join_cal = np.where(member, join_cal, np.nan)
     # members: base purchases after joining are replaced by purchases at the lifted rate
     ev_cust, ev_cal = events.cust, events.cal
@@ -847,9 +851,10 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
     ev_cust, ev_cal = ev_cust[keep], ev_cal[keep]
     m_idx = np.flatnonzero(member)
     post = acq[m_idx] + active_until[m_idx] - join_cal[m_idx]
+    if recency is not None:
+        post = np.maximum(post, 0.0)  # joined after dropping out: no purchases
     post_counts = rng.poisson(effect * lam[m_idx] * post)
-    li, lt = _uniform_events(rng, join_cal[m_idx], acq[m_idx] + active_until[m_idx],
-                             post_counts)
+    li, lt = _uniform_events(rng, join_cal[m_idx], join_cal[m_idx] + post, post_counts)
     ev_cust = np.concatenate([ev_cust, m_idx[li]])
     ev_cal = np.concatenate([ev_cal, lt])
     truth = {
@@ -865,7 +870,7 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
         truth["recent_days"] = recent_days
         truth["description"] += (
             f"; the joining hazard is multiplied by {recency:g} within {recent_days:g} days "
-            "after a purchase")
+            "after a purchase, and customers may join after their last purchase")
     truth["_lifted"] = _Events(cust=m_idx[li], cal=lt)
     truth["_counterfactual"] = counterfactual
     return truth, member, join_cal, _Events(cust=ev_cust, cal=ev_cal)
