@@ -5,10 +5,14 @@ parameters) with
 
 * a randomised win-back campaign (``winback``; truth: the realised extra purchases per
   treated customer, divided by the post-send months), estimated by ITT with CUPED;
-* a self-selected, staggered loyalty programme (``loyalty`` with ``recency``: joining depends
-  on the purchase rate and on a purchase in the last 30 days; truth:
+* a self-selected, staggered loyalty programme (``loyalty={"history": True}``: from the
+  launch each month a customer joins with a probability that rises with her recent activity
+  and her purchases so far, hence with her latent rate; truth:
   ``truth["loyalty"]["att"]["level"]``, computed from each member's untreated path),
-  estimated by Callaway & Sant'Anna with doubly robust adjustment, with the naive gap beside.
+  estimated by Callaway & Sant'Anna with doubly robust adjustment, with the naive gap beside;
+* a stress test where joining is triggered by purchases (``recency``): the timing of joining
+  then depends on transitory purchase shocks and no difference-in-differences design is
+  unbiased; the pre-trend test should flag it.
 
 Reported per scenario: mean truth, bias, RMSE, coverage of the 95% interval, rejection rate
 of "no effect" at 5% (the false-positive rate when the true effect is zero) and the naive
@@ -42,15 +46,24 @@ def _randomised(seed: int, n: int, effect: float) -> dict[str, float]:
             "lower": a["lower"], "upper": a["upper"], "naive": r.naive.loc["level", "estimate"]}
 
 
-def _staggered(seed: int, n: int, effect: float) -> dict[str, float]:
-    sim = simulate(n, seed=seed, loyalty={"recency": 5.0, "selection": 1.0, "effect": effect,
-                                          "join_rate": 0.001, "launch": "2022-04-01"})
+def _staggered(seed: int, n: int, effect: float, mechanism: str = "history"
+               ) -> dict[str, float]:
+    loyalty = {"effect": effect, "launch": "2022-04-01"}
+    if mechanism == "history":
+        loyalty["history"] = True
+    else:  # joining triggered by purchases: a stress test the design cannot pass
+        loyalty.update({"recency": 5.0, "selection": 1.0, "join_rate": 0.001})
+    sim = simulate(n, seed=seed, loyalty=loyalty)
     r = programs.estimate(sim.transactions, sim.memberships, date_col="join_date",
                           secondary=False, placebo_shift=3)
     a = r.att.loc["level"]
     return {"truth": sim.truth["loyalty"]["att"]["level"], "estimate": a["estimate"],
             "se": a["std_error"], "lower": a["lower"], "upper": a["upper"],
             "naive": r.naive.loc["level", "estimate"], "pretrend_p": r.pretrend_p}
+
+
+def _triggered(seed: int, n: int, effect: float) -> dict[str, float]:
+    return _staggered(seed, n, effect, mechanism="recency")
 
 
 def summarise(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -81,6 +94,8 @@ def main() -> None:
     ap.add_argument("--customers", type=int, default=4000)
     ap.add_argument("--obs-seeds", type=int, default=40)
     ap.add_argument("--obs-customers", type=int, default=2000)
+    ap.add_argument("--stress-seeds", type=int, default=10)
+    ap.add_argument("--only", default="", help="run the scenarios whose name contains this")
     ap.add_argument("--deadline", type=float, default=float("inf"),
                     help="stop a scenario after this many seconds")
     args = ap.parse_args()
@@ -88,11 +103,15 @@ def main() -> None:
     scenarios = [
         ("randomised win-back, effect 0.10", _randomised, args.seeds, args.customers, 0.10),
         ("randomised win-back, no effect", _randomised, args.seeds, args.customers, 0.0),
-        ("staggered self-selected club, rate x1.3", _staggered, args.obs_seeds,
+        ("staggered club joining on history, rate x1.3", _staggered, args.obs_seeds,
          args.obs_customers, 1.3),
-        ("staggered self-selected club, no effect", _staggered, args.obs_seeds,
+        ("staggered club joining on history, no effect", _staggered, args.obs_seeds,
          args.obs_customers, 1.0),
+        ("stress: club joining triggered by purchases, rate x1.3", _triggered,
+         args.stress_seeds, args.obs_customers, 1.3),
     ]
+    if args.only:
+        scenarios = [s for s in scenarios if args.only in s[0]]
     for name, fn, seeds, n, eff in scenarios:
         t0 = time.perf_counter()
         rows = []

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_BGNBD_PARAMS",
     "DEFAULT_CATEGORIES",
     "DEFAULT_CHANNELS",
+    "DEFAULT_JOIN_HISTORY",
     "DEFAULT_PARETO_NBD_PARAMS",
     "DEFAULT_REGIONS",
     "DEFAULT_SPEND_PARAMS",
@@ -103,7 +104,7 @@ DEFAULT_SUBSCRIPTION: dict[str, Any] = {
 }
 
 _DEFAULT_LOYALTY: dict[str, Any] = {"join_rate": 0.002, "selection": 1.0, "effect": 1.3, "launch": None,
-                                    "recency": None, "recent_days": 30}
+                                    "recency": None, "recent_days": 30, "history": None}
 _DEFAULT_WINBACK: dict[str, Any] = {
     "send_date": None,
     "lapsed_days": 120,
@@ -111,6 +112,11 @@ _DEFAULT_WINBACK: dict[str, Any] = {
     "treatment_share": 0.5,
     "effect": 0.10,
 }
+#: Monthly joining on the customer's history (``loyalty={"history": True}``): log-odds
+#: ``intercept + recent * purchases in the last 3 months + recency * months since the last
+#: purchase (capped at 12) + total * log(1 + all purchases so far)``.
+DEFAULT_JOIN_HISTORY: dict[str, float] = {"intercept": -4.5, "recent": 0.5, "recency": -0.15,
+                                          "total": 0.6}
 _FAVOURITE_CATEGORY_PROB = 0.6
 _MIN_RATE = 1e-300
 
@@ -828,7 +834,18 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
     hazard = np.clip(hazard, 1e-300, 1e300)
     eligible_from = np.maximum(acq, launch)
     recency = loyalty_cfg["recency"]
-    if recency is None:
+    history = loyalty_cfg["history"]
+    if history is not None and recency is not None:
+        raise ParameterError("loyalty: give either 'history' (monthly joining on the purchase "
+                             "history) or 'recency' (joining after purchases), not both")
+    if history is not None:
+        coef = _join_history_coefficients(history)
+        latent = selection if isinstance(loyalty, Mapping) and "selection" in loyalty else 0.0
+        join_cal = _join_times_on_history(rng, cfg, acq, launch, events, coef, latent,
+                                          lam / mean_lam)
+        recency = float("nan")  # joining does not need the customer to be alive either
+        recent_days = float("nan")
+    elif recency is None:
         join_cal = eligible_from + rng.standard_exponential(n) / hazard
     else:
         recency = _number(loyalty_cfg, "recency", "loyalty")
@@ -842,6 +859,7 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
             rng, hazard, eligible_from, np.full(n, cfg.window_days), acq, events, recency,
             recent_days)
     join_until = acq + active_until if recency is None else np.full(n, cfg.window_days)
+    join_cal = np.where(join_cal >= launch, join_cal, np.inf)
     member = join_cal < join_until
     join_cal = np.where(member, join_cal, np.nan)
     # members: base purchases after joining are replaced by purchases at the lifted rate
@@ -865,7 +883,16 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
         "n_members": int(member.sum()),
         "description": "members' purchase rate while alive is effect x lambda after joining",
     }
-    if recency is not None:
+    if history is not None:
+        truth["history"] = coef
+        truth["selection"] = latent
+        truth["description"] += (
+            "; from eligibility (launch, or the month after acquisition) a non-member joins "
+            "each month with probability expit(intercept + recent * purchases in the 3 "
+            "months before eligibility + recency * months since the last purchase then + "
+            "total * log1p(purchases then)) * (lambda / E[lambda]) ** selection, on a day "
+            "drawn uniformly in the month, alive or not")
+    elif recency is not None:
         truth["recency"] = recency
         truth["recent_days"] = recent_days
         truth["description"] += (
@@ -874,6 +901,77 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
     truth["_lifted"] = _Events(cust=m_idx[li], cal=lt)
     truth["_counterfactual"] = counterfactual
     return truth, member, join_cal, _Events(cust=ev_cust, cal=ev_cal)
+
+
+def _join_history_coefficients(history: Any) -> dict[str, float]:
+    coef = dict(DEFAULT_JOIN_HISTORY)
+    if isinstance(history, Mapping):
+        unknown = sorted(set(history) - set(DEFAULT_JOIN_HISTORY))
+        if unknown:
+            raise ParameterError(f"loyalty['history'] has unknown keys {unknown}: use "
+                                 f"{sorted(DEFAULT_JOIN_HISTORY)}")
+        coef.update(history)
+    elif history is not True:
+        raise ParameterError("loyalty['history'] must be True or a dict of log-odds "
+                             f"coefficients {sorted(DEFAULT_JOIN_HISTORY)}")
+    out = {k: _number(coef, k, "loyalty['history']") for k in DEFAULT_JOIN_HISTORY}
+    if not all(np.isfinite(v) for v in out.values()):
+        raise ParameterError(f"loyalty['history'] coefficients must be finite, got {out}")
+    return out
+
+
+def _join_times_on_history(rng: np.random.Generator, cfg: _Config, acq: np.ndarray,
+                           launch: float, events: _Events, coef: Mapping[str, float],
+                           selection: float, rel_rate: np.ndarray) -> np.ndarray:
+    """Monthly joining decisions on the purchase history (days since start; inf = never).
+
+    A customer becomes eligible in the launch month (or the month after her acquisition,
+    whichever is later). From then on, at the start of each month she joins, if she has not
+    yet, with probability ``expit(log-odds) * rel_rate ** selection`` (capped at 1), the
+    log-odds being linear in her purchases in the last three months before eligibility, the
+    months since her last purchase then (capped at 12) and the log of her purchases so far
+    -- her recent activity as the programme reached her. The joining day is uniform in the
+    month. The loop runs over months, vectorised over customers.
+    """
+    n = cfg.n
+    first_month = int(np.datetime64(cfg.start_ts.date(), "M").astype(np.int64))
+    month_acq = _month_index(cfg.start_ts, acq) - first_month
+    n_months = int(_month_index(cfg.start_ts, np.array([cfg.window_days - 1.0]))[0]
+                   - first_month + 1)
+    p_cust = np.concatenate([np.arange(n), events.cust])
+    p_month = _month_index(cfg.start_ts, np.concatenate([acq, events.cal])) - first_month
+    counts = np.bincount(p_cust * n_months + p_month, minlength=n * n_months).reshape(
+        n, n_months).astype(np.float64)
+    launch_month = int(_month_index(cfg.start_ts, np.array([launch]))[0] - first_month)
+    month_start = (np.datetime64(cfg.start_ts.date(), "M") + np.arange(n_months + 1)).astype(
+        "datetime64[D]")
+    start_day = (month_start - np.datetime64(cfg.start_ts.date(), "D")).astype(np.float64)
+    join = np.full(n, np.inf)
+    cum = np.cumsum(counts, axis=1)
+    last_buy = np.where(counts > 0, np.arange(n_months)[None, :], -1)
+    last_buy = np.maximum.accumulate(last_buy, axis=1)
+    with np.errstate(divide="ignore"):
+        tilt = np.exp(selection * np.log(rel_rate)) if selection else np.ones(n)
+    # the history is read once, when the customer becomes eligible (the launch, or the month
+    # after her acquisition): later purchases do not change her joining chances, so joining
+    # is unrelated to later outcome shocks given this history
+    m0 = np.maximum(max(launch_month, 1), month_acq + 1)
+    ok = m0 < n_months
+    rows = np.flatnonzero(ok)
+    col = m0[ok] - 1
+    recent = cum[rows, col] - np.where(col >= 3, cum[rows, np.maximum(col - 3, 0)], 0.0)
+    since = np.minimum(col - last_buy[rows, col], 12)
+    logit = (coef["intercept"] + coef["recent"] * recent + coef["recency"] * since
+             + coef["total"] * np.log1p(cum[rows, col]))
+    prob = np.zeros(n)
+    prob[rows] = np.minimum(special.expit(logit) * tilt[rows], 1.0)
+    for m in range(max(launch_month, 1), n_months):
+        at_risk = np.isinf(join) & (m0 <= m)
+        u = rng.random(n)
+        joins = at_risk & (u < prob)
+        days = start_day[m] + rng.random(n) * (start_day[m + 1] - start_day[m])
+        join[joins] = np.minimum(days[joins], cfg.window_days - 1e-9)
+    return join
 
 
 def _join_times_after_purchases(rng: np.random.Generator, hazard: np.ndarray,
@@ -1204,7 +1302,18 @@ def simulate(
         joining her purchase rate is ``effect * lambda`` until she drops out; the dropout time
         itself is unchanged (for BG/NBD it is set by the purchases she would have made without
         the programme). ``effect`` is thus the true multiplicative lift in the purchase rate of
-        members while alive.
+        members while alive. Two further joining mechanisms (for validating programme-effect
+        estimators; they also return ``Simulation.counterfactual`` and the true effect on the
+        treated in ``truth["loyalty"]["att"]``): ``recency`` (a hazard multiplier within
+        ``recent_days``, default 30, after each purchase -- joining triggered by purchases)
+        and ``history`` (True or log-odds coefficients, default
+        :data:`DEFAULT_JOIN_HISTORY`: from the launch, or the month after acquisition, a
+        non-member joins each month with a probability that depends on her purchases in the
+        three months before that, the months since her last purchase then and her purchases
+        so far, times ``(lambda / E[lambda]) ** selection``, where ``selection`` defaults to 0
+        in this mode, so that joining depends on the latent rate only through the observed
+        history; staggered joining that the Callaway & Sant'Anna design can identify). In both, customers may join after
+        their last purchase (joining does not reveal that they are alive).
     winback : dict or True, optional
         Randomised win-back campaign, keys (defaults): ``send_date`` (``end`` - 90 days),
         ``lapsed_days`` (120), ``response_days`` (30), ``treatment_share`` (0.5), ``effect``
@@ -1285,7 +1394,7 @@ def simulate(
     if loyalty_cfg is not None:
         lifted = loyalty_cfg.pop("_lifted")
         untreated = loyalty_cfg.pop("_counterfactual")
-        if "recency" in loyalty_cfg:
+        if "recency" in loyalty_cfg or "history" in loyalty_cfg:
             loyalty_cfg["att"] = _programme_estimand(cfg, acq, join_cal, member, lifted,
                                                      untreated, tx, spend["p"] / pop.nu)
             order = np.lexsort((untreated.cal, untreated.cust))

@@ -226,7 +226,8 @@ def estimate(
     response_col: str | None = None,
     start: Any = None,
     observation_end: Any = None,
-    covariates: str | None = "rfm",
+    covariates: str | None = "launch",
+    launch: Any = None,
     max_pre: int = 6,
     placebo_shift: int = 3,
     secondary: bool = True,
@@ -256,9 +257,15 @@ def estimate(
     response_col : str, optional
         Randomised design: 0/1 column saying who actually took the treatment (default:
         everyone assigned to treatment).
-    covariates : {"rfm", None}
-        Pre-period behaviour used for the doubly robust adjustment (purchases in the base
-        period and the three before, log total purchases, recency, tenure).
+    covariates : {"launch", "base", None}
+        Pre-period behaviour used for the doubly robust adjustment (purchases in the last
+        period and the last three, log of all purchases, recency, tenure), measured
+        ``"launch"``: when the programme reached the customer (the period before the launch,
+        or her first period if she came later) -- time-invariant covariates as in Callaway &
+        Sant'Anna (2021), right when joining may depend on later purchases only through
+        this history; ``"base"``: in the period before each cohort's joining.
+    launch : date-like, optional
+        Programme launch (default: the earliest joining date).
     max_pre : int
         Pre-joining periods in the event study and the pre-trend test.
     placebo_shift : int
@@ -282,8 +289,8 @@ def estimate(
         raise ParameterError(f"outcome={outcome!r}: use one of {list(OUTCOMES)}")
     if design not in DESIGNS:
         raise ParameterError(f"design={design!r}: use one of {list(DESIGNS)}")
-    if covariates not in ("rfm", None):
-        raise ParameterError(f"covariates={covariates!r}: use 'rfm' or None")
+    if covariates not in ("launch", "base", None):
+        raise ParameterError(f"covariates={covariates!r}: use 'launch', 'base' or None")
     warns: list[str] = []
     tx = _transactions(transactions, customer_col, date_col)
     panel = build_panel(tx, freq=freq, start=start, observation_end=observation_end)
@@ -321,13 +328,14 @@ def estimate(
         return _randomised(panel, table, outcome, reason, warns, response_col, planned_share,
                            margin, cost_per_contact)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
-                          placebo_shift, secondary, margin, cost_per_member, cost_per_reward)
+                          placebo_shift, secondary, margin, cost_per_member, cost_per_reward,
+                          launch)
 
 
 def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str, reason: str,
                    warns: list[str], covariates: str | None, max_pre: int, placebo_shift: int,
                    secondary: bool, margin: float | None, cost_per_member: float,
-                   cost_per_reward: float) -> ProgramEffect:
+                   cost_per_reward: float, launch: Any) -> ProgramEffect:
     group = _groups_from_dates(table, panel, warns)
     entry = panel.entry
     treated = group < NEVER
@@ -356,7 +364,22 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
             cache[base] = rfm_covariates(panel, base)
         return cache[base]
 
-    cov_fn = cov if covariates == "rfm" else None
+    if launch is None:
+        launch_col = int(np.min(group[treated])) if treated.any() else 0
+    else:
+        launch_col = int(panel.column_of(pd.Series([pd.Timestamp(launch)]))[0])
+    at_launch = None
+    if covariates == "launch":
+        reached = np.clip(np.maximum(launch_col, entry + 1) - 1, 0, panel.shape[1] - 1)
+        at_launch = np.zeros((panel.shape[0], 1 + len(_COVARIATE_NAMES)))
+        for c in np.unique(reached):
+            rows_c = reached == c
+            at_launch[rows_c] = rfm_covariates(panel, int(c))[rows_c]
+
+    def cov_launch(base: int) -> np.ndarray:
+        return at_launch
+
+    cov_fn = {"base": cov, "launch": cov_launch, None: None}[covariates]
     cs = callaway_santanna(y, entry_k, group, cov_fn, control=control, max_pre=max_pre)
     if cs.dropped_cells:
         warns.append(f"{len(cs.dropped_cells)} group-period cell(s) had no comparison "
