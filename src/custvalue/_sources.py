@@ -273,7 +273,7 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection, url: str) -> None:
 _FORBIDDEN_FUNCTIONS = re.compile(
     r"(read_|parquet_|sniff_|glob$|getenv$|current_setting$|query$|query_table$|duckdb_|"
     r"pragma_|which_secret$|load_|install_|iceberg_|delta_|postgres_|mysql_|sqlite_|"
-    r"http|s3_|from_json|json_execute|enable_|disable_|set_)",
+    r"http|s3_|json_execute|enable_|disable_)",
     re.I,
 )
 
