@@ -79,6 +79,17 @@ def test_plain_integer_text_ids_stay_integers_but_zero_and_minus_zero_do_not_mer
     assert tx["customer_id"].nunique() == 2
 
 
+def test_long_numeric_ids_are_not_rounded_into_each_other(tmp_path):
+    path = tmp_path / "ids.csv"
+    a, b = "1234567890123456789012345678901234567890", "1234567890123456789012345678901234567891"
+    path.write_text(f"customer_id,date,amount\n{a},2020-01-01,1\n{b},2020-01-02,2\n"
+                    "12.5,2020-01-03,3\n")
+    tx, quality = load_transactions(path)
+    assert tx["customer_id"].tolist() == [a, b, "12.5"]
+    assert any("read as text" in n for n in quality.notes)
+    assert len(rfm_summary(path)) == 3
+
+
 _DATES = ["01/02/2020", "03/04/2020", "05/06/2020"]  # ambiguous: no day above 12
 
 
