@@ -650,7 +650,8 @@ class CLVResult:
             {"clv": [v.mean(), v.median(), v.quantile(0.9), v.max()]},
             index=pd.Index(["mean", "median", "90th percentile", "max"], name="per customer"),
         )
-        notes.append(f"The most valuable 10 % of customers hold {share:.0%} of the total value.")
+        if np.isfinite(share):
+            notes.append(f"The most valuable 10 % of customers hold {share:.0%} of the total value.")
         return build_summary(
             f"Customer lifetime value over {s.horizon_text()}", info, [("", spread)], notes,
             float_format=lambda x: f"{x:,.2f}",
