@@ -497,7 +497,8 @@ class CLVSettings:
         """The horizon in words, e.g. ``"12 months"`` or ``"an infinite horizon"``."""
         if not np.isfinite(self.horizon):
             return "an infinite horizon"
-        return f"{self.horizon:g} {UNIT_NAMES[self.time_unit]}s"
+        plural = "" if self.horizon == 1 else "s"
+        return f"{self.horizon:g} {UNIT_NAMES[self.time_unit]}{plural}"
 
 
 @dataclass(frozen=True)
