@@ -628,7 +628,7 @@ class CLVResult:
             ("discount rate", f"{s.discount_rate:.2%} a year"),
             ("margin", f"{s.margin:.0%} of spend"),
             ("transaction model", f"{s.transaction_model} (in {UNIT_NAMES[s.model_time_unit]}s)"),
-            ("spend", s.spend_model),
+            ("spend", s.spend_model if s.spend_model != "price" else "the given price"),
             ("total value", f"{self.total:,.2f}"),
         ]
         if s.converted and s.data_time_unit is not None:
