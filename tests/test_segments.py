@@ -525,3 +525,20 @@ def test_segment_plots_are_titled_and_labelled() -> None:
     ax = plots.plot_segment_migration(sg.migration(then, now).table, then="Jan", now="Jun")
     assert "Jan" in ax.get_ylabel() and "Jun" in ax.get_xlabel() and ax.get_title()
     plt.close("all")
+
+
+@pytest.mark.parametrize("model_cls", ["ParetoNBDModel", "ModifiedBetaGeoModel"])
+def test_value_tiers_with_other_transaction_models(model_cls: str) -> None:
+    process = "pareto_nbd" if model_cls == "ParetoNBDModel" else "mbgnbd"
+    sim = cv.simulate(800, seed=5, process=process)
+    rfm = cv.rfm_summary(sim.transactions, freq="W")
+    tx_model = getattr(cv, model_cls)().fit(rfm)
+    gg = cv.GammaGammaModel().fit(rfm[(rfm.frequency > 0) & (rfm.monetary_value > 0)])
+    clv = cv.customer_lifetime_value(tx_model, gg, rfm, horizon=12, time_unit="M", discount_rate=0.1)
+    scores = rfm.join(getattr(clv, "frame", clv)[["expected_purchases", "expected_spend", "clv"]])
+    res = sg.value_tiers(scores, tx_model, gg, n_draws=20, seed=2)
+    prob = res.customers["tier_probability"]
+    assert prob.notna().all() and prob.between(0, 1).all()
+    # customers in the rest tier with no repeat purchase almost surely stay there
+    rest = res.customers[(res.customers["value_tier"] == "rest") & (res.customers["frequency"] == 0)]
+    assert rest["tier_probability"].mean() > 0.8
