@@ -126,25 +126,26 @@ def parse_filters(filters: str | Mapping[str, str] | Sequence[str] | None) -> di
 
 
 def parse_costs(costs: str | Mapping[str, float] | None) -> Any:
-    """Acquisition costs: ``"organic=5, paid_search=40"`` -> mapping; an existing CSV path or a
-    column name is passed on as it is (see :func:`custvalue.segments.channel_economics`)."""
+    """Acquisition costs: ``"organic=5, paid_search=40"`` (or ``organic:5``) -> mapping; an
+    existing CSV path or a column name is passed on as it is (see
+    :func:`custvalue.segments.channel_economics`)."""
     if costs is None or isinstance(costs, Mapping):
         return costs
     text = str(costs).strip()
     if not text:
         return None
-    if "=" in text:
-        out: dict[str, float] = {}
-        for item in _split_outside_quotes(text, ","):
-            key, _, value = item.partition("=")
-            try:
-                out[key.strip()] = float(value)
-            except ValueError:
-                raise ParameterError(
-                    f"parameter 'costs': {item!r} is not channel=cost (e.g. organic=5)"
-                ) from None
-        return out
-    return text
+    if os.path.isfile(text) or not re.search(r"[=:]", text):
+        return text
+    out: dict[str, float] = {}
+    for item in _split_outside_quotes(text, ","):
+        key, _, value = re.split(r"([=:])", item, maxsplit=1) if re.search(r"[=:]", item) else (item, "", "")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise ParameterError(
+                f"parameter 'costs': {item!r} is not channel=cost (e.g. organic=5)"
+            ) from None
+    return out
 
 
 @dataclasses.dataclass
@@ -424,18 +425,18 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           choices=tuple(CANDIDATE_MODELS), nullable=True),
     Param("horizon_months", "float", 12.0, "how far ahead customer value is projected, months",
           minimum=0.0, maximum=600.0, exclusive_minimum=True),
-    Param("discount_rate", "float", 0.10, "annual discount rate for future value (0.10 = 10%)",
+    Param("discount_rate", "float", 0.10, "annual discount rate for future value, 0.10 means 10%",
           minimum=0.0, maximum=1.0),
-    Param("margin", "float", 1.0, "profit margin applied to revenue (1.0 = value in revenue)",
+    Param("margin", "float", 1.0, "profit margin applied to revenue, 1.0 means value in revenue",
           minimum=0.0, maximum=1.0, exclusive_minimum=True),
-    Param("interval", "float", 0.90, "coverage of the CLV intervals (0.90 = 90%)",
+    Param("interval", "float", 0.90, "coverage of the CLV intervals, 0.90 means 90%",
           minimum=0.5, maximum=0.99),
     Param("n_draws", "int", 100,
           "parameter draws for CLV intervals and tier probabilities", minimum=2, maximum=2000),
     Param("rules", "str", "", "CSV of RFM segment rules (empty: the standard 11 segments)"),
     Param("costs", "str", "",
-          "acquisition cost per customer by channel: 'organic=5, paid_search=40', a CSV "
-          "(channel,cost) or a column; empty: none"),
+          "acquisition cost per customer by channel: organic:5, paid_search:40 (or a "
+          "CSV with channel and cost columns, or a column name); empty for none"),
     Param("channel_col", "str", "channel", "attribute holding the acquisition channel"),
     Param("milestones", "list", ["5", "10", "50"], "order milestones for reward lists"),
     Param("filters", "str", "",
