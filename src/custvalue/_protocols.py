@@ -5,7 +5,9 @@
 transactions, parameter sampling, a covariance for the delta method). Each is a
 :func:`typing.runtime_checkable` :class:`typing.Protocol`, so any object with the right methods
 works (the package's models, a user's own model, test doubles), and dispatch is an
-``isinstance`` check instead of ``hasattr`` probes scattered through the code.
+``isinstance`` check instead of ``hasattr`` probes scattered through the code. The role
+protocols describe methods only, so an unfitted model still has its role; whether it has
+parameters (:class:`FittedModel`, ``params_`` not None) is checked separately.
 
 A contractual model is recognised by its explicit class attribute ``contractual = True``
 (``custvalue.models.base.BaseModel.contractual``) plus the :class:`ContractualModel` methods.
@@ -47,8 +49,6 @@ class TransactionModel(Protocol):
     ``time_unit_`` (read with :func:`model_time_unit`).
     """
 
-    params_: Any
-
     def expected_purchases(self, data: pd.DataFrame, t: float) -> Any: ...
 
 
@@ -71,8 +71,6 @@ class ResidualTransactionsModel(Protocol):
 class SpendModel(Protocol):
     """Model of spend per purchase (Gamma-Gamma: Fader, Hardie & Lee 2005b, eq. 5)."""
 
-    params_: Any
-
     def expected_spend(self, data: pd.DataFrame) -> Any: ...
 
 
@@ -85,7 +83,6 @@ class ContractualModel(Protocol):
     eq. 6) with a discrete rate per model period.
     """
 
-    params_: Any
     contractual: bool
 
     def probability_alive(self, data: pd.DataFrame, t: float = ...) -> Any: ...

@@ -13,7 +13,12 @@ Commands
     (:func:`custvalue.segments.select`) and write the list with ``customer_id`` first.
 ``custvalue demo``
     The main job of ``make demo``: CDNOW master -> validation -> weekly summary, printed and
-    written to ``reports/demo/``.
+    written to ``reports/demo/``, then the value report.
+``custvalue report NAME --data PATH -p name=value ...`` (``--list``, ``--help-params``)
+    Run a report notebook (:func:`custvalue.reports.run`) and publish it as HTML; exit code 1
+    when the notebook fails, 2 for invalid parameters or data (checked before any kernel starts).
+``custvalue run jobs.yml``
+    A batch of reports (:func:`custvalue.reports.run_jobs`); a failing job does not stop the rest.
 
 Errors
 ------
@@ -143,6 +148,9 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      "else keeps and reports them."),
         click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
                      show_default=True, help="What to do with zero amounts."),
+        click.option("--future-dates", type=click.Choice(["drop", "keep"]), default="drop",
+                     show_default=True,
+                     help="Rows dated a year or more after today (typos, 2099 placeholders)."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
         click.option("--encoding", default=None, metavar="NAME",
                      help="CSV text encoding, e.g. 'latin-1' (default: UTF-8)."),
@@ -171,6 +179,7 @@ def _load(
     delimiter: str | None,
     encoding: str | None = None,
     decimal: str | None = None,
+    future_dates: str = "drop",
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
     from ._sources import bundled_dataset, is_dataset_name
@@ -198,6 +207,7 @@ def _load(
         duplicates=duplicates,
         zero_amounts=zero_amounts,
         read_options=read_options,
+        future_dates=future_dates,
     )
 
 

@@ -337,7 +337,7 @@ def plot_probability_alive_heatmap(model: Any, **kwargs: Any) -> Any:
 # CLV and deciles
 # ----------------------------------------------------------------------------------------------
 def plot_clv_distribution(
-    clv: pd.DataFrame | pd.Series,
+    clv: Any,
     *,
     column: str = "clv",
     currency: str = "",
@@ -349,8 +349,9 @@ def plot_clv_distribution(
 
     Parameters
     ----------
-    clv : DataFrame or Series
-        Result of :func:`custvalue.value.customer_lifetime_value` or a Series of values.
+    clv : CLVResult, DataFrame or Series
+        Result of :func:`custvalue.value.customer_lifetime_value` (its horizon goes into the
+        title), a frame with ``column``, or a Series of values.
     column : str, default "clv"
     currency : str, optional
         Currency label for the axis, e.g. ``"USD"``.
@@ -363,7 +364,13 @@ def plot_clv_distribution(
     """
     import seaborn as sns
 
-    if isinstance(clv, pd.DataFrame):
+    from .value import CLVResult
+
+    if isinstance(clv, CLVResult):  # settings travel with the result
+        _need(clv.frame, (column,), "plot_clv_distribution")
+        values = clv.frame[column].to_numpy(dtype=float)
+        attrs = {"horizon": clv.settings.horizon, "time_unit": clv.settings.time_unit}
+    elif isinstance(clv, pd.DataFrame):
         _need(clv, (column,), "plot_clv_distribution")
         values = clv[column].to_numpy(dtype=float)
         attrs = clv.attrs
