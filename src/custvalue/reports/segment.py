@@ -30,16 +30,17 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 
 from .. import segments as sg
+from ..data import load_transactions
 from ..errors import ParameterError
 from .inputs import resolve_periods
 from .runner import RunResult, run
 from .spec import Param, ReportSpec, notebook_path, register_report
-from .value import CANDIDATE_MODELS
+from .value import CANDIDATE_MODELS, Freq, ModelKey
 
 __all__ = [
     "LIST_FILES",
@@ -251,10 +252,10 @@ def _pick_model(model: str | None, cal: pd.DataFrame) -> tuple[str, str]:
 def analyse(
     tx: pd.DataFrame,
     *,
-    freq: str = "D",
+    freq: Freq = "D",
     calibration_end: Any = None,
     observation_end: Any = None,
-    model: str | None = None,
+    model: ModelKey | None = None,
     horizon_months: float = 12.0,
     discount_rate: float = 0.1,
     margin: float = 1.0,
@@ -300,6 +301,12 @@ def analyse(
         Reference date of ``within`` filters (default: the observation end).
     seed : int, optional
     """
+    if freq not in get_args(Freq):
+        raise ParameterError(f"freq must be one of {', '.join(get_args(Freq))}; got {freq!r}")
+    if model is not None and model != "auto" and model not in CANDIDATE_MODELS:
+        raise ParameterError(
+            f"model must be one of {', '.join(CANDIDATE_MODELS)} or None (auto); got {model!r}"
+        )
     named = parse_filters(filters)
     cal_end, obs_end = resolve_periods(tx, calibration_end, observation_end)
     attributes = [c for c in tx.columns if c not in _CANONICAL]
@@ -412,9 +419,9 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           nullable=True),
     Param("attributes", "list", [], "attribute columns to carry (e.g. region,channel,category)"),
     Param("returns", "choice", "net", "how to treat negative amounts (returns)",
-          choices=("net", "drop", "error")),
+          feeds=(load_transactions, "returns")),
     Param("freq", "choice", "D", "time unit the models are fitted in: D, W or M",
-          choices=("D", "W", "M")),
+          feeds=(analyse, "freq")),
     Param("calibration_end", "date", None,
           "segments are compared between this day and the observation end (auto: halfway)",
           nullable=True),
@@ -422,7 +429,7 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           "last day of the observation period (auto: the last transaction date)", nullable=True),
     Param("model", "choice", None,
           "transaction model (auto: the best on the calibration/holdout split)",
-          choices=tuple(CANDIDATE_MODELS), nullable=True),
+          feeds=(analyse, "model"), nullable=True),
     Param("horizon_months", "float", 12.0, "how far ahead customer value is projected, months",
           minimum=0.0, maximum=600.0, exclusive_minimum=True),
     Param("discount_rate", "float", 0.10, "annual discount rate for future value, 0.10 means 10%",
