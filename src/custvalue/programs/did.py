@@ -51,7 +51,7 @@ def _usable_columns(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _logit(x: np.ndarray, d: np.ndarray, max_iter: int = 50, ridge: float = 1e-6
+def _logit(x: np.ndarray, d: np.ndarray, max_iter: int = 50, ridge: float = 1e-8
            ) -> tuple[np.ndarray, np.ndarray]:
     """Logit by Newton-Raphson: fitted probabilities and ``(X'WX/n)^-1``.
 
