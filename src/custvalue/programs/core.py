@@ -391,16 +391,16 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
     rows["Callaway & Sant'Anna without covariates"] = _row(*cs_plain.overall, "check")
     if secondary:
         frame = long_panel(np.nan_to_num(y), entry_k, group, keep & (entry_k < panel.shape[1]))
+        rows["imputation (Borusyak, Jaravel & Spiess; did2s)"] = _row(
+            *imputation_did(frame), "check", "unit and period effects fitted on untreated cells")
         try:
             with _warnings.catch_warnings():
                 _warnings.simplefilter("ignore")
-                rows["two-stage imputation (Gardner did2s / BJS)"] = _row(
-                    *imputation_did(frame), "check", "unit and period fixed effects")
                 rows["two-way fixed effects"] = _row(
                     *twfe(frame), "benchmark",
                     "biased with staggered joining and changing effects (Goodman-Bacon 2021)")
-        except Exception as exc:  # pyfixest failure must not sink the main estimate
-            warns.append(f"the pyfixest estimators failed ({type(exc).__name__}: {exc})")
+        except Exception as exc:  # the benchmark must not sink the main estimate
+            warns.append(f"the TWFE benchmark (pyfixest) failed ({type(exc).__name__}: {exc})")
     naive_level, naive_ratio = _naive(y, group, entry_k)
     rows["naive member vs non-member gap"] = _row(*naive_level, "naive",
                                                   "self-selection, not an effect")
