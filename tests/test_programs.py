@@ -265,3 +265,34 @@ def test_imputation_estimator_matches_pyfixest_did2s():
     assert ours[0] == pytest.approx(float(fit.coef()["treat"]), abs=1e-4)
     # BJS's conservative variance vs Gardner's GMM variance: same order, not identical
     assert ours[1] == pytest.approx(float(fit.se()["treat"]), rel=0.15)
+
+
+def test_retention_uses_membership_as_a_time_varying_covariate():
+    """Known truth: churn hazard 0.05 per month, multiplied by 0.6 from joining on; joining
+    times independent of churn. Membership at baseline ("ever joined") shows the immortal-time
+    bias the time-varying layout avoids."""
+    from custvalue.survival import cox_ph
+
+    rng = np.random.default_rng(1)
+    n, hr, h0, month = 6000, 0.6, 0.05, 365.25 / 12
+    start = pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 200, n), "D")
+    join_m = rng.exponential(8.0, n)
+    first = rng.exponential(1 / h0, n)
+    dur = np.where(first < join_m, first, join_m + rng.exponential(1 / (h0 * hr), n))
+    end = start + pd.to_timedelta(dur * month, "D")
+    obs = pd.Timestamp("2024-01-01")
+    subs = pd.DataFrame({"customer_id": np.arange(n), "start": start,
+                         "end": end.where(end <= obs)})
+    joined = start + pd.to_timedelta(join_m * month, "D")
+    member = (join_m < dur) & (joined < obs)
+    table = pd.DataFrame({"customer_id": np.arange(n)[member], "date": joined[member]})
+    fit = programs.retention(subs, table, observation_end=obs)
+    row = fit.table.loc["member"]
+    assert abs(row["coef"] - np.log(hr)) < 4 * row["std_error"]
+    naive = cox_ph(subs.assign(duration=(subs["end"].fillna(obs) - subs["start"]).dt.days / month,
+                               event=subs["end"].notna(),
+                               ever=subs["customer_id"].isin(table["customer_id"]).astype(float)),
+                   ["ever"], duration_col="duration", event_col="event")
+    assert naive.table.loc["ever", "hazard_ratio"] < 0.5 * hr  # immortal-time bias
+    with pytest.raises(DataValidationError, match="more than once"):
+        programs.retention(subs, pd.concat([table, table.head(2)]))

@@ -50,6 +50,7 @@ _SUBMODULES = (
     "value",
     "evaluation",
     "survival",
+    "programs",
     "plots",
     "reports",
     "value_report",
