@@ -161,6 +161,9 @@ def test_staggered_club_recovers_the_true_effect_not_the_naive_gap(club_sim, clu
     assert "placebo joining 3 periods earlier" in r.falsification.index
     assert {"incremental revenue", "ROI (net margin / cost)"} <= set(r.economics.index)
     assert r.economics.loc["programme cost", "estimate"] > 0
+    seg = r.segments
+    assert seg is not None and seg["n_treated"].sum() <= r.n_treated
+    assert (seg["lower"] <= seg["upper"]).all()
 
 
 def test_program_effect_prints_and_renders(club_effect):

@@ -236,6 +236,7 @@ def estimate(
     cost_per_reward: float = 0.0,
     cost_per_contact: float = 0.0,
     planned_share: float = 0.5,
+    heterogeneity: bool = True,
 ) -> ProgramEffect:
     """Estimate the effect of a programme or campaign on the treated customers.
 
@@ -280,6 +281,10 @@ def estimate(
         joining, and per contacted customer (randomised treatment group).
     planned_share : float
         Randomised design: planned share of the treatment group (sample-ratio check).
+    heterogeneity : bool
+        Also estimate the effect by segment of activity before the programme reached the
+        customer (purchases in the last three periods: none, one, two or more), segments
+        defined on the pre-joining period so joining cannot change them.
 
     Returns
     -------
@@ -329,13 +334,13 @@ def estimate(
                            margin, cost_per_contact)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
                           placebo_shift, secondary, margin, cost_per_member, cost_per_reward,
-                          launch)
+                          launch, heterogeneity)
 
 
 def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str, reason: str,
                    warns: list[str], covariates: str | None, max_pre: int, placebo_shift: int,
                    secondary: bool, margin: float | None, cost_per_member: float,
-                   cost_per_reward: float, launch: Any) -> ProgramEffect:
+                   cost_per_reward: float, launch: Any, heterogeneity: bool) -> ProgramEffect:
     group = _groups_from_dates(table, panel, warns)
     entry = panel.entry
     treated = group < NEVER
@@ -369,7 +374,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
     else:
         launch_col = int(panel.column_of(pd.Series([pd.Timestamp(launch)]))[0])
     at_launch = None
-    if covariates == "launch":
+    if covariates == "launch" or heterogeneity:
         reached = np.clip(np.maximum(launch_col, entry + 1) - 1, 0, panel.shape[1] - 1)
         at_launch = np.zeros((panel.shape[0], 1 + len(_COVARIATE_NAMES)))
         for c in np.unique(reached):
@@ -380,6 +385,31 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         return at_launch
 
     cov_fn = {"base": cov, "launch": cov_launch, None: None}[covariates]
+    segments = None
+    if heterogeneity:
+        recent = at_launch[:, 2]
+        seg_of = np.where(recent >= 2, "2+ purchases", np.where(recent >= 1, "1 purchase",
+                                                                  "no purchase"))
+        seg_rows = {}
+        for name in ("no purchase", "1 purchase", "2+ purchases"):
+            inside = keep & (seg_of == name)
+            if not np.any(inside & treated):
+                continue
+            try:
+                with _warnings.catch_warnings():
+                    _warnings.simplefilter("ignore")
+                    part = callaway_santanna(np.where(inside[:, None], y, np.nan),
+                                             np.where(inside, entry_k, panel.shape[1]), group,
+                                             cov_fn, control=control, max_pre=1)
+            except (DataValidationError, np.linalg.LinAlgError):
+                continue
+            seg_rows[name] = {**_row(*part.overall, "segment"), "n_treated": part.n_treated}
+        if seg_rows:
+            segments = pd.DataFrame(seg_rows).T
+            for c in ("estimate", "std_error", "lower", "upper", "p_value"):
+                segments[c] = segments[c].astype(np.float64)
+            segments["n_treated"] = segments["n_treated"].astype(np.int64)
+            segments.index.name = "activity in the 3 periods before the programme"
     cs = callaway_santanna(y, entry_k, group, cov_fn, control=control, max_pre=max_pre)
     if cs.dropped_cells:
         warns.append(f"{len(cs.dropped_cells)} group-period cell(s) had no comparison "
@@ -460,6 +490,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         cohorts=_cohorts(np.where(keep, group, NEVER), panel), balance=balance,
         overlap=overlap, falsification=falsification, economics=economics,
         experiment={"n_cells": cs.n_cells, "treated_mean": cs.treated_mean},
+        segments=segments,
         warnings=warns,
     )
 
