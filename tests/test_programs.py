@@ -299,3 +299,25 @@ def test_retention_uses_membership_as_a_time_varying_covariate():
     assert naive.table.loc["ever", "hazard_ratio"] < 0.5 * hr  # immortal-time bias
     with pytest.raises(DataValidationError, match="more than once"):
         programs.retention(subs, pd.concat([table, table.head(2)]))
+
+
+def test_effect_of_responding_uses_the_assignment_as_instrument(campaign_sim):
+    """Half of the treatment group is reached (one-sided non-compliance, independent of the
+    outcome): the Wald estimate is the ITT divided by the take-up share (Imbens & Angrist
+    1994)."""
+    sim = campaign_sim
+    c = sim.campaign.copy()
+    rng = np.random.default_rng(0)
+    c["reached"] = (c["group"] == "treatment") & (rng.random(len(c)) < 0.5)
+    r = programs.estimate(sim.transactions, c, date_col="send_date", group_col="group",
+                          response_col="reached")
+    e = r.experiment
+    assert e["take_up_control"] == 0
+    assert e["take_up_treatment"] == pytest.approx(c.loc[c["group"] == "treatment",
+                                                         "reached"].mean())
+    itt = r.estimators.loc["ITT, difference in means (HC1)", "estimate"]
+    assert e["late"] == pytest.approx(r.att.loc["level", "estimate"] / e["take_up_treatment"])
+    assert e["late"] > itt > 0
+    with pytest.raises(DataValidationError, match="0/1"):
+        programs.estimate(sim.transactions, c.assign(reached="maybe"), date_col="send_date",
+                          group_col="group", response_col="reached")

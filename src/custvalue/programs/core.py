@@ -39,8 +39,8 @@ def _transactions(transactions: Any, customer_col: str, date_col: str) -> pd.Dat
     return tx
 
 
-def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: str | None
-                ) -> pd.DataFrame:
+def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: str | None,
+                response_col: str | None = None) -> pd.DataFrame:
     if isinstance(treatments, str | Path):
         path = Path(treatments)
         if not path.exists():
@@ -53,6 +53,7 @@ def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: st
         raise ParameterError(
             f"treatments must be a DataFrame or a CSV/Parquet path, got {type(treatments).__name__}")
     need = [customer_col] + ([date_col] if date_col else []) + ([group_col] if group_col else [])
+    need += [response_col] if response_col else []
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise DataValidationError(
@@ -67,6 +68,17 @@ def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: st
             f"(e.g. {table[date_col].head(3).tolist()})") from exc
     if group_col:
         out["group"] = table[group_col].astype(str).str.strip().str.lower().to_numpy()
+    if response_col:
+        col = table[response_col]
+        resp = (col.astype(np.float64) if col.dtype == bool
+                else pd.to_numeric(col, errors="coerce"))
+        bad = resp.isna() | ~resp.isin([0, 1])
+        if bad.any():
+            raise DataValidationError(
+                f"treatment table column {response_col!r} must be 0/1 (or True/False) for "
+                f"every row; {int(bad.sum())} rows are not (e.g. "
+                f"{table.loc[bad.to_numpy(), response_col].head(3).tolist()})")
+        out["response"] = resp.to_numpy(dtype=np.float64)
     return out
 
 
@@ -299,7 +311,8 @@ def estimate(
     warns: list[str] = []
     tx = _transactions(transactions, customer_col, date_col)
     panel = build_panel(tx, freq=freq, start=start, observation_end=observation_end)
-    table = _check_table(_treatments(treatments, customer_col, date_col, group_col), panel, warns)
+    table = _check_table(_treatments(treatments, customer_col, date_col, group_col,
+                                     response_col), panel, warns)
     labels = set(table["group"]) if "group" in table else set()
     randomised_ok = bool(labels & _TREAT_LABELS) and bool(labels & _CONTROL_LABELS)
     if group_col and not randomised_ok:
@@ -330,8 +343,8 @@ def estimate(
             raise DataValidationError(
                 "design='randomised' needs group_col= naming a treatment/control column")
     if design == "randomised":
-        return _randomised(panel, table, outcome, reason, warns, response_col, planned_share,
-                           margin, cost_per_contact)
+        return _randomised(panel, table, outcome, reason, warns, planned_share, margin,
+                           cost_per_contact)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
                           placebo_shift, secondary, margin, cost_per_member, cost_per_reward,
                           launch, heterogeneity)
@@ -496,8 +509,8 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
 
 
 def _randomised(panel: Panel, table: pd.DataFrame, outcome: str, reason: str, warns: list[str],
-                response_col: str | None, planned_share: float, margin: float | None,
-                cost_per_contact: float) -> ProgramEffect:
+                planned_share: float, margin: float | None, cost_per_contact: float
+                ) -> ProgramEffect:
     is_t = table["group"].isin(_TREAT_LABELS).to_numpy()
     is_c = table["group"].isin(_CONTROL_LABELS).to_numpy()
     other = ~(is_t | is_c)
@@ -527,10 +540,7 @@ def _randomised(panel: Panel, table: pd.DataFrame, outcome: str, reason: str, wa
     y = (yz * post).sum(axis=1) / post.sum(axis=1)
     npre = pre.sum(axis=1)
     x = np.where(npre > 0, (yz * pre).sum(axis=1) / np.maximum(npre, 1), 0.0)
-    if response_col is None:
-        take = z.copy()
-    else:
-        raise ParameterError("response_col is not supported yet: pass None (full take-up)")
+    take = z.copy() if "response" not in table else table["response"].to_numpy(dtype=float)
     res = itt_cuped(y, z, x, take, planned_share)
     if res.srm_p < 0.001:
         warns.append(f"sample-ratio mismatch: {res.n_treatment:,} treatment vs "
