@@ -8,9 +8,17 @@ Commands
 ``custvalue summarize --data PATH --freq W --out summary.parquet``
     Validate, summarise per customer (:func:`custvalue.summary.rfm_summary`) and write the
     summary as Parquet or CSV.
+``custvalue select --data PATH --where FILTER --out list.csv``
+    Validate, summarise, optionally score, select customers with a targeting filter
+    (:func:`custvalue.segments.select`) and write the list with ``customer_id`` first.
 ``custvalue demo``
     The main job of ``make demo``: CDNOW master -> validation -> weekly summary, printed and
-    written to ``reports/demo/``.
+    written to ``reports/demo/``, then the value report.
+``custvalue report NAME --data PATH -p name=value ...`` (``--list``, ``--help-params``)
+    Run a report notebook (:func:`custvalue.reports.run`) and publish it as HTML; exit code 1
+    when the notebook fails, 2 for invalid parameters or data (checked before any kernel starts).
+``custvalue run jobs.yml``
+    A batch of reports (:func:`custvalue.reports.run_jobs`); a failing job does not stop the rest.
 
 Errors
 ------
@@ -41,17 +49,13 @@ import click
 
 from . import __version__
 from ._sources import DATASET_NAMES
+from ._text import one_line as _one_line
 from .errors import CustvalueError, ParameterError
 
-__all__ = ["main"]
+__all__ = ["main", "report_command", "run_command"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-
-
-def _one_line(text: str, limit: int = 600) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _error_text(exc: BaseException) -> str:
@@ -144,7 +148,14 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      "else keeps and reports them."),
         click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
                      show_default=True, help="What to do with zero amounts."),
+        click.option("--future-dates", type=click.Choice(["drop", "keep"]), default="drop",
+                     show_default=True,
+                     help="Rows dated a year or more after today (typos, 2099 placeholders)."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
+        click.option("--encoding", default=None, metavar="NAME",
+                     help="CSV text encoding, e.g. 'latin-1' (default: UTF-8)."),
+        click.option("--decimal", default=None, metavar="CHAR",
+                     help="CSV decimal separator, e.g. ',' for '1,5' (default: '.')."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -166,6 +177,9 @@ def _load(
     duplicates: str,
     zero_amounts: str,
     delimiter: str | None,
+    encoding: str | None = None,
+    decimal: str | None = None,
+    future_dates: str = "drop",
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
     from ._sources import bundled_dataset, is_dataset_name
@@ -177,7 +191,7 @@ def _load(
         source = bundled.loader(0)
         order_col = order_col or bundled.order_col
         attributes = tuple(attributes) or bundled.attributes
-    read_options = {"delim": delimiter} if delimiter else None
+    read_options = _read_options(delimiter=delimiter, encoding=encoding, decimal=decimal)
     return load_transactions(
         source,
         customer_col=customer_col,
@@ -193,7 +207,26 @@ def _load(
         duplicates=duplicates,
         zero_amounts=zero_amounts,
         read_options=read_options,
+        future_dates=future_dates,
     )
+
+
+def _read_options(**given: str | None) -> dict[str, str] | None:
+    """The CSV reading options given on the command line (``--delimiter`` is DuckDB's delim)."""
+    names = {"delimiter": "delim", "encoding": "encoding", "decimal": "decimal"}
+    opts = {names[k]: v for k, v in given.items() if v}
+    return opts or None
+
+
+def _refuse_overwriting(data: str, outputs: Sequence[str | None], kwargs: dict[str, Any]) -> None:
+    """Refuse (exit 2, one line) when an output path is one of the transaction files read."""
+    from ._sources import refuse_overwriting_inputs
+
+    read_options = _read_options(
+        delimiter=kwargs.get("delimiter"), encoding=kwargs.get("encoding"),
+        decimal=kwargs.get("decimal"),
+    )
+    refuse_overwriting_inputs(outputs, [data], read_options)
 
 
 def _output_format(out: str) -> str:
@@ -341,6 +374,7 @@ def validate(
         _, quality = _load(observation_end=observation_end, **kwargs)
     else:
         kind = _report_format(report_path)
+        _refuse_overwriting(kwargs["data"], [report_path], kwargs)
         with atomic_output(report_path) as tmp:
             _, quality = _load(observation_end=observation_end, **kwargs)
             _write_quality(quality, tmp, kind)
@@ -367,11 +401,14 @@ def summarize(
 
     unit = normalize_unit(freq)  # bad arguments fail before any work
     fmt = _output_format(out)
+    _refuse_overwriting(kwargs["data"], [out], kwargs)
     with atomic_output(out) as tmp:
         tx, quality = _load(observation_end=observation_end, **kwargs)
+        from ._sources import parse_attributes
         from .summary import rfm_summary
 
-        attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
+        # the names the loader gave the attributes: one parser for both
+        attributes = [name for name, _ in parse_attributes(kwargs["attributes"])]
         summary = rfm_summary(
             tx, freq=unit, observation_end=observation_end, attributes=attributes or None
         )
@@ -421,7 +458,7 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
     click.echo("")
     result = None
     if report:
-        from .reports import ReportFailedError
+        from .errors import ReportFailedError
         from .reports import demo as run_value_report
 
         click.echo("Running the customer value report (papermill, about a minute) ...", err=True)
@@ -444,14 +481,238 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
         click.echo(f"  metrics:      {os.path.abspath(result.metrics)}")
 
 
-# ------------------------------------------------------------------------------------------------
-# commands from other modules: main.add_command(...) below
-# ------------------------------------------------------------------------------------------------
-from .reports import report_command as _report_command  # noqa: E402
-from .reports import run_command as _run_command  # noqa: E402
+@main.command("select", context_settings=_CONTEXT)
+@_data_options
+@click.option("--where", "where", required=True, metavar="FILTER",
+              help='Targeting filter, e.g. \'region in ["Jiangsu", "Zhejiang"] and total_spend '
+              '>= 500\' (see custvalue.segments.select for the language).')
+@click.option("--out", "out", required=True, metavar="PATH",
+              help="Customer list: .csv or .parquet, customer_id first (written atomically).")
+@click.option("--freq", default="D", show_default=True,
+              help="Time unit of the summary and the models: D, W or M.")
+@click.option("--observation-end", default=None, metavar="DATE",
+              help="End of the observation period (default: the last transaction).")
+@click.option("--score", type=click.Choice(["auto", "yes", "no"]), default="auto",
+              show_default=True,
+              help="Add model scores (p_alive, expected_purchases, clv, ...): 'auto' when the "
+              "filter uses them.")
+@click.option("--model", type=click.Choice(["bgnbd", "pareto_nbd", "mbgnbd"]), default="bgnbd",
+              show_default=True, help="Transaction model for the scores.")
+@click.option("--horizon-months", type=float, default=12.0, show_default=True,
+              help="CLV horizon in months.")
+@click.option("--discount-rate", type=float, default=0.1, show_default=True,
+              help="Yearly discount rate of the CLV.")
+@click.option("--margin", type=float, default=1.0, show_default=True,
+              help="Profit margin applied to spend.")
+@click.option("--today", default=None, metavar="DATE",
+              help="Reference date of 'within N days' (default: today).")
+@click.option("--include-invalid", is_flag=True,
+              help="Keep customers with no valid purchase (net spend <= 0).")
+def select_command(
+    where: str, out: str, freq: str, observation_end: str | None, score: str, model: str,
+    horizon_months: float, discount_rate: float, margin: float, today: str | None,
+    include_invalid: bool, **kwargs: Any,
+) -> None:
+    """Select the customers a targeting filter matches and write them as a list for CRM tools.
 
-main.add_command(_report_command)  # custvalue report value --data PATH ... / --list / --help-params
-main.add_command(_run_command)  # custvalue run jobs.yml
+    Loads and validates the transactions, summarises them per customer (attributes at the
+    first purchase; attributes used with `has` carry every value the customer bought),
+    optionally adds model scores, applies the filter and writes the list.
+    """
+    from . import segments
+    from ._time import normalize_unit
+    from .segments import _filter
+
+    unit = normalize_unit(freq)  # bad arguments fail before any work
+    fmt = _output_format(out)
+    _refuse_overwriting(kwargs["data"], [out], kwargs)
+    tree = _filter.parse(where)  # a syntax error fails before loading
+    used = {f.name for f in _filter.fields(tree)}
+    with atomic_output(out) as tmp:
+        tx, _quality = _load(observation_end=observation_end, **kwargs)
+        from .summary import rfm_summary
+
+        attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
+        customers = rfm_summary(
+            tx, freq=unit, observation_end=observation_end, attributes=attributes or None
+        )
+        for name in _filter.has_fields(tree):
+            if name in tx.columns:
+                values = segments.bought_values(tx, name)
+                customers[name] = values.reindex(customers.index).to_numpy()
+        if score == "yes" or (score == "auto" and used & set(segments.SCORE_COLUMNS)):
+            customers = segments.score_customers(
+                customers, model=model, horizon_months=horizon_months,
+                discount_rate=discount_rate, margin=margin,
+            ).customers
+        selection = segments.select(
+            customers, where, today=today, include_invalid=include_invalid
+        )
+        segments.export_list(selection, tmp, format=fmt)
+    click.echo(str(selection).splitlines()[0])
+    click.echo(f"wrote {selection.size:,} of {len(customers):,} customers to {os.path.abspath(out)}")
+
+
+# ------------------------------------------------------------------------------------------------
+# reports: custvalue report NAME ... / --list / --help-params, and custvalue run jobs.yml
+# ------------------------------------------------------------------------------------------------
+
+
+def _parse_kv(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ParameterError(f"-p expects name=value, got {pair!r}")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = value
+    return out
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {_one_line(message, 500)}", err=True)
+    raise SystemExit(code)
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("report_name", required=False, metavar="REPORT")
+@click.option("--list", "list_", is_flag=True, help="List the available reports and exit.")
+@click.option("--help-params", is_flag=True, help="List REPORT's parameters and exit.")
+@click.option(
+    "--data", "data", help="Transactions: CSV/Parquet path or glob, or a bundled dataset."
+)
+@click.option("--customer-col", help="Column with the customer id.")
+@click.option("--date-col", help="Column with the transaction date.")
+@click.option("--amount-col", help="Column (or SQL expression) with the amount.")
+@click.option("--order-col", help="Column with the order id.")
+@click.option("--attribute", "attributes", multiple=True, help="Attribute column (repeatable).")
+@click.option(
+    "-p",
+    "--param",
+    "param_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Report parameter (repeatable); see --help-params.",
+)
+@click.option(
+    "--out",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Root output directory.",
+)
+@click.option("--kernel", default=None, help="Jupyter kernel (default: custvalue, else python3).")
+@click.option(
+    "--timeout", default=1800.0, show_default=True, type=float, help="Seconds any one cell may run."
+)
+@click.option(
+    "--start-timeout",
+    default=120.0,
+    show_default=True,
+    type=float,
+    help="Seconds to wait for the kernel to start.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal)."
+)
+def report_command(
+    report_name: str | None,
+    list_: bool,
+    help_params: bool,
+    data: str | None,
+    customer_col: str | None,
+    date_col: str | None,
+    amount_col: str | None,
+    order_col: str | None,
+    attributes: tuple[str, ...],
+    param_pairs: tuple[str, ...],
+    out: str,
+    kernel: str | None,
+    timeout: float,
+    start_timeout: float,
+    progress: bool | None,
+) -> None:
+    """Run a report notebook and publish it as HTML under OUT/REPORT/RUN-DATE/.
+
+    Exit codes: 0 success, 1 the notebook failed, 2 invalid parameters or data.
+    """
+    from .errors import ReportFailedError
+    from .reports import format_params_help, get_report, list_reports, run
+    from .reports.runner import Terminated
+    if list_:
+        for spec in list_reports():
+            click.echo(f"{spec.name:<12} {spec.description}")
+        return
+    if not report_name:
+        _fail("name a report (see `custvalue report --list`)", 2)
+    try:
+        spec = get_report(report_name)
+        if help_params:
+            click.echo(format_params_help(spec))
+            return
+        params: dict[str, Any] = {}
+        for key, value in (
+            ("customer_col", customer_col),
+            ("date_col", date_col),
+            ("amount_col", amount_col),
+            ("order_col", order_col),
+        ):
+            if value is not None:
+                params[key] = value
+        if attributes:
+            params["attributes"] = list(attributes)
+        params.update(_parse_kv(param_pairs))
+        result = run(
+            spec,
+            data=data,
+            params=params,
+            out=out,
+            kernel=kernel,
+            start_timeout=start_timeout,
+            execution_timeout=timeout,
+            progress=progress,
+        )
+    except ReportFailedError as exc:
+        _fail(str(exc), 1)
+    except CustvalueError as exc:
+        _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        _fail("interrupted; the previous report was left in place", 130)
+    except Terminated:
+        _fail("terminated; the previous report was left in place", 143)
+    click.echo(f"report: {result.html}")
+    click.echo(f"latest: {result.latest}")
+    click.echo(
+        f"scores: {result.run_dir / 'scores.parquet'} (and .csv)"
+        if (result.run_dir / "scores.parquet").exists()
+        else f"outputs: {result.run_dir}"
+    )
+
+
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("jobs_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Root output directory for every job (default: each job's `out`, else reports/).",
+)
+def run_command(jobs_file: str, out: str | None) -> None:
+    """Run a batch of reports from a YAML jobs file; failures do not stop the other jobs.
+
+    Exit codes: 0 all jobs succeeded, 1 at least one failed, 2 the jobs file is unusable.
+    """
+    from .reports import format_job_summary, run_jobs
+    try:
+        results = run_jobs(jobs_file, out=out)
+    except CustvalueError as exc:
+        _fail(str(exc), 2)
+    click.echo(format_job_summary(results))
+    if not all(r.ok for r in results):
+        raise SystemExit(1)
+
+
+main.add_command(report_command)
+main.add_command(run_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,8 +11,11 @@ __all__ = [
     "ConvergenceError",
     "CustvalueError",
     "DataValidationError",
+    "DataWarning",
     "ModelNotFittedError",
     "ParameterError",
+    "ReportFailedError",
+    "SourceNotFoundError",
 ]
 
 
@@ -34,3 +37,26 @@ class ConvergenceError(CustvalueError, RuntimeError):
 
 class ModelNotFittedError(CustvalueError, RuntimeError):
     """A prediction was asked of a model that has neither been fitted nor given parameters."""
+
+
+class ReportFailedError(CustvalueError, RuntimeError):
+    """A report notebook raised, timed out or its kernel died; the message is one line.
+
+    ``failed_html`` is the failed notebook written as HTML with its code, when one was written.
+    """
+
+    def __init__(self, message: str, *, failed_html: object = None) -> None:
+        super().__init__(message)
+        self.failed_html = failed_html
+
+
+class SourceNotFoundError(DataValidationError, FileNotFoundError):
+    """A transaction source (file, glob or directory) matches no file.
+
+    Both a :class:`DataValidationError` and a ``FileNotFoundError``, so ``except OSError`` and
+    ``except CustvalueError`` both catch it; every entry point raises this one type.
+    """
+
+
+class DataWarning(UserWarning):
+    """The data was accepted but looks wrong (negative raw amounts in a summary, ...)."""
