@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings as _warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,10 @@ from .result import ProgramEffect, effect_frame
 __all__ = ["DESIGNS", "estimate"]
 
 DESIGNS: tuple[str, ...] = ("auto", "randomised", "staggered", "matched")
+#: What :func:`estimate` accepts (reports read their choices from these annotations).
+Design = Literal["auto", "randomised", "staggered", "matched"]
+Outcome = Literal["purchases", "revenue", "active"]
+Freq = Literal["M", "W", "Q"]
 _Z = float(stats.norm.ppf(0.975))
 _TREAT_LABELS = {"treatment", "treated", "treat", "test", "1", "true", "yes"}
 _CONTROL_LABELS = {"control", "holdout", "0", "false", "no"}
@@ -227,11 +231,11 @@ def _economics(rev_level: tuple[float, float], n_cells: int, n_treated: int, n_c
 
 def estimate(
     transactions: Any,
-    treatments: Any,
+    treatments: Any = None,
     *,
-    design: str = "auto",
-    outcome: str = "purchases",
-    freq: str = "M",
+    design: Design = "auto",
+    outcome: Outcome = "purchases",
+    freq: Freq = "M",
     customer_col: str = "customer_id",
     date_col: str = "date",
     group_col: str | None = None,
@@ -308,6 +312,11 @@ def estimate(
         raise ParameterError(f"design={design!r}: use one of {list(DESIGNS)}")
     if covariates not in ("launch", "base", None):
         raise ParameterError(f"covariates={covariates!r}: use 'launch', 'base' or None")
+    if freq not in ("M", "W", "Q"):
+        raise ParameterError(f"freq={freq!r}: use 'M' (months), 'W' (weeks) or 'Q' (quarters)")
+    if treatments is None:
+        raise ParameterError("treatments is required: a DataFrame or CSV/Parquet path with one "
+                             "row per treated (or assigned) customer")
     warns: list[str] = []
     tx = _transactions(transactions, customer_col, date_col)
     panel = build_panel(tx, freq=freq, start=start, observation_end=observation_end)
