@@ -11,6 +11,7 @@ One module per concern, and one module per report:
 :mod:`.html`              export of an executed notebook as one self-contained HTML page
 :mod:`.value`             the customer value report: parameters, checks, ``analyse()``, result
 :mod:`.segment`           the segment report: segments, lists, channel economics
+:mod:`.program`           the programme-effect report: did the club or campaign pay off
 ========================  ===================================================================
 
 A report module (``value.py`` is the model; ``segment.py`` and ``program.py`` follow it) holds,
@@ -42,7 +43,7 @@ PosixPath('reports/value/2026-11-23/report.html')
 from __future__ import annotations
 
 from ..errors import ReportFailedError
-from . import html, inputs, jobs, outputs, runner, segment, spec, value
+from . import html, inputs, jobs, outputs, program, runner, segment, spec, value
 from .inputs import DataProvenance, load_report_data, resolve_periods
 from .jobs import JobResult, format_job_summary, run_jobs
 from .outputs import SCORE_COLUMNS, export_scores, show_figure, write_metrics
@@ -79,6 +80,7 @@ __all__ = [
     "list_reports",
     "load_report_data",
     "outputs",
+    "program",
     "register_report",
     "resolve_periods",
     "run",
