@@ -230,7 +230,7 @@ def _first_line(exc: BaseException) -> str:
     line = re.sub(r"^(IO|INTERNAL|INVALID_ARGUMENT|UNKNOWN|NOT_FOUND):\s*", "", line)
     line = re.sub(r"^\[libpq\]\s*", "", line)
     line = re.sub(r"^Failed to connect:\s*", "", line)
-    return line.rstrip(".")
+    return " ".join(line.split()).rstrip(".")
 
 
 def _connect_postgres(src: DatabaseSource) -> Any:
