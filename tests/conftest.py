@@ -122,3 +122,28 @@ def postgres_server():
             capture_output=True,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# One small local Spark session for tests/test_spark.py (session scope, started on first use)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """``local[2]``, 4 shuffle partitions, 1 GB driver heap, UI off; stopped at the end.
+
+    Needs pyspark (the ``spark`` extra, installed by ``make test``) and Java 17
+    (``scripts/ensure_services.sh java``); fails with a message naming both when either is missing.
+    """
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        pytest.fail("pyspark is not installed: pip install -e '.[spark]' (make test installs it)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.fail("Java not found: run `bash scripts/ensure_services.sh java` (openjdk-17)")
+    from custvalue.spark import local_session
+
+    spark = local_session(2, shuffle_partitions=4, driver_memory="1g", app_name="custvalue-tests")
+    yield spark
+    spark.stop()
