@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from custvalue import reports
-from custvalue._html import external_references
+from custvalue import cli, reports
 from custvalue.errors import CustvalueError, ParameterError
+from custvalue.reports.html import external_references
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,9 +147,9 @@ def test_unknown_report_is_named() -> None:
 
 def test_cli_list_and_help_params() -> None:
     runner = CliRunner()
-    res = runner.invoke(reports.report_command, ["--list"])
+    res = runner.invoke(cli.report_command, ["--list"])
     assert res.exit_code == 0 and re.search(r"^value\s+\S", res.output, re.M)
-    res = runner.invoke(reports.report_command, ["value", "--help-params"])
+    res = runner.invoke(cli.report_command, ["value", "--help-params"])
     assert res.exit_code == 0
     assert "horizon_months" in res.output and "float" in res.output and "default: 12" in res.output
 
@@ -158,18 +158,18 @@ def test_cli_invalid_parameter_exits_2_before_any_kernel(tmp_path: Path) -> None
     runner = CliRunner()
     out = tmp_path / "out"
     res = runner.invoke(
-        reports.report_command,
+        cli.report_command,
         ["value", "--data", "cdnow-sample", "-p", "horizon_months=-1", "--out", str(out)],
     )
     assert res.exit_code == 2
     assert res.output.strip().count("\n") == 0
     assert res.output.startswith("error: parameter 'horizon_months' must be > 0")
     assert not out.exists()  # nothing written, no kernel started
-    res = runner.invoke(reports.report_command, ["value", "--data", str(tmp_path / "no.csv")])
+    res = runner.invoke(cli.report_command, ["value", "--data", str(tmp_path / "no.csv")])
     assert res.exit_code == 2 and "does not exist" in res.output
-    res = runner.invoke(reports.report_command, ["value", "-p", "nonsense"])
+    res = runner.invoke(cli.report_command, ["value", "-p", "nonsense"])
     assert res.exit_code == 2 and "name=value" in res.output
-    res = runner.invoke(reports.report_command, ["value", "--kernel", "no-such-kernel"])
+    res = runner.invoke(cli.report_command, ["value", "--kernel", "no-such-kernel"])
     assert res.exit_code == 2 and "no Jupyter kernel named 'no-such-kernel'" in res.output
 
 
@@ -317,7 +317,8 @@ _CLI_DRIVER = textwrap.dedent(
     from custvalue import reports
     import test_reports as t
     reports.register_report(t._tiny_spec(Path({nb!r})), replace=True)
-    reports.cli({args!r})
+    from custvalue.cli import main
+    main({args!r})
     """
 )
 
@@ -360,13 +361,13 @@ def test_kernel_falls_back_to_python3_with_a_note(monkeypatch: pytest.MonkeyPatc
     from jupyter_client.kernelspec import KernelSpecManager
 
     monkeypatch.setattr(KernelSpecManager, "find_kernel_specs", lambda self: {"python3": "/x"})
-    name, note = reports._kernel_name(None)
+    name, note = reports.runner._kernel_name(None)
     assert name == "python3" and "'custvalue' Jupyter kernel is not registered" in note
     monkeypatch.setattr(KernelSpecManager, "find_kernel_specs",
                         lambda self: {"python3": "/x", "custvalue": "/y"})
-    assert reports._kernel_name(None) == ("custvalue", None)
+    assert reports.runner._kernel_name(None) == ("custvalue", None)
     with pytest.raises(ParameterError, match="no Jupyter kernel named 'other'"):
-        reports._kernel_name("other")
+        reports.runner._kernel_name("other")
 
 
 # ---------------------------------------------------------------------------- batches
@@ -389,7 +390,7 @@ def test_batch_runs_every_job_and_reports_failures(
         """
     ))
     runner = CliRunner()
-    res = runner.invoke(reports.run_command, [str(jobs)])
+    res = runner.invoke(cli.run_command, [str(jobs)])
     assert res.exit_code == 1
     summary = res.stdout.strip().splitlines()
     assert summary[-1] == "1 of 3 jobs succeeded, 2 failed"
@@ -410,7 +411,7 @@ def test_batch_runs_every_job_and_reports_failures(
 def test_unusable_jobs_file_exits_2(tmp_path: Path, content: str, pattern: str) -> None:
     jobs = tmp_path / "jobs.yml"
     jobs.write_text(content)
-    res = CliRunner().invoke(reports.run_command, [str(jobs)])
+    res = CliRunner().invoke(cli.run_command, [str(jobs)])
     assert res.exit_code == 2 and pattern in res.output
     assert res.output.count("\n") == 1
 
@@ -470,7 +471,7 @@ def test_broken_data_file_is_one_line_exit_2(tmp_path: Path, content: bytes, pat
     broken = tmp_path / f"orders{suffix}"
     broken.write_bytes(content)
     out = tmp_path / "out"
-    res = CliRunner().invoke(reports.report_command,
+    res = CliRunner().invoke(cli.report_command,
                              ["value", "--data", str(broken), "--out", str(out)])
     assert res.exit_code == 2, res.output
     assert res.output.startswith("error: ") and res.output.count("\n") == 1
@@ -602,7 +603,7 @@ def test_dates_outside_the_data_are_rejected_before_any_kernel(
     tmp_path: Path, args: list[str], pattern: str
 ) -> None:
     out = tmp_path / "out"
-    res = CliRunner().invoke(reports.report_command,
+    res = CliRunner().invoke(cli.report_command,
                              ["value", "--data", "cdnow-sample", "--out", str(out), *args])
     assert res.exit_code == 2, res.output
     assert res.output.count("\n") == 1 and re.search(pattern, res.output)

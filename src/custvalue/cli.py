@@ -41,17 +41,13 @@ import click
 
 from . import __version__
 from ._sources import DATASET_NAMES
+from ._text import one_line as _one_line
 from .errors import CustvalueError, ParameterError
 
-__all__ = ["main"]
+__all__ = ["main", "report_command", "run_command"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-
-
-def _one_line(text: str, limit: int = 600) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _error_text(exc: BaseException) -> str:
@@ -145,6 +141,10 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
                      show_default=True, help="What to do with zero amounts."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
+        click.option("--encoding", default=None, metavar="NAME",
+                     help="CSV text encoding, e.g. 'latin-1' (default: UTF-8)."),
+        click.option("--decimal", default=None, metavar="CHAR",
+                     help="CSV decimal separator, e.g. ',' for '1,5' (default: '.')."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -166,6 +166,8 @@ def _load(
     duplicates: str,
     zero_amounts: str,
     delimiter: str | None,
+    encoding: str | None = None,
+    decimal: str | None = None,
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
     from ._sources import bundled_dataset, is_dataset_name
@@ -177,7 +179,7 @@ def _load(
         source = bundled.loader(0)
         order_col = order_col or bundled.order_col
         attributes = tuple(attributes) or bundled.attributes
-    read_options = {"delim": delimiter} if delimiter else None
+    read_options = _read_options(delimiter=delimiter, encoding=encoding, decimal=decimal)
     return load_transactions(
         source,
         customer_col=customer_col,
@@ -194,6 +196,24 @@ def _load(
         zero_amounts=zero_amounts,
         read_options=read_options,
     )
+
+
+def _read_options(**given: str | None) -> dict[str, str] | None:
+    """The CSV reading options given on the command line (``--delimiter`` is DuckDB's delim)."""
+    names = {"delimiter": "delim", "encoding": "encoding", "decimal": "decimal"}
+    opts = {names[k]: v for k, v in given.items() if v}
+    return opts or None
+
+
+def _refuse_overwriting(data: str, outputs: Sequence[str | None], kwargs: dict[str, Any]) -> None:
+    """Refuse (exit 2, one line) when an output path is one of the transaction files read."""
+    from ._sources import refuse_overwriting_inputs
+
+    read_options = _read_options(
+        delimiter=kwargs.get("delimiter"), encoding=kwargs.get("encoding"),
+        decimal=kwargs.get("decimal"),
+    )
+    refuse_overwriting_inputs(outputs, [data], read_options)
 
 
 def _output_format(out: str) -> str:
@@ -341,6 +361,7 @@ def validate(
         _, quality = _load(observation_end=observation_end, **kwargs)
     else:
         kind = _report_format(report_path)
+        _refuse_overwriting(kwargs["data"], [report_path], kwargs)
         with atomic_output(report_path) as tmp:
             _, quality = _load(observation_end=observation_end, **kwargs)
             _write_quality(quality, tmp, kind)
@@ -367,11 +388,14 @@ def summarize(
 
     unit = normalize_unit(freq)  # bad arguments fail before any work
     fmt = _output_format(out)
+    _refuse_overwriting(kwargs["data"], [out], kwargs)
     with atomic_output(out) as tmp:
         tx, quality = _load(observation_end=observation_end, **kwargs)
+        from ._sources import parse_attributes
         from .summary import rfm_summary
 
-        attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
+        # the names the loader gave the attributes: one parser for both
+        attributes = [name for name, _ in parse_attributes(kwargs["attributes"])]
         summary = rfm_summary(
             tx, freq=unit, observation_end=observation_end, attributes=attributes or None
         )
@@ -421,7 +445,7 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
     click.echo("")
     result = None
     if report:
-        from .reports import ReportFailedError
+        from .errors import ReportFailedError
         from .reports import demo as run_value_report
 
         click.echo("Running the customer value report (papermill, about a minute) ...", err=True)
@@ -445,13 +469,165 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# commands from other modules: main.add_command(...) below
+# reports: custvalue report NAME ... / --list / --help-params, and custvalue run jobs.yml
 # ------------------------------------------------------------------------------------------------
-from .reports import report_command as _report_command  # noqa: E402
-from .reports import run_command as _run_command  # noqa: E402
 
-main.add_command(_report_command)  # custvalue report value --data PATH ... / --list / --help-params
-main.add_command(_run_command)  # custvalue run jobs.yml
+
+def _parse_kv(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ParameterError(f"-p expects name=value, got {pair!r}")
+        name, value = pair.split("=", 1)
+        out[name.strip()] = value
+    return out
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {_one_line(message, 500)}", err=True)
+    raise SystemExit(code)
+
+
+@click.command("report", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("report_name", required=False, metavar="REPORT")
+@click.option("--list", "list_", is_flag=True, help="List the available reports and exit.")
+@click.option("--help-params", is_flag=True, help="List REPORT's parameters and exit.")
+@click.option(
+    "--data", "data", help="Transactions: CSV/Parquet path or glob, or a bundled dataset."
+)
+@click.option("--customer-col", help="Column with the customer id.")
+@click.option("--date-col", help="Column with the transaction date.")
+@click.option("--amount-col", help="Column (or SQL expression) with the amount.")
+@click.option("--order-col", help="Column with the order id.")
+@click.option("--attribute", "attributes", multiple=True, help="Attribute column (repeatable).")
+@click.option(
+    "-p",
+    "--param",
+    "param_pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Report parameter (repeatable); see --help-params.",
+)
+@click.option(
+    "--out",
+    default="reports",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Root output directory.",
+)
+@click.option("--kernel", default=None, help="Jupyter kernel (default: custvalue, else python3).")
+@click.option(
+    "--timeout", default=1800.0, show_default=True, type=float, help="Seconds any one cell may run."
+)
+@click.option(
+    "--start-timeout",
+    default=120.0,
+    show_default=True,
+    type=float,
+    help="Seconds to wait for the kernel to start.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: only on a terminal)."
+)
+def report_command(
+    report_name: str | None,
+    list_: bool,
+    help_params: bool,
+    data: str | None,
+    customer_col: str | None,
+    date_col: str | None,
+    amount_col: str | None,
+    order_col: str | None,
+    attributes: tuple[str, ...],
+    param_pairs: tuple[str, ...],
+    out: str,
+    kernel: str | None,
+    timeout: float,
+    start_timeout: float,
+    progress: bool | None,
+) -> None:
+    """Run a report notebook and publish it as HTML under OUT/REPORT/RUN-DATE/.
+
+    Exit codes: 0 success, 1 the notebook failed, 2 invalid parameters or data.
+    """
+    from .errors import ReportFailedError
+    from .reports import format_params_help, get_report, list_reports, run
+    from .reports.runner import Terminated
+    if list_:
+        for spec in list_reports():
+            click.echo(f"{spec.name:<12} {spec.description}")
+        return
+    if not report_name:
+        _fail("name a report (see `custvalue report --list`)", 2)
+    try:
+        spec = get_report(report_name)
+        if help_params:
+            click.echo(format_params_help(spec))
+            return
+        params: dict[str, Any] = {}
+        for key, value in (
+            ("customer_col", customer_col),
+            ("date_col", date_col),
+            ("amount_col", amount_col),
+            ("order_col", order_col),
+        ):
+            if value is not None:
+                params[key] = value
+        if attributes:
+            params["attributes"] = list(attributes)
+        params.update(_parse_kv(param_pairs))
+        result = run(
+            spec,
+            data=data,
+            params=params,
+            out=out,
+            kernel=kernel,
+            start_timeout=start_timeout,
+            execution_timeout=timeout,
+            progress=progress,
+        )
+    except ReportFailedError as exc:
+        _fail(str(exc), 1)
+    except CustvalueError as exc:
+        _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        _fail("interrupted; the previous report was left in place", 130)
+    except Terminated:
+        _fail("terminated; the previous report was left in place", 143)
+    click.echo(f"report: {result.html}")
+    click.echo(f"latest: {result.latest}")
+    click.echo(
+        f"scores: {result.run_dir / 'scores.parquet'} (and .csv)"
+        if (result.run_dir / "scores.parquet").exists()
+        else f"outputs: {result.run_dir}"
+    )
+
+
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("jobs_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Root output directory for every job (default: each job's `out`, else reports/).",
+)
+def run_command(jobs_file: str, out: str | None) -> None:
+    """Run a batch of reports from a YAML jobs file; failures do not stop the other jobs.
+
+    Exit codes: 0 all jobs succeeded, 1 at least one failed, 2 the jobs file is unusable.
+    """
+    from .reports import format_job_summary, run_jobs
+    try:
+        results = run_jobs(jobs_file, out=out)
+    except CustvalueError as exc:
+        _fail(str(exc), 2)
+    click.echo(format_job_summary(results))
+    if not all(r.ok for r in results):
+        raise SystemExit(1)
+
+
+main.add_command(report_command)
+main.add_command(run_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -60,11 +60,8 @@ never reach the output. ``"drop"`` drops negative rows; ``"error"`` raises a
 from __future__ import annotations
 
 import difflib
-import glob as _glob
 import html
-import os
 import re
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +69,16 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ._sources import FLOAT_TYPES as _FLOAT_TYPES
+from ._sources import INT_TYPES as _INT_TYPES
+from ._sources import Source as _Source
+from ._sources import base_type as _base_type
+from ._sources import first_line as _first_line
+from ._sources import ident as _ident
+from ._sources import lit as _lit
+from ._sources import open_source, parse_attributes
+from ._text import clip as _clip
+from ._time import to_timestamp
 from .errors import DataValidationError, ParameterError
 
 __all__ = ["CHECKS", "DataQuality", "load_transactions"]
@@ -95,9 +102,6 @@ CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
 _N_EXAMPLES = 5
 _MISSING_TEXT = ("", "nan", "none", "null", "<na>", "nat")
 _WS = "' \t\n\r\u00a0'"  # SQL literal: space, tab, newline, CR, no-break space
-_REMOTE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_PARQUET_EXT = (".parquet", ".pq", ".parq")
-_CSV_EXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".csv.zst")
 # Formats tried (after ISO 8601) when a text date column has values DuckDB cannot cast.
 _DATE_FORMATS = (
     "%Y%m%d",
@@ -124,9 +128,6 @@ _DATE_FORMATS = (
 )
 # A time of day followed by a zone: Z, an offset (+01, +0100, +01:00) or a zone name.
 _AWARE_RE = r"[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?\s*([zZ]|[A-Za-z][A-Za-z_/+-]*|[+-][0-9]{2}(:?[0-9]{2})?)$"
-_INT_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
-              "UBIGINT", "HUGEINT", "UHUGEINT")
-_FLOAT_TYPES = ("FLOAT", "DOUBLE", "REAL")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -265,282 +266,6 @@ class DataQuality:
 
 
 # ------------------------------------------------------------------------------------------------
-# SQL helpers
-# ------------------------------------------------------------------------------------------------
-
-
-def _ident(name: str) -> str:
-    return '"' + str(name).replace('"', '""') + '"'
-
-
-def _lit(value: Any) -> str:
-    """A Python value as a DuckDB SQL literal (for reader options and formats)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_lit(str(k))}: {_lit(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, Sequence):
-        return "[" + ", ".join(_lit(v) for v in value) + "]"
-    raise ParameterError(f"cannot pass {value!r} ({type(value).__name__}) to DuckDB as an option")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def _clip(text: Any, limit: int = 120) -> str:
-    text = str(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _base_type(type_name: str) -> str:
-    return str(type_name).upper().split("(")[0].strip()
-
-
-# ------------------------------------------------------------------------------------------------
-# Sources
-# ------------------------------------------------------------------------------------------------
-
-
-class _Session:
-    """A DuckDB connection plus the temporary objects one load creates (dropped on close)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, *, owned: bool) -> None:
-        self.con = con
-        self.owned = owned
-        self.prefix = f"__cv_{uuid.uuid4().hex[:10]}_"
-        self._views: list[str] = []
-        self._tables: list[str] = []
-        self._registered: list[str] = []
-
-    def name(self, suffix: str) -> str:
-        return self.prefix + suffix
-
-    def sql(self, query: str) -> Any:
-        return self.con.execute(query)
-
-    def register(self, name: str, obj: Any) -> None:
-        self.con.register(name, obj)
-        self._registered.append(name)
-
-    def create(self, kind: str, name: str, query: str) -> None:
-        self.con.execute(f"CREATE TEMP {kind} {_ident(name)} AS {query}")
-        (self._tables if kind == "TABLE" else self._views).append(name)
-
-    def close(self) -> None:
-        if self.owned:
-            self.con.close()
-            return
-        for name in reversed(self._views):
-            try:
-                self.con.execute(f"DROP VIEW IF EXISTS {_ident(name)}")
-            except duckdb.Error:  # pragma: no cover - best effort clean-up
-                pass
-        for name in reversed(self._tables):
-            try:
-                self.con.execute(f"DROP TABLE IF EXISTS {_ident(name)}")
-            except duckdb.Error:  # pragma: no cover
-                pass
-        for name in self._registered:
-            try:
-                self.con.unregister(name)
-            except duckdb.Error:  # pragma: no cover
-                pass
-
-
-@dataclass
-class _Source:
-    session: _Session
-    table: str  # quoted name to select from
-    columns: list[str]
-    types: dict[str, str]
-    description: str
-    kind: str  # frame | csv | parquet | table | relation
-    tz_hint: dict[str, str] = field(default_factory=dict)
-    frame_index: list[str] = field(default_factory=list)
-
-
-def _expand_paths(raw: Sequence[str]) -> list[str]:
-    files: list[str] = []
-    for item in raw:
-        if _REMOTE.match(os.fspath(item)):  # s3://, https://, gs://...: DuckDB reads these
-            files.append(os.fspath(item))
-            continue
-        p = os.path.expanduser(os.fspath(item))
-        if os.path.isdir(p):
-            found = [
-                f for f in _glob.glob(os.path.join(p, "**", "*"), recursive=True)
-                if os.path.isfile(f) and f.lower().endswith(_PARQUET_EXT + _CSV_EXT)
-            ]
-            if not found:
-                raise FileNotFoundError(
-                    f"directory {item!r} holds no CSV or Parquet files (looked for "
-                    f"{', '.join(_PARQUET_EXT + _CSV_EXT)} recursively)"
-                )
-            files.extend(sorted(found))
-        elif _glob.has_magic(p):
-            found = sorted(f for f in _glob.glob(p, recursive=True) if os.path.isfile(f))
-            if not found:
-                raise FileNotFoundError(f"no files match {item!r}")
-            files.extend(found)
-        elif os.path.isfile(p):
-            files.append(p)
-        elif os.path.exists(p):
-            raise FileNotFoundError(f"{item!r} is neither a file nor a directory")
-        else:
-            raise FileNotFoundError(f"file {item!r} does not exist")
-    return files
-
-
-def _file_format(files: list[str]) -> str:
-    kinds = set()
-    for f in files:
-        low = f.lower()
-        if low.endswith(_PARQUET_EXT):
-            kinds.add("parquet")
-        elif low.endswith(_CSV_EXT):
-            kinds.add("csv")
-        elif _REMOTE.match(f):
-            raise DataValidationError(
-                f"cannot tell the format of remote file {f!r}: use a name ending in .parquet "
-                "or .csv"
-            )
-        else:
-            with open(f, "rb") as fh:  # sniff: Parquet files start with the magic PAR1
-                kinds.add("parquet" if fh.read(4) == b"PAR1" else "csv")
-    if len(kinds) > 1:
-        raise DataValidationError(
-            f"the source mixes CSV and Parquet files ({len(files)} files, e.g. "
-            f"{', '.join(repr(f) for f in files[:3])}); load one format at a time"
-        )
-    return kinds.pop()
-
-
-def _open_source(
-    source: Any, connection: duckdb.DuckDBPyConnection | None, read_options: Mapping[str, Any]
-) -> _Source:
-    if isinstance(source, duckdb.DuckDBPyRelation):
-        session = _Session(duckdb.connect(), owned=True)
-        name = session.name("src")
-        try:
-            session.register(name, source.to_arrow_table())
-        except duckdb.Error as exc:
-            session.close()
-            raise DataValidationError(
-                f"cannot read the DuckDB relation: {_first_line(exc)}"
-            ) from exc
-        return _describe(session, name, "DuckDB relation", "relation")
-
-    if isinstance(source, pd.DataFrame):
-        if not all(isinstance(c, str) for c in source.columns):
-            raise DataValidationError(
-                "transaction DataFrame column names must be strings; found "
-                f"{[c for c in source.columns if not isinstance(c, str)][:5]!r}: rename them "
-                "(df.columns = df.columns.astype(str))"
-            )
-        dup = source.columns[source.columns.duplicated()]
-        if len(dup):
-            raise DataValidationError(
-                f"transaction DataFrame has duplicated column names {sorted(set(dup))!r}; "
-                "rename them first"
-            )
-        session = _Session(duckdb.connect(), owned=True)
-        name = session.name("src")
-        session.register(name, source)  # a view on the frame's buffers: no copy
-        tz_hint = {
-            c: str(source[c].dtype.tz)
-            for c in source.columns
-            if isinstance(source[c].dtype, pd.DatetimeTZDtype)
-        }
-        src = _describe(
-            session, name,
-            f"DataFrame ({len(source):,} rows x {source.shape[1]} columns)", "frame",
-        )
-        src.tz_hint = tz_hint
-        src.frame_index = [n for n in source.index.names if isinstance(n, str)]
-        return src
-
-    if isinstance(source, str) and connection is not None and not (
-        os.path.exists(source) or _glob.has_magic(source) or _REMOTE.match(source)
-    ):
-        session = _Session(connection, owned=False)
-        if re.fullmatch(r"[A-Za-z_][\w$]*(\.[A-Za-z_][\w$]*)*", source):
-            table = ".".join(_ident(part) for part in source.split("."))
-        else:
-            table = _ident(source)
-        try:
-            connection.execute(f"DESCRIBE SELECT * FROM {table}")
-        except duckdb.Error as exc:
-            try:
-                tables = sorted({r[0] for r in connection.execute("SHOW TABLES").fetchall()})
-            except duckdb.Error:  # pragma: no cover
-                tables = []
-            hint = difflib.get_close_matches(source, tables, n=3)
-            raise DataValidationError(
-                f"DuckDB table {source!r} not found in the given connection "
-                f"({_first_line(exc)}); tables: {', '.join(tables) or 'none'}"
-                + (f"; did you mean {', '.join(map(repr, hint))}?" if hint else "")
-            ) from exc
-        return _describe(session, table, f"DuckDB table {source!r}", "table", quoted=True)
-
-    if isinstance(source, str | os.PathLike) or (
-        isinstance(source, Sequence)
-        and not isinstance(source, str | bytes)
-        and source
-        and all(isinstance(p, str | os.PathLike) for p in source)
-    ):
-        raw = [source] if isinstance(source, str | os.PathLike) else list(source)
-        files = _expand_paths([os.fspath(p) for p in raw])
-        fmt = _file_format(files)
-        listing = _lit(files)
-        opts = {"union_by_name": True, **dict(read_options)}
-        opt_sql = "".join(f", {k} = {_lit(v)}" for k, v in opts.items())
-        reader = f"read_{fmt}({listing}{opt_sql})"
-        desc = (
-            f"{fmt.upper() if fmt == 'csv' else 'Parquet'} "
-            + (f"file {os.fspath(raw[0])!r}" if len(files) == 1 and len(raw) == 1
-               else f"{len(files)} files from {', '.join(repr(os.fspath(p)) for p in raw[:3])}")
-        )
-        session = _Session(duckdb.connect(), owned=True)
-        name = session.name("src")
-        try:
-            # CSV text is parsed once into a temporary table (the checks scan it several
-            # times); Parquet is columnar and cheap to rescan, so it stays a view.
-            session.create("TABLE" if fmt == "csv" else "VIEW", name, f"SELECT * FROM {reader}")
-        except duckdb.Error as exc:
-            session.close()
-            raise DataValidationError(f"cannot read {desc}: {_first_line(exc)}") from exc
-        return _describe(session, name, desc, fmt)
-
-    raise DataValidationError(
-        f"unsupported transaction source of type {type(source).__name__}: pass a pandas "
-        "DataFrame, a CSV/Parquet path, glob, directory or list of paths, a DuckDB relation, "
-        "or a table name together with connection="
-    )
-
-
-def _describe(
-    session: _Session, name: str, description: str, kind: str, *, quoted: bool = False
-) -> _Source:
-    table = name if quoted else _ident(name)
-    try:
-        rows = session.sql(f"DESCRIBE SELECT * FROM {table}").fetchall()
-    except duckdb.Error as exc:
-        session.close()
-        raise DataValidationError(f"cannot read {description}: {_first_line(exc)}") from exc
-    columns = [r[0] for r in rows]
-    types = {r[0]: str(r[1]) for r in rows}
-    return _Source(session, table, columns, types, description, kind)
-
-
-# ------------------------------------------------------------------------------------------------
 # Columns and expressions
 # ------------------------------------------------------------------------------------------------
 
@@ -572,7 +297,7 @@ def _resolve(src: _Source, role: str, given: Any, problems: list[str]) -> _Expr 
             return None
         sql, is_col = f"({given})", False
     try:
-        row = src.session.sql(f"DESCRIBE SELECT {sql} AS v FROM {src.table}").fetchall()[0]
+        row = src.sql(f"DESCRIBE SELECT {sql} AS v FROM {src.table}").fetchall()[0]
     except duckdb.Error as exc:
         problems.append(_explain_missing(src, role, given, exc))
         return None
@@ -598,28 +323,6 @@ def _explain_missing(src: _Source, role: str, given: str, exc: BaseException) ->
     return f"{role}={given!r} is neither a column nor a valid SQL expression: {msg}{hint}"
 
 
-def _parse_attributes(attributes: Any) -> list[tuple[str, str]]:
-    if attributes is None:
-        return []
-    if isinstance(attributes, str):
-        attributes = [attributes]
-    if isinstance(attributes, Mapping):
-        return [(str(k), str(v)) for k, v in attributes.items()]
-    out: list[tuple[str, str]] = []
-    for item in attributes:
-        if not isinstance(item, str):
-            raise ParameterError(
-                f"attributes must be column names, SQL expressions or 'name=expression' "
-                f"strings; got {item!r}"
-            )
-        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)=(?!=)(.+)", item, flags=re.S)
-        if m:
-            out.append((m.group(1), m.group(2).strip()))
-        else:
-            out.append((item, item))
-    return out
-
-
 # ------------------------------------------------------------------------------------------------
 # Normalisation SQL
 # ------------------------------------------------------------------------------------------------
@@ -636,14 +339,14 @@ def _id_sql(src: _Source, expr: _Expr, col: str, *, integerize_text: bool) -> tu
     base = _base_type(expr.type)
     if base in _INT_TYPES:
         if base in ("UBIGINT", "HUGEINT", "UHUGEINT"):
-            lo, hi = src.session.sql(
+            lo, hi = src.sql(
                 f"SELECT min({expr.sql}), max({expr.sql}) FROM {src.table}"
             ).fetchone()
             if lo is not None and (lo < -(2**63) or hi >= 2**63):
                 return f"CAST({col} AS VARCHAR)", "text"
         return f"CAST({col} AS BIGINT)", "int"
     if base in _FLOAT_TYPES or base == "DECIMAL":
-        n_bad = len(src.session.sql(  # stops at the first non-integer value
+        n_bad = len(src.sql(  # stops at the first non-integer value
             f"SELECT 1 FROM {src.table} WHERE {expr.sql} IS NOT NULL AND NOT ("
             f"isfinite(CAST({expr.sql} AS DOUBLE)) AND {expr.sql} = round({expr.sql}) "
             f"AND abs(CAST({expr.sql} AS DOUBLE)) < 9.0e15) LIMIT 1"
@@ -654,7 +357,7 @@ def _id_sql(src: _Source, expr: _Expr, col: str, *, integerize_text: bool) -> tu
         return f"CAST({finite} AS VARCHAR)", "text"
     text = _missing_text_sql(col)
     if integerize_text and base == "VARCHAR":
-        n_bad = len(src.session.sql(  # stops at the first value that is not an integer
+        n_bad = len(src.sql(  # stops at the first value that is not an integer
             f"SELECT 1 FROM (SELECT {_missing_text_sql(expr.sql)} AS v FROM {src.table}) "
             f"WHERE v IS NOT NULL AND NOT regexp_full_match(v, '-?(0|[1-9][0-9]{{0,17}})') "
             f"LIMIT 1"
@@ -720,7 +423,7 @@ def _date_plan(
         f"WHERE s <> '' AND TRY_CAST(s AS TIMESTAMP) IS NULL LIMIT 2000)"
     )
     fmt_counts = ", ".join(f"count(try_strptime(s, {_lit(f)}))" for f in _DATE_FORMATS)
-    row = src.session.sql(f"SELECT count(*), {fmt_counts} FROM {not_iso}").fetchone()
+    row = src.sql(f"SELECT count(*), {fmt_counts} FROM {not_iso}").fetchone()
     n_not_iso, counts = row[0], row[1:]
     fallback = None
     if n_not_iso and max(counts) > 0:
@@ -751,7 +454,7 @@ def _date_plan(
         f"epoch(TRY_CAST({ds} AS TIMESTAMPTZ))) / 60) AS INTEGER) END"
     )
     # Profile the zones over the whole column (the trimmed text is computed once per row).
-    n_aware, n_offsets, n_naive = src.session.sql(
+    n_aware, n_offsets, n_naive = src.sql(
         f"SELECT count(*) FILTER (WHERE a), count(DISTINCT o) FILTER (WHERE a), "
         f"count(*) FILTER (WHERE NOT a AND d_raw IS NOT NULL AND d_raw <> '') FROM ("
         f"SELECT d_raw, {aware_sql.replace(ds, 'd_raw')} AS a, "
@@ -791,18 +494,6 @@ def _amount_sql(expr: _Expr) -> str:
         f"amount_col={expr.given!r} has type {expr.type}, which is not numeric; pass a numeric "
         "column or an expression such as 'Quantity * UnitPrice'"
     )
-
-
-def _to_timestamp(value: Any, name: str, zone: str | None) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"{name}={value!r} is not a date or timestamp") from exc
-    if pd.isna(ts):
-        raise ParameterError(f"{name}={value!r} is not a date or timestamp")
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert(zone or "UTC").tz_localize(None)
-    return ts
 
 
 # ------------------------------------------------------------------------------------------------
@@ -924,9 +615,9 @@ def load_transactions(
             ) from exc
     obs_end = (
         None if observation_end is None
-        else _to_timestamp(observation_end, "observation_end", timezone)
+        else to_timestamp(observation_end, "observation_end", aware="convert", zone=timezone)
     )
-    attr_specs = _parse_attributes(attributes)
+    attr_specs = parse_attributes(attributes)
     names = [n for n, _ in attr_specs]
     reserved = [n for n in names if n in CANONICAL_COLUMNS]
     if reserved:
@@ -937,7 +628,7 @@ def load_transactions(
     if len(set(names)) != len(names):
         raise ParameterError(f"attribute names must be unique; got {names!r}")
 
-    src = _open_source(source, connection, read_options or {})
+    src = open_source(source, connection=connection, read_options=read_options)
     try:
         return _load(
             src, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
@@ -950,7 +641,7 @@ def load_transactions(
             f"could not evaluate the transactions from {src.description}: {_first_line(exc)}"
         ) from exc
     finally:
-        src.session.close()
+        src.close()
 
 
 @dataclass
@@ -979,7 +670,7 @@ def _load(
     duplicates: str,
     zero_amounts: str,
 ) -> tuple[pd.DataFrame, DataQuality]:
-    s = src.session
+    s = src
     problems: list[str] = []
     cust = _resolve(src, "customer_col", customer_col, problems)
     date = _resolve(src, "date_col", date_col, problems)
@@ -1258,7 +949,7 @@ def _finish_types(out: pd.DataFrame, c_kind: str) -> pd.DataFrame:
 
 
 def _net_returns(
-    s: _Session, clean_t: str, sel: str, *, has_order: bool, prefix: str | None
+    s: _Source, clean_t: str, sel: str, *, has_order: bool, prefix: str | None
 ) -> tuple[str, str, int]:
     """Net negative rows against purchases; return (final SQL, action text, lines removed)."""
     def unit_key(alias: str) -> str:

@@ -12,8 +12,11 @@ __all__ = [
     "CustvalueError",
     "DataSourceError",
     "DataValidationError",
+    "DataWarning",
     "ModelNotFittedError",
     "ParameterError",
+    "ReportFailedError",
+    "SourceNotFoundError",
 ]
 
 
@@ -39,3 +42,26 @@ class ModelNotFittedError(CustvalueError, RuntimeError):
 
 class DataSourceError(CustvalueError, OSError):
     """A data source cannot be reached: a database server down, a wrong password, no such host."""
+
+
+class ReportFailedError(CustvalueError, RuntimeError):
+    """A report notebook raised, timed out or its kernel died; the message is one line.
+
+    ``failed_html`` is the failed notebook written as HTML with its code, when one was written.
+    """
+
+    def __init__(self, message: str, *, failed_html: object = None) -> None:
+        super().__init__(message)
+        self.failed_html = failed_html
+
+
+class SourceNotFoundError(DataValidationError, FileNotFoundError):
+    """A transaction source (file, glob or directory) matches no file.
+
+    Both a :class:`DataValidationError` and a ``FileNotFoundError``, so ``except OSError`` and
+    ``except CustvalueError`` both catch it; every entry point raises this one type.
+    """
+
+
+class DataWarning(UserWarning):
+    """The data was accepted but looks wrong (negative raw amounts in a summary, ...)."""

@@ -67,20 +67,21 @@ A timestamp with a time of day keeps transactions up to and including that insta
 
 from __future__ import annotations
 
-import glob as _glob
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+from ._sources import TABLE as _TABLE
+from ._sources import Source as _Source
+from ._sources import ident as _ident
+from ._sources import open_source
 from ._subscriptions import subscriptions, survivors_to_customers
-from ._time import normalize_unit
+from ._time import normalize_unit, to_timestamp
 from .errors import DataValidationError, ParameterError
 
 __all__ = [
@@ -92,7 +93,6 @@ __all__ = [
     "survivors_to_customers",
 ]
 
-_TABLE = "__cv_tx"
 CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
 COHORT_VALUES = (
     "cohort_size",
@@ -104,184 +104,17 @@ COHORT_VALUES = (
 )
 
 # --------------------------------------------------------------------------------------------
-# DuckDB plumbing
+# Sources (custvalue._sources opens every kind of source for summaries and the loader alike)
 # --------------------------------------------------------------------------------------------
 
 
-def _default_memory_limit() -> str:
-    """Half of physical memory (the machine is shared with pandas, which receives the result)."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return "4GB"
-    return f"{max(1, int(total * 0.5 / 2**30))}GB"
-
-
-def _default_threads() -> int:
-    """CPUs this process may use minus the current 1-minute load average, at least one.
-
-    DuckDB's parallel hash aggregation does extra partition/merge work; on a busy shared machine
-    the extra threads only contend (measured: 1 thread 2.9 s vs 2 threads 5.1 s for 3.2M groups
-    on 2 cores at load 7), while on an idle machine all cores are used.
-    """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        cpus = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # pragma: no cover - unavailable
-        load = 0.0
-    return max(1, min(cpus, int(cpus - load + 0.5)))
-
-
-def _connect(memory_limit: str | None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(database=":memory:")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ParameterError(f"threads={threads!r} must be a positive integer or None")
-    con.execute(f"SET threads = {threads or _default_threads()}")
-    temp_dir = os.path.join(tempfile.gettempdir(), f"custvalue_duckdb_{os.getpid()}")
-    limit = memory_limit or _default_memory_limit()
-    try:
-        con.execute(f"SET memory_limit = {_sql_str(str(limit))}")
-    except duckdb.Error as exc:
-        raise ParameterError(
-            f"memory_limit={memory_limit!r} is not a memory size such as '4GB' or '500MB'"
-        ) from exc
-    con.execute(f"SET temp_directory = '{temp_dir}'")
-    # Insertion order is irrelevant for aggregates; dropping it lets DuckDB stream and spill.
-    con.execute("SET preserve_insertion_order = false")
-    return con
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-_PARQUET_EXT = (".parquet", ".pq", ".parq")
-_CSV_EXT = (".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz")
-
-
-def _file_reader(paths: list[str]) -> str:
-    """Return a DuckDB table expression reading the given files/globs/directories."""
-    expanded: list[str] = []
-    for raw in paths:
-        p = os.path.expanduser(str(raw))
-        if os.path.isdir(p):
-            has_parquet = _glob.glob(os.path.join(p, "**", "*.parquet"), recursive=True)
-            p = os.path.join(p, "**", "*.parquet" if has_parquet else "*.csv")
-        if not (_glob.has_magic(p) or os.path.exists(p)) or (
-            _glob.has_magic(p) and not _glob.glob(p, recursive=True)
-        ):
-            raise DataValidationError(
-                f"transaction source {raw!r} does not exist or matches no files; pass a "
-                "DataFrame, a Parquet/CSV path, a glob such as 'data/*.parquet', or a directory"
-            )
-        expanded.append(p)
-    lowered = [p.lower() for p in expanded]
-    listing = "[" + ", ".join(_sql_str(p) for p in expanded) + "]"
-    if all(p.endswith(_PARQUET_EXT) for p in lowered):
-        return f"read_parquet({listing}, union_by_name = true)"
-    if all(p.endswith(_CSV_EXT) for p in lowered):
-        return f"read_csv_auto({listing}, union_by_name = true)"
-    raise DataValidationError(
-        f"cannot tell the file format of {list(paths)!r}: use paths ending in .parquet or .csv "
-        "(not a mix of both)"
-    )
-
-
-@dataclass
-class _Source:
-    """A transaction source that can run SQL referring to the table ``__cv_tx``."""
-
-    run: Callable[[str], duckdb.DuckDBPyRelation]
-    columns: list[str]
-    types: dict[str, str]
-    description: str
-    connection: duckdb.DuckDBPyConnection | None = None  # ours to close; None for relations
-
-    def __enter__(self) -> _Source:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Release DuckDB's buffers now rather than at garbage collection."""
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-
-
 def _open_source(tx: Any, memory_limit: str | None, threads: int | None = None) -> _Source:
-    if isinstance(tx, duckdb.DuckDBPyRelation):
-        rel = tx
-
-        def run_rel(sql: str) -> duckdb.DuckDBPyRelation:
-            return rel.query(_TABLE, sql)
-
-        return _Source(
-            run_rel,
-            list(rel.columns),
-            dict(zip(rel.columns, map(str, rel.types), strict=True)),
-            "DuckDB relation",
-        )
-    con = _connect(memory_limit, threads)
-    if isinstance(tx, pd.DataFrame):
-        if not all(isinstance(c, str) for c in tx.columns):
-            raise DataValidationError(
-                "transaction DataFrame column names must be strings; got "
-                f"{[c for c in tx.columns if not isinstance(c, str)][:5]!r}"
-            )
-        if tx.columns.duplicated().any():
-            raise DataValidationError(
-                f"transaction DataFrame has duplicated column names "
-                f"{sorted(set(tx.columns[tx.columns.duplicated()]))!r}; rename them first"
-            )
-        # register() creates a view on the frame: DuckDB scans the numpy/arrow buffers in place.
-        try:
-            con.register(_TABLE, tx)
-        except duckdb.Error:
-            # DuckDB cannot scan some strided views in place (e.g. df.iloc[::-1] raises
-            # std::bad_cast in duckdb 2.0); those are converted to Arrow, which copies.
-            con.register(_TABLE, pa.Table.from_pandas(tx, preserve_index=False))
-        description = f"DataFrame with {len(tx):,} rows"
-    elif isinstance(tx, (str, os.PathLike)):
-        con.execute(f"CREATE VIEW {_TABLE} AS SELECT * FROM {_file_reader([os.fspath(tx)])}")
-        description = f"files {os.fspath(tx)!r}"
-    elif isinstance(tx, Sequence) and tx and all(isinstance(p, (str, os.PathLike)) for p in tx):
-        paths = [os.fspath(p) for p in tx]
-        con.execute(f"CREATE VIEW {_TABLE} AS SELECT * FROM {_file_reader(paths)}")
-        description = f"{len(paths)} files"
-    else:
-        raise DataValidationError(
-            f"unsupported transaction source of type {type(tx).__name__}: pass a pandas "
-            "DataFrame, a Parquet/CSV path or glob (or a list of them), or a DuckDB relation"
-        )
-    try:
-        rel = con.sql(f"SELECT * FROM {_TABLE}")
-    except duckdb.Error as exc:
-        raise DataValidationError(f"cannot read transactions from {description}: {exc}") from exc
-
-    def run_con(sql: str) -> duckdb.DuckDBPyRelation:
-        return con.sql(sql)
-
-    return _Source(
-        run_con,
-        list(rel.columns),
-        dict(zip(rel.columns, map(str, rel.types), strict=True)),
-        description,
-        con,
-    )
+    return open_source(tx, memory_limit=memory_limit, threads=threads, stream=True)
 
 
 def _fetch(source: _Source, sql: str) -> pd.DataFrame:
     try:
-        return source.run(sql).df()
+        return source.df(sql)
     except duckdb.Error as exc:
         raise DataValidationError(
             f"DuckDB could not summarise the transactions ({source.description}): {exc}"
@@ -345,20 +178,7 @@ def _normalize_freq(freq: Any, name: str = "freq") -> str:
 
 
 def _to_timestamp(value: Any, name: str) -> pd.Timestamp:
-    if isinstance(value, pd.Period):  # a whole period: up to and including its last day
-        value = value.end_time.normalize()
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ParameterError(f"{name}={value!r} is not a date: {exc}") from None
-    if ts is pd.NaT:
-        raise ParameterError(f"{name} must be a date, got {value!r}")
-    if ts.tzinfo is not None:
-        raise ParameterError(
-            f"{name}={value!r} has a time zone; transactions are tz-naive, pass a naive date "
-            "(e.g. ts.tz_localize(None))"
-        )
-    return ts.floor("us")  # DuckDB timestamps have microsecond resolution
+    return to_timestamp(value, name, aware="reject")
 
 
 def _cutoff(obs_end: pd.Timestamp) -> tuple[str, str]:

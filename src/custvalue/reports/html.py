@@ -1,7 +1,7 @@
 """HTML export of executed report notebooks: one self-contained file a reader can open offline.
 
-Used by :mod:`custvalue.reports`. The exporter is nbconvert's ``lab`` template with the code cells
-and prompts removed, every script that would come from a CDN (require.js, MathJax, mermaid)
+Used by :mod:`custvalue.reports.runner`. The exporter is nbconvert's ``lab`` template with the code
+cells and prompts removed, every script that would come from a CDN (require.js, MathJax, mermaid)
 dropped, figures embedded as base64 PNG, and three additions of our own: a header that says what
 was run (report, parameters, data provenance, versions, timings), a linked table of contents built
 from the notebook's headings, and a footer with the data-quality summary.
@@ -13,9 +13,10 @@ import copy
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import nbformat
+if TYPE_CHECKING:  # nbformat takes seconds to import; only the export needs it
+    import nbformat
 
 __all__ = [
     "add_table_of_contents",

@@ -1,0 +1,271 @@
+"""A report's data: loading (:func:`load_report_data`), periods, provenance and the pre-flight check.
+
+The runner loads the data once before any kernel starts (:func:`preflight`), so a broken file,
+a date outside the data or data the report cannot use is one clear line, not a traceback from
+inside a notebook; the notebook loads the same rows again with :func:`load_report_data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import html
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .. import _sources
+from ..errors import CustvalueError, DataValidationError, ParameterError
+from .spec import DATASET_NAMES, is_remote
+
+__all__ = [
+    "DataProvenance",
+    "load_report_data",
+    "preflight",
+    "resolve_periods",
+]
+
+
+@dataclasses.dataclass
+class DataProvenance:
+    """Where the report's data came from, as shown in the header and ``metrics.json``."""
+
+    source: str
+    content_hash: str
+    hash_of: str
+    n_rows_in: int | None
+    n_rows_out: int
+    n_customers: int
+    first_date: str | None
+    last_date: str | None
+    quality_ok: bool | None
+    quality_html: str
+    quality_text: str
+
+    def header_rows(self) -> dict[str, Any]:
+        rows_in = "—" if self.n_rows_in is None else f"{self.n_rows_in:,}"
+        return {
+            "source": self.source,
+            "rows": f"{rows_in} read, {self.n_rows_out:,} used",
+            "customers": f"{self.n_customers:,}",
+            "date range": f"{self.first_date} to {self.last_date}",
+            f"content hash ({self.hash_of})": self.content_hash,
+            "data quality": {
+                True: "all checks passed",
+                False: "issues found (see footer)",
+                None: "not checked",
+            }[self.quality_ok],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("quality_html")
+        return d
+
+
+def load_report_data(
+    data: str,
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    order_col: str | None = None,
+    attributes: Sequence[str] = (),
+    returns: str = "net",
+    observation_end: str | None = None,
+    seed: int = 0,
+) -> tuple[Any, Any]:
+    """Load a report's transactions: a path/glob via ``load_transactions``, or a bundled dataset.
+
+    ``data`` may be ``"cdnow-sample"`` / ``"cdnow-master"`` (Fader & Hardie's CDNOW, shipped with
+    lifetimes), ``"simulated"`` (``custvalue.datasets.simulate(2000, seed)``), or a CSV/Parquet
+    path or glob. Returns ``(transactions, DataQuality)`` exactly as
+    :func:`custvalue.data.load_transactions` does, so the runner's pre-flight check and the
+    notebook see the same rows.
+    """
+    from .. import data as _data
+
+    kwargs: dict[str, Any] = {"returns": returns, "observation_end": observation_end}
+    if data in DATASET_NAMES:
+        bundled = _sources.bundled_dataset(data)
+        frame = bundled.loader(seed)
+        attrs = [c for c in (attributes or bundled.attributes) if c in frame.columns]
+        return _data.load_transactions(
+            frame, order_col=bundled.order_col, attributes=tuple(attrs), **kwargs
+        )
+    return _data.load_transactions(
+        data,
+        customer_col=customer_col,
+        date_col=date_col,
+        amount_col=amount_col,
+        order_col=order_col,
+        attributes=tuple(attributes),
+        **kwargs,
+    )
+
+
+def resolve_periods(
+    tx: Any, calibration_end: Any = None, observation_end: Any = None
+) -> tuple[Any, Any]:
+    """The calibration and observation ends a report uses, filling in the automatic defaults.
+
+    ``observation_end`` defaults to the last transaction date; ``calibration_end`` to the day
+    halfway between the first transaction and ``observation_end`` (Fader, Hardie & Lee 2005
+    split CDNOW's 78 weeks into 39 + 39 the same way).
+
+    Returns
+    -------
+    (pandas.Timestamp, pandas.Timestamp)
+
+    Raises
+    ------
+    ParameterError
+        If the calibration end is not strictly between the first transaction and the
+        observation end.
+    """
+    import pandas as pd
+
+    first = pd.Timestamp(tx["date"].min()).normalize()
+    obs = (
+        pd.Timestamp(observation_end)
+        if observation_end is not None
+        else pd.Timestamp(tx["date"].max()).normalize()
+    )
+    cal = (
+        pd.Timestamp(calibration_end)
+        if calibration_end is not None
+        else (first + (obs - first) / 2).normalize()
+    )
+    if not first < cal < obs:
+        raise ParameterError(
+            f"calibration end {cal.date()} must lie between the first transaction "
+            f"({first.date()}) and the observation end ({obs.date()})"
+        )
+    return cal, obs
+
+
+def _hash_source(source: str, frame: Any) -> tuple[str, str]:
+    """sha256 of the source file bytes (several files: of their names and hashes, sorted)."""
+    files: list[Path] = []
+    if source not in DATASET_NAMES and not is_remote(source):
+        path = Path(source).expanduser()
+        if any(ch in source for ch in "*?["):
+            files = sorted(Path(p) for p in glob.glob(os.path.expanduser(source)))
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            files = [path]
+    if files:
+        outer = hashlib.sha256()
+        for f in files:
+            inner = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    inner.update(chunk)
+            if len(files) == 1:
+                return "sha256:" + inner.hexdigest(), "file bytes"
+            outer.update(f.name.encode() + b"\0" + inner.digest())
+        return "sha256:" + outer.hexdigest(), f"{len(files)} files"
+    import pandas as pd
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return "sha256:" + digest.hexdigest(), "loaded rows"
+
+
+def _quality_parts(quality: Any) -> tuple[bool | None, str, str, int | None]:
+    ok = getattr(quality, "ok", None)
+    n_in = getattr(quality, "n_rows_in", None)
+    text = str(quality) if quality is not None else "no data-quality report"
+    table = None
+    for attr in ("to_frame", "checks"):
+        obj = getattr(quality, attr, None)
+        try:
+            table = obj() if callable(obj) else obj
+        except Exception:  # a broken report must not break the run header
+            table = None
+        if table is not None:
+            break
+    if table is not None and hasattr(table, "to_html"):
+        quality_html = table.to_html(index=False, escape=True, border=0)
+    else:
+        quality_html = f"<pre>{html.escape(text)}</pre>"
+    return (None if ok is None else bool(ok)), quality_html, text, n_in
+
+
+def preflight(values: Mapping[str, Any]) -> DataProvenance | None:
+    if "data" not in values or values["data"] is None:
+        return None
+    source = values["data"]
+    load_kwargs = {
+        k: values[k]
+        for k in (
+            "customer_col",
+            "date_col",
+            "amount_col",
+            "order_col",
+            "attributes",
+            "returns",
+            "observation_end",
+            "seed",
+        )
+        if k in values and values[k] is not None
+    }
+    try:
+        frame, quality = load_report_data(source, **load_kwargs)
+    except CustvalueError:
+        raise
+    except Exception as exc:  # unreadable/malformed file; duckdb or pyarrow parser errors
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataValidationError(
+            f"cannot read data {source!r}: {type(exc).__name__}: {msg[:300]}"
+        ) from exc
+    if len(frame) == 0:
+        raise DataValidationError(f"data {source!r} has no usable transactions after cleaning")
+    ok, quality_html, quality_text, n_in = _quality_parts(quality)
+    content_hash, hash_of = _hash_source(source, frame)
+    dates = frame["date"]
+    prov = DataProvenance(
+        source=_display_source(source),
+        content_hash=content_hash,
+        hash_of=hash_of,
+        n_rows_in=None if n_in is None else int(n_in),
+        n_rows_out=len(frame),
+        n_customers=int(frame["customer_id"].nunique()),
+        first_date=str(dates.min().date()),
+        last_date=str(dates.max().date()),
+        quality_ok=ok,
+        quality_html=quality_html,
+        quality_text=quality_text,
+    )
+    _check_dates_against_data(values, prov)
+    return prov
+
+
+def _display_source(source: str) -> str:
+    """Local paths as absolute paths (a report is read far from where it was run)."""
+    if source in DATASET_NAMES or is_remote(source):
+        return source
+    return str(Path(source).expanduser().absolute())
+
+
+def _check_dates_against_data(values: Mapping[str, Any], prov: DataProvenance) -> None:
+    first, last = prov.first_date, prov.last_date
+    cal, obs = values.get("calibration_end"), values.get("observation_end")
+    if obs is not None and first is not None and obs < first:
+        raise ParameterError(
+            f"parameter 'observation_end' {obs} is before the first transaction ({first})"
+        )
+    end = obs or last
+    if cal is not None and first is not None and cal <= first:
+        raise ParameterError(
+            f"parameter 'calibration_end' {cal} is on or before the first transaction ({first}); "
+            f"the data run from {first} to {last}"
+        )
+    if cal is not None and end is not None and cal >= end:
+        raise ParameterError(
+            f"parameter 'calibration_end' {cal} is not before the end of observation ({end}); "
+            f"the data run from {first} to {last}"
+        )
+
