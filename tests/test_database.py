@@ -153,6 +153,11 @@ def test_duckdb_file_url(tmp_path, cdnow):
     con.close()
     got = _summary_via_db(f"duckdb:///{path}?table=orders", freq="W")
     pd.testing.assert_frame_equal(got, rfm_summary(cdnow, freq="W", engine="duckdb"))
+    # through the source layer (its connection is locked after opening)
+    pd.testing.assert_frame_equal(
+        rfm_summary(f"duckdb:///{path}?table=orders", freq="W"),
+        rfm_summary(cdnow, freq="W", engine="duckdb"),
+    )
     with pytest.raises(DataSourceError, match="does not exist"):
         _summary_via_db(f"duckdb:///{tmp_path}/nope.duckdb?table=orders")
 
@@ -184,3 +189,51 @@ def test_url_parsing_keeps_libpq_options_and_hides_password():
     assert db.is_database_url("postgres://h/db?table=t")
     assert not db.is_database_url("data/*.parquet")
     assert not db.is_database_url(pd.DataFrame())
+
+
+# --------------------------------------------------------------------------------------------
+# Through the source layer: load_transactions, rfm_summary and the command line take the URL
+# --------------------------------------------------------------------------------------------
+
+
+def test_rfm_summary_and_load_transactions_take_the_url(shop, cdnow):
+    from custvalue.data import load_transactions
+    from custvalue.summary import calibration_holdout, cohort_table
+
+    url = shop.url("?table=orders")
+    pd.testing.assert_frame_equal(
+        rfm_summary(url, freq="W"), rfm_summary(cdnow, freq="W", engine="duckdb")
+    )
+    kw = {"calibration_end": "1997-09-30", "freq": "W"}
+    pd.testing.assert_frame_equal(calibration_holdout(url, **kw), calibration_holdout(cdnow, **kw))
+    pd.testing.assert_frame_equal(cohort_table(url), cohort_table(cdnow))
+    tx, quality = load_transactions(url)
+    want, want_quality = load_transactions(cdnow)
+    pd.testing.assert_frame_equal(tx, want)
+    assert quality.n_rows_in == want_quality.n_rows_in == len(cdnow)
+    assert f"127.0.0.1:{shop.port}" in quality.source and shop.password not in quality.source
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "custvalue.cli", *args], capture_output=True, text=True, timeout=300
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_cli_reads_a_database_and_fails_in_one_line(shop, tmp_path):
+    out = tmp_path / "s.parquet"
+    code, stdout, _ = _cli("summarize", "--data", shop.url("?table=orders"), "--freq", "W",
+                           "--out", str(out), "--quiet")
+    assert code == 0 and "23,570 customers" in stdout
+    assert len(pd.read_parquet(out)) == 23_570
+    out.write_bytes(b"previous good output")
+    code, _, stderr = _cli("summarize", "--data", shop.url("?table=orders", password="nope"),
+                           "--out", str(out))
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{shop.port}" in lines[0] and "nope" not in lines[0]
+    assert out.read_bytes() == b"previous good output"

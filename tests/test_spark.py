@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def _sdf(spark, frame: pd.DataFrame):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore")  # pyspark 4.x about pandas 3 and frame attrs
         return spark.createDataFrame(frame).cache()
 
 
@@ -157,7 +157,7 @@ def test_models_fit_on_collected_statistics_and_score_on_executors(cdnow_sdf, cd
 
 def test_a_path_source_and_bad_input(spark_session, cdnow, tmp_path):
     path = tmp_path / "tx.parquet"
-    cdnow.to_parquet(path, index=False)
+    cdnow.to_parquet(path, index=False, coerce_timestamps="us")  # Spark rejects nanoseconds
     got = cs.to_pandas(cs.rfm_summary(str(path), freq="W", spark=spark_session))
     _assert_same(got, summary.rfm_summary(cdnow, freq="W"), exact=False)
     from custvalue.errors import DataValidationError
@@ -167,3 +167,14 @@ def test_a_path_source_and_bad_input(spark_session, cdnow, tmp_path):
     bad = cdnow.head(50).assign(amount=[np.nan] + [1.0] * 49)
     with pytest.raises(DataValidationError, match="1 rows with a null/NaN/inf 'amount'"):
         cs.rfm_summary(_sdf(spark_session, bad))
+
+
+def test_summary_functions_route_spark_dataframes_and_engine_spark(cdnow_sdf, cdnow):
+    got = summary.rfm_summary(cdnow_sdf, freq="W")  # a Spark DataFrame picks the Spark engine
+    _assert_same(got, summary.rfm_summary(cdnow, freq="W", engine="duckdb"), exact=False)
+    wide = summary.cohort_table(cdnow, engine="spark", values="active_customers")
+    pd.testing.assert_frame_equal(wide, summary.cohort_table(cdnow, values="active_customers"))
+    from custvalue.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="engine='numpy' cannot read a Spark DataFrame"):
+        summary.rfm_summary(cdnow_sdf, engine="numpy")

@@ -54,6 +54,7 @@ __all__ = [
     "open_in_duckdb",
     "parse_database_url",
     "read_record_batches",
+    "redact",
 ]
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
@@ -200,7 +201,7 @@ def parse_database_url(url: str, sql: str | None = None) -> DatabaseSource:
     try:
         port = parts.port
     except ValueError:
-        raise ParameterError(f"the port in {_redact(url)!r} is not a number") from None
+        raise ParameterError(f"the port in {redact(url)!r} is not a number") from None
     return DatabaseSource(
         "postgresql",
         uri,
@@ -213,14 +214,14 @@ def parse_database_url(url: str, sql: str | None = None) -> DatabaseSource:
     )
 
 
-def _redact(text: str) -> str:
-    """Replace the password of any URL in ``text`` by ``***``."""
+def redact(text: str) -> str:
+    """Replace the password of any URL in ``text`` by ``***`` (for messages and reports)."""
     return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
 
 
 def _first_line(exc: BaseException) -> str:
     """The informative line of a driver error: libpq's message, without ADBC's prefixes."""
-    text = _redact(str(exc)).strip()
+    text = redact(str(exc)).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     line = lines[0] if lines else type(exc).__name__
     for ln in lines:  # libpq often puts the reason on a later line

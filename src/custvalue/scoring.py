@@ -298,19 +298,19 @@ def score_to_parquet(
 
 def _duck_source(source: Any, memory_limit: str | None, threads: int | None) -> tuple[Any, str]:
     """A DuckDB connection + table expression over a summary source."""
-    from . import summary as _summary
+    from . import _sources
 
     paths = _parquet_paths(source)
     if isinstance(source, duckdb.DuckDBPyRelation):
         return None, "rel"
-    con = _summary._connect(memory_limit, threads)
+    con = _sources.connect(memory_limit, threads, stream=True)
     if paths is not None:
         expanded = []
         for p in paths:
             if os.path.isdir(p):
                 p = os.path.join(p, "**", "*.parquet")
             expanded.append(p)
-        listing = "[" + ", ".join(_summary._sql_str(p) for p in expanded) + "]"
+        listing = _sources.lit(expanded)
         return con, f"read_parquet({listing}, union_by_name = true)"
     if isinstance(source, pd.DataFrame):
         con.register("__cv_summary", source.reset_index() if source.index.name else source)
@@ -456,9 +456,8 @@ def summary_to_parquet(
                 S._period_index(obs_end, unit),
                 one_order_per_period=unit == "D" and profile.dates_only,
             )
-            rel = source.run(sql)
-            # COPY needs a connection: relations from a user's connection write through it.
-            reader = rel.to_arrow_reader(1_000_000)
+            # streamed in batches through Arrow (the source connection is locked: no COPY TO)
+            reader = source.con.sql(sql).to_arrow_reader(1_000_000)
             meta = {"freq": unit, "observation_end": obs_end.isoformat()}
             import json
 

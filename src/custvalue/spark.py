@@ -39,6 +39,7 @@ timestamps of the rest of the package.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,9 @@ def local_session(
     if active is not None:
         return active
     os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
+    # Python workers run this interpreter (with custvalue and pandas), not whatever `python3`
+    # is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         spark = (
             ps.SparkSession.builder.master(f"local[{int(cores)}]")
@@ -144,7 +148,7 @@ def _as_spark(tx: Any, spark: SparkSession | None) -> tuple[SparkDataFrame, str]
     spark = spark or local_session()
     if isinstance(tx, pd.DataFrame):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # pyspark on pandas 3
+            warnings.simplefilter("ignore")  # pyspark 4.x warns about pandas 3 on every call
             return spark.createDataFrame(tx), f"DataFrame with {len(tx):,} rows"
     if isinstance(tx, (str, os.PathLike)) or (
         isinstance(tx, (list, tuple)) and tx and all(isinstance(p, (str, os.PathLike)) for p in tx)
@@ -156,7 +160,11 @@ def _as_spark(tx: Any, spark: SparkSession | None) -> tuple[SparkDataFrame, str]
                 return spark.read.csv(paths, header=True, inferSchema=True), f"CSV {paths!r}"
             return spark.read.parquet(*paths), f"Parquet {paths!r}"
         except Exception as exc:
-            raise DataValidationError(f"Spark cannot read {paths!r}: {_first_line(exc)}") from None
+            why = _first_line(exc)
+            if "TIMESTAMP(NANOS" in why:
+                why += (" (Spark reads micro- or millisecond timestamps: write the file with "
+                        "df.to_parquet(path, coerce_timestamps='us'))")
+            raise DataValidationError(f"Spark cannot read {paths!r}: {why}") from None
     raise DataValidationError(
         f"unsupported transaction source of type {type(tx).__name__} for the Spark engine: pass "
         "a Spark DataFrame, a pandas DataFrame or Parquet/CSV paths"
@@ -641,7 +649,7 @@ def to_pandas(sdf: SparkDataFrame, *, index: str | None = "customer_id") -> pd.D
         Timestamps as ``datetime64[us]``, ``attrs`` as the summary's settings.
     """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # pyspark on pandas 3
+        warnings.simplefilter("ignore")  # pyspark 4.x warns about pandas 3 on every call
         df = sdf.toPandas()
     for col in df.columns:
         if pd.api.types.is_datetime64_any_dtype(df[col]):
@@ -683,7 +691,7 @@ def sufficient_statistics(summary: SparkDataFrame, *, spend: bool = False) -> pd
     sdf = summary.where("frequency > 0") if spend else summary
     grouped = sdf.groupBy(*cols).count().withColumnRenamed("count", "weight")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore")
         df = grouped.toPandas()
     df = df.sort_values(cols, kind="mergesort").reset_index(drop=True)
     df["weight"] = df["weight"].astype("float64")
