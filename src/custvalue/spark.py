@@ -41,6 +41,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ __all__ = [
     "rfm_summary",
     "score",
     "sufficient_statistics",
+    "summary_attrs",
     "to_pandas",
 ]
 
@@ -458,18 +460,28 @@ def _resolve_end(summary: Any, value: Any, profile: _Profile, name: str = "obser
     return summary._resolve_observation_end(value, prof, name)
 
 
-# Spark DataFrames cannot carry attrs; the settings ride along in a dict keyed by the plan.
-_ATTRS: dict[int, dict[str, Any]] = {}
+# Spark DataFrames cannot carry attrs; the settings ride along keyed by the object (a weak
+# reference confirms the entry belongs to that very object, not to a recycled id).
+_ATTRS: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
 def _tag(sdf: SparkDataFrame, attrs: dict[str, Any]) -> SparkDataFrame:
-    _ATTRS[id(sdf)] = attrs
+    for key in [k for k, (ref, _) in _ATTRS.items() if ref() is None]:
+        del _ATTRS[key]
+    try:
+        ref = weakref.ref(sdf)
+    except TypeError:  # pragma: no cover - not weak-referenceable
+        return sdf
+    _ATTRS[id(sdf)] = (ref, attrs)
     return sdf
 
 
 def summary_attrs(sdf: SparkDataFrame) -> dict[str, Any]:
     """The settings (``freq``, ``observation_end``...) a summary of this module was built with."""
-    return dict(_ATTRS.get(id(sdf), {}))
+    entry = _ATTRS.get(id(sdf))
+    if entry is None or entry[0]() is not sdf:
+        return {}
+    return dict(entry[1])
 
 
 def calibration_holdout(
