@@ -123,7 +123,7 @@ def generate(n_rows: int, out: Path, partition: str, chunk_customers: int = 1_00
         customers += int(np.unique(chunk["customer_id"]).size)
         i += 1
         del chunk, table
-    return {"rows": rows, "customers": customers, "files": i}
+    return {"rows": rows, "customers": customers, "chunks": i}
 
 
 # ------------------------------------------------------------------------------------------
@@ -259,7 +259,26 @@ def step_spark(work: Path, opts: dict) -> dict:
     wall = time.perf_counter() - t
     stats = cs.sufficient_statistics(rfm)
     spark.stop()
-    return {"summary_write_s": round(wall, 2), "distinct_rows_collected": len(stats)}
+    # the Spark summary against the DuckDB one (summary step): same customers and statistics
+    import duckdb
+
+    check = (
+        "SELECT count(*), sum(frequency), sum(recency), sum(T), sum(n_orders), "
+        "round(sum(total_spend), 2) FROM read_parquet({})"
+    )
+    con = duckdb.connect()
+    theirs = con.execute(check.format(repr(str(out / "*.parquet")))).fetchall()[0]
+    ours = (
+        con.execute(check.format(repr(str(work / "summary.parquet")))).fetchall()[0]
+        if (work / "summary.parquet").exists()
+        else None
+    )
+    con.close()
+    return {
+        "summary_write_s": round(wall, 2),
+        "distinct_rows_collected": len(stats),
+        "equals_duckdb_summary": None if ours is None else ours == theirs,
+    }
 
 
 STEPS = {
