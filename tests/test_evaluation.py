@@ -145,9 +145,10 @@ def test_scorecard_hand_computed(holdout_summary):
     assert card.ranking["brier_alive"] == pytest.approx(np.mean((np.array([0.1, 0.6, 0.9, 0.3]) - [0, 1, 1, 0]) ** 2))
     d = card.to_dict()
     assert d["model_mae"] == pytest.approx(m.loc["model", "mae"])
-    text = card.summary()
+    text = str(card.summary())
     assert "Holdout scorecard" in text and "carry_forward" in text
     assert "<table" in card._repr_html_()
+    assert card.summary()._repr_html_() == card._repr_html_() and repr(card.summary()) == text
 
 
 def test_scorecard_validates_input(holdout_summary):
@@ -286,7 +287,8 @@ def test_compare_models_ranks_and_chooses_by_rule(cdnow_ch):
     # the scorecard of each model is the one holdout_scorecard gives for the fitted model
     card = holdout_scorecard(res.models["bgnbd"], cdnow_ch)
     assert ok.loc["bgnbd", "rmse"] == pytest.approx(card.metrics.loc["model", "rmse"])
-    assert "Rule" in res.summary() and "<table" in res._repr_html_()
+    assert "Rule" in str(res.summary()) and "<table" in res._repr_html_()
+    assert "<table" in res.summary()._repr_html_()
     by_bic = compare_models([BetaGeoModel, ModifiedBetaGeoModel], cdnow_ch, criterion="bic")
     assert by_bic.chosen_name == by_bic.table["bic"].idxmin()
     with pytest.raises(ParameterError, match="criterion"):

@@ -126,3 +126,28 @@ def test_expected_spend_is_finite_and_between_prior_and_own_mean(p, q, g, x, mva
         assert min(pop, mval) * (1 - 1e-9) <= es <= max(pop, mval) * (1 + 1e-9)
     ll = m._log_likelihood_rows(np.log(m.params_.to_numpy()), {"frequency": np.array([max(x, 1.0)]), "monetary_value": np.array([mval])})
     assert np.isfinite(ll).all()
+
+
+@pytest.mark.parametrize("p", [6.25, 1e7, 1.0686e13])
+def test_log_likelihood_stays_accurate_for_a_huge_shape_p(cdnow, p):
+    """Issue 9: written naively, the rounding error of eq. 3 grows like p (about 0.1 in total at
+    p = 1e13 on CDNOW), enough to make p -> inf, gamma -> 0 look better than the real optimum
+    on some CPUs. Reference: the same equation in 60-digit mpmath."""
+    import mpmath as mp
+
+    rep = cdnow[cdnow["frequency"] > 0]
+    x, m = rep["frequency"].to_numpy(float), rep["monetary_value"].to_numpy(float)
+    q, gamma = 2.9739, 7.4e1 / p
+    model = GammaGammaModel()
+    data = model._prepare_data({"frequency": x, "monetary_value": m})
+    ours = model._log_likelihood_rows(np.log([p, q, gamma]), data).sum()
+    totals = model._loglik_and_gradient_totals(np.log([p, q, gamma]), data, np.ones(x.size))[0]
+    with mp.workdps(60):
+        P, Q, G = mp.mpf(p), mp.mpf(q), mp.mpf(gamma)
+        ref = mp.fsum(
+            mp.loggamma(P * xi + Q) - mp.loggamma(P * xi) - mp.loggamma(Q) + Q * mp.log(G)
+            + (P * xi - 1) * mp.log(mi) + P * xi * mp.log(xi) - (P * xi + Q) * mp.log(G + xi * mi)
+            for xi, mi in zip(map(mp.mpf, x), map(mp.mpf, m), strict=True)
+        )
+    assert ours == pytest.approx(float(ref), abs=1e-8)
+    assert totals == pytest.approx(float(ref), abs=1e-8)

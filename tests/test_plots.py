@@ -236,3 +236,19 @@ def test_cohort_plots_reject_bad_input():
         plots.plot_cohort_revenue(_cohort_frames()[1], max_lines=0)
     with pytest.raises(DataValidationError, match="mean_clv"):
         plots.plot_value_by_segment(pd.DataFrame({"x": [1.0]}))
+
+
+def test_plot_clv_distribution_takes_the_horizon_from_a_clv_result():
+    from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
+
+    from custvalue.models import BetaGeoModel, GammaGammaModel
+    from custvalue.value import customer_lifetime_value
+
+    s = load_cdnow_summary_data_with_monetary_value()[["frequency", "recency", "T", "monetary_value"]]
+    s.attrs["freq"] = "W"
+    bg = BetaGeoModel.from_params(r=0.242594, alpha=4.413643, a=0.792918, b=2.425898, time_unit="W")
+    gg = GammaGammaModel.from_params(p=6.248802, q=3.744588, gamma=15.447748)
+    res = customer_lifetime_value(bg, gg, s, horizon=2, time_unit="Y", discount_rate=0.1)
+    ax = plots.plot_clv_distribution(res, currency="USD")
+    _labelled(ax)
+    assert "over 2 years" in ax.get_title()

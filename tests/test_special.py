@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from custvalue._special import (
+    digamma_difference,
     gauss_legendre,
+    log_gamma_ratio,
     log_power_product_integral,
     log_tricomi_u_ss,
 )
@@ -151,3 +153,22 @@ def test_gauss_legendre_is_exact_for_polynomials() -> None:
         assert np.isclose(weights @ nodes**k, 1.0 / (k + 1), rtol=1e-13)
     with pytest.raises(ValueError):
         nodes[0] = 0.0  # cached arrays are read-only
+
+
+@pytest.mark.parametrize("z", [1e-3, 0.5, 3.0, 99.0, 100.0, 999.0, 1e3, 1.5e3, 1e5, 1e7, 3e7, 1e9, 1e13, 1e200])
+@pytest.mark.parametrize("x", [0.0, 0.3, 2.9739, 50.0, 1e4, 1e8])
+def test_log_gamma_ratio_and_digamma_difference_against_mpmath(z, x):
+    mp.mp.dps = 260  # z + x must be exact at z = 1e200
+    try:
+        zm = mp.mpf(z)
+        ref = mp.loggamma(zm + x) - mp.loggamma(zm)
+        dref = mp.digamma(zm + x) - mp.digamma(zm)
+    finally:
+        mp.mp.dps = 60
+    got = float(log_gamma_ratio(z, x))
+    assert abs(got - float(ref)) <= 1e-13 * max(1.0, abs(float(ref)))
+    dgot = float(digamma_difference(z, x))
+    if x == 0:
+        assert dgot == 0.0
+    else:
+        assert abs(dgot - float(dref)) <= 1e-12 * abs(float(dref))

@@ -256,3 +256,91 @@ def test_numpy_engine_equals_statsmodels_phreg(layout):
     np.testing.assert_allclose(fast.table["coef"], ref.table["coef"], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(fast.table["std_error"], ref.table["std_error"], rtol=1e-7)
     assert fast.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# estimator convention (options in the constructor, fit -> self, fitted attributes end in "_")
+# ---------------------------------------------------------------------------------------------
+def _product_limit(time, event, at):
+    """S(at) = prod over event times t <= at of (1 - d_t / n_t), written out (Kaplan & Meier 1958)."""
+    s = 1.0
+    for t in np.unique(time[event]):
+        if t > at:
+            break
+        s *= 1.0 - ((time == t) & event).sum() / (time >= t).sum()
+    return s
+
+
+def test_kaplan_meier_estimator_matches_the_product_limit_formula():
+    rng = np.random.default_rng(11)
+    n = 300
+    plan = rng.choice(["basic", "pro"], n)
+    dur = np.round(rng.exponential(np.where(plan == "pro", 10.0, 5.0)), 1) + 0.1  # ties, none at 0
+    data = pd.DataFrame({"tenure": np.minimum(dur, 15.0), "cancelled": dur < 15.0, "plan": plan})
+    km = sv.KaplanMeier(level=0.9)
+    assert km.fit(data, duration_col="tenure", event_col="cancelled", group_col="plan") is km
+    assert list(km.survival_function_.columns) == ["basic", "pro"]
+    grid = km.survival_function_.index.to_numpy()
+    for g in ("basic", "pro"):
+        sub = data[data["plan"] == g]
+        t, e = sub["tenure"].to_numpy(), sub["cancelled"].to_numpy()
+        ref = [_product_limit(t, e, at) for at in grid[::7]]
+        np.testing.assert_allclose(km.survival_function_[g].to_numpy()[::7], ref, rtol=1e-12)
+    assert km.survival_function_.iloc[0].tolist() == [1.0, 1.0]  # time 0
+    # the function form is a thin wrapper: same table
+    fn = sv.kaplan_meier(data, duration_col="tenure", event_col="cancelled", group_col="plan", level=0.9)
+    pd.testing.assert_frame_equal(fn.table, km.table_)
+    assert km.medians_.equals(fn.medians) and km.unit_ == fn.unit
+    text = str(km.summary())
+    assert "Kaplan-Meier retention (90% pointwise band" in text and "basic" in text
+    assert "<table" in km.summary()._repr_html_() and km._repr_html_() == km.summary()._repr_html_()
+    assert km.survival_at([5.0]).shape == (2, 3)
+
+
+def test_survival_estimators_refuse_bad_options_at_construction_and_use_before_fit():
+    from custvalue.errors import ModelNotFittedError
+
+    with pytest.raises(ParameterError, match="level"):
+        sv.KaplanMeier(level=1.5)
+    with pytest.raises(ParameterError, match="band"):
+        sv.KaplanMeier(band="wide")
+    with pytest.raises(ParameterError, match="ties"):
+        sv.CoxPH(ties="exact")
+    with pytest.raises(ParameterError, match="Breslow"):
+        sv.CoxPH(ties="efron", engine="numpy")
+    with pytest.raises(ModelNotFittedError, match="not fitted"):
+        sv.CoxPH().summary()
+    assert "not fitted" in repr(sv.KaplanMeier())
+
+
+def test_cox_estimator_recovers_the_truth_and_wraps_cox_ph():
+    rng = np.random.default_rng(12)
+    n = 3_000
+    x = rng.normal(size=n)
+    z = rng.integers(0, 2, n).astype(float)
+    dur = rng.exponential(1.0 / (0.2 * np.exp(0.5 * x - 0.4 * z)))
+    data = pd.DataFrame({"duration": np.minimum(dur, 8.0), "event": dur < 8.0, "x": x, "z": z})
+    cox = sv.CoxPH(ties="efron", engine="statsmodels")
+    assert cox.fit(data, ["x", "z"]) is cox
+    for name, beta in {"x": 0.5, "z": -0.4}.items():
+        assert abs(cox.params_[name] - beta) < 4 * cox.standard_errors_[name]
+    # continuous times have no ties: Breslow (numpy engine) and Efron (statsmodels) coincide
+    other = sv.CoxPH(engine="numpy").fit(data, ["x", "z"])
+    np.testing.assert_allclose(other.params_, cox.params_, rtol=1e-5)
+    np.testing.assert_allclose(cox.hazard_ratios_, np.exp(cox.params_))
+    assert cox.n_events_ == int(data["event"].sum()) and cox.n_customers_ == n
+    assert np.isfinite(cox.log_likelihood_) and cox.covariance_.shape == (2, 2)
+    fn = sv.cox_ph(data, ["x", "z"], ties="efron", engine="statsmodels")
+    pd.testing.assert_frame_equal(fn.table, cox.table_)
+    text = str(cox.summary())
+    assert "Cox proportional hazards (efron ties)" in text
+    assert "<table" in cox.summary()._repr_html_() and "<table" in fn.summary()._repr_html_()
+    assert str(fn.summary()) == str(fn)
+    ph = cox.predict_partial_hazard(pd.DataFrame({"x": [1.0], "z": [0.0]}))
+    assert ph.iloc[0] == pytest.approx(np.exp(cox.params_["x"]))
+
+
+def test_logrank_summary_prints_and_renders():
+    data = pd.DataFrame({"duration": [1, 2, 3, 4, 5, 6.0], "event": [1, 1, 0, 1, 1, 0], "g": list("aabbab")})
+    res = sv.logrank_test(data, "g")
+    assert "chi2" in str(res.summary()) and "<table" in res.summary()._repr_html_()

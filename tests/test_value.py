@@ -111,7 +111,7 @@ def test_cash_flows_sum_to_clv_and_partial_period(small_summary):
         ConstantRate(0.03), ConstantSpend(10.0), small_summary,
         horizon=2.5, time_unit="M", discount_rate=0.2, cash_flows=True,
     )
-    flows = res[[c for c in res.columns if c.startswith("cash_flow_")]]
+    flows = res.to_frame().filter(like="cash_flow_")
     assert flows.shape[1] == 3  # two full months and a half month
     np.testing.assert_allclose(flows.sum(axis=1), res["clv"], rtol=1e-12)
     # the half month carries half the purchases of a full month (before discounting)
@@ -133,7 +133,9 @@ def test_time_unit_of_model_is_respected(small_summary):
     lam_day = 0.01
     in_days = customer_lifetime_value(ConstantRate(lam_day, "D"), ConstantSpend(5.0), small_summary,
                                       horizon=6, time_unit="M", discount_rate=0.1)
-    in_weeks = customer_lifetime_value(ConstantRate(lam_day * 7, "W"), ConstantSpend(5.0), small_summary,
+    weekly = small_summary.assign(recency=small_summary["recency"] / 7, T=small_summary["T"] / 7)
+    weekly.attrs["freq"] = "W"  # the same customers summarised in the weekly model's unit
+    in_weeks = customer_lifetime_value(ConstantRate(lam_day * 7, "W"), ConstantSpend(5.0), weekly,
                                        horizon=6, time_unit="M", discount_rate=0.1)
     np.testing.assert_allclose(in_days["clv"], in_weeks["clv"], rtol=1e-12)
 
@@ -230,7 +232,8 @@ def test_interval_is_reproducible_with_seed(small_summary):
     kw = {"horizon": 3, "time_unit": "M", "discount_rate": 0.1, "interval": 0.9, "n_draws": 50}
     a = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), small_summary, seed=7, **kw)
     b = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), small_summary, seed=7, **kw)
-    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(a.frame, b.frame)
+    assert (a.total_lower, a.total_upper) == (b.total_lower, b.total_upper)
 
 
 def test_weights_enter_total(small_summary):
@@ -328,7 +331,7 @@ def test_infinite_horizon_matches_long_finite_horizon():
     d = pd.DataFrame({"frequency": [0, 2, 5.0, 20], "recency": [0, 30, 35, 38.0], "T": [39.0] * 4})
     inf = customer_lifetime_value(m, None, d, horizon=np.inf, time_unit="M", discount_rate=0.1, price=2.0)
     fin = customer_lifetime_value(m, None, d, horizon=80, time_unit="Y", discount_rate=0.1, price=2.0)
-    assert "expected_purchases" not in inf.columns
+    assert "expected_purchases" not in inf.frame.columns
     np.testing.assert_allclose(inf["clv"], fin["clv"] * 1.1 ** (1 / 2), rtol=5e-3)
     assert (inf["clv"] > 0).all() and np.isfinite(inf["clv"]).all()
 
@@ -366,7 +369,8 @@ def test_matches_lifetimes_clv_on_matching_configuration(cdnow_summary):
     ggf = GammaGammaFitter()
     ggf.params_ = pd.Series({"p": CDNOW_GG["p"], "q": CDNOW_GG["q"], "v": CDNOW_GG["gamma"]})
     d_month = 0.01
-    s = cdnow_summary
+    s = cdnow_summary.copy()
+    s.attrs["freq"] = "M"  # lifetimes' freq="M": the summary's periods are read as months
     theirs = ggf.customer_lifetime_value(bgf, s["frequency"], s["recency"], s["T"], s["monetary_value"],
                                          time=12, discount_rate=d_month, freq="M")
     ours = customer_lifetime_value(bg, gg, s, horizon=12, time_unit="M",
@@ -384,7 +388,7 @@ def test_expected_purchases_column_is_models_conditional_expectation(cdnow_summa
     np.testing.assert_allclose(res["expected_purchases"], bg.expected_purchases(s, 365.25 / 7), rtol=1e-10)
     np.testing.assert_allclose(res["expected_spend"], gg.expected_spend(s), rtol=1e-12)
     np.testing.assert_allclose(res["clv"], res["expected_purchases"] * res["expected_spend"], rtol=1e-10)
-    assert np.isfinite(res.to_numpy(float)).all() and (res["clv"] >= 0).all()
+    assert np.isfinite(res.to_frame().to_numpy(float)).all() and (res["clv"] >= 0).all()
 
 
 def _simulate_bgnbd_gg(n: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -526,7 +530,7 @@ def test_sbg_finite_horizon_converges_to_derl():
     derl = m.expected_residual_lifetime(subs, discount_rate=0.1).to_numpy()
     np.testing.assert_allclose(inf["clv"], subs["price"] * derl, rtol=1e-12)
     np.testing.assert_allclose(fin["clv"], inf["clv"], rtol=1e-4)
-    assert inf.loc["d", "clv"] == 0.0
+    assert inf.frame.loc["d", "clv"] == 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,10 +562,10 @@ def test_clv_is_finite_nonnegative_and_bounded_by_undiscounted(data, rate, horiz
     gg = GammaGammaModel.from_params(**CDNOW_GG)
     res = customer_lifetime_value(bg, gg, data, horizon=horizon, time_unit="M", discount_rate=rate,
                                   cash_flows=True)
-    assert np.isfinite(res.to_numpy(float)).all()
+    assert np.isfinite(res.to_frame().to_numpy(float)).all()
     assert (res["clv"] >= 0).all()
     assert (res["clv"] <= res["expected_purchases"] * res["expected_spend"] * (1 + 1e-9) + 1e-12).all()
-    flows = res[[c for c in res.columns if c.startswith("cash_flow_")]]
+    flows = res.to_frame().filter(like="cash_flow_")
     np.testing.assert_allclose(flows.sum(axis=1), res["clv"], rtol=1e-9, atol=1e-9)
 
 
@@ -586,3 +590,243 @@ def test_heuristic_is_finite_and_counts_every_customer(tx, method):
     assert res["n_orders"].sum() == len(tx.assign(d=tx["date"].dt.normalize())[["customer_id", "d"]].drop_duplicates())
     vals = res[["avg_check", "purchases_per_month", "lifetime_months", "heuristic_ltv"]].to_numpy(float)
     assert np.isfinite(vals).all() and (vals >= 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# the result object (issue 9: results that carry themselves)
+# ---------------------------------------------------------------------------------------------
+def test_result_carries_total_interval_cash_flows_and_settings(small_summary):
+    from custvalue.value import CLVResult
+
+    w = small_summary.assign(weight=[1, 2, 3, 4, 5])
+    lam, m, d = 0.05, 40.0, 0.12
+    res = customer_lifetime_value(ConstantRate(lam), ConstantSpend(m), w, horizon=12, time_unit="M",
+                                  discount_rate=d, margin=0.3, interval=0.9, n_draws=50, seed=1,
+                                  cash_flows=True)
+    assert isinstance(res, CLVResult)
+    month_days = 365.25 / 12
+    per_customer = sum(0.3 * m * lam * month_days * (1 + d) ** (-k / 12) for k in range(1, 13))
+    assert res.total == pytest.approx(per_customer * 15, rel=1e-12)  # weights 1..5
+    assert res.total_lower < res.total < res.total_upper
+    assert res.frame.attrs == {}  # no totals hidden in DataFrame.attrs
+    assert list(res.frame.columns) == ["expected_purchases", "discounted_purchases", "expected_spend",
+                                       "clv", "clv_lower", "clv_upper"]
+    # cash flows: customers x periods, rows sum to clv, weighted column sums to the total
+    assert res.cash_flows.shape == (5, 12) and list(res.cash_flows.columns) == list(range(1, 13))
+    np.testing.assert_allclose(res.cash_flows.sum(axis=1), res["clv"], rtol=1e-12)
+    np.testing.assert_allclose(res.total_cash_flows.sum(), res.total, rtol=1e-12)
+    np.testing.assert_allclose(res.cash_flows[1], 0.3 * m * lam * month_days * (1 + d) ** (-1 / 12))
+    assert res.to_frame()["cash_flow_12"].equals(res["cash_flow_12"])
+    assert res.settings.horizon == 12 and res.settings.time_unit == "M"
+    assert res.settings.discount_rate == d and res.settings.margin == 0.3
+    assert res.settings.interval == 0.9 and res.settings.interval_method == "sample"
+    assert res.settings.n_draws == 50 and res.settings.seed == 1
+    tot = total_value(res)
+    assert tot["estimate"] == res.total and tot["lower"] == res.total_lower and tot["n_draws"] == 50
+    assert len(res) == 5 and list(res.index) == list(w.index)
+
+
+def test_summary_prints_as_text_and_shows_as_html(small_summary):
+    res = customer_lifetime_value(ConstantRate(0.05), ConstantSpend(3.0), small_summary, horizon=12,
+                                  time_unit="M", discount_rate=0.1, interval=0.9, interval_method="delta")
+    text = str(res.summary())
+    assert "Customer lifetime value over 12 months" in text
+    assert f"{res.total:,.2f}" in text and f"{res.total_lower:,.2f}" in text
+    assert "10.00% a year" in text and "90% interval" in text
+    html = res.summary()._repr_html_()
+    assert html.startswith("<div>") and "<table" in html and f"{res.total:,.2f}" in html
+    assert res._repr_html_() == html
+    assert "CLVResult" in repr(res) and "5 customers" in repr(res)
+
+
+def test_interval_functions_give_the_numbers_of_customer_lifetime_value(small_summary):
+    from custvalue.value import clv_interval_delta, clv_interval_sampling
+
+    kw = {"horizon": 6, "time_unit": "M", "discount_rate": 0.1, "margin": 0.5}
+    tx, sp = ConstantRate(0.05, sd=0.1), ConstantSpend(30.0, sd=0.2)
+    full = customer_lifetime_value(tx, sp, small_summary, interval=0.8, interval_method="delta", **kw)
+    delta = clv_interval_delta(tx, sp, small_summary, interval=0.8, **kw)
+    pd.testing.assert_series_equal(delta.lower, full["clv_lower"], check_names=False)
+    pd.testing.assert_series_equal(delta.upper, full["clv_upper"], check_names=False)
+    assert (delta.total_lower, delta.total_upper) == (full.total_lower, full.total_upper)
+    assert delta.method == "delta" and delta.level == 0.8
+    full = customer_lifetime_value(tx, sp, small_summary, interval=0.8, n_draws=40, seed=5, **kw)
+    samp = clv_interval_sampling(tx, sp, small_summary, interval=0.8, n_draws=40, seed=5, **kw)
+    np.testing.assert_array_equal(samp.lower.to_numpy(), full["clv_lower"].to_numpy())
+    np.testing.assert_array_equal(samp.upper.to_numpy(), full["clv_upper"].to_numpy())
+    assert (samp.total_lower, samp.total_upper) == (full.total_lower, full.total_upper)
+    assert samp.method == "sample" and samp.n_draws == 40
+
+
+def test_delta_interval_needs_a_covariance(small_summary):
+    from custvalue.models import BetaGeoModel, GammaGammaModel
+    from custvalue.value import clv_interval_delta
+
+    bg = BetaGeoModel.from_params(r=0.24, alpha=30.9, a=0.79, b=2.43, time_unit="D")
+    with pytest.raises(ParameterError, match="covariance"):
+        clv_interval_delta(bg, GammaGammaModel.from_params(**CDNOW_GG), small_summary, horizon=3,
+                           time_unit="M", discount_rate=0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# arguments refused where they are given (issue 10)
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"margin": 2.0}, r"margin .* must be in \(0, 1\]"),
+        ({"margin": 0.0}, r"margin .* must be in \(0, 1\]"),
+        ({"margin": -0.3}, r"margin .* must be in \(0, 1\]"),
+        ({"margin": float("nan")}, r"margin .* must be in \(0, 1\]"),
+        ({"margin": float("inf")}, r"margin .* must be in \(0, 1\]"),
+        ({"margin": "high"}, "margin must be a number"),
+        ({"discount_rate": -0.05}, "yearly rate and must be finite and >= 0"),
+        ({"discount_rate": float("inf")}, "yearly rate and must be finite and >= 0"),
+        ({"discount_rate": float("nan")}, "yearly rate and must be finite and >= 0"),
+        ({"horizon": float("nan")}, "horizon must be > 0"),
+    ],
+)
+def test_bad_money_arguments_are_refused(small_summary, kwargs, match):
+    args = {"horizon": 12, "time_unit": "M", "discount_rate": 0.1} | kwargs
+    with pytest.raises(ParameterError, match=match):
+        customer_lifetime_value(ConstantRate(0.1), ConstantSpend(3.0), small_summary, **args)
+
+
+@pytest.mark.parametrize(
+    "price, match",
+    [
+        (-5.0, "price must be finite and >= 0; 5 customers"),
+        (float("nan"), "price must be finite and >= 0"),
+        (float("inf"), "price must be finite and >= 0"),
+        ("cheap", "no column|missing"),
+    ],
+)
+def test_bad_prices_are_refused(small_summary, price, match):
+    with pytest.raises((ParameterError, DataValidationError), match=match):
+        customer_lifetime_value(ConstantRate(0.1), None, small_summary, horizon=1, time_unit="M",
+                                discount_rate=0.1, price=price)
+
+
+def test_a_negative_price_in_a_series_names_the_customer(small_summary):
+    price = pd.Series([1.0, 2.0, -3.0, 4.0, 5.0], index=small_summary.index)
+    with pytest.raises(ParameterError, match=r"1 customers .*\['c'\]"):
+        customer_lifetime_value(ConstantRate(0.1), None, small_summary, horizon=1, time_unit="M",
+                                discount_rate=0.1, price=price)
+    with pytest.raises(ParameterError, match=r"1 customers .*\['c'\]"):
+        customer_lifetime_value(ConstantRate(0.1), None, small_summary.assign(p=price), horizon=1,
+                                time_unit="M", discount_rate=0.1, price="p")
+
+
+def test_models_in_the_wrong_role_are_named(small_summary):
+    from custvalue.models import BetaGeoModel, GammaGammaModel
+
+    bg = BetaGeoModel.from_params(r=0.24, alpha=30.9, a=0.79, b=2.43, time_unit="D")
+    gg = GammaGammaModel.from_params(**CDNOW_GG)
+    kw = {"horizon": 12, "time_unit": "M", "discount_rate": 0.1}
+    with pytest.raises(ParameterError, match=r"transaction model .* got GammaGammaModel.* pass it as spend_model"):
+        customer_lifetime_value(gg, bg, small_summary, **kw)
+    with pytest.raises(ParameterError, match=r"spend model .* got BetaGeoModel.* pass it as transaction_model"):
+        customer_lifetime_value(bg, bg, small_summary, **kw)
+    with pytest.raises(ParameterError, match=r"transaction model .* got str"):
+        customer_lifetime_value("bgnbd", gg, small_summary, **kw)
+    with pytest.raises(DataValidationError, match="load_transactions returns"):
+        customer_lifetime_value(bg, gg, (small_summary, None), **kw)
+
+
+def test_protocols_recognise_the_package_models_and_duck_typed_ones():
+    from custvalue._protocols import ContractualModel, SampleableModel, SpendModel, TransactionModel
+    from custvalue.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+    from custvalue.models.shifted_beta_geo import ShiftedBetaGeoModel
+
+    assert isinstance(BetaGeoModel(), TransactionModel) and not isinstance(BetaGeoModel(), SpendModel)
+    assert isinstance(ParetoNBDModel(), TransactionModel)
+    assert isinstance(GammaGammaModel(), SpendModel) and not isinstance(GammaGammaModel(), TransactionModel)
+    assert isinstance(ShiftedBetaGeoModel(), ContractualModel)
+    assert isinstance(ConstantRate(0.1), TransactionModel) and isinstance(ConstantRate(0.1), SampleableModel)
+    assert isinstance(ConstantSpend(1.0), SpendModel)
+
+
+# ---------------------------------------------------------------------------------------------
+# time units of the model and the data (issue 10)
+# ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cdnow_tx() -> pd.DataFrame:
+    from custvalue.datasets import load_cdnow
+
+    return load_cdnow("sample")
+
+
+def test_weekly_model_refuses_a_daily_summary_and_converts_on_request(cdnow_tx):
+    """A model fitted in weeks reads a daily summary's recency and T as weeks (a value several
+    times too small); it must refuse, and with convert_unit=True value the daily summary like
+    the weekly one (the two summaries differ only in merging purchases per day or per week)."""
+    from custvalue.models import BetaGeoModel, GammaGammaModel
+    from custvalue.summary import rfm_summary
+
+    bg = BetaGeoModel.from_params(**CDNOW_BG, time_unit="W")
+    gg = GammaGammaModel.from_params(**CDNOW_GG)
+    weekly, daily = rfm_summary(cdnow_tx, freq="W"), rfm_summary(cdnow_tx, freq="D")
+    kw = {"horizon": 12, "time_unit": "M", "discount_rate": 0.1}
+    with pytest.raises(ParameterError, match=r"weeks \(time_unit_='W'\).*days \(data.attrs\['freq'\]='D'\)"
+                                             r".*rfm_summary\(tx, freq='W'\).*convert_unit=True"):
+        customer_lifetime_value(bg, gg, daily, **kw)
+    ref = customer_lifetime_value(bg, gg, weekly, **kw)
+    conv = customer_lifetime_value(bg, gg, daily, convert_unit=True, **kw)
+    assert conv.total == pytest.approx(ref.total, rel=0.01)
+    assert conv.settings.converted and conv.settings.data_time_unit == "D"
+    assert daily.attrs["freq"] == "D" and daily["T"].max() > 500  # the caller's frame untouched
+    # a summary without a unit is taken to be in the model's unit (nothing to check against)
+    bare = weekly.copy()
+    bare.attrs = {}
+    assert customer_lifetime_value(bg, gg, bare, **kw).total == pytest.approx(ref.total, rel=1e-12)
+
+
+def test_contractual_unit_mismatch_is_refused():
+    from custvalue.models.shifted_beta_geo import ShiftedBetaGeoModel
+
+    m = ShiftedBetaGeoModel.from_params(alpha=0.668, beta=3.806, time_unit="Y")
+    subs = pd.DataFrame({"T": [1, 4], "churned": [False, False]}, index=["a", "b"])
+    subs.attrs["freq"] = "M"
+    for convert in (False, True):
+        with pytest.raises(ParameterError, match="year"):
+            customer_lifetime_value(m, None, subs, horizon=np.inf, time_unit="Y", discount_rate=0.1,
+                                    price=10.0, convert_unit=convert)
+
+
+# ---------------------------------------------------------------------------------------------
+# heuristic LTV counts orders like rfm_summary (issue 9)
+# ---------------------------------------------------------------------------------------------
+def _heuristic_orders_per_customer(tx, **kw):
+    from custvalue.value import _customer_orders
+
+    return _customer_orders(tx, None, "customer_id", "date", "amount", kw.get("order_col"), None)["n_orders"]
+
+
+def test_heuristic_order_count_equals_rfm_summary_on_cdnow(cdnow_tx):
+    from custvalue.summary import rfm_summary
+
+    rfm = rfm_summary(cdnow_tx, freq="D")
+    res = heuristic_ltv(cdnow_tx, margin=1.0, lifetime_months=12)
+    assert res.loc["all", "n_orders"] == rfm["n_orders"].sum() == 6696  # 6,919 lines, same-day merged
+    assert res.loc["all", "revenue"] == pytest.approx(rfm["total_spend"].sum())
+
+
+def test_heuristic_order_count_equals_rfm_summary_on_simulated_data_with_times_of_day():
+    """Simulated transactions plus a second purchase later on the same day for some customers:
+    rfm_summary counts distinct timestamps as orders, and so must the heuristic (the old rule,
+    one order per calendar day, counted fewer)."""
+    from custvalue.datasets import simulate
+    from custvalue.summary import rfm_summary
+
+    tx = simulate(400, seed=3).transactions[["customer_id", "date", "amount", "region"]]
+    extra = tx.iloc[::7].assign(date=lambda d: d["date"] + pd.Timedelta(hours=15))
+    tx = pd.concat([tx, extra], ignore_index=True)
+    rfm = rfm_summary(tx, freq="D", attributes=["region"])
+    res = heuristic_ltv(tx, margin=0.5, lifetime_months=12, by="region")
+    per_region = rfm.groupby("region", observed=True)["n_orders"].sum()
+    np.testing.assert_array_equal(res["n_orders"].to_numpy(), per_region.reindex(res.index).to_numpy())
+    assert res["n_orders"].sum() > tx.assign(d=tx["date"].dt.normalize())[["customer_id", "d"]].drop_duplicates().shape[0]
+    # with an order column, orders are distinct order ids, as in rfm_summary
+    with_orders = tx.assign(order_id=np.arange(len(tx)) // 2)
+    rfm_o = rfm_summary(with_orders, freq="D", attributes=())
+    assert heuristic_ltv(with_orders, margin=0.5, lifetime_months=12)["n_orders"].sum() == rfm_o["n_orders"].sum()

@@ -225,3 +225,13 @@ def test_the_notebook_only_presents_the_analysis() -> None:
     assert "value_report.analyse(" in code
     for logic in (".fit(", "customer_lifetime_value", "compare_models", "groupby(", ".agg("):
         assert logic not in code, logic
+
+
+def test_comparison_for_readers_keeps_errors_out_of_the_table(
+    cdnow: value_report.ValueReport,
+) -> None:
+    table = cdnow.comparison_table
+    assert "error" not in table.columns and "warnings" not in table.columns
+    assert set(table["fitted"]) == {"yes"} and cdnow.fit_failures == {}
+    assert table["chosen"].sum() == 1 and table.index[table["chosen"]][0] == cdnow.chosen_name
+    assert list(table.index) == list(cdnow.comparison.table.index)

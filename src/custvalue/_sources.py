@@ -246,8 +246,9 @@ def connect(
 
 def _lock(con: duckdb.DuckDBPyConnection, local_files: Sequence[str]) -> None:
     """No file or URL access beyond the source's own files; no extensions; no more settings."""
-    if local_files:
-        con.execute(f"SET allowed_paths = {lit(sorted(set(local_files)))}")
+    if local_files:  # as given and as escaped for DuckDB's glob (see _literal_path)
+        allowed = set(local_files) | {_literal_path(f) for f in local_files}
+        con.execute(f"SET allowed_paths = {lit(sorted(allowed))}")
     con.execute(f"SET allowed_directories = {lit([_temp_dir() + os.sep])}")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -301,9 +302,15 @@ def check_expression(con: duckdb.DuckDBPyConnection, sql: str, role: str) -> str
     if len(statements) != 1:
         return f"{role}={clip(sql)!r} must be one expression"
     node = statements[0].get("node", {})
-    if node.get("from_table", {}).get("type") not in (None, "EMPTY_FROM") or len(
-        node.get("select_list", [])
-    ) != 1:
+    extra = (
+        (node.get("from_table") or {}).get("type") not in (None, "EMPTY")
+        or len(node.get("select_list", [])) != 1
+        or node.get("type") != "SELECT_NODE"
+        or any(node.get(k) for k in ("where_clause", "group_expressions", "having", "qualify",
+                                     "modifiers", "sample"))
+        or (node.get("cte_map") or {}).get("map")
+    )
+    if extra:
         return (f"{role}={clip(sql)!r} must be one expression on the row's columns, without "
                 "FROM or further select items")
     for item in _walk(node.get("select_list", [])):
@@ -448,9 +455,17 @@ def _csv_options(read_options: Mapping[str, Any] | None) -> dict[str, Any]:
     return opts
 
 
+def _literal_path(path: str) -> str:
+    """``path`` escaped for DuckDB's own glob matching, so it names exactly that file."""
+    if _is_remote(path) or not _glob.has_magic(path):
+        return path
+    return "".join({"[": "[[]", "*": "[*]", "?": "[?]"}.get(ch, ch) for ch in path)
+
+
 def _reader(fmt: str, files: Sequence[str], opts: Mapping[str, Any]) -> str:
+    """DuckDB's reader over exactly these files (expanded already: no glob left to DuckDB)."""
     opt_sql = "".join(f", {k} = {lit(v)}" for k, v in opts.items())
-    return f"read_{fmt}({lit(list(files))}{opt_sql})"
+    return f"read_{fmt}({lit([_literal_path(f) for f in files])}{opt_sql})"
 
 
 def _explain_read_error(exc: BaseException, desc: str) -> DataValidationError:

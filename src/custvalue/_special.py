@@ -47,11 +47,13 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import hyperu
+from scipy.special import digamma, gammaln, hyperu
 
 __all__ = [
     "IntegralMoments",
+    "digamma_difference",
     "gauss_legendre",
+    "log_gamma_ratio",
     "log_power_product_integral",
     "log_tricomi_u_ss",
 ]
@@ -374,3 +376,58 @@ def _log_laplace_power(s: np.ndarray, z: np.ndarray) -> np.ndarray:
     f = -z[:, None] * np.expm1(ell) - (s[:, None] - 1.0) * ell + np.log(weights)[None, :]
     fmax = f.max(axis=1)
     return np.log(np.exp(f - fmax[:, None]).sum(axis=1)) + fmax + np.log(ell_max)
+
+
+_STIRLING_Z = 100.0  # from here on the Stirling / asymptotic series are exact to rounding
+
+
+def log_gamma_ratio(z: np.ndarray | float, x: np.ndarray | float) -> np.ndarray:
+    """``log Gamma(z + x) - log Gamma(z)`` for ``z > 0``, ``x >= 0``, accurate for huge ``z``.
+
+    For ``z >= 100`` Stirling's series (Abramowitz & Stegun 6.1.40) gives
+    ``x log z + (z + x - 1/2) log1p(x / z) - x + c(z + x) - c(z)`` with
+    ``c(y) = 1/(12 y) - 1/(360 y^3) + 1/(1260 y^5)`` (truncation error below 1e-17), so that no
+    two huge ``gammaln`` values are subtracted: at ``z = 1e13`` the plain difference has an
+    absolute error near 0.05, which is enough to create spurious maxima of a likelihood.
+    """
+    z, x = np.broadcast_arrays(np.asarray(z, float), np.asarray(x, float))
+    big = z >= _STIRLING_Z
+    with np.errstate(all="ignore"):
+        direct = gammaln(z + x) - gammaln(z)
+        zx = z + x
+        series = (
+            x * np.log(z)
+            + (zx - 0.5) * np.log1p(x / z)
+            - x
+            + (_stirling_tail(zx) - _stirling_tail(z))
+        )
+    return np.where(x == 0, 0.0, np.where(big, series, direct))
+
+
+def _stirling_tail(y: np.ndarray) -> np.ndarray:
+    inv = 1.0 / y
+    inv2 = inv * inv
+    return inv * (1.0 / 12.0 - inv2 * (1.0 / 360.0 - inv2 / 1260.0))
+
+
+def digamma_difference(z: np.ndarray | float, x: np.ndarray | float) -> np.ndarray:
+    """``psi(z + x) - psi(z)`` for ``z > 0``, ``x >= 0``, accurate for huge ``z``.
+
+    For ``z >= 100`` the asymptotic series ``psi(y) = log y - 1/(2y) - 1/(12 y^2) +
+    1/(120 y^4) - ...`` (Abramowitz & Stegun 6.3.18) gives ``log1p(x/z) + x / (2 z (z+x)) +
+    x (2z + x) / (12 z^2 (z+x)^2) + (1/(z+x)^4 - 1/z^4) / 120`` (relative truncation error
+    below 1e-13), instead of the difference of two numbers near ``log z``.
+    """
+    z, x = np.broadcast_arrays(np.asarray(z, float), np.asarray(x, float))
+    big = z >= _STIRLING_Z
+    with np.errstate(all="ignore"):
+        direct = digamma(z + x) - digamma(z)
+        u = x / z
+        inv_z = 1.0 / z
+        series = (
+            np.log1p(u)
+            + 0.5 * inv_z * u / (1.0 + u)
+            + inv_z * inv_z * u * (2.0 + u) / (12.0 * (1.0 + u) ** 2)
+            + inv_z**4 * ((1.0 + u) ** -4 - 1.0) / 120.0
+        )
+    return np.where(big, series, direct)

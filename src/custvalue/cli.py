@@ -8,9 +8,17 @@ Commands
 ``custvalue summarize --data PATH --freq W --out summary.parquet``
     Validate, summarise per customer (:func:`custvalue.summary.rfm_summary`) and write the
     summary as Parquet or CSV.
+``custvalue select --data PATH --where FILTER --out list.csv``
+    Validate, summarise, optionally score, select customers with a targeting filter
+    (:func:`custvalue.segments.select`) and write the list with ``customer_id`` first.
 ``custvalue demo``
     The main job of ``make demo``: CDNOW master -> validation -> weekly summary, printed and
-    written to ``reports/demo/``.
+    written to ``reports/demo/``, then the value report.
+``custvalue report NAME --data PATH -p name=value ...`` (``--list``, ``--help-params``)
+    Run a report notebook (:func:`custvalue.reports.run`) and publish it as HTML; exit code 1
+    when the notebook fails, 2 for invalid parameters or data (checked before any kernel starts).
+``custvalue run jobs.yml``
+    A batch of reports (:func:`custvalue.reports.run_jobs`); a failing job does not stop the rest.
 
 Errors
 ------
@@ -140,6 +148,9 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
                      "else keeps and reports them."),
         click.option("--zero-amounts", type=click.Choice(["keep", "drop"]), default="keep",
                      show_default=True, help="What to do with zero amounts."),
+        click.option("--future-dates", type=click.Choice(["drop", "keep"]), default="drop",
+                     show_default=True,
+                     help="Rows dated a year or more after today (typos, 2099 placeholders)."),
         click.option("--delimiter", default=None, help="CSV field delimiter (default: sniffed)."),
         click.option("--encoding", default=None, metavar="NAME",
                      help="CSV text encoding, e.g. 'latin-1' (default: UTF-8)."),
@@ -168,6 +179,7 @@ def _load(
     delimiter: str | None,
     encoding: str | None = None,
     decimal: str | None = None,
+    future_dates: str = "drop",
     observation_end: str | None = None,
 ) -> tuple[Any, Any]:
     from ._sources import bundled_dataset, is_dataset_name
@@ -195,6 +207,7 @@ def _load(
         duplicates=duplicates,
         zero_amounts=zero_amounts,
         read_options=read_options,
+        future_dates=future_dates,
     )
 
 
@@ -466,6 +479,78 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
         click.echo(f"  scores:       {os.path.abspath(result.run_dir / 'scores.parquet')}")
         click.echo(f"                {os.path.abspath(result.run_dir / 'scores.csv')}")
         click.echo(f"  metrics:      {os.path.abspath(result.metrics)}")
+
+
+@main.command("select", context_settings=_CONTEXT)
+@_data_options
+@click.option("--where", "where", required=True, metavar="FILTER",
+              help='Targeting filter, e.g. \'region in ["Jiangsu", "Zhejiang"] and total_spend '
+              '>= 500\' (see custvalue.segments.select for the language).')
+@click.option("--out", "out", required=True, metavar="PATH",
+              help="Customer list: .csv or .parquet, customer_id first (written atomically).")
+@click.option("--freq", default="D", show_default=True,
+              help="Time unit of the summary and the models: D, W or M.")
+@click.option("--observation-end", default=None, metavar="DATE",
+              help="End of the observation period (default: the last transaction).")
+@click.option("--score", type=click.Choice(["auto", "yes", "no"]), default="auto",
+              show_default=True,
+              help="Add model scores (p_alive, expected_purchases, clv, ...): 'auto' when the "
+              "filter uses them.")
+@click.option("--model", type=click.Choice(["bgnbd", "pareto_nbd", "mbgnbd"]), default="bgnbd",
+              show_default=True, help="Transaction model for the scores.")
+@click.option("--horizon-months", type=float, default=12.0, show_default=True,
+              help="CLV horizon in months.")
+@click.option("--discount-rate", type=float, default=0.1, show_default=True,
+              help="Yearly discount rate of the CLV.")
+@click.option("--margin", type=float, default=1.0, show_default=True,
+              help="Profit margin applied to spend.")
+@click.option("--today", default=None, metavar="DATE",
+              help="Reference date of 'within N days' (default: today).")
+@click.option("--include-invalid", is_flag=True,
+              help="Keep customers with no valid purchase (net spend <= 0).")
+def select_command(
+    where: str, out: str, freq: str, observation_end: str | None, score: str, model: str,
+    horizon_months: float, discount_rate: float, margin: float, today: str | None,
+    include_invalid: bool, **kwargs: Any,
+) -> None:
+    """Select the customers a targeting filter matches and write them as a list for CRM tools.
+
+    Loads and validates the transactions, summarises them per customer (attributes at the
+    first purchase; attributes used with `has` carry every value the customer bought),
+    optionally adds model scores, applies the filter and writes the list.
+    """
+    from . import segments
+    from ._time import normalize_unit
+    from .segments import _filter
+
+    unit = normalize_unit(freq)  # bad arguments fail before any work
+    fmt = _output_format(out)
+    _refuse_overwriting(kwargs["data"], [out], kwargs)
+    tree = _filter.parse(where)  # a syntax error fails before loading
+    used = {f.name for f in _filter.fields(tree)}
+    with atomic_output(out) as tmp:
+        tx, _quality = _load(observation_end=observation_end, **kwargs)
+        from .summary import rfm_summary
+
+        attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
+        customers = rfm_summary(
+            tx, freq=unit, observation_end=observation_end, attributes=attributes or None
+        )
+        for name in _filter.has_fields(tree):
+            if name in tx.columns:
+                values = segments.bought_values(tx, name)
+                customers[name] = values.reindex(customers.index).to_numpy()
+        if score == "yes" or (score == "auto" and used & set(segments.SCORE_COLUMNS)):
+            customers = segments.score_customers(
+                customers, model=model, horizon_months=horizon_months,
+                discount_rate=discount_rate, margin=margin,
+            ).customers
+        selection = segments.select(
+            customers, where, today=today, include_invalid=include_invalid
+        )
+        segments.export_list(selection, tmp, format=fmt)
+    click.echo(str(selection).splitlines()[0])
+    click.echo(f"wrote {selection.size:,} of {len(customers):,} customers to {os.path.abspath(out)}")
 
 
 # ------------------------------------------------------------------------------------------------

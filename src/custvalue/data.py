@@ -6,7 +6,9 @@ table or relation -- into the canonical transaction frame every other module con
 ================  ===================================================================
 ``customer_id``   int64 when the source ids are integers (also float ids that are all
                   whole numbers, e.g. a pandas int column with NaN; and text ids in CSV
-                  files that are all plain integers); else strings with blanks stripped
+                  files that are *all* canonical integers -- no leading zeros, no ``+``,
+                  checked on every row -- so two distinct texts never become one id);
+                  else strings with blanks stripped
 ``date``          tz-naive ``datetime64``
 ``amount``        float64, after the returns policy
 ``order_id``      only when ``order_col`` is given
@@ -31,11 +33,25 @@ dropped by each check (and the purchase lines removed by netting) is ``n_rows_ou
 4. missing dates, 5. unparseable dates -- with the raw values as examples;
 6. missing or non-numeric amounts (including NaN and infinities);
 7. mixed time zones -- time-zone-aware values are converted to one zone and made naive;
-8. dates after the observation end;
-9. cancelled orders -- when ``cancelled`` says how orders are marked;
-10. zero amounts -- kept by default (they are purchases of zero value);
-11. negative amounts -- returns, handled by the ``returns`` policy (see below);
-12. empty input after cleaning -- raises :class:`~custvalue.errors.DataValidationError`.
+8. dates in the far future -- on or after today + 1 year: dropped by default
+   (``future_dates="keep"`` keeps them);
+9. dates after the observation end;
+10. cancelled orders -- when ``cancelled`` says how orders are marked;
+11. zero amounts -- kept by default (they are purchases of zero value);
+12. negative amounts -- returns, handled by the ``returns`` policy (see below);
+13. empty input after cleaning -- raises :class:`~custvalue.errors.DataValidationError`.
+
+Each check is found in code by its :class:`CheckId`; the report states the rule each applied
+(:attr:`DataQuality.rules`), including how text dates were read.
+
+Sources and time zones
+----------------------
+Sources are opened by :mod:`custvalue._sources`, the layer shared with the summaries: CSV
+columns are typed from every value (a ``"00123"`` or an ``"n/a"`` past the first rows is
+treated as it would be at the top), dates in CSV files are text read by the rules below
+whatever the reader would have guessed, and DuckDB runs in UTC so results do not depend on
+the machine's time zone. Column expressions run on a connection that cannot read files or
+URLs, and subqueries or file functions in them are refused.
 
 Returns policy ``"net"`` (the default)
 --------------------------------------
@@ -60,11 +76,12 @@ never reach the output. ``"drop"`` drops negative rows; ``"error"`` raises a
 from __future__ import annotations
 
 import difflib
+import enum
 import html
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import duckdb
 import pandas as pd
@@ -73,30 +90,43 @@ from ._sources import FLOAT_TYPES as _FLOAT_TYPES
 from ._sources import INT_TYPES as _INT_TYPES
 from ._sources import Source as _Source
 from ._sources import base_type as _base_type
+from ._sources import check_expression, open_source, parse_attributes
 from ._sources import first_line as _first_line
 from ._sources import ident as _ident
 from ._sources import lit as _lit
-from ._sources import open_source, parse_attributes
 from ._text import clip as _clip
+from ._text import clip_list
 from ._time import to_timestamp
 from .errors import DataValidationError, ParameterError
 
-__all__ = ["CHECKS", "DataQuality", "load_transactions"]
+#: What ``load_transactions(returns=...)`` accepts (reports read their choices from here).
+ReturnsPolicy = Literal["net", "drop", "error"]
+
+__all__ = ["CHECKS", "CheckId", "DataQuality", "load_transactions"]
+
+class CheckId(enum.Enum):
+    """The checks of :func:`load_transactions`, in the order they are applied and reported.
+
+    Code finds a check by its member (``CheckId.RETURNS``), never by its text or position; the
+    value is the name shown in :class:`DataQuality`.
+    """
+
+    MISSING_COLUMNS = "missing columns"
+    DUPLICATES = "exact duplicate rows"
+    MISSING_IDS = "missing customer ids"
+    MISSING_DATES = "missing dates"
+    BAD_DATES = "unparseable dates"
+    BAD_AMOUNTS = "missing or non-numeric amounts"
+    MIXED_ZONES = "mixed time zones"
+    FUTURE_DATES = "dates in the far future"
+    AFTER_END = "dates after observation end"
+    CANCELLED = "cancelled orders"
+    ZERO_AMOUNTS = "zero amounts"
+    RETURNS = "negative amounts (returns)"
+
 
 #: Names of the checks, in the order they are applied and reported.
-CHECKS: tuple[str, ...] = (
-    "missing columns",
-    "exact duplicate rows",
-    "missing customer ids",
-    "missing dates",
-    "unparseable dates",
-    "missing or non-numeric amounts",
-    "mixed time zones",
-    "dates after observation end",
-    "cancelled orders",
-    "zero amounts",
-    "negative amounts (returns)",
-)
+CHECKS: tuple[str, ...] = tuple(c.value for c in CheckId)
 
 CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id")
 _N_EXAMPLES = 5
@@ -155,6 +185,9 @@ class DataQuality:
         Canonical column -> the source column or SQL expression it came from.
     notes : list of str
         Further facts: date format used, date range, time zone, ...
+    rules : dict
+        Check name -> the rule it applied (what counts as a finding, with the thresholds and
+        formats actually used), so a reader can tell what each row of the table means.
     """
 
     checks: pd.DataFrame
@@ -163,6 +196,7 @@ class DataQuality:
     source: str = ""
     columns: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    rules: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -188,7 +222,8 @@ class DataQuality:
             "columns": dict(self.columns),
             "checks": [
                 {"check": str(r.check), "rows_affected": int(r.rows_affected),
-                 "examples": str(r.examples), "action": str(r.action)}
+                 "examples": str(r.examples), "action": str(r.action),
+                 "rule": self.rules.get(str(r.check), "")}
                 for r in self.checks.itertuples(index=False)
             ],
             "notes": list(self.notes),
@@ -217,6 +252,10 @@ class DataQuality:
             lines.append(f"{flag} {row.check:<{width}}  {row.rows_affected:>10,}  {row.action}")
             if row.examples:
                 lines.append(f"  {'':<{width}}  {'':>10}  e.g. {row.examples}")
+        if self.rules:
+            lines.append("")
+            lines.append("rules applied:")
+            lines.extend(f"  {k}: {v}" for k, v in self.rules.items())
         if self.notes:
             lines.append("")
             lines.extend(f"note: {n}" for n in self.notes)
@@ -236,7 +275,8 @@ class DataQuality:
             rows.append(
                 f"<tr{style}><td>{esc(row.check)}</td>"
                 f'<td style="text-align:right">{row.rows_affected:,}</td>'
-                f"<td>{esc(row.action)}</td><td><code>{esc(row.examples)}</code></td></tr>"
+                f"<td>{esc(row.action)}</td><td><code>{esc(row.examples)}</code></td>"
+                f"<td>{esc(self.rules.get(str(row.check), ''))}</td></tr>"
             )
         parts = [
             '<div class="cv-data-quality">',
@@ -255,7 +295,7 @@ class DataQuality:
             )
         parts.append(
             '<table class="cv-quality"><thead><tr><th>check</th><th>rows affected</th>'
-            "<th>action</th><th>examples</th></tr></thead><tbody>"
+            "<th>action</th><th>examples</th><th>rule</th></tr></thead><tbody>"
             + "".join(rows)
             + "</tbody></table>"
         )
@@ -282,9 +322,23 @@ class _Expr:
 _IDENT_LIKE = re.compile(r"[\w .\-/#]+")
 
 
-def _resolve(src: _Source, role: str, given: Any, problems: list[str]) -> _Expr | None:
+@dataclass
+class _Problems:
+    """What is wrong with the column arguments, by kind (each kind heads its own message)."""
+
+    missing: list[str] = field(default_factory=list)  # no such column
+    invalid: list[str] = field(default_factory=list)  # not a valid expression
+    refused: list[str] = field(default_factory=list)  # reads outside the row
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.invalid or self.refused)
+
+
+def _resolve(src: _Source, role: str, given: Any, problems: _Problems) -> _Expr | None:
     if not isinstance(given, str) or not given.strip():
-        problems.append(f"{role}={given!r} must be a non-empty column name or SQL expression")
+        problems.invalid.append(
+            f"{role}={_clip(repr(given))} must be a non-empty column name or SQL expression"
+        )
         return None
     lower = {c.lower(): c for c in src.columns}
     if given in src.columns:
@@ -293,26 +347,38 @@ def _resolve(src: _Source, role: str, given: Any, problems: list[str]) -> _Expr 
         sql, is_col = _ident(lower[given.lower()]), True
     else:
         if ";" in given:
-            problems.append(f"{role}={given!r}: a SQL expression may not contain ';'")
+            problems.invalid.append(f"{role}={given!r}: a SQL expression may not contain ';'")
+            return None
+        refusal = check_expression(src.con, given, role)
+        if refusal is not None:
+            problems.refused.append(refusal)
             return None
         sql, is_col = f"({given})", False
     try:
         row = src.sql(f"DESCRIBE SELECT {sql} AS v FROM {src.table}").fetchall()[0]
+    except duckdb.PermissionException:
+        problems.refused.append(
+            f"{role}={_clip(given)!r} tries to read a file or URL; column expressions may only "
+            "compute on the row's own columns"
+        )
+        return None
     except duckdb.Error as exc:
-        problems.append(_explain_missing(src, role, given, exc))
+        kind, text = _explain_missing(src, role, given, exc)
+        (problems.missing if kind == "missing" else problems.invalid).append(text)
         return None
     return _Expr(role, given, sql, str(row[1]), is_col)
 
 
-def _explain_missing(src: _Source, role: str, given: str, exc: BaseException) -> str:
+def _explain_missing(src: _Source, role: str, given: str, exc: BaseException) -> tuple[str, str]:
+    """("missing" or "invalid", the message) for a column argument DuckDB could not bind."""
     msg = _first_line(exc)
-    if _IDENT_LIKE.fullmatch(given):
+    if _IDENT_LIKE.fullmatch(given) and not isinstance(exc, duckdb.ParserException):
         close = difflib.get_close_matches(given, src.columns, n=3, cutoff=0.5)
         close += [c for c in src.columns if given.lower() in c.lower() and c not in close][:2]
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         if given in src.frame_index:
             hint += f" ({given!r} is the DataFrame's index: call .reset_index() first)"
-        return f"{role}={given!r} is not a column{hint}"
+        return "missing", f"{role}={given!r} is not a column{hint}"
     ref = re.search(r'column "?([^"\s]+)"? not found', msg, flags=re.I)
     hint = ""
     if ref:
@@ -320,7 +386,9 @@ def _explain_missing(src: _Source, role: str, given: str, exc: BaseException) ->
         if close:
             hint = f" (for {ref.group(1)!r} did you mean {', '.join(map(repr, close))}?)"
     msg = re.sub(r"^\w+ Error: ", "", msg)
-    return f"{role}={given!r} is neither a column nor a valid SQL expression: {msg}{hint}"
+    kind = "missing" if ref else "invalid"
+    return kind, (f"{role}={_clip(given)!r} is neither a column nor a valid SQL expression: "
+                  f"{_clip(msg, 200)}{hint}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -359,7 +427,7 @@ def _id_sql(src: _Source, expr: _Expr, col: str, *, integerize_text: bool) -> tu
     if integerize_text and base == "VARCHAR":
         n_bad = len(src.sql(  # stops at the first value that is not an integer
             f"SELECT 1 FROM (SELECT {_missing_text_sql(expr.sql)} AS v FROM {src.table}) "
-            f"WHERE v IS NOT NULL AND NOT regexp_full_match(v, '-?(0|[1-9][0-9]{{0,17}})') "
+            f"WHERE v IS NOT NULL AND NOT regexp_full_match(v, '0|-?[1-9][0-9]{{0,17}}') "
             f"LIMIT 1"
         ).fetchall())
         if n_bad == 0:
@@ -375,6 +443,7 @@ class _DatePlan:
     mixed: bool
     notes: list[str]
     tz_action: str
+    rule: str = "dates are typed by the source"  # how text dates are read
 
 
 def _date_plan(
@@ -384,6 +453,8 @@ def _date_plan(
     col = "d_raw"
     notes: list[str] = []
     if base in ("DATE", "TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATETIME"):
+        if date_format is not None:
+            notes.append(f"date_format={date_format!r} not used: the column already holds dates")
         return _DatePlan(f"CAST({col} AS TIMESTAMP)", "false", "NULL", False, notes,
                          "none: dates carry no time zone")
     if base in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
@@ -391,13 +462,15 @@ def _date_plan(
         return _DatePlan(
             f"timezone({_lit(zone)}, {col})", "false", "NULL", False, notes,
             f"none: one time zone; times converted to {zone} wall-clock time, zone dropped",
+            "dates are typed by the source, with a time zone",
         )
     if base in _INT_TYPES:
         text = f"CAST({col} AS VARCHAR)"
         fmt = date_format if date_format is not None else "%Y%m%d"
+        _validate_format(src, expr, f"CAST({expr.sql} AS VARCHAR)", _lit(fmt))
         notes.append(f"integer dates parsed with format {fmt!r}")
         return _DatePlan(f"try_strptime({text}, {_lit(fmt)})", "false", "NULL", False, notes,
-                         "none: dates carry no time zone")
+                         "none: dates carry no time zone", f"integer dates read with {fmt!r}")
     if base != "VARCHAR":
         raise DataValidationError(
             f"date_col={expr.given!r} has type {expr.type}, which is not a date, timestamp or "
@@ -406,14 +479,18 @@ def _date_plan(
     ds = f"trim({col}, {_WS})"
     if date_format is not None:
         fmts = [date_format] if isinstance(date_format, str) else list(date_format)
-        parsed = f"try_strptime({ds}, {_lit(fmts if len(fmts) > 1 else fmts[0])})"
+        fmt_lit = _lit(fmts if len(fmts) > 1 else fmts[0])
+        _validate_format(src, expr, f"trim(CAST({expr.sql} AS VARCHAR), {_WS})", fmt_lit)
+        parsed = f"try_strptime({ds}, {fmt_lit})"
+        rule = f"text dates read with the given date_format={date_format!r} only"
         if any("%z" in f or "%Z" in f for f in fmts):
             zone = timezone or "UTC"
             notes.append(f"dates parsed with format {date_format!r}, converted to {zone}")
             return _DatePlan(f"timezone({_lit(zone)}, {parsed})", "true", "NULL", False, notes,
-                             f"zone-aware times converted to {zone} wall-clock time")
+                             f"zone-aware times converted to {zone} wall-clock time", rule)
         notes.append(f"dates parsed with format {date_format!r}")
-        return _DatePlan(parsed, "false", "NULL", False, notes, "none: dates carry no time zone")
+        return _DatePlan(parsed, "false", "NULL", False, notes, "none: dates carry no time zone",
+                         rule)
 
     # Text without a format: ISO 8601 first, then the best of the common formats.
     src_ds = f"trim(CAST({expr.sql} AS VARCHAR), {_WS})"
@@ -434,14 +511,18 @@ def _date_plan(
         ]
         note = f"non-ISO dates parsed with format {fallback!r}"
         if ties:
-            note += (
-                f" (equally consistent with {', '.join(map(repr, ties[:2]))}: pass "
-                "date_format= to choose)"
+            note = (
+                f"ambiguous dates: every non-ISO value fits {fallback!r} and equally "
+                f"{', '.join(map(repr, ties[:2]))}; read with {fallback!r} (the first in "
+                "custvalue's order, month first); pass date_format= to choose"
             )
         notes.append(note)
     naive = f"TRY_CAST({ds} AS TIMESTAMP)"
+    rule = "text dates read as ISO 8601 (no date_format given)"
     if fallback:  # the inferred format first: most values are in it
         naive = f"coalesce(try_strptime({ds}, {_lit(fallback)}), {naive})"
+        rule = (f"text dates read with {fallback!r} (the format that parses most non-ISO "
+                f"values{', ambiguous' if ties else ''}), else as ISO 8601")
     # cheap pre-filter (a '+', a '-' near the end, or a trailing letter) before the regex
     aware_sql = (
         f"coalesce((contains({ds}, '+') OR contains(right({ds}, 6), '-') OR "
@@ -461,12 +542,13 @@ def _date_plan(
         f"{offset_sql.replace(ds, 'd_raw')} AS o FROM (SELECT {src_ds} AS d_raw FROM {src.table}))"
     ).fetchone()
     if n_aware == 0:
-        return _DatePlan(naive, "false", "NULL", False, notes, "none: dates carry no time zone")
+        return _DatePlan(naive, "false", "NULL", False, notes, "none: dates carry no time zone",
+                         rule)
     mixed = n_offsets > 1 or n_naive > 0
     if not mixed and timezone is None:
         notes.append("all dates carry the same UTC offset; its wall-clock times are used")
         return _DatePlan(naive, aware_sql, offset_sql, False, notes,
-                         "none: one UTC offset; wall-clock times kept, offset dropped")
+                         "none: one UTC offset; wall-clock times kept, offset dropped", rule)
     zone = timezone or "UTC"
     sql = (
         f"CASE WHEN {aware_sql} THEN timezone({_lit(zone)}, TRY_CAST({ds} AS TIMESTAMPTZ)) "
@@ -481,15 +563,40 @@ def _date_plan(
         )
     else:
         action = f"none: one UTC offset; converted to {zone} wall-clock time"
-    return _DatePlan(sql, aware_sql, offset_sql, mixed, notes, action)
+    rule += (f"; values with a UTC offset converted to {zone} wall-clock time, values without "
+             f"one read as {zone} time")
+    return _DatePlan(sql, aware_sql, offset_sql, mixed, notes, action, rule)
 
 
-def _amount_sql(expr: _Expr) -> str:
+def _validate_format(src: _Source, expr: _Expr, text_sql: str, fmt_sql: str) -> None:
+    """An explicit date format must be valid and parse the column (else it is the wrong one)."""
+    try:
+        n_text, n_parsed, example = src.sql(
+            f"SELECT count(*), count(try_strptime(t, {fmt_sql})), "
+            f"any_value(t) FILTER (WHERE try_strptime(t, {fmt_sql}) IS NULL) "
+            f"FROM (SELECT {text_sql} AS t FROM {src.table}) WHERE t IS NOT NULL AND t <> ''"
+        ).fetchall()[0]
+    except duckdb.Error as exc:
+        raise ParameterError(
+            f"date_format {fmt_sql} is not a valid strptime format ({_first_line(exc)}); "
+            "use e.g. '%d/%m/%Y' or '%Y-%m-%d %H:%M:%S'"
+        ) from None
+    if n_text and not n_parsed:
+        raise DataValidationError(
+            f"date_format {fmt_sql} parses none of the values of date_col={expr.given!r} "
+            f"(e.g. {_clip(repr(example), 40)}); pass the format the dates are written in"
+        )
+
+
+def _amount_sql(expr: _Expr, decimal: str = ".") -> str:
     base = _base_type(expr.type)
     if base in _INT_TYPES or base in _FLOAT_TYPES or base == "DECIMAL":
         return "CAST(a_raw AS DOUBLE)"
     if base == "VARCHAR":
-        return f"TRY_CAST(trim(a_raw, {_WS}) AS DOUBLE)"
+        text = f"trim(a_raw, {_WS})"
+        if decimal != ".":
+            text = f"replace({text}, {_lit(decimal)}, '.')"
+        return f"TRY_CAST({text} AS DOUBLE)"
     raise DataValidationError(
         f"amount_col={expr.given!r} has type {expr.type}, which is not numeric; pass a numeric "
         "column or an expression such as 'Quantity * UnitPrice'"
@@ -509,7 +616,7 @@ def load_transactions(
     amount_col: str = "amount",
     order_col: str | None = None,
     attributes: Iterable[str] | Mapping[str, str] | None = (),
-    returns: str = "net",
+    returns: ReturnsPolicy = "net",
     cancelled: str | None = None,
     observation_end: Any = None,
     date_format: str | Sequence[str] | None = None,
@@ -518,6 +625,7 @@ def load_transactions(
     zero_amounts: str = "keep",
     connection: duckdb.DuckDBPyConnection | None = None,
     read_options: Mapping[str, Any] | None = None,
+    future_dates: str = "drop",
 ) -> tuple[pd.DataFrame, DataQuality]:
     """Load a transaction log, validate it and return the canonical frame and a quality report.
 
@@ -568,7 +676,13 @@ def load_transactions(
         Connection that holds the table when ``source`` is a table name.
     read_options : mapping, optional
         Extra named options for DuckDB's ``read_csv`` / ``read_parquet`` (``{"delim": ";",
-        "encoding": "latin-1"}``).
+        "encoding": "latin-1"}``); ``"decimal": ","`` reads numbers written with decimal
+        commas (``1,5``). CSV column types are decided from every value, not a sample (see
+        :mod:`custvalue._sources`).
+    future_dates : {"drop", "keep"}
+        Rows dated on or after today + 1 year (or after a later ``observation_end``) are
+        almost always typos or placeholders (``2099-12-31``) and would stretch every
+        customer's observation period; by default they are dropped and reported.
 
     Returns
     -------
@@ -597,7 +711,7 @@ def load_transactions(
     ...     attributes=["Country"], date_format="%m/%d/%Y %H:%M")
     >>> print(quality)                                                     # doctest: +SKIP
     """
-    if returns not in ("net", "drop", "error"):
+    if returns not in get_args(ReturnsPolicy):
         raise ParameterError(f"returns={returns!r}: use 'net', 'drop' or 'error'")
     if duplicates not in ("auto", "drop", "keep"):
         raise ParameterError(f"duplicates={duplicates!r}: use 'auto', 'drop' or 'keep'")
@@ -605,6 +719,8 @@ def load_transactions(
         duplicates = "drop" if order_col is not None else "keep"
     if zero_amounts not in ("keep", "drop"):
         raise ParameterError(f"zero_amounts={zero_amounts!r}: use 'keep' or 'drop'")
+    if future_dates not in ("drop", "keep"):
+        raise ParameterError(f"future_dates={future_dates!r}: use 'drop' or 'keep'")
     if timezone is not None:
         try:
             pd.Timestamp("2000-01-01", tz=timezone)
@@ -634,8 +750,13 @@ def load_transactions(
             src, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
             order_col=order_col, attr_specs=attr_specs, returns=returns, cancelled=cancelled,
             obs_end=obs_end, date_format=date_format, timezone=timezone,
-            duplicates=duplicates, zero_amounts=zero_amounts,
+            duplicates=duplicates, zero_amounts=zero_amounts, future_dates=future_dates,
         )
+    except duckdb.PermissionException as exc:
+        raise DataValidationError(
+            f"a column expression tried to read a file or URL ({_first_line(exc)}); column "
+            "expressions may only compute on the row's own columns"
+        ) from exc
     except duckdb.Error as exc:
         raise DataValidationError(
             f"could not evaluate the transactions from {src.description}: {_first_line(exc)}"
@@ -646,32 +767,33 @@ def load_transactions(
 
 @dataclass
 class _Check:
-    name: str
+    id: CheckId
     flag: str  # SQL predicate over the normalised table
     drops: bool
     example: str  # SQL producing a VARCHAR example
     action: str
-    alive: str = "true"  # predicate: row reached this check
+    rule: str  # what counts as a finding, for the report
 
 
-def _load(
-    src: _Source,
-    *,
-    customer_col: str,
-    date_col: str,
-    amount_col: str,
-    order_col: str | None,
-    attr_specs: list[tuple[str, str]],
-    returns: str,
-    cancelled: str | None,
-    obs_end: pd.Timestamp | None,
-    date_format: str | Sequence[str] | None,
-    timezone: str | None,
-    duplicates: str,
-    zero_amounts: str,
-) -> tuple[pd.DataFrame, DataQuality]:
-    s = src
-    problems: list[str] = []
+@dataclass
+class _Cols:
+    """The resolved column arguments."""
+
+    cust: _Expr
+    date: _Expr
+    amount: _Expr
+    order: _Expr | None
+    attrs: list[tuple[str, _Expr]]
+    cancel_expr: _Expr | None
+    cancel_prefix: str | None
+
+
+def _resolve_columns(
+    src: _Source, *, customer_col: str, date_col: str, amount_col: str, order_col: str | None,
+    attr_specs: list[tuple[str, str]], cancelled: str | None,
+) -> _Cols:
+    """Step 1: every column argument bound to the source, or one error saying what is wrong."""
+    problems = _Problems()
     cust = _resolve(src, "customer_col", customer_col, problems)
     date = _resolve(src, "date_col", date_col, problems)
     amount = _resolve(src, "amount_col", amount_col, problems)
@@ -685,61 +807,71 @@ def _load(
                 f"cancelled={cancelled!r}: pass a boolean column / SQL expression, or an order-id "
                 "prefix such as 'C' together with order_col="
             )
-        probe: list[str] = []
+        probe = _Problems()
         cancel_expr = _resolve(src, "cancelled", cancelled, probe)
-        if cancel_expr is None:
+        problems.refused.extend(probe.refused)
+        if cancel_expr is None and not probe.refused:
             if order_col is None:
-                problems.append(
+                problems.missing.append(
                     f"cancelled={cancelled!r} is not a column or SQL expression, and cannot be an "
                     "order-id prefix because order_col is not given"
                 )
             else:
                 cancel_prefix = cancelled
     if problems:
-        columns = ", ".join(repr(c) for c in src.columns)
-        hint = ""
-        if src.kind == "csv" and len(src.columns) == 1:
-            hint = (
-                ". The CSV was read as a single column: it uses another delimiter or has "
-                "malformed lines; pass read_options={'delim': ...} (CLI: --delimiter)"
-            )
-        raise DataValidationError(
-            f"missing columns in {src.description}: " + "; ".join(problems)
-            + f". Columns that exist: {columns}{hint}"
-        )
+        raise DataValidationError(_problems_message(src, problems))
     assert cust is not None and date is not None and amount is not None
+    resolved = [(n, e) for n, e in attrs if e is not None]
+    return _Cols(cust, date, amount, order, resolved, cancel_expr, cancel_prefix)
 
-    # ---- normalised table ------------------------------------------------------------------
-    c_sql, c_kind = _id_sql(src, cust, "c_raw", integerize_text=src.kind in ("csv",))
-    o_sql = None
-    if order is not None:
-        o_sql, _ = _id_sql(src, order, "o_raw", integerize_text=src.kind in ("csv",))
-    plan = _date_plan(src, date, date_format, timezone)
-    a_sql = _amount_sql(amount)
-    if cancel_expr is not None:
-        ctype = _base_type(cancel_expr.type)
+
+def _problems_message(src: _Source, problems: _Problems) -> str:
+    parts = []
+    if problems.refused:
+        parts.append(f"refused column expressions for {src.description}: "
+                     + "; ".join(problems.refused))
+    if problems.invalid:
+        parts.append(f"invalid column expressions for {src.description}: "
+                     + "; ".join(problems.invalid))
+    if problems.missing:
+        parts.append(f"missing columns in {src.description}: " + "; ".join(problems.missing))
+    hint = ""
+    if src.kind == "csv" and len(src.columns) == 1:
+        hint = (
+            ". The CSV was read as a single column: it uses another delimiter or has "
+            "malformed lines; pass read_options={'delim': ...} (CLI: --delimiter)"
+        )
+    return (". ".join(parts) + f". Columns that exist: {clip_list(src.columns, 30)}{hint}")
+
+
+def _cancel_sql(src: _Source, cols: _Cols, cancelled: str | None) -> str:
+    """Step 2c: SQL that is true for cancelled rows of the normalised table."""
+    if cols.cancel_expr is not None:
+        ctype = _base_type(cols.cancel_expr.type)
         if ctype == "BOOLEAN":
-            x_sql = "coalesce(x_raw, false)"
-        elif ctype in _INT_TYPES or ctype in _FLOAT_TYPES:
-            x_sql = "coalesce(x_raw <> 0, false)"
-        else:
-            raise ParameterError(
-                f"cancelled={cancelled!r} has type {cancel_expr.type}; it must be boolean "
-                "(e.g. \"Status = 'cancelled'\") or an order-id prefix with order_col="
-            )
-    elif cancel_prefix is not None:
-        x_sql = f"coalesce(starts_with(CAST(order_id AS VARCHAR), {_lit(cancel_prefix)}), false)"
-    else:
-        x_sql = "false"
+            return "coalesce(x_raw, false)"
+        if ctype in _INT_TYPES or ctype in _FLOAT_TYPES:
+            return "coalesce(x_raw <> 0, false)"
+        raise ParameterError(
+            f"cancelled={cancelled!r} has type {cols.cancel_expr.type}; it must be boolean "
+            "(e.g. \"Status = 'cancelled'\") or an order-id prefix with order_col="
+        )
+    if cols.cancel_prefix is not None:
+        return f"coalesce(starts_with(CAST(order_id AS VARCHAR), {_lit(cols.cancel_prefix)}), false)"
+    return "false"
 
-    raw_cols = [f"{cust.sql} AS c_raw", f"{date.sql} AS d_raw", f"{amount.sql} AS a_raw"]
-    if order is not None:
-        raw_cols.append(f"{order.sql} AS o_raw")
-    if cancel_expr is not None:
-        raw_cols.append(f"{cancel_expr.sql} AS x_raw")
-    for i, (_, e) in enumerate(attrs):
-        assert e is not None
-        raw_cols.append(f"{e.sql} AS attr_{i}")
+
+def _normalised_sql(
+    src: _Source, cols: _Cols, plan: _DatePlan, c_sql: str, o_sql: str | None, a_sql: str,
+) -> str:
+    """Step 3: one row per source row with raw values, normalised values and the row number."""
+    raw_cols = [f"{cols.cust.sql} AS c_raw", f"{cols.date.sql} AS d_raw",
+                f"{cols.amount.sql} AS a_raw"]
+    if cols.order is not None:
+        raw_cols.append(f"{cols.order.sql} AS o_raw")
+    if cols.cancel_expr is not None:
+        raw_cols.append(f"{cols.cancel_expr.sql} AS x_raw")
+    raw_cols += [f"{e.sql} AS attr_{i}" for i, (_, e) in enumerate(cols.attrs)]
     partition = ", ".join(_ident(c) for c in src.columns)
     inner = (
         f"SELECT __cv_row, __cv_dup, {', '.join(raw_cols)} FROM ("
@@ -753,10 +885,26 @@ def _load(
     ]
     if o_sql is not None:
         norm_cols.append(f"{o_sql} AS order_id")
-    if cancel_expr is not None:
+    if cols.cancel_expr is not None:
         norm_cols.append("x_raw")
-    norm_cols += [f"attr_{i}" for i in range(len(attrs))]
-    # ---- checks ----------------------------------------------------------------------------
+    norm_cols += [f"attr_{i}" for i in range(len(cols.attrs))]
+    return f"SELECT {', '.join(norm_cols)} FROM ({inner})"
+
+
+def _future_cut(obs_end: pd.Timestamp | None) -> pd.Timestamp:
+    """Dates after today + 1 year (or after an explicit later observation end) are suspicious."""
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+    cut = today + pd.DateOffset(years=1)
+    if obs_end is not None and obs_end > cut:
+        cut = obs_end + pd.Timedelta(days=1)
+    return cut
+
+
+def _define_checks(
+    cols: _Cols, plan: _DatePlan, *, duplicates: str, zero_amounts: str, future_dates: str,
+    obs_end: pd.Timestamp | None, date_format: Any, decimal: str,
+) -> dict[CheckId, _Check]:
+    """Step 4: every row check, keyed by its id, in the order they are applied."""
     def ex(*parts: str) -> str:
         return "'row ' || row_ || ': ' || " + " || ', ' || ".join(parts)
 
@@ -775,154 +923,262 @@ def _load(
         cut = obs_end + pd.Timedelta(days=1) if whole_day else obs_end
         op = ">=" if whole_day else ">"
         cut_sql = f"date {op} TIMESTAMP '{cut.isoformat(sep=' ')}'"
+    future = _future_cut(obs_end)
+    missing_text = ", ".join(repr(t) for t in _MISSING_TEXT if t)
+    text_date = _base_type(cols.date.type) == "VARCHAR"
+    cust_row, date_row = "'customer ' || " + v("customer_id"), "'date ' || " + v("date")
     checks = [
-        _Check("exact duplicate rows", "dup_ > 1", duplicates == "drop",
+        _Check(CheckId.DUPLICATES, "dup_ > 1", duplicates == "drop",
                ex("'customer ' || " + q("c_raw"), "'date ' || " + q("d_raw"),
                   "'amount ' || " + q("a_raw")),
-               "dropped: equal to an earlier row in every column (first kept; duplicates='keep' keeps them)" if duplicates == "drop"
+               "dropped: equal to an earlier row in every column (first kept; duplicates='keep' "
+               "keeps them)" if duplicates == "drop"
                else "kept: without an order column identical purchases may be genuine "
-               "(duplicates='drop' removes them)"),
-        _Check("missing customer ids", "customer_id IS NULL", True, ex(q("c_raw")), "dropped"),
-        _Check("missing dates",
-               f"d_raw IS NULL OR trim(CAST(d_raw AS VARCHAR), {_WS}) = ''"
-               if _base_type(date.type) == "VARCHAR" else "d_raw IS NULL", True,
-               ex("'customer ' || " + v("customer_id"), "'date ' || " + q("d_raw")), "dropped"),
-        _Check("unparseable dates", "date IS NULL", True, ex(q("d_raw")),
-               "dropped" + ("" if date_format else "; pass date_format= if these are valid")),
-        _Check("missing or non-numeric amounts",
-               "amount IS NULL OR NOT isfinite(amount)", True, ex(q("a_raw")), "dropped"),
-        _Check("mixed time zones", "aware_" if plan.mixed else "false", False,
+               "(duplicates='drop' removes them)",
+               "a row equal to an earlier row in every source column"),
+        _Check(CheckId.MISSING_IDS, "customer_id IS NULL", True, ex(q("c_raw")), "dropped",
+               f"customer id null, blank (after trimming spaces) or the text {missing_text}"),
+        _Check(CheckId.MISSING_DATES,
+               f"d_raw IS NULL OR trim(CAST(d_raw AS VARCHAR), {_WS}) = ''" if text_date
+               else "d_raw IS NULL", True, ex(cust_row, "'date ' || " + q("d_raw")), "dropped",
+               "date null or blank"),
+        _Check(CheckId.BAD_DATES, "date IS NULL", True, ex(q("d_raw")),
+               "dropped" + ("" if date_format else "; pass date_format= if these are valid"),
+               f"a date that does not parse; {plan.rule}"),
+        _Check(CheckId.BAD_AMOUNTS, "amount IS NULL OR NOT isfinite(amount)", True,
+               ex(q("a_raw")), "dropped",
+               "amount null, not a number, NaN or infinite"
+               + (f" (decimal separator {decimal!r})" if decimal != "." else "")),
+        _Check(CheckId.MIXED_ZONES, "aware_" if plan.mixed else "false", False,
                ex(q("d_raw"), "'UTC offset ' || coalesce(CAST(offset_ AS VARCHAR), '?') || ' min'"),
-               plan.tz_action),
-        _Check("dates after observation end", cut_sql or "false", True,
-               ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date")),
+               plan.tz_action,
+               "dates with a UTC offset mixed with dates without one or with other offsets"),
+        _Check(CheckId.FUTURE_DATES, f"date >= TIMESTAMP '{future.isoformat(sep=' ')}'",
+               future_dates == "drop", ex(cust_row, date_row),
+               "dropped (future_dates='keep' keeps them)" if future_dates == "drop"
+               else "kept (future_dates='keep')",
+               f"a date on or after {future.date()} (today + 1 year, or the day after a later "
+               "observation_end): a typo or a placeholder such as 2099-12-31"),
+        _Check(CheckId.AFTER_END, cut_sql or "false", True, ex(cust_row, date_row),
                f"dropped (after {obs_end})" if obs_end is not None
+               else "none: no observation_end given",
+               f"a date after observation_end={obs_end}" if obs_end is not None
                else "none: no observation_end given"),
-        _Check("cancelled orders", "cancelled_", False,
-               ex("'customer ' || " + v("customer_id"),
-                  ("'order ' || " + v("order_id")) if order is not None else "''",
+        _Check(CheckId.CANCELLED, "cancelled_", False,
+               ex(cust_row,
+                  ("'order ' || " + v("order_id")) if cols.order is not None else "''",
                   "'amount ' || " + num("amount")),
-               "none: cancelled= not given"),
-        _Check("zero amounts", "amount = 0", zero_amounts == "drop",
-               ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date")),
+               "none: cancelled= not given",
+               (f"order id starting with {cols.cancel_prefix!r}" if cols.cancel_prefix
+                else f"{cols.cancel_expr.given} is true" if cols.cancel_expr is not None
+                else "none: cancelled= not given")),
+        _Check(CheckId.ZERO_AMOUNTS, "amount = 0", zero_amounts == "drop",
+               ex(cust_row, date_row),
                "dropped" if zero_amounts == "drop" else
-               "kept as purchases of zero value (zero_amounts='drop' removes them)"),
-        _Check("negative amounts (returns)", "amount < 0", False,
-               ex("'customer ' || " + v("customer_id"), "'date ' || " + v("date"),
-                  "'amount ' || " + num("amount")), ""),
+               "kept as purchases of zero value (zero_amounts='drop' removes them)",
+               "amount exactly 0"),
+        _Check(CheckId.RETURNS, "amount < 0", False,
+               ex(cust_row, date_row, "'amount ' || " + num("amount")), "",
+               "amount below 0 (a return), handled by the returns= policy"),
     ]
-    # Each row's flags are computed once; drop_at_ is the first check that drops the row.
+    return {c.id: c for c in checks}
+
+
+@dataclass
+class _Counts:
+    table: str  # quoted name of the normalised table
+    n_in: int
+    rows: dict[CheckId, int]
+    examples: dict[CheckId, str]
+    position: dict[CheckId, int]  # the check's position among the row checks
+    kept: str = "true"  # predicate: the row passed every check
+
+    def alive(self, cid: CheckId) -> str:
+        """Predicate: the row reached check ``cid`` (no earlier check dropped it)."""
+        return f"drop_at_ >= {self.position[cid]}"
+
+
+def _run_checks(s: _Source, checks: dict[CheckId, _Check], norm_sql: str, x_sql: str) -> _Counts:
+    """Step 5: flag every row once, find the first check that drops it, count and give examples."""
+    order = list(checks)
+    position = {cid: k for k, cid in enumerate(order)}
     drop_cases = []
-    for k, chk in enumerate(checks):
-        chk.alive = f"drop_at_ >= {k}"
-        if chk.name == "cancelled orders":
+    for cid in order:
+        k = position[cid]
+        if cid is CheckId.CANCELLED:  # cancelled rows with a negative amount are returns
             drop_cases.append(f"WHEN f{k}_ AND amount >= 0 THEN {k}")
-        elif chk.drops:
+        elif checks[cid].drops:
             drop_cases.append(f"WHEN f{k}_ THEN {k}")
-    flags = ", ".join(f"coalesce({c.flag}, false) AS f{k}_" for k, c in enumerate(checks))
-    n_checks = len(checks)
+    flags = ", ".join(f"coalesce({checks[c].flag}, false) AS f{position[c]}_" for c in order)
+    n_checks = len(order)
     norm = s.name("norm")
     s.create(
         "TABLE", norm,
         f"SELECT *, CASE {' '.join(drop_cases)} ELSE {n_checks} END AS drop_at_ FROM ("
-        f"SELECT *, {flags} FROM (SELECT *, {x_sql} AS cancelled_ FROM ("
-        f"SELECT {', '.join(norm_cols)} FROM ({inner}))))",
+        f"SELECT *, {flags} FROM (SELECT *, {x_sql} AS cancelled_ FROM ({norm_sql})))",
     )
     norm_t = _ident(norm)
-    kept_pred = f"drop_at_ = {n_checks}"
     row = s.sql(
         "SELECT count(*), "
-        + ", ".join(
-            f"count(*) FILTER (WHERE f{k}_ AND drop_at_ >= {k})" for k in range(n_checks)
-        )
+        + ", ".join(f"count(*) FILTER (WHERE f{k}_ AND drop_at_ >= {k})" for k in range(n_checks))
         + f" FROM {norm_t}"
-    ).fetchone()
-    n_in, counts = row[0], row[1:]
-    for k, chk in enumerate(checks):
-        chk.flag = f"f{k}_"
-    examples: list[str] = []
-    for chk, n in zip(checks, counts, strict=True):
-        if n:
+    ).fetchall()[0]
+    counts = _Counts(norm_t, int(row[0]), dict(zip(order, map(int, row[1:]), strict=True)), {},
+                     position)
+    for cid in order:
+        if counts.rows[cid]:
+            k = position[cid]
             rows = s.sql(
-                f"SELECT {chk.example} FROM {norm_t} WHERE {chk.alive} AND {chk.flag} "
+                f"SELECT {checks[cid].example} FROM {norm_t} WHERE drop_at_ >= {k} AND f{k}_ "
                 f"ORDER BY row_ LIMIT {_N_EXAMPLES}"
             ).fetchall()
-            examples.append("; ".join(_clip(r[0]) for r in rows))
+            counts.examples[cid] = "; ".join(_clip(r[0]) for r in rows)
         else:
-            examples.append("")
+            counts.examples[cid] = ""
+    counts.kept = f"drop_at_ = {n_checks}"
+    return counts
 
-    # cancelled: split by sign for the action text
-    idx_cancel = [c.name for c in checks].index("cancelled orders")
-    if cancelled is not None:
-        n_c_pos, n_c_neg = s.sql(
-            f"SELECT count(*) FILTER (WHERE amount >= 0), count(*) FILTER (WHERE amount < 0) "
-            f"FROM {norm_t} WHERE {checks[idx_cancel].alive} AND cancelled_"
-        ).fetchone()
-        how = (f"order ids starting with {cancel_prefix!r}" if cancel_prefix is not None
-               else f"rows where {cancelled} is true")
-        checks[idx_cancel].action = (
-            f"{how}: {n_c_pos:,} rows with amount >= 0 dropped (not purchases); "
-            f"{n_c_neg:,} rows with negative amounts handled as returns"
-        )
 
-    # ---- returns ---------------------------------------------------------------------------
-    idx_neg = len(checks) - 1
-    n_neg = counts[idx_neg]
-    attr_out = [f"attr_{i}" for i in range(len(attrs))]
-    out_cols = ["customer_id", "date", "amount"] + (["order_id"] if order is not None else [])
+def _describe_cancelled(s: _Source, check: _Check, counts: _Counts, cols: _Cols,
+                        cancelled: str | None) -> None:
+    """Step 6: the cancelled-orders action, split by sign."""
+    if cancelled is None:
+        return
+    n_c_pos, n_c_neg = s.sql(
+        f"SELECT count(*) FILTER (WHERE amount >= 0), count(*) FILTER (WHERE amount < 0) "
+        f"FROM {counts.table} WHERE {counts.alive(CheckId.CANCELLED)} AND cancelled_"
+    ).fetchall()[0]
+    how = (f"order ids starting with {cols.cancel_prefix!r}" if cols.cancel_prefix is not None
+           else f"rows where {cancelled} is true")
+    check.action = (
+        f"{how}: {n_c_pos:,} rows with amount >= 0 dropped (not purchases); "
+        f"{n_c_neg:,} rows with negative amounts handled as returns"
+    )
+
+
+def _decimal_hint(s: _Source, counts: _Counts, cols: _Cols) -> str:
+    """A hint when the non-numeric amounts look like numbers written with decimal commas."""
+    if not counts.rows[CheckId.BAD_AMOUNTS] or _base_type(cols.amount.type) != "VARCHAR":
+        return ""
+    n = s.sql(
+        f"SELECT count(*) FROM {counts.table} WHERE {counts.alive(CheckId.BAD_AMOUNTS)} AND "
+        f"regexp_full_match(trim(CAST(a_raw AS VARCHAR), {_WS}), "
+        r"'-?[0-9]{1,3}(\.?[0-9]{3})*,[0-9]+')"
+    ).fetchall()[0][0]
+    if not n:
+        return ""
+    return (f"; {n:,} of them look like numbers with a decimal comma (such as '1,5'): pass "
+            "read_options={'decimal': ','} (CLI: --decimal ,)")
+
+
+def _load(
+    src: _Source,
+    *,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    order_col: str | None,
+    attr_specs: list[tuple[str, str]],
+    returns: str,
+    cancelled: str | None,
+    obs_end: pd.Timestamp | None,
+    date_format: str | Sequence[str] | None,
+    timezone: str | None,
+    duplicates: str,
+    zero_amounts: str,
+    future_dates: str = "drop",
+) -> tuple[pd.DataFrame, DataQuality]:
+    s = src
+    cols = _resolve_columns(
+        src, customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+        order_col=order_col, attr_specs=attr_specs, cancelled=cancelled,
+    )
+    # step 2: how each canonical column is normalised
+    c_sql, c_kind = _id_sql(src, cols.cust, "c_raw", integerize_text=src.kind == "csv")
+    o_sql = None
+    if cols.order is not None:
+        o_sql, _ = _id_sql(src, cols.order, "o_raw", integerize_text=src.kind == "csv")
+    plan = _date_plan(src, cols.date, date_format, timezone)
+    a_sql = _amount_sql(cols.amount, src.decimal)
+    x_sql = _cancel_sql(src, cols, cancelled)
+    norm_sql = _normalised_sql(src, cols, plan, c_sql, o_sql, a_sql)
+    checks = _define_checks(
+        cols, plan, duplicates=duplicates, zero_amounts=zero_amounts, future_dates=future_dates,
+        obs_end=obs_end, date_format=date_format, decimal=src.decimal,
+    )
+    counts = _run_checks(s, checks, norm_sql, x_sql)
+    _describe_cancelled(s, checks[CheckId.CANCELLED], counts, cols, cancelled)
+    checks[CheckId.BAD_AMOUNTS].action += _decimal_hint(s, counts, cols)
+
+    # step 7: returns
+    ret = checks[CheckId.RETURNS]
+    n_neg = counts.rows[CheckId.RETURNS]
+    attr_out = [f"attr_{i}" for i in range(len(cols.attrs))]
+    out_cols = ["customer_id", "date", "amount"] + (["order_id"] if cols.order is not None else [])
     sel = ", ".join(out_cols + attr_out)
     clean = s.name("clean")
-    s.create("TABLE", clean, f"SELECT row_, cancelled_, {sel} FROM {norm_t} WHERE {kept_pred}")
+    s.create("TABLE", clean,
+             f"SELECT row_, cancelled_, {sel} FROM {counts.table} WHERE {counts.kept}")
     clean_t = _ident(clean)
     netting_removed = 0
     if n_neg and returns == "error":
         raise DataValidationError(
             f"{n_neg:,} rows have negative amounts (returns) and returns='error'; e.g. "
-            f"{examples[idx_neg]}. Use returns='net' to net them against purchases or "
-            "returns='drop' to drop them"
+            f"{counts.examples[CheckId.RETURNS]}. Use returns='net' to net them against "
+            "purchases or returns='drop' to drop them"
         )
     if returns == "drop" or n_neg == 0:
-        checks[idx_neg].action = "dropped" if returns == "drop" else "none"
+        ret.action = "dropped" if returns == "drop" else "none"
         final_sql = f"SELECT row_, {sel} FROM {clean_t} WHERE amount >= 0"
     else:
-        final_sql, action, netting_removed = _net_returns(
-            s, clean_t, sel, has_order=order is not None, prefix=cancel_prefix
+        final_sql, ret.action, netting_removed = _net_returns(
+            s, clean_t, sel, has_order=cols.order is not None, prefix=cols.cancel_prefix
         )
-        checks[idx_neg].action = action
 
-    out = s.sql(f"SELECT {sel} FROM ({final_sql}) ORDER BY row_").df()
-    out = out.rename(columns={f"attr_{i}": n for i, (n, _) in enumerate(attrs)})
-    n_out = len(out)
+    out = s.df(f"SELECT {sel} FROM ({final_sql}) ORDER BY row_")
+    out = out.rename(columns={f"attr_{i}": n for i, (n, _) in enumerate(cols.attrs)})
+    return _report(src, out, cols, plan, checks, counts, c_kind, netting_removed)
 
+
+def _report(
+    src: _Source, out: pd.DataFrame, cols: _Cols, plan: _DatePlan,
+    checks: dict[CheckId, _Check], counts: _Counts, c_kind: str, netting_removed: int,
+) -> tuple[pd.DataFrame, DataQuality]:
+    """Step 8: the quality report (or the error when nothing is left) and the typed frame."""
     check_rows = [
-        {"check": "missing columns", "rows_affected": 0, "examples": "",
+        {"check": CheckId.MISSING_COLUMNS.value, "rows_affected": 0, "examples": "",
          "action": "none: all columns found"}
     ] + [
-        {"check": c.name, "rows_affected": int(n), "examples": e,
-         "action": c.action if n or c.action.startswith("none") else "none"}
-        for c, n, e in zip(checks, counts, examples, strict=True)
+        {"check": cid.value, "rows_affected": counts.rows[cid], "examples": counts.examples[cid],
+         "action": c.action if counts.rows[cid] or c.action.startswith("none") else "none"}
+        for cid, c in checks.items()
     ]
-    mapping = {"customer_id": cust.given, "date": date.given, "amount": amount.given}
-    if order is not None:
-        mapping["order_id"] = order.given
-    for n, e in attrs:
-        assert e is not None
-        mapping[n] = e.given
-    notes = list(plan.notes)
+    rules = {CheckId.MISSING_COLUMNS.value: "every column argument names a column (exactly, "
+             "else case-insensitively) or is an expression on the row's own columns"}
+    rules.update({cid.value: c.rule for cid, c in checks.items()})
+    mapping = {"customer_id": cols.cust.given, "date": cols.date.given,
+               "amount": cols.amount.given}
+    if cols.order is not None:
+        mapping["order_id"] = cols.order.given
+    mapping.update({n: e.given for n, e in cols.attrs})
+    notes = list(src.notes) + list(plan.notes)
     if netting_removed:
         notes.append(f"{netting_removed:,} fully returned purchase lines removed by netting")
+    n_out = len(out)
     if n_out == 0:
         found = [f"{r['check']}: {r['rows_affected']:,} rows" for r in check_rows[1:]
                  if r["rows_affected"]]
         first = next((r for r in check_rows[1:] if r["rows_affected"]), None)
         raise DataValidationError(
-            f"no valid transactions left after cleaning {src.description} ({n_in:,} rows in"
+            f"no valid transactions left after cleaning {src.description} ({counts.n_in:,} rows in"
             + (f"; {', '.join(found)}" if found else "")
             + (f"; e.g. {first['examples']}" if first and first["examples"] else "")
+            + _decimal_hint(src, counts, cols)
             + "). Check the column arguments, date_format and observation_end"
         )
     out = _finish_types(out, c_kind)
     lo, hi = out["date"].min(), out["date"].max()
+
     def day(ts: pd.Timestamp) -> str:
         return str(ts.date()) if ts == ts.normalize() else str(ts)
 
@@ -931,8 +1187,8 @@ def _load(
     )
     quality = DataQuality(
         checks=pd.DataFrame(check_rows, columns=["check", "rows_affected", "examples", "action"]),
-        n_rows_in=int(n_in), n_rows_out=int(n_out), source=src.description, columns=mapping,
-        notes=notes,
+        n_rows_in=counts.n_in, n_rows_out=int(n_out), source=src.description, columns=mapping,
+        notes=notes, rules=rules,
     )
     return out, quality
 

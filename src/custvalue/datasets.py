@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_BGNBD_PARAMS",
     "DEFAULT_CATEGORIES",
     "DEFAULT_CHANNELS",
+    "DEFAULT_JOIN_HISTORY",
     "DEFAULT_PARETO_NBD_PARAMS",
     "DEFAULT_REGIONS",
     "DEFAULT_SPEND_PARAMS",
@@ -102,7 +103,8 @@ DEFAULT_SUBSCRIPTION: dict[str, Any] = {
     },
 }
 
-_DEFAULT_LOYALTY: dict[str, Any] = {"join_rate": 0.002, "selection": 1.0, "effect": 1.3, "launch": None}
+_DEFAULT_LOYALTY: dict[str, Any] = {"join_rate": 0.002, "selection": 1.0, "effect": 1.3, "launch": None,
+                                    "recency": None, "recent_days": 30, "history": None}
 _DEFAULT_WINBACK: dict[str, Any] = {
     "send_date": None,
     "lapsed_days": 120,
@@ -110,6 +112,11 @@ _DEFAULT_WINBACK: dict[str, Any] = {
     "treatment_share": 0.5,
     "effect": 0.10,
 }
+#: Monthly joining on the customer's history (``loyalty={"history": True}``): log-odds
+#: ``intercept + recent * purchases in the last 3 months + recency * months since the last
+#: purchase (capped at 12) + total * log(1 + all purchases so far)``.
+DEFAULT_JOIN_HISTORY: dict[str, float] = {"intercept": -4.5, "recent": 0.5, "recency": -0.15,
+                                          "total": 0.6}
 _FAVOURITE_CATEGORY_PROB = 0.6
 _MIN_RATE = 1e-300
 
@@ -292,6 +299,11 @@ class Simulation:
         None without a campaign.
     subscriptions : pandas.DataFrame or None
         Subscription mode: ``customer_id, start, end`` (NaT while active), ``plan, price``.
+    counterfactual : pandas.DataFrame or None
+        With a loyalty programme: ``customer_id, date`` of the purchases that members would
+        have made after joining without the programme (the base process's own draws, which
+        the programme replaced). Together with the observed purchases this gives each member's
+        untreated path, from which ``truth["loyalty"]["att"]`` is computed.
     truth : dict
         The generating process and its parameters (see :func:`simulate`).
     """
@@ -302,6 +314,7 @@ class Simulation:
     campaign: pd.DataFrame | None = None
     subscriptions: pd.DataFrame | None = None
     truth: dict[str, Any] = field(default_factory=dict)
+    counterfactual: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         parts = [
@@ -550,6 +563,639 @@ def _channel_truth(
     return out
 
 
+# ---- the steps of simulate() -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Config:
+    """Parsed arguments shared by every step of :func:`simulate`."""
+
+    n: int
+    rng: np.random.Generator
+    subscription_mode: bool
+    start_ts: pd.Timestamp
+    end_ts: pd.Timestamp
+    window_days: float
+    acq_days: float
+    region_names: list[str]
+    region_shares: np.ndarray
+    channel_names: list[str]
+    channel_shares: np.ndarray
+    channel_costs: np.ndarray
+    channel_tilts: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Process:
+    """The purchase process: name, parameters in ``unit`` and in days."""
+
+    name: str
+    params: dict[str, float]
+    unit: str
+    params_daily: dict[str, float]
+
+
+@dataclass(frozen=True)
+class _Population:
+    """Latent per-customer traits (index 0..n-1)."""
+
+    lam: np.ndarray
+    channel: np.ndarray
+    nu: np.ndarray
+    favourite: np.ndarray
+
+
+@dataclass(frozen=True)
+class _BasePurchases:
+    """Repeat purchases of the base process (times since acquisition) and lifetimes."""
+
+    ev_cust: np.ndarray
+    ev_time: np.ndarray
+    lifetime: np.ndarray
+    latent_extra: dict[str, np.ndarray]
+    alive_end: np.ndarray
+    active_until: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Events:
+    """Purchase events: customer index and calendar time (days since start)."""
+
+    cust: np.ndarray
+    cal: np.ndarray
+
+
+@dataclass(frozen=True)
+class _TransactionDraws:
+    """Per-transaction arrays, sorted by day then customer."""
+
+    cust: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+    category: np.ndarray
+    n_tx: int
+    same_day: int
+
+
+def _parse_window(start: Any, end: Any, acquisition_period: Any
+                  ) -> tuple[pd.Timestamp, pd.Timestamp, float, float]:
+    """Start, end (inclusive), window length and acquisition period in days."""
+    start_ts = _as_timestamp(start, "start")
+    if end is None:
+        window_days = 730.0
+    elif _is_duration(end):
+        window_days = float(np.floor(_as_days(end, "end")))
+        if window_days < 1:
+            raise ParameterError(f"end={end!r}: the observation window must be at least one day")
+    else:
+        end_ts = _as_timestamp(end, "end")
+        if end_ts < start_ts:
+            raise ParameterError(
+                f"end={_fmt_date(end_ts)} is before start={_fmt_date(start_ts)}: "
+                "give a later end date or a duration such as '730D'"
+            )
+        window_days = float((end_ts - start_ts).days + 1)
+    end_ts = start_ts + pd.Timedelta(days=window_days - 1)
+    acq_days = _as_days(acquisition_period, "acquisition_period")
+    if acq_days > window_days:
+        raise ParameterError(
+            f"acquisition_period={acquisition_period!r} ({acq_days:g} days) is longer than the "
+            f"observation window {_fmt_date(start_ts)}..{_fmt_date(end_ts)} ({window_days:g} days): "
+            "shorten it or move `end` later"
+        )
+    return start_ts, end_ts, window_days, acq_days
+
+
+def _parse_config(n_customers: Any, seed: Any, mode: str, start: Any, end: Any,
+                  acquisition_period: Any, regions: Any, channels: Any) -> _Config:
+    """Validate the arguments common to both modes; create the random generator."""
+    if isinstance(n_customers, bool) or not isinstance(n_customers, int | np.integer):
+        raise ParameterError(f"n_customers={n_customers!r} must be a positive integer")
+    n = int(n_customers)
+    if n < 1:
+        raise ParameterError(f"n_customers={n_customers!r} must be a positive integer")
+    rng = np.random.default_rng(seed)
+
+    mode_key = str(mode).strip().lower()
+    if mode_key not in ("transactions", "subscription", "subscriptions"):
+        raise ParameterError(f"mode={mode!r}: use 'transactions' or 'subscription'")
+    start_ts, end_ts, window_days, acq_days = _parse_window(start, end, acquisition_period)
+    region_names, region_shares = _shares(
+        DEFAULT_REGIONS if regions is None else regions, "regions")
+    channel_names, channel_shares, channel_costs, channel_tilts = _channels(channels)
+    return _Config(
+        n=n, rng=rng, subscription_mode=mode_key.startswith("subscription"),
+        start_ts=start_ts, end_ts=end_ts, window_days=window_days, acq_days=acq_days,
+        region_names=region_names, region_shares=region_shares, channel_names=channel_names,
+        channel_shares=channel_shares, channel_costs=channel_costs, channel_tilts=channel_tilts,
+    )
+
+
+def _check_subscription_arguments(loyalty: Any, winback: Any, params: Any, spend_params: Any,
+                                  categories: Any) -> None:
+    """Reject transaction-mode options in subscription mode."""
+    if loyalty or winback:
+        raise ParameterError(
+            "loyalty and winback apply to mode='transactions' only; drop them for "
+            "mode='subscription'"
+        )
+    ignored = [name for name, value in (("params", params), ("spend_params", spend_params),
+                                        ("categories", categories)) if value is not None]
+    if ignored:
+        raise ParameterError(
+            f"{', '.join(ignored)} apply to mode='transactions' only: in subscription mode "
+            "pass subscription={'alpha': .., 'beta': .., 'plans': {...}}"
+        )
+
+
+def _parse_process(process: str, params: Mapping[str, float] | None, time_unit: str) -> _Process:
+    """Process name and its parameters in ``time_unit`` and in days."""
+    proc = str(process).strip().lower().replace("/", "").replace("_", "").replace("-", "")
+    proc = proc.replace(" ", "")
+    if proc in ("bgnbd", "betageo", "bg"):
+        proc_name = "bgnbd"
+        par = _positive_params(params, DEFAULT_BGNBD_PARAMS, "params")
+    elif proc in ("mbgnbd", "modifiedbetageo", "mbg"):
+        proc_name = "mbgnbd"
+        par = _positive_params(params, DEFAULT_BGNBD_PARAMS, "params")
+    elif proc in ("paretonbd", "pareto", "pnbd"):
+        proc_name = "pareto_nbd"
+        par = _positive_params(params, DEFAULT_PARETO_NBD_PARAMS, "params")
+    else:
+        raise ParameterError(f"process={process!r}: use 'bgnbd', 'mbgnbd' or 'pareto_nbd'")
+    unit = normalize_unit(time_unit)
+    days_per = DAYS_PER_UNIT[unit]
+    if params is None:  # the defaults are daily: express them in the requested unit
+        par["alpha"] = par["alpha"] / days_per
+        if "beta" in par:
+            par["beta"] = par["beta"] / days_per
+    par_daily = dict(par)
+    par_daily["alpha"] = par["alpha"] * days_per
+    if proc_name == "pareto_nbd":
+        par_daily["beta"] = par["beta"] * days_per
+    return _Process(name=proc_name, params=par, unit=unit, params_daily=par_daily)
+
+
+def _draw_population(rng: np.random.Generator, cfg: _Config, proc: _Process,
+                     spend: Mapping[str, float], cat_shares: np.ndarray) -> _Population:
+    """Latent traits: purchase rate, channel (tilted by the rate), spend scale, favourite."""
+    r, alpha = proc.params_daily["r"], proc.params_daily["alpha"]
+    lam = np.maximum(rng.gamma(r, 1.0 / alpha, cfg.n), _MIN_RATE)
+    channel = _draw_tilted(
+        rng, cfg.channel_shares, cfg.channel_tilts,
+        _normal_score(special.gammainc(r, alpha * lam)))
+    nu = rng.gamma(spend["q"], 1.0 / spend["gamma"], cfg.n)
+    nu = np.maximum(nu, _MIN_RATE)
+    favourite = _draw_categorical(rng, cat_shares, cfg.n)
+    return _Population(lam=lam, channel=channel, nu=nu, favourite=favourite)
+
+
+def _draw_purchases(rng: np.random.Generator, proc: _Process, lam: np.ndarray, acq: np.ndarray,
+                    horizon: np.ndarray) -> _BasePurchases:
+    """Repeat purchases and lifetimes of the base process (see :func:`simulate`)."""
+    n = lam.size
+    par_daily = proc.params_daily
+    if proc.name in ("bgnbd", "mbgnbd"):
+        p_drop = np.clip(rng.beta(par_daily["a"], par_daily["b"], n), 1e-12, 1.0)
+        m_events = rng.poisson(lam * horizon)
+        # repeat purchases until dropout (the last one included); MBG/NBD can also drop out
+        # right after the first purchase, so its count starts at 0
+        n_until = rng.geometric(p_drop) - (1 if proc.name == "mbgnbd" else 0)
+        k = np.minimum(m_events, n_until)
+        spacing = rng.standard_exponential(int(k.sum()))
+        partial = _grouped_cumsum(spacing, k)
+        ends = np.cumsum(k) - 1
+        s_k = np.where(k > 0, partial[np.maximum(ends, 0)] if partial.size else 0.0, 0.0)
+        tail = rng.gamma((m_events - k + 1).astype(float), 1.0)
+        denom = s_k + tail
+        ev_cust = np.repeat(np.arange(n), k)
+        ev_time = horizon[ev_cust] * partial / denom[ev_cust]
+        dead = m_events >= n_until
+        lifetime = np.empty(n)
+        lifetime[dead] = horizon[dead] * s_k[dead] / denom[dead]
+        alive_idx = ~dead
+        lifetime[alive_idx] = horizon[alive_idx] + rng.gamma(
+            (n_until[alive_idx] - m_events[alive_idx]).astype(float), 1.0 / lam[alive_idx])
+        latent_extra = {"p": p_drop}
+    else:
+        mu = np.maximum(rng.gamma(par_daily["s"], 1.0 / par_daily["beta"], n), _MIN_RATE)
+        lifetime = rng.exponential(1.0 / mu)
+        active = np.minimum(lifetime, horizon)
+        counts = rng.poisson(lam * active)
+        ev_cust, ev_time = _uniform_events(rng, np.zeros(n), active, counts)
+        latent_extra = {"mu": mu}
+    return _BasePurchases(
+        ev_cust=ev_cust, ev_time=ev_time, lifetime=lifetime, latent_extra=latent_extra,
+        alive_end=lifetime > horizon,
+        active_until=np.minimum(lifetime, horizon),  # since acquisition
+    )
+
+
+def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _Process,
+                   lam: np.ndarray, acq: np.ndarray, active_until: np.ndarray, events: _Events
+                   ) -> tuple[dict[str, Any] | None, np.ndarray, np.ndarray, _Events]:
+    """Self-selected loyalty programme: who joins when, and the members' lifted purchases.
+
+    Returns the loyalty truth (None without a programme), the member flags, the join times
+    (days since start, NaN for non-members) and the repeat-purchase events after the
+    programme.
+    """
+    n = cfg.n
+    join_cal = np.full(n, np.nan)
+    member = np.zeros(n, dtype=bool)
+    if not loyalty:
+        return None, member, join_cal, events
+    loyalty_cfg = dict(_DEFAULT_LOYALTY)
+    if isinstance(loyalty, Mapping):
+        unknown = sorted(set(loyalty) - set(_DEFAULT_LOYALTY))
+        if unknown:
+            raise ParameterError(
+                f"loyalty has unknown keys {unknown}: use {sorted(_DEFAULT_LOYALTY)}")
+        loyalty_cfg.update(loyalty)
+    join_rate = _number(loyalty_cfg, "join_rate", "loyalty")
+    selection = _number(loyalty_cfg, "selection", "loyalty")
+    effect = _number(loyalty_cfg, "effect", "loyalty")
+    if not (np.isfinite(join_rate) and join_rate > 0):
+        raise ParameterError(f"loyalty['join_rate']={join_rate!r} must be a positive rate per day")
+    if not np.isfinite(selection):
+        raise ParameterError(f"loyalty['selection']={selection!r} must be a finite number")
+    if not (np.isfinite(effect) and effect > 0):
+        raise ParameterError(f"loyalty['effect']={effect!r} must be a positive multiplier")
+    launch_ts = cfg.start_ts if loyalty_cfg["launch"] is None else _as_timestamp(
+        loyalty_cfg["launch"], "loyalty['launch']")
+    launch = float((launch_ts - cfg.start_ts).days)
+    if not 0 <= launch < cfg.window_days:
+        raise ParameterError(
+            f"loyalty['launch']={_fmt_date(launch_ts)} is outside the observation window "
+            f"{_fmt_date(cfg.start_ts)}..{_fmt_date(cfg.end_ts)}")
+    mean_lam = proc.params_daily["r"] / proc.params_daily["alpha"]
+    with np.errstate(over="ignore", divide="ignore"):
+        hazard = join_rate * np.exp(selection * np.log(lam / mean_lam))
+    hazard = np.clip(hazard, 1e-300, 1e300)
+    eligible_from = np.maximum(acq, launch)
+    recency = loyalty_cfg["recency"]
+    history = loyalty_cfg["history"]
+    if history is not None and recency is not None:
+        raise ParameterError("loyalty: give either 'history' (monthly joining on the purchase "
+                             "history) or 'recency' (joining after purchases), not both")
+    if history is not None:
+        coef = _join_history_coefficients(history)
+        latent = selection if isinstance(loyalty, Mapping) and "selection" in loyalty else 0.0
+        join_cal = _join_times_on_history(rng, cfg, acq, launch, events, coef, latent,
+                                          lam / mean_lam)
+        recency = float("nan")  # joining does not need the customer to be alive either
+        recent_days = float("nan")
+    elif recency is None:
+        join_cal = eligible_from + rng.standard_exponential(n) / hazard
+    else:
+        recency = _number(loyalty_cfg, "recency", "loyalty")
+        if not (np.isfinite(recency) and recency >= 0):
+            raise ParameterError(
+                f"loyalty['recency']={recency!r} must be a non-negative hazard multiplier")
+        recent_days = _as_days(loyalty_cfg["recent_days"], "loyalty['recent_days']")
+        # customers may sign up at (or after) their last purchase: joining does not need
+        # the customer to be alive, only the window to be open
+        join_cal = _join_times_after_purchases(
+            rng, hazard, eligible_from, np.full(n, cfg.window_days), acq, events, recency,
+            recent_days)
+    join_until = acq + active_until if recency is None else np.full(n, cfg.window_days)
+    join_cal = np.where(join_cal >= launch, join_cal, np.inf)
+    member = join_cal < join_until
+    join_cal = np.where(member, join_cal, np.nan)
+    # members: base purchases after joining are replaced by purchases at the lifted rate
+    ev_cust, ev_cal = events.cust, events.cal
+    keep = ~(member[ev_cust] & (ev_cal >= join_cal[ev_cust]))
+    counterfactual = _Events(cust=ev_cust[~keep], cal=ev_cal[~keep])
+    ev_cust, ev_cal = ev_cust[keep], ev_cal[keep]
+    m_idx = np.flatnonzero(member)
+    post = acq[m_idx] + active_until[m_idx] - join_cal[m_idx]
+    if recency is not None:
+        post = np.maximum(post, 0.0)  # joined after dropping out: no purchases
+    post_counts = rng.poisson(effect * lam[m_idx] * post)
+    li, lt = _uniform_events(rng, join_cal[m_idx], join_cal[m_idx] + post, post_counts)
+    ev_cust = np.concatenate([ev_cust, m_idx[li]])
+    ev_cal = np.concatenate([ev_cal, lt])
+    truth = {
+        "join_rate": join_rate,
+        "selection": selection,
+        "effect": effect,
+        "launch": launch_ts,
+        "n_members": int(member.sum()),
+        "description": "members' purchase rate while alive is effect x lambda after joining",
+    }
+    if history is not None:
+        truth["history"] = coef
+        truth["selection"] = latent
+        truth["description"] += (
+            "; from eligibility (launch, or the month after acquisition) a non-member joins "
+            "each month with probability expit(intercept + recent * purchases in the 3 "
+            "months before eligibility + recency * months since the last purchase then + "
+            "total * log1p(purchases then)) * (lambda / E[lambda]) ** selection, on a day "
+            "drawn uniformly in the month, alive or not")
+    elif recency is not None:
+        truth["recency"] = recency
+        truth["recent_days"] = recent_days
+        truth["description"] += (
+            f"; the joining hazard is multiplied by {recency:g} within {recent_days:g} days "
+            "after a purchase, and customers may join after their last purchase")
+    truth["_lifted"] = _Events(cust=m_idx[li], cal=lt)
+    truth["_counterfactual"] = counterfactual
+    return truth, member, join_cal, _Events(cust=ev_cust, cal=ev_cal)
+
+
+def _join_history_coefficients(history: Any) -> dict[str, float]:
+    coef = dict(DEFAULT_JOIN_HISTORY)
+    if isinstance(history, Mapping):
+        unknown = sorted(set(history) - set(DEFAULT_JOIN_HISTORY))
+        if unknown:
+            raise ParameterError(f"loyalty['history'] has unknown keys {unknown}: use "
+                                 f"{sorted(DEFAULT_JOIN_HISTORY)}")
+        coef.update(history)
+    elif history is not True:
+        raise ParameterError("loyalty['history'] must be True or a dict of log-odds "
+                             f"coefficients {sorted(DEFAULT_JOIN_HISTORY)}")
+    out = {k: _number(coef, k, "loyalty['history']") for k in DEFAULT_JOIN_HISTORY}
+    if not all(np.isfinite(v) for v in out.values()):
+        raise ParameterError(f"loyalty['history'] coefficients must be finite, got {out}")
+    return out
+
+
+def _join_times_on_history(rng: np.random.Generator, cfg: _Config, acq: np.ndarray,
+                           launch: float, events: _Events, coef: Mapping[str, float],
+                           selection: float, rel_rate: np.ndarray) -> np.ndarray:
+    """Monthly joining decisions on the purchase history (days since start; inf = never).
+
+    A customer becomes eligible in the launch month (or the month after her acquisition,
+    whichever is later). From then on, at the start of each month she joins, if she has not
+    yet, with probability ``expit(log-odds) * rel_rate ** selection`` (capped at 1), the
+    log-odds being linear in her purchases in the last three months before eligibility, the
+    months since her last purchase then (capped at 12) and the log of her purchases so far
+    -- her recent activity as the programme reached her. The joining day is uniform in the
+    month. The loop runs over months, vectorised over customers.
+    """
+    n = cfg.n
+    first_month = int(np.datetime64(cfg.start_ts.date(), "M").astype(np.int64))
+    month_acq = _month_index(cfg.start_ts, acq) - first_month
+    n_months = int(_month_index(cfg.start_ts, np.array([cfg.window_days - 1.0]))[0]
+                   - first_month + 1)
+    p_cust = np.concatenate([np.arange(n), events.cust])
+    p_month = _month_index(cfg.start_ts, np.concatenate([acq, events.cal])) - first_month
+    counts = np.bincount(p_cust * n_months + p_month, minlength=n * n_months).reshape(
+        n, n_months).astype(np.float64)
+    launch_month = int(_month_index(cfg.start_ts, np.array([launch]))[0] - first_month)
+    month_start = (np.datetime64(cfg.start_ts.date(), "M") + np.arange(n_months + 1)).astype(
+        "datetime64[D]")
+    start_day = (month_start - np.datetime64(cfg.start_ts.date(), "D")).astype(np.float64)
+    join = np.full(n, np.inf)
+    cum = np.cumsum(counts, axis=1)
+    last_buy = np.where(counts > 0, np.arange(n_months)[None, :], -1)
+    last_buy = np.maximum.accumulate(last_buy, axis=1)
+    with np.errstate(divide="ignore"):
+        tilt = np.exp(selection * np.log(rel_rate)) if selection else np.ones(n)
+    # the history is read once, when the customer becomes eligible (the launch, or the month
+    # after her acquisition): later purchases do not change her joining chances, so joining
+    # is unrelated to later outcome shocks given this history
+    m0 = np.maximum(max(launch_month, 1), month_acq + 1)
+    ok = m0 < n_months
+    rows = np.flatnonzero(ok)
+    col = m0[ok] - 1
+    recent = cum[rows, col] - np.where(col >= 3, cum[rows, np.maximum(col - 3, 0)], 0.0)
+    since = np.minimum(col - last_buy[rows, col], 12)
+    logit = (coef["intercept"] + coef["recent"] * recent + coef["recency"] * since
+             + coef["total"] * np.log1p(cum[rows, col]))
+    prob = np.zeros(n)
+    prob[rows] = np.minimum(special.expit(logit) * tilt[rows], 1.0)
+    for m in range(max(launch_month, 1), n_months):
+        at_risk = np.isinf(join) & (m0 <= m)
+        u = rng.random(n)
+        joins = at_risk & (u < prob)
+        days = start_day[m] + rng.random(n) * (start_day[m + 1] - start_day[m])
+        join[joins] = np.minimum(days[joins], cfg.window_days - 1e-9)
+    return join
+
+
+def _join_times_after_purchases(rng: np.random.Generator, hazard: np.ndarray,
+                                lo: np.ndarray, hi: np.ndarray, acq: np.ndarray,
+                                events: _Events, recency: float, recent_days: float
+                                ) -> np.ndarray:
+    """First joining time when the hazard is ``hazard * recency`` within ``recent_days`` after
+    a purchase and ``hazard`` otherwise (NaN-free; ``inf`` when the customer never joins).
+
+    Drawn by thinning (Lewis & Shedler 1979): candidate times from a Poisson process with the
+    maximal rate ``hazard * max(1, recency)`` on ``[lo, hi)``, each kept with probability
+    ``h(t) / h_max``; the first kept candidate is the joining time.
+    """
+    n = hazard.size
+    h_max = hazard * max(1.0, recency)
+    length = np.maximum(hi - lo, 0.0)
+    counts = rng.poisson(np.minimum(h_max * length, 1e7))
+    idx, times = _uniform_events(rng, lo, np.maximum(hi, lo), counts)
+    # last purchase (acquisition included) at or before each candidate time
+    p_cust = np.concatenate([np.arange(n), events.cust])
+    p_cal = np.concatenate([acq, events.cal])
+    scale = float(max(np.max(hi, initial=0.0), np.max(p_cal, initial=0.0))) + 10.0
+    keys = np.sort(p_cust * scale + p_cal)
+    pos = np.searchsorted(keys, idx * scale + times, side="right") - 1
+    last = keys[np.maximum(pos, 0)] - idx * scale  # same customer: acquisition precedes lo
+    recent = (pos >= 0) & (last >= 0) & (times - last < recent_days)
+    accept_p = np.where(recent, recency, 1.0) / max(1.0, recency)
+    kept = rng.random(idx.size) < accept_p
+    join = np.full(n, np.inf)
+    np.minimum.at(join, idx[kept], times[kept])
+    return join
+
+
+def _apply_winback(rng: np.random.Generator, winback: Any, cfg: _Config, events: _Events
+                   ) -> tuple[pd.DataFrame | None, dict[str, Any] | None, _Events]:
+    """Randomised win-back campaign to lapsed customers and the responders' extra purchases."""
+    if not winback:
+        return None, None, events
+    n, start_ts, end_ts = cfg.n, cfg.start_ts, cfg.end_ts
+    wb = dict(_DEFAULT_WINBACK)
+    if isinstance(winback, Mapping):
+        unknown = sorted(set(winback) - set(_DEFAULT_WINBACK))
+        if unknown:
+            raise ParameterError(
+                f"winback has unknown keys {unknown}: use {sorted(_DEFAULT_WINBACK)}")
+        wb.update(winback)
+    send_ts = (end_ts - pd.Timedelta(days=90) if wb["send_date"] is None
+               else _as_timestamp(wb["send_date"], "winback['send_date']"))
+    lapsed_days = _as_days(wb["lapsed_days"], "winback['lapsed_days']")
+    response_days = _as_days(wb["response_days"], "winback['response_days']")
+    share = _number(wb, "treatment_share", "winback")
+    effect_wb = _number(wb, "effect", "winback")
+    if not 0 < share < 1:
+        raise ParameterError(
+            f"winback['treatment_share']={share!r} must be strictly between 0 and 1 so "
+            "both a treatment and a control group exist")
+    if not 0 <= effect_wb <= 1:
+        raise ParameterError(
+            f"winback['effect']={effect_wb!r} is a probability of an extra purchase: "
+            "use a value in [0, 1]")
+    send = float((send_ts - start_ts).days)
+    if send < lapsed_days or send + response_days > cfg.window_days:
+        raise ParameterError(
+            f"winback send_date={_fmt_date(send_ts)}: need lapsed_days={lapsed_days:g} of "
+            f"history before it and response_days={response_days:g} after it inside "
+            f"{_fmt_date(start_ts)}..{_fmt_date(end_ts)}")
+    all_cust, all_cal = events.cust, events.cal
+    day = np.floor(all_cal)
+    before = day < send
+    last_day = np.full(n, -np.inf)
+    np.maximum.at(last_day, all_cust[before], day[before])
+    last_day[np.isneginf(last_day)] = np.inf  # acquired on or after the send date
+    eligible = np.flatnonzero(last_day <= send - lapsed_days)
+    n_elig = eligible.size
+    n_treat = round(share * n_elig)
+    perm = rng.permutation(n_elig)
+    treated = np.zeros(n, dtype=bool)
+    treated[eligible[perm[:n_treat]]] = True
+    responders = np.flatnonzero(treated)
+    responders = responders[rng.random(responders.size) < effect_wb]
+    resp_time = send + rng.random(responders.size) * response_days
+    all_cust = np.concatenate([all_cust, responders])
+    all_cal = np.concatenate([all_cal, resp_time])
+    group = pd.Categorical.from_codes(np.where(treated[eligible], 0, 1).astype(np.int8),
+                                      categories=["treatment", "control"])
+    campaign_df = pd.DataFrame(
+        {
+            "customer_id": (eligible + 1).astype(np.int64),
+            "group": group,
+            "send_date": np.full(n_elig, np.datetime64(send_ts.date(), "D")).astype(
+                "datetime64[ns]"),
+        }
+    )
+    campaign_cfg = {
+        "effect": effect_wb,
+        "description": "extra purchases per treated customer in the response window "
+                       "(average treatment effect)",
+        "send_date": send_ts,
+        "lapsed_days": lapsed_days,
+        "response_days": response_days,
+        "treatment_share": share,
+        "n_eligible": int(n_elig),
+        "n_treatment": int(n_treat),
+        "n_control": int(n_elig - n_treat),
+        "n_incremental_purchases": int(responders.size),
+        "realised_effect": float(responders.size / n_treat) if n_treat else 0.0,
+    }
+    return campaign_df, campaign_cfg, _Events(cust=all_cust, cal=all_cal)
+
+
+def _draw_transaction_attributes(rng: np.random.Generator, spend: Mapping[str, float],
+                                 pop: _Population, cat_shares: np.ndarray, events: _Events
+                                 ) -> _TransactionDraws:
+    """Gamma-Gamma amounts and categories per transaction; sort by day then customer."""
+    all_cust = events.cust
+    n_tx = all_cust.size
+    amount = rng.gamma(spend["p"], 1.0 / pop.nu[all_cust])
+    amount = np.maximum(np.round(amount, 2), 0.01)
+    own = rng.random(n_tx) < _FAVOURITE_CATEGORY_PROB
+    category = np.where(own, pop.favourite[all_cust], _draw_categorical(rng, cat_shares, n_tx))
+    tday = np.floor(events.cal)
+    order = _order_by_day_customer(tday, all_cust)
+    all_cust, tday, amount, category = all_cust[order], tday[order], amount[order], category[order]
+    same_day = int(np.count_nonzero((all_cust[1:] == all_cust[:-1]) & (tday[1:] == tday[:-1])))
+    return _TransactionDraws(cust=all_cust, day=tday, amount=amount, category=category,
+                             n_tx=int(n_tx), same_day=same_day)
+
+
+def _assemble_transactions(cfg: _Config, tx: _TransactionDraws, region: np.ndarray,
+                           channel: np.ndarray, cat_names: list[str]) -> pd.DataFrame:
+    all_cust = tx.cust
+    return pd.DataFrame(
+        {
+            "customer_id": (all_cust + 1).astype(np.int64),
+            "date": _days_to_dates(cfg.start_ts, tx.day),
+            "amount": tx.amount.astype(np.float64),
+            "region": pd.Categorical.from_codes(region[all_cust], categories=cfg.region_names),
+            "channel": pd.Categorical.from_codes(channel[all_cust], categories=cfg.channel_names),
+            "category": pd.Categorical.from_codes(tx.category, categories=cat_names),
+        },
+        copy=False,  # fresh arrays: skip pandas' block consolidation copy
+    )
+
+
+def _assemble_customers(cfg: _Config, acq: np.ndarray, region: np.ndarray, pop: _Population,
+                        base: _BasePurchases, spend: Mapping[str, float], member: np.ndarray,
+                        join_cal: np.ndarray, cat_names: list[str]) -> pd.DataFrame:
+    n, start_ts = cfg.n, cfg.start_ts
+    dropout_cal = acq + base.lifetime
+    dropout_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    dropped = ~base.alive_end
+    dropout_date[dropped] = _days_to_dates(start_ts, dropout_cal[dropped])
+    join_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    join_date[member] = _days_to_dates(start_ts, join_cal[member])
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(1, n + 1, dtype=np.int64),
+            "first_purchase": _days_to_dates(start_ts, acq),
+            "region": pd.Categorical.from_codes(region, categories=cfg.region_names),
+            "channel": pd.Categorical.from_codes(pop.channel, categories=cfg.channel_names),
+            "acquisition_cost": cfg.channel_costs[pop.channel].astype(np.float64),
+            "lambda": pop.lam,
+            **base.latent_extra,
+            "nu": pop.nu,
+            "mean_spend": spend["p"] / pop.nu,
+            "lifetime_days": base.lifetime,
+            "dropout_date": dropout_date,
+            "alive_at_end": base.alive_end,
+            "favourite_category": pd.Categorical.from_codes(pop.favourite, categories=cat_names),
+            "member": member,
+            "join_date": join_date,
+        },
+        copy=False,
+    )
+
+
+def _assemble_truth(cfg: _Config, seed: Any, proc: _Process, spend: Mapping[str, float],
+                    pop: _Population, base: _BasePurchases, tx: _TransactionDraws,
+                    cat_names: list[str], cat_shares: np.ndarray,
+                    loyalty_cfg: dict[str, Any] | None, campaign_cfg: dict[str, Any] | None
+                    ) -> dict[str, Any]:
+    """The generating process, its parameters and realised per-channel values."""
+    n = cfg.n
+    tx_per_customer = np.bincount(tx.cust, minlength=n)
+    revenue = np.bincount(tx.cust, weights=tx.amount, minlength=n)
+    latent = {"lambda": pop.lam, **({"p": base.latent_extra["p"]} if "p" in base.latent_extra
+                                    else {"mu": base.latent_extra["mu"]})}
+    per_channel = _channel_truth(
+        pop.channel, cfg.channel_names, cfg.channel_shares, cfg.channel_costs,
+        cfg.channel_tilts, latent,
+        {
+            "transactions_per_customer": tx_per_customer,
+            "revenue_per_customer": revenue,
+        },
+    )
+    return {
+        "process": proc.name,
+        "mode": "transactions",
+        "params": proc.params,
+        "time_unit": proc.unit,
+        "params_daily": proc.params_daily,
+        "spend_params": spend,
+        # E[Z] = p gamma / (q - 1) (FHL 2005b); undefined (infinite) for q <= 1
+        "mean_transaction_value": spend["p"] * spend["gamma"] / (spend["q"] - 1.0)
+        if spend["q"] > 1 else None,
+        "seed": seed if isinstance(seed, int | np.integer | type(None)) else "generator",
+        "n_customers": n,
+        "n_transactions": tx.n_tx,
+        "same_day_purchases": tx.same_day,
+        "start": cfg.start_ts,
+        "observation_end": cfg.end_ts,
+        "window_days": cfg.window_days,
+        "acquisition_days": cfg.acq_days,
+        "channels": per_channel,
+        "regions": dict(zip(cfg.region_names, cfg.region_shares.tolist(), strict=True)),
+        "categories": dict(zip(cat_names, cat_shares.tolist(), strict=True)),
+        "favourite_category_probability": _FAVOURITE_CATEGORY_PROB,
+        "loyalty": loyalty_cfg,
+        "campaign": campaign_cfg,
+        "programme_effect": None if loyalty_cfg is None else loyalty_cfg["effect"],
+        "campaign_effect": None if campaign_cfg is None else campaign_cfg["effect"],
+    }
+
+
 def simulate(
     n_customers: int,
     seed: int | np.random.Generator | None = 0,
@@ -656,7 +1302,18 @@ def simulate(
         joining her purchase rate is ``effect * lambda`` until she drops out; the dropout time
         itself is unchanged (for BG/NBD it is set by the purchases she would have made without
         the programme). ``effect`` is thus the true multiplicative lift in the purchase rate of
-        members while alive.
+        members while alive. Two further joining mechanisms (for validating programme-effect
+        estimators; they also return ``Simulation.counterfactual`` and the true effect on the
+        treated in ``truth["loyalty"]["att"]``): ``recency`` (a hazard multiplier within
+        ``recent_days``, default 30, after each purchase -- joining triggered by purchases)
+        and ``history`` (True or log-odds coefficients, default
+        :data:`DEFAULT_JOIN_HISTORY`: from the launch, or the month after acquisition, a
+        non-member joins each month with a probability that depends on her purchases in the
+        three months before that, the months since her last purchase then and her purchases
+        so far, times ``(lambda / E[lambda]) ** selection``, where ``selection`` defaults to 0
+        in this mode, so that joining depends on the latent rate only through the observed
+        history; staggered joining that the Callaway & Sant'Anna design can identify). In both, customers may join after
+        their last purchase (joining does not reveal that they are alive).
     winback : dict or True, optional
         Randomised win-back campaign, keys (defaults): ``send_date`` (``end`` - 90 days),
         ``lapsed_days`` (120), ``response_days`` (30), ``treatment_share`` (0.5), ``effect``
@@ -699,373 +1356,62 @@ def simulate(
         For invalid arguments (non-positive parameters, unknown process or mode, dates out
         of order, a campaign response window beyond ``end``, ...).
     """
-    # ---- arguments -------------------------------------------------------------------------
-    if isinstance(n_customers, bool) or not isinstance(n_customers, int | np.integer):
-        raise ParameterError(f"n_customers={n_customers!r} must be a positive integer")
-    n = int(n_customers)
-    if n < 1:
-        raise ParameterError(f"n_customers={n_customers!r} must be a positive integer")
-    rng = np.random.default_rng(seed)
-
-    mode_key = str(mode).strip().lower()
-    if mode_key not in ("transactions", "subscription", "subscriptions"):
-        raise ParameterError(f"mode={mode!r}: use 'transactions' or 'subscription'")
-    subscription_mode = mode_key.startswith("subscription")
-
-    start_ts = _as_timestamp(start, "start")
-    if end is None:
-        window_days = 730.0
-    elif _is_duration(end):
-        window_days = float(np.floor(_as_days(end, "end")))
-        if window_days < 1:
-            raise ParameterError(f"end={end!r}: the observation window must be at least one day")
-    else:
-        end_ts = _as_timestamp(end, "end")
-        if end_ts < start_ts:
-            raise ParameterError(
-                f"end={_fmt_date(end_ts)} is before start={_fmt_date(start_ts)}: "
-                "give a later end date or a duration such as '730D'"
-            )
-        window_days = float((end_ts - start_ts).days + 1)
-    end_ts = start_ts + pd.Timedelta(days=window_days - 1)
-    acq_days = _as_days(acquisition_period, "acquisition_period")
-    if acq_days > window_days:
-        raise ParameterError(
-            f"acquisition_period={acquisition_period!r} ({acq_days:g} days) is longer than the "
-            f"observation window {_fmt_date(start_ts)}..{_fmt_date(end_ts)} ({window_days:g} days): "
-            "shorten it or move `end` later"
-        )
-
-    region_names, region_shares = _shares(
-        DEFAULT_REGIONS if regions is None else regions, "regions")
-    channel_names, channel_shares, channel_costs, channel_tilts = _channels(channels)
-
+    cfg = _parse_config(n_customers, seed, mode, start, end, acquisition_period, regions, channels)
+    rng = cfg.rng
     # ---- acquisition ----------------------------------------------------------------------
-    acq = rng.random(n) * acq_days  # days since start, continuous
-    horizon = window_days - acq  # T_i: time observed since acquisition (days)
-    region = _draw_categorical(rng, region_shares, n)
+    acq = rng.random(cfg.n) * cfg.acq_days  # days since start, continuous
+    horizon = cfg.window_days - acq  # T_i: time observed since acquisition (days)
+    region = _draw_categorical(rng, cfg.region_shares, cfg.n)
 
-    if subscription_mode:
-        if loyalty or winback:
-            raise ParameterError(
-                "loyalty and winback apply to mode='transactions' only; drop them for "
-                "mode='subscription'"
-            )
-        ignored = [name for name, value in (("params", params), ("spend_params", spend_params),
-                                            ("categories", categories)) if value is not None]
-        if ignored:
-            raise ParameterError(
-                f"{', '.join(ignored)} apply to mode='transactions' only: in subscription mode "
-                "pass subscription={'alpha': .., 'beta': .., 'plans': {...}}"
-            )
+    if cfg.subscription_mode:
+        _check_subscription_arguments(loyalty, winback, params, spend_params, categories)
         return _simulate_subscriptions(
-            rng, n, seed, start_ts, end_ts, window_days, acq_days, acq, horizon, region,
-            region_names, region_shares, channel_names, channel_shares, channel_costs, channel_tilts,
-            subscription,
+            rng, cfg.n, seed, cfg.start_ts, cfg.end_ts, cfg.window_days, cfg.acq_days, acq,
+            horizon, region, cfg.region_names, cfg.region_shares, cfg.channel_names,
+            cfg.channel_shares, cfg.channel_costs, cfg.channel_tilts, subscription,
         )
     if subscription is not None:
         raise ParameterError("subscription=... needs mode='subscription'")
 
     cat_names, cat_shares = _shares(
         DEFAULT_CATEGORIES if categories is None else categories, "categories")
-    proc = str(process).strip().lower().replace("/", "").replace("_", "").replace("-", "")
-    proc = proc.replace(" ", "")
-    if proc in ("bgnbd", "betageo", "bg"):
-        proc_name = "bgnbd"
-        par = _positive_params(params, DEFAULT_BGNBD_PARAMS, "params")
-    elif proc in ("mbgnbd", "modifiedbetageo", "mbg"):
-        proc_name = "mbgnbd"
-        par = _positive_params(params, DEFAULT_BGNBD_PARAMS, "params")
-    elif proc in ("paretonbd", "pareto", "pnbd"):
-        proc_name = "pareto_nbd"
-        par = _positive_params(params, DEFAULT_PARETO_NBD_PARAMS, "params")
-    else:
-        raise ParameterError(f"process={process!r}: use 'bgnbd', 'mbgnbd' or 'pareto_nbd'")
-    unit = normalize_unit(time_unit)
-    days_per = DAYS_PER_UNIT[unit]
-    if params is None:  # the defaults are daily: express them in the requested unit
-        par["alpha"] = par["alpha"] / days_per
-        if "beta" in par:
-            par["beta"] = par["beta"] / days_per
-    par_daily = dict(par)
-    par_daily["alpha"] = par["alpha"] * days_per
-    if proc_name == "pareto_nbd":
-        par_daily["beta"] = par["beta"] * days_per
+    proc = _parse_process(process, params, time_unit)
     spend = _positive_params(spend_params, DEFAULT_SPEND_PARAMS, "spend_params")
 
-    # ---- latent traits --------------------------------------------------------------------
-    r, alpha = par_daily["r"], par_daily["alpha"]
-    lam = np.maximum(rng.gamma(r, 1.0 / alpha, n), _MIN_RATE)
-    channel = _draw_tilted(
-        rng, channel_shares, channel_tilts, _normal_score(special.gammainc(r, alpha * lam)))
-    nu = rng.gamma(spend["q"], 1.0 / spend["gamma"], n)
-    nu = np.maximum(nu, _MIN_RATE)
-    favourite = _draw_categorical(rng, cat_shares, n)
+    pop = _draw_population(rng, cfg, proc, spend, cat_shares)
+    base = _draw_purchases(rng, proc, pop.lam, acq, horizon)
+    events = _Events(cust=base.ev_cust, cal=acq[base.ev_cust] + base.ev_time)
 
-    # ---- repeat purchases of the base process (times since acquisition) --------------------
-    if proc_name in ("bgnbd", "mbgnbd"):
-        p_drop = np.clip(rng.beta(par_daily["a"], par_daily["b"], n), 1e-12, 1.0)
-        m_events = rng.poisson(lam * horizon)
-        # repeat purchases until dropout (the last one included); MBG/NBD can also drop out
-        # right after the first purchase, so its count starts at 0
-        n_until = rng.geometric(p_drop) - (1 if proc_name == "mbgnbd" else 0)
-        k = np.minimum(m_events, n_until)
-        spacing = rng.standard_exponential(int(k.sum()))
-        partial = _grouped_cumsum(spacing, k)
-        ends = np.cumsum(k) - 1
-        s_k = np.where(k > 0, partial[np.maximum(ends, 0)] if partial.size else 0.0, 0.0)
-        tail = rng.gamma((m_events - k + 1).astype(float), 1.0)
-        denom = s_k + tail
-        ev_cust = np.repeat(np.arange(n), k)
-        ev_time = horizon[ev_cust] * partial / denom[ev_cust]
-        dead = m_events >= n_until
-        lifetime = np.empty(n)
-        lifetime[dead] = horizon[dead] * s_k[dead] / denom[dead]
-        alive_idx = ~dead
-        lifetime[alive_idx] = horizon[alive_idx] + rng.gamma(
-            (n_until[alive_idx] - m_events[alive_idx]).astype(float), 1.0 / lam[alive_idx])
-        latent_extra = {"p": p_drop}
-    else:
-        mu = np.maximum(rng.gamma(par_daily["s"], 1.0 / par_daily["beta"], n), _MIN_RATE)
-        lifetime = rng.exponential(1.0 / mu)
-        active = np.minimum(lifetime, horizon)
-        counts = rng.poisson(lam * active)
-        ev_cust, ev_time = _uniform_events(rng, np.zeros(n), active, counts)
-        latent_extra = {"mu": mu}
-    alive_end = lifetime > horizon
-    active_until = np.minimum(lifetime, horizon)  # since acquisition
-
-    # calendar times (days since start)
-    ev_cal = acq[ev_cust] + ev_time
-
-    # ---- loyalty programme ----------------------------------------------------------------
-    loyalty_cfg = None
-    join_cal = np.full(n, np.nan)
-    member = np.zeros(n, dtype=bool)
-    if loyalty:
-        loyalty_cfg = dict(_DEFAULT_LOYALTY)
-        if isinstance(loyalty, Mapping):
-            unknown = sorted(set(loyalty) - set(_DEFAULT_LOYALTY))
-            if unknown:
-                raise ParameterError(
-                    f"loyalty has unknown keys {unknown}: use {sorted(_DEFAULT_LOYALTY)}")
-            loyalty_cfg.update(loyalty)
-        join_rate = _number(loyalty_cfg, "join_rate", "loyalty")
-        selection = _number(loyalty_cfg, "selection", "loyalty")
-        effect = _number(loyalty_cfg, "effect", "loyalty")
-        if not (np.isfinite(join_rate) and join_rate > 0):
-            raise ParameterError(f"loyalty['join_rate']={join_rate!r} must be a positive rate per day")
-        if not np.isfinite(selection):
-            raise ParameterError(f"loyalty['selection']={selection!r} must be a finite number")
-        if not (np.isfinite(effect) and effect > 0):
-            raise ParameterError(f"loyalty['effect']={effect!r} must be a positive multiplier")
-        launch_ts = start_ts if loyalty_cfg["launch"] is None else _as_timestamp(
-            loyalty_cfg["launch"], "loyalty['launch']")
-        launch = float((launch_ts - start_ts).days)
-        if not 0 <= launch < window_days:
-            raise ParameterError(
-                f"loyalty['launch']={_fmt_date(launch_ts)} is outside the observation window "
-                f"{_fmt_date(start_ts)}..{_fmt_date(end_ts)}")
-        mean_lam = r / alpha
-        with np.errstate(over="ignore", divide="ignore"):
-            hazard = join_rate * np.exp(selection * np.log(lam / mean_lam))
-        hazard = np.clip(hazard, 1e-300, 1e300)
-        eligible_from = np.maximum(acq, launch)
-        join_cal = eligible_from + rng.standard_exponential(n) / hazard
-        member = join_cal < acq + active_until
-        join_cal = np.where(member, join_cal, np.nan)
-        # members: base purchases after joining are replaced by purchases at the lifted rate
-        keep = ~(member[ev_cust] & (ev_cal >= join_cal[ev_cust]))
-        ev_cust, ev_cal = ev_cust[keep], ev_cal[keep]
-        m_idx = np.flatnonzero(member)
-        post = acq[m_idx] + active_until[m_idx] - join_cal[m_idx]
-        post_counts = rng.poisson(effect * lam[m_idx] * post)
-        li, lt = _uniform_events(rng, join_cal[m_idx], acq[m_idx] + active_until[m_idx],
-                                 post_counts)
-        ev_cust = np.concatenate([ev_cust, m_idx[li]])
-        ev_cal = np.concatenate([ev_cal, lt])
-        loyalty_cfg = {
-            "join_rate": join_rate,
-            "selection": selection,
-            "effect": effect,
-            "launch": launch_ts,
-            "n_members": int(member.sum()),
-            "description": "members' purchase rate while alive is effect x lambda after joining",
-        }
-
+    loyalty_cfg, member, join_cal, events = _apply_loyalty(
+        rng, loyalty, cfg, proc, pop.lam, acq, base.active_until, events)
     # all purchases, first purchase included (runs sorted by customer)
-    all_cust = np.concatenate([np.arange(n), ev_cust])
-    all_cal = np.concatenate([acq, ev_cal])
+    events = _Events(cust=np.concatenate([np.arange(cfg.n), events.cust]),
+                     cal=np.concatenate([acq, events.cal]))
+    campaign_df, campaign_cfg, events = _apply_winback(rng, winback, cfg, events)
 
-    # ---- win-back campaign ----------------------------------------------------------------
-    campaign_df = None
-    campaign_cfg = None
-    if winback:
-        cfg = dict(_DEFAULT_WINBACK)
-        if isinstance(winback, Mapping):
-            unknown = sorted(set(winback) - set(_DEFAULT_WINBACK))
-            if unknown:
-                raise ParameterError(
-                    f"winback has unknown keys {unknown}: use {sorted(_DEFAULT_WINBACK)}")
-            cfg.update(winback)
-        send_ts = (end_ts - pd.Timedelta(days=90) if cfg["send_date"] is None
-                   else _as_timestamp(cfg["send_date"], "winback['send_date']"))
-        lapsed_days = _as_days(cfg["lapsed_days"], "winback['lapsed_days']")
-        response_days = _as_days(cfg["response_days"], "winback['response_days']")
-        share = _number(cfg, "treatment_share", "winback")
-        effect_wb = _number(cfg, "effect", "winback")
-        if not 0 < share < 1:
-            raise ParameterError(
-                f"winback['treatment_share']={share!r} must be strictly between 0 and 1 so "
-                "both a treatment and a control group exist")
-        if not 0 <= effect_wb <= 1:
-            raise ParameterError(
-                f"winback['effect']={effect_wb!r} is a probability of an extra purchase: "
-                "use a value in [0, 1]")
-        send = float((send_ts - start_ts).days)
-        if send < lapsed_days or send + response_days > window_days:
-            raise ParameterError(
-                f"winback send_date={_fmt_date(send_ts)}: need lapsed_days={lapsed_days:g} of "
-                f"history before it and response_days={response_days:g} after it inside "
-                f"{_fmt_date(start_ts)}..{_fmt_date(end_ts)}")
-        day = np.floor(all_cal)
-        before = day < send
-        last_day = np.full(n, -np.inf)
-        np.maximum.at(last_day, all_cust[before], day[before])
-        last_day[np.isneginf(last_day)] = np.inf  # acquired on or after the send date
-        eligible = np.flatnonzero(last_day <= send - lapsed_days)
-        n_elig = eligible.size
-        n_treat = round(share * n_elig)
-        perm = rng.permutation(n_elig)
-        treated = np.zeros(n, dtype=bool)
-        treated[eligible[perm[:n_treat]]] = True
-        responders = np.flatnonzero(treated)
-        responders = responders[rng.random(responders.size) < effect_wb]
-        resp_time = send + rng.random(responders.size) * response_days
-        all_cust = np.concatenate([all_cust, responders])
-        all_cal = np.concatenate([all_cal, resp_time])
-        group = pd.Categorical.from_codes(np.where(treated[eligible], 0, 1).astype(np.int8),
-                                          categories=["treatment", "control"])
-        campaign_df = pd.DataFrame(
-            {
-                "customer_id": (eligible + 1).astype(np.int64),
-                "group": group,
-                "send_date": np.full(n_elig, np.datetime64(send_ts.date(), "D")).astype(
-                    "datetime64[ns]"),
-            }
-        )
-        campaign_cfg = {
-            "effect": effect_wb,
-            "description": "extra purchases per treated customer in the response window "
-                           "(average treatment effect)",
-            "send_date": send_ts,
-            "lapsed_days": lapsed_days,
-            "response_days": response_days,
-            "treatment_share": share,
-            "n_eligible": int(n_elig),
-            "n_treatment": int(n_treat),
-            "n_control": int(n_elig - n_treat),
-            "n_incremental_purchases": int(responders.size),
-            "realised_effect": float(responders.size / n_treat) if n_treat else 0.0,
-        }
-
-    # ---- transaction attributes -----------------------------------------------------------
-    n_tx = all_cust.size
-    amount = rng.gamma(spend["p"], 1.0 / nu[all_cust])
-    amount = np.maximum(np.round(amount, 2), 0.01)
-    own = rng.random(n_tx) < _FAVOURITE_CATEGORY_PROB
-    category = np.where(own, favourite[all_cust], _draw_categorical(rng, cat_shares, n_tx))
-
-    tday = np.floor(all_cal)
-    order = _order_by_day_customer(tday, all_cust)
-    all_cust, tday, amount, category = all_cust[order], tday[order], amount[order], category[order]
-    transactions = pd.DataFrame(
-        {
-            "customer_id": (all_cust + 1).astype(np.int64),
-            "date": _days_to_dates(start_ts, tday),
-            "amount": amount.astype(np.float64),
-            "region": pd.Categorical.from_codes(region[all_cust], categories=region_names),
-            "channel": pd.Categorical.from_codes(channel[all_cust], categories=channel_names),
-            "category": pd.Categorical.from_codes(category, categories=cat_names),
-        },
-        copy=False,  # fresh arrays: skip pandas' block consolidation copy
-    )
-
-    same_day = int(np.count_nonzero((all_cust[1:] == all_cust[:-1]) & (tday[1:] == tday[:-1])))
-
-    # ---- customers table ------------------------------------------------------------------
-    dropout_cal = acq + lifetime
-    dropout_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-    dropped = ~alive_end
-    dropout_date[dropped] = _days_to_dates(start_ts, dropout_cal[dropped])
-    join_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
-    join_date[member] = _days_to_dates(start_ts, join_cal[member])
-    customers = pd.DataFrame(
-        {
-            "customer_id": np.arange(1, n + 1, dtype=np.int64),
-            "first_purchase": _days_to_dates(start_ts, acq),
-            "region": pd.Categorical.from_codes(region, categories=region_names),
-            "channel": pd.Categorical.from_codes(channel, categories=channel_names),
-            "acquisition_cost": channel_costs[channel].astype(np.float64),
-            "lambda": lam,
-            **latent_extra,
-            "nu": nu,
-            "mean_spend": spend["p"] / nu,
-            "lifetime_days": lifetime,
-            "dropout_date": dropout_date,
-            "alive_at_end": alive_end,
-            "favourite_category": pd.Categorical.from_codes(favourite, categories=cat_names),
-            "member": member,
-            "join_date": join_date,
-        },
-        copy=False,
-    )
-
+    tx = _draw_transaction_attributes(rng, spend, pop, cat_shares, events)
+    counterfactual = None
+    if loyalty_cfg is not None:
+        lifted = loyalty_cfg.pop("_lifted")
+        untreated = loyalty_cfg.pop("_counterfactual")
+        if "recency" in loyalty_cfg or "history" in loyalty_cfg:
+            loyalty_cfg["att"] = _programme_estimand(cfg, acq, join_cal, member, lifted,
+                                                     untreated, tx, spend["p"] / pop.nu)
+            order = np.lexsort((untreated.cal, untreated.cust))
+            counterfactual = pd.DataFrame({
+                "customer_id": (untreated.cust[order] + 1).astype(np.int64),
+                "date": _days_to_dates(cfg.start_ts, untreated.cal[order]),
+            })
+    transactions = _assemble_transactions(cfg, tx, region, pop.channel, cat_names)
+    customers = _assemble_customers(cfg, acq, region, pop, base, spend, member, join_cal,
+                                    cat_names)
     memberships = None
     if loyalty_cfg is not None:
         memberships = customers.loc[member, ["customer_id", "join_date"]].reset_index(drop=True)
-
-    # ---- truth ----------------------------------------------------------------------------
-    tx_per_customer = np.bincount(all_cust, minlength=n)
-    revenue = np.bincount(all_cust, weights=amount, minlength=n)
-    latent = {"lambda": lam, **({"p": latent_extra["p"]} if "p" in latent_extra
-                                else {"mu": latent_extra["mu"]})}
-    per_channel = _channel_truth(
-        channel, channel_names, channel_shares, channel_costs, channel_tilts, latent,
-        {
-            "transactions_per_customer": tx_per_customer,
-            "revenue_per_customer": revenue,
-        },
-    )
-    truth: dict[str, Any] = {
-        "process": proc_name,
-        "mode": "transactions",
-        "params": par,
-        "time_unit": unit,
-        "params_daily": par_daily,
-        "spend_params": spend,
-        # E[Z] = p gamma / (q - 1) (FHL 2005b); undefined (infinite) for q <= 1
-        "mean_transaction_value": spend["p"] * spend["gamma"] / (spend["q"] - 1.0)
-        if spend["q"] > 1 else None,
-        "seed": seed if isinstance(seed, int | np.integer | type(None)) else "generator",
-        "n_customers": n,
-        "n_transactions": int(n_tx),
-        "same_day_purchases": same_day,
-        "start": start_ts,
-        "observation_end": end_ts,
-        "window_days": window_days,
-        "acquisition_days": acq_days,
-        "channels": per_channel,
-        "regions": dict(zip(region_names, region_shares.tolist(), strict=True)),
-        "categories": dict(zip(cat_names, cat_shares.tolist(), strict=True)),
-        "favourite_category_probability": _FAVOURITE_CATEGORY_PROB,
-        "loyalty": loyalty_cfg,
-        "campaign": campaign_cfg,
-        "programme_effect": None if loyalty_cfg is None else loyalty_cfg["effect"],
-        "campaign_effect": None if campaign_cfg is None else campaign_cfg["effect"],
-    }
+    truth = _assemble_truth(cfg, seed, proc, spend, pop, base, tx, cat_names, cat_shares,
+                            loyalty_cfg, campaign_cfg)
     for frame in (transactions, customers):
-        frame.attrs["observation_end"] = end_ts
+        frame.attrs["observation_end"] = cfg.end_ts
     return Simulation(
         transactions=transactions,
         customers=customers,
@@ -1073,7 +1419,62 @@ def simulate(
         campaign=campaign_df,
         subscriptions=None,
         truth=truth,
+        counterfactual=counterfactual,
     )
+
+
+def _month_index(start_ts: pd.Timestamp, days: np.ndarray) -> np.ndarray:
+    """Calendar month (months since 1970-01) of times given in days since ``start_ts``."""
+    return _days_to_dates(start_ts, days).astype("datetime64[M]").astype(np.int64)
+
+
+def _programme_estimand(cfg: _Config, acq: np.ndarray, join_cal: np.ndarray,
+                        member: np.ndarray, lifted: _Events, untreated: _Events,
+                        tx: _TransactionDraws, mean_spend: np.ndarray) -> dict[str, Any]:
+    """The members' true average effect per customer and calendar month after joining.
+
+    The estimand is the average treatment effect on the treated over the post-joining
+    customer-months, ``mean over (i, t >= g_i) of Y_it(1) - Y_it(0)``, where ``g_i`` is the
+    month of joining and the cells are those a monthly panel observes: members who joined
+    after the month of their first purchase (so a pre-joining month exists) and months up to
+    the last complete month. ``Y(1)`` is the observed count and ``Y(0)`` the count on the
+    untreated path (same draws, the purchases the programme replaced), so the effect is
+    realised in the model's dropout, not read off the rate multiplier. ``ratio`` divides by
+    the untreated total of the same cells; ``revenue_level`` weights each extra purchase by
+    the customer's true mean spend.
+    """
+    end_month = int(np.datetime64(cfg.end_ts.date(), "M").astype(np.int64))
+    if (cfg.end_ts + pd.Timedelta(days=1)).month == cfg.end_ts.month:
+        end_month -= 1  # the last month is incomplete
+    n = cfg.n
+    g = np.full(n, np.iinfo(np.int64).max)
+    g[member] = _month_index(cfg.start_ts, join_cal[member])
+    entry = _month_index(cfg.start_ts, acq)
+    treated = member & (g > entry) & (g <= end_month)
+
+    def cell_sum(cust: np.ndarray, cal: np.ndarray, weights: np.ndarray | None = None) -> float:
+        month = _month_index(cfg.start_ts, cal)
+        sel = treated[cust] & (month >= g[cust]) & (month <= end_month)
+        w = None if weights is None else weights[cust[sel]]
+        return float(np.sum(w) if w is not None else np.count_nonzero(sel))
+
+    n_cells = int(np.sum(np.where(treated, end_month - g + 1, 0)))
+    y1 = cell_sum(tx.cust, tx.day)
+    extra = cell_sum(lifted.cust, lifted.cal) - cell_sum(untreated.cust, untreated.cal)
+    extra_rev = (cell_sum(lifted.cust, lifted.cal, mean_spend)
+                 - cell_sum(untreated.cust, untreated.cal, mean_spend))
+    y0 = y1 - extra
+    return {
+        "freq": "M",
+        "level": extra / n_cells if n_cells else float("nan"),
+        "ratio": extra / y0 if y0 > 0 else float("nan"),
+        "revenue_level": extra_rev / n_cells if n_cells else float("nan"),
+        "n_treated": int(treated.sum()),
+        "n_cells": n_cells,
+        "untreated_mean": y0 / n_cells if n_cells else float("nan"),
+        "description": "members' average extra purchases per customer-month after joining "
+                       "(observed minus untreated path), over members with a pre-joining month",
+    }
 
 
 def _simulate_subscriptions(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._summary import Summary
 from ._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
 from .errors import ConvergenceError, CustvalueError, DataValidationError, ParameterError
 
@@ -267,8 +268,12 @@ class Scorecard:
         out.update(self.info)
         return out
 
-    def summary(self) -> str:
-        """Plain-text report."""
+    def summary(self) -> Summary:
+        """The scorecard as a :class:`~custvalue._summary.Summary`: ``print()`` shows text,
+        a notebook shows HTML tables."""
+        return Summary(self._text(), self._html(), f"Holdout scorecard: {self.model_name}")
+
+    def _text(self) -> str:
         m = self.metrics
         lines = [
             f"Holdout scorecard: {self.model_name}",
@@ -292,12 +297,15 @@ class Scorecard:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return self.summary()
+        return self._text()
 
     def __repr__(self) -> str:
-        return self.summary()
+        return self._text()
 
     def _repr_html_(self) -> str:
+        return self._html()
+
+    def _html(self) -> str:
         rank = pd.Series(self.ranking, name="value").to_frame()
         return (
             f"<h4>Holdout scorecard: {html.escape(self.model_name)}</h4>"
@@ -448,7 +456,11 @@ class ModelComparison:
     scorecards: dict[str, Scorecard]
     rule: str
 
-    def summary(self) -> str:
+    def summary(self) -> Summary:
+        """The comparison as a :class:`~custvalue._summary.Summary` (text and HTML)."""
+        return Summary(self._text(), self._html(), f"Model comparison (chosen: {self.chosen_name})")
+
+    def _text(self) -> str:
         cols = [c for c in ("rmse", "mae", "total_error_pct", "gini", "aic", "bic", "chosen", "error")
                 if c in self.table.columns]
         return (
@@ -457,12 +469,15 @@ class ModelComparison:
         )
 
     def __str__(self) -> str:
-        return self.summary()
+        return self._text()
 
     def __repr__(self) -> str:
-        return self.summary()
+        return self._text()
 
     def _repr_html_(self) -> str:
+        return self._html()
+
+    def _html(self) -> str:
         return (
             f"<h4>Model comparison — chosen: {html.escape(str(self.chosen_name))}</h4>"
             f"<p>{html.escape(self.rule)}</p>"

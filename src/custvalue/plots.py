@@ -337,7 +337,7 @@ def plot_probability_alive_heatmap(model: Any, **kwargs: Any) -> Any:
 # CLV and deciles
 # ----------------------------------------------------------------------------------------------
 def plot_clv_distribution(
-    clv: pd.DataFrame | pd.Series,
+    clv: Any,
     *,
     column: str = "clv",
     currency: str = "",
@@ -349,8 +349,9 @@ def plot_clv_distribution(
 
     Parameters
     ----------
-    clv : DataFrame or Series
-        Result of :func:`custvalue.value.customer_lifetime_value` or a Series of values.
+    clv : CLVResult, DataFrame or Series
+        Result of :func:`custvalue.value.customer_lifetime_value` (its horizon goes into the
+        title), a frame with ``column``, or a Series of values.
     column : str, default "clv"
     currency : str, optional
         Currency label for the axis, e.g. ``"USD"``.
@@ -363,7 +364,13 @@ def plot_clv_distribution(
     """
     import seaborn as sns
 
-    if isinstance(clv, pd.DataFrame):
+    from .value import CLVResult
+
+    if isinstance(clv, CLVResult):  # settings travel with the result
+        _need(clv.frame, (column,), "plot_clv_distribution")
+        values = clv.frame[column].to_numpy(dtype=float)
+        attrs = {"horizon": clv.settings.horizon, "time_unit": clv.settings.time_unit}
+    elif isinstance(clv, pd.DataFrame):
         _need(clv, (column,), "plot_clv_distribution")
         values = clv[column].to_numpy(dtype=float)
         attrs = clv.attrs
@@ -500,5 +507,59 @@ def plot_value_by_segment(
     ax.set_title(f"{what} by {segment}" + (f" ({horizon})" if horizon else ""))
     ax.set_xlabel(segment)
     ax.set_ylabel(f"{column.replace('_', ' ')} per customer ({currency or 'currency units'})")
+    ax.tick_params(axis="x", rotation=45)
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------
+# segments (custvalue.segments and the segment report)
+# ----------------------------------------------------------------------------------------------
+__all__ += ["plot_alive_value_grid", "plot_segment_migration"]
+
+
+def plot_alive_value_grid(
+    matrix: pd.DataFrame, *, what: str = "customers", currency: str = "", ax: Any = None
+) -> Any:
+    """Heatmap of P(alive) bands (rows) x value bands (columns).
+
+    ``matrix``: one of the matrices of :func:`custvalue.segments.alive_value_grid`
+    (``result.extra["counts"]``, ``["expected_value"]`` or ``["past_revenue"]``); ``what`` names
+    it (``"customers"``, ``"expected value"``, ``"past revenue"``) for the title and colour bar.
+    """
+    import seaborn as sns
+
+    if not isinstance(matrix, pd.DataFrame) or matrix.empty:
+        raise DataValidationError("plot_alive_value_grid needs a non-empty bands x bands table")
+    ax = _axes(ax, (8.0, 4.5))
+    money = what != "customers"
+    unit = f" ({currency or 'currency units'})" if money else ""
+    shown = matrix.iloc[::-1].astype(float)  # highest P(alive) band on top
+    sns.heatmap(shown, ax=ax, cmap="Blues", annot=True, fmt=",.0f",
+                cbar_kws={"label": f"{what}{unit}"})
+    ax.set_title(f"{what.capitalize()} by probability of being active and value band")
+    ax.set_xlabel("value band: share of customers ranked by expected value, lowest first (%)")
+    ax.set_ylabel("probability of being active (P(alive) band)")
+    return ax
+
+
+def plot_segment_migration(
+    counts: pd.DataFrame, *, then: str = "then", now: str = "now", ax: Any = None
+) -> Any:
+    """Heatmap of how customers moved between segments: rows = segment ``then``, columns =
+    segment ``now``, cells = share of the row's customers (%), annotated with the share.
+
+    ``counts``: the count matrix of :func:`custvalue.segments.migration` (``result.table``).
+    """
+    import seaborn as sns
+
+    if not isinstance(counts, pd.DataFrame) or counts.empty:
+        raise DataValidationError("plot_segment_migration needs a non-empty segments x segments table")
+    share = 100 * counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+    ax = _axes(ax, (10.0, max(3.5, 0.45 * len(share) + 1.5)))
+    sns.heatmap(share, ax=ax, cmap="Purples", annot=True, fmt=".0f", vmin=0, vmax=100,
+                cbar_kws={"label": "customers of the row's segment (%)"})
+    ax.set_title(f"Segment migration: where each segment of {then} is on {now}")
+    ax.set_xlabel(f"segment on {now}")
+    ax.set_ylabel(f"segment on {then}")
     ax.tick_params(axis="x", rotation=45)
     return ax

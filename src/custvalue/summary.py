@@ -68,6 +68,7 @@ A timestamp with a time of day keeps transactions up to and including that insta
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +82,9 @@ from ._sources import Source as _Source
 from ._sources import ident as _ident
 from ._sources import open_source
 from ._subscriptions import subscriptions, survivors_to_customers
+from ._text import clip_list
 from ._time import normalize_unit, to_timestamp
-from .errors import DataValidationError, ParameterError
+from .errors import DataValidationError, DataWarning, ParameterError
 
 __all__ = [
     "calibration_holdout",
@@ -236,8 +238,9 @@ def _resolve_columns(
     if missing:
         raise DataValidationError(
             f"transactions ({source.description}) lack the column(s) {', '.join(missing)}; "
-            f"available columns: {available!r}. Pass the right names via customer_col=, "
-            "date_col=, amount_col= (or load the data with custvalue.load_transactions)"
+            f"available columns: {clip_list(available, 30)}. Pass the right names via "
+            "customer_col=, date_col=, amount_col= (or load the data with "
+            "custvalue.load_transactions)"
         )
     used = {customer_col, date_col, amount_col, *([order_col] if order_col else [])}
     if attributes is None:
@@ -247,8 +250,8 @@ def _resolve_columns(
         bad = [a for a in attrs if a not in available]
         if bad:
             raise DataValidationError(
-                f"attribute column(s) {bad!r} not found in transactions ({source.description}); "
-                f"available columns: {available!r}"
+                f"attribute column(s) {clip_list(bad)} not found in transactions "
+                f"({source.description}); available columns: {clip_list(available, 30)}"
             )
         clash = [a for a in attrs if a in used]
         if clash:
@@ -308,10 +311,19 @@ def _profile(source: _Source, cols: _Columns) -> _Profile:
         t in amount_type for t in ("INT", "DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")
     )
     if not numeric:
+        why = "".join(f" ({n})" for n in source.notes if repr(cols.amount) in n)
         raise DataValidationError(
-            f"amount column {cols.amount!r} has type {source.types[cols.amount]}, not a number; "
-            "convert it (e.g. pd.to_numeric) or load the data with custvalue.load_transactions"
+            f"amount column {cols.amount!r} has type {source.types[cols.amount]}, not a "
+            f"number{why}; convert it (e.g. pd.to_numeric) or load the data with "
+            "custvalue.load_transactions, which reports and drops the values that are not numbers"
         )
+    text_dates = source.types[cols.date].upper() == "VARCHAR"
+    # text with a UTC offset ('2020-01-01 10:00+02:00') would lose its offset in the cast to a
+    # naive TIMESTAMP; the session runs in UTC, so an offset shows as a different instant
+    offset_sql = (
+        f"count(*) FILTER (WHERE epoch(TRY_CAST({d} AS TIMESTAMPTZ)) <> "
+        f"epoch(TRY_CAST({d} AS TIMESTAMP)))" if text_dates else "0"
+    )
     sql = f"""
         SELECT count(*) AS n,
                count(*) FILTER (WHERE {c} IS NULL) AS null_customer,
@@ -319,7 +331,9 @@ def _profile(source: _Source, cols: _Columns) -> _Profile:
                count(*) FILTER (WHERE {d} IS NOT NULL AND {cols.ts_expr} IS NULL) AS bad_date,
                count(*) FILTER (WHERE {a} IS NULL OR NOT isfinite(CAST({a} AS DOUBLE))) AS bad_amount,
                min({cols.ts_expr}) AS first, max({cols.ts_expr}) AS last,
-               bool_and({cols.ts_expr} = date_trunc('day', {cols.ts_expr})) AS dates_only
+               bool_and({cols.ts_expr} = date_trunc('day', {cols.ts_expr})) AS dates_only,
+               count(*) FILTER (WHERE CAST({a} AS DOUBLE) < 0) AS negative,
+               {offset_sql} AS with_offset
         FROM {_TABLE}"""
     row = _fetch(source, sql).iloc[0]
     n = int(row["n"])
@@ -343,14 +357,36 @@ def _profile(source: _Source, cols: _Columns) -> _Profile:
         problems.append(
             f"{int(row['bad_date']):,} rows whose {cols.date!r} is not a date (e.g. {examples!r})"
         )
+    if row["with_offset"]:
+        examples = _fetch(
+            source,
+            f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} WHERE "
+            f"epoch(TRY_CAST({d} AS TIMESTAMPTZ)) <> epoch(TRY_CAST({d} AS TIMESTAMP)) LIMIT 3",
+        )["v"].tolist()
+        problems.append(
+            f"{int(row['with_offset']):,} rows whose {cols.date!r} carries a UTC offset (e.g. "
+            f"{clip_list(examples, 3)}): the dates are time-zone aware"
+        )
     if problems:
         raise DataValidationError(
             f"transactions ({source.description}, {n:,} rows) are not clean: "
             + "; ".join(problems)
             + ". Clean them with custvalue.load_transactions, or drop/fix those rows"
         )
+    if row["negative"]:
+        _warn_negative(int(row["negative"]), n, cols.amount)
     return _Profile(
         n, pd.Timestamp(row["first"]), pd.Timestamp(row["last"]), bool(row["dates_only"])
+    )
+
+
+def _warn_negative(n_negative: int, n: int, amount: str) -> None:
+    warnings.warn(
+        f"{n_negative:,} of {n:,} transactions have a negative {amount!r} (returns or "
+        "corrections); they are summed as they are into spend and monetary value. Clean them "
+        "with custvalue.load_transactions(returns='net'), which nets returns against purchases",
+        DataWarning,
+        stacklevel=4,
     )
 
 
@@ -524,6 +560,9 @@ def _frame_arrays(tx: Any, cols: _Columns) -> tuple[_Arrays | None, str]:
     amount = amounts.to_numpy(dtype=np.float64)
     if not np.isfinite(amount).all():
         return None, f"amount column {cols.amount!r} has NaN or infinite values"
+    n_negative = int(np.count_nonzero(amount < 0))
+    if n_negative:
+        _warn_negative(n_negative, len(amount), cols.amount)
     customer = ids.to_numpy()
     if pd.isna(customer).any():
         return None, f"customer column {cols.customer!r} has missing values"

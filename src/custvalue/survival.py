@@ -13,6 +13,12 @@ the non-parametric and semi-parametric tools of survival analysis complement the
   including time-varying covariates as start-stop rows (counting-process form, Andersen & Gill
   1982) that :func:`start_stop` builds from a table of covariate changes.
 
+The estimators follow the package's convention, like lifelines' fitters: options in the
+constructor, ``fit(...) -> self``, fitted attributes ending in ``_`` — :class:`KaplanMeier`
+(``survival_function_``, ``medians_``) and :class:`CoxPH` (``params_``, ``standard_errors_``,
+``hazard_ratios_``). :func:`kaplan_meier` and :func:`cox_ph` are thin wrappers returning the fitted
+result object; every result's ``summary()`` prints as text and shows as HTML.
+
 Durations are in the period unit of the data (``attrs["freq"]`` of
 :func:`custvalue.summary.subscriptions`, months by default), calendar-exact (a month is
 365.25/12 days).
@@ -30,11 +36,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._summary import Summary
 from ._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
-from .errors import ConvergenceError, DataValidationError, ParameterError
+from .errors import ConvergenceError, DataValidationError, ModelNotFittedError, ParameterError
 
 __all__ = [
+    "CoxPH",
     "CoxResult",
+    "KaplanMeier",
     "KaplanMeierResult",
     "LogrankResult",
     "cox_ph",
@@ -250,15 +259,19 @@ class KaplanMeierResult:
             ax.legend(title=self.group_col)
         return ax
 
-    def __str__(self) -> str:
+    def summary(self) -> Summary:
+        """Median tenure per group with its interval; prints as text, shows as HTML."""
         head = f"Kaplan-Meier retention ({100 * self.level:g}% {self.band} band, times in {self.unit})"
-        return head + "\n" + self.medians.to_string(float_format=lambda v: f"{v:.4g}")
+        text = head + "\n" + self.medians.to_string(float_format=lambda v: f"{v:.4g}")
+        page = (f"<div><h4>{html.escape(head)}</h4>"
+                f"{self.medians.to_html(float_format=lambda v: f'{v:.4g}')}</div>")
+        return Summary(text, page, head)
+
+    def __str__(self) -> str:
+        return self.summary().text
 
     def _repr_html_(self) -> str:
-        head = html.escape(
-            f"Kaplan-Meier retention ({100 * self.level:g}% {self.band} band, times in {self.unit})"
-        )
-        return f"<div><h4>{head}</h4>{self.medians.to_html(float_format=lambda v: f'{v:.4g}')}</div>"
+        return self.summary().html
 
 
 def _loglog_interval(s: np.ndarray, se: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -323,8 +336,13 @@ def kaplan_meier(
     -------
     KaplanMeierResult
     """
-    from statsmodels.duration.survfunc import SurvfuncRight
+    return KaplanMeier(level=level, band=band).fit(
+        data, duration_col=duration_col, event_col=event_col, group_col=group_col,
+        weight_col=weight_col,
+    ).result_
 
+
+def _check_km_options(level: float, band: str) -> None:
     if not 0 < level < 1:
         raise ParameterError(f"level must be between 0 and 1; got {level}")
     if band not in ("pointwise", "simultaneous"):
@@ -334,6 +352,20 @@ def kaplan_meier(
             "the Hall-Wellner simultaneous band is available at level=0.95 only (statsmodels "
             "tabulates that level); use band='pointwise' for other levels"
         )
+
+
+def _fit_kaplan_meier(
+    data: pd.DataFrame,
+    duration_col: str | None,
+    event_col: str | None,
+    group_col: str | None,
+    weight_col: str | None,
+    level: float,
+    band: str,
+) -> KaplanMeierResult:
+    """Product-limit curves per group (the body of :meth:`KaplanMeier.fit`)."""
+    from statsmodels.duration.survfunc import SurvfuncRight
+
     data, duration_col, event_col, time, status = _resolve_duration(data, duration_col, event_col)
     w = _weights(data, weight_col)
     if group_col is not None and group_col not in data.columns:
@@ -436,19 +468,22 @@ class LogrankResult:
     table: pd.DataFrame
     group_col: str
 
-    def __str__(self) -> str:
-        return (
-            f"Log-rank test of retention by {self.group_col}: chi2 = {self.statistic:.4g} on "
-            f"{self.df} df, p = {self.p_value:.4g}\n"
-            + self.table.to_string(float_format=lambda v: f"{v:.4g}")
-        )
-
-    def _repr_html_(self) -> str:
-        head = html.escape(
+    def summary(self) -> Summary:
+        """The test and the observed/expected table; prints as text, shows as HTML."""
+        head = (
             f"Log-rank test of retention by {self.group_col}: chi2 = {self.statistic:.4g} on "
             f"{self.df} df, p = {self.p_value:.4g}"
         )
-        return f"<div><p>{head}</p>{self.table.to_html(float_format=lambda v: f'{v:.4g}')}</div>"
+        text = head + "\n" + self.table.to_string(float_format=lambda v: f"{v:.4g}")
+        page = (f"<div><p>{html.escape(head)}</p>"
+                f"{self.table.to_html(float_format=lambda v: f'{v:.4g}')}</div>")
+        return Summary(text, page, head)
+
+    def __str__(self) -> str:
+        return self.summary().text
+
+    def _repr_html_(self) -> str:
+        return self.summary().html
 
 
 def _observed_expected(time: np.ndarray, status: np.ndarray, codes: np.ndarray, k: int):
@@ -655,20 +690,23 @@ class CoxResult:
     def hazard_ratios(self) -> pd.Series:
         return self.table["hazard_ratio"]
 
-    def summary(self) -> str:
-        return str(self)
-
-    def __str__(self) -> str:
+    def summary(self) -> Summary:
+        """Coefficients, hazard ratios and their intervals; prints as text, shows as HTML."""
         head = (
             f"Cox proportional hazards ({self.ties} ties): {self.n_customers} customers, "
             f"{self.n_rows} rows, {self.n_events} cancellations, partial log-likelihood "
             f"{self.log_likelihood:.6g}; intervals {100 * self.level:g}% for the hazard ratio"
         )
-        return head + "\n" + self.table.to_string(float_format=lambda v: f"{v:.4g}")
+        text = head + "\n" + self.table.to_string(float_format=lambda v: f"{v:.4g}")
+        page = (f"<div><p>{html.escape(head)}</p>"
+                f"{self.table.to_html(float_format=lambda v: f'{v:.4g}')}</div>")
+        return Summary(text, page, "Cox proportional hazards")
+
+    def __str__(self) -> str:
+        return self.summary().text
 
     def _repr_html_(self) -> str:
-        head = html.escape(str(self).split("\n", 1)[0])
-        return f"<div><p>{head}</p>{self.table.to_html(float_format=lambda v: f'{v:.4g}')}</div>"
+        return self.summary().html
 
     def predict_partial_hazard(self, data: pd.DataFrame) -> pd.Series:
         """exp(x'beta) per row for covariate columns named as in ``exog_names``."""
@@ -877,14 +915,38 @@ def cox_ph(
     -------
     CoxResult
     """
-    from statsmodels.duration.hazard_regression import PHReg
+    return CoxPH(ties=ties, level=level, engine=engine).fit(
+        data, covariates, duration_col=duration_col, event_col=event_col, entry_col=entry_col,
+        strata_col=strata_col, id_col=id_col,
+    ).result_
 
+
+def _check_cox_options(ties: str, level: float, engine: str) -> None:
     if ties not in ("breslow", "efron"):
         raise ParameterError(f"ties={ties!r}: use 'breslow' or 'efron'")
     if engine not in ("auto", "statsmodels", "numpy"):
         raise ParameterError(f"engine={engine!r}: use 'auto', 'statsmodels' or 'numpy'")
     if engine == "numpy" and ties == "efron":
         raise ParameterError("the numpy engine implements Breslow ties; use engine='statsmodels' for Efron")
+    if not 0 < level < 1:
+        raise ParameterError(f"level must be between 0 and 1; got {level}")
+
+
+def _fit_cox(
+    data: pd.DataFrame,
+    covariates: Sequence[str] | str,
+    duration_col: str | None,
+    event_col: str | None,
+    entry_col: str | None,
+    strata_col: str | None,
+    id_col: str | None,
+    ties: str,
+    level: float,
+    engine: str,
+) -> CoxResult:
+    """Partial-likelihood fit (the body of :meth:`CoxPH.fit`)."""
+    from statsmodels.duration.hazard_regression import PHReg
+
     data, duration_col, event_col, time, status = _resolve_duration(data, duration_col, event_col)
     entry = None
     if entry_col is not None:
@@ -973,3 +1035,177 @@ def cox_ph(
         results=res,
         engine="numpy" if use_numpy else "statsmodels",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# estimators (options in the constructor, fit -> self, fitted attributes end in "_")
+# ---------------------------------------------------------------------------------------------
+class _Estimator:
+    """Shared behaviour of the survival estimators (lifelines-style fitters)."""
+
+    result_: Any
+
+    def _fitted(self) -> Any:
+        result = getattr(self, "result_", None)
+        if result is None:
+            name = type(self).__name__
+            raise ModelNotFittedError(f"{name} is not fitted: call {name}(...).fit(data, ...) first")
+        return result
+
+    def summary(self) -> Summary:
+        """The fitted result's summary (text with ``print``, HTML in notebooks)."""
+        return self._fitted().summary()
+
+    def _repr_html_(self) -> str:
+        if getattr(self, "result_", None) is None:
+            return f"<p>{html.escape(repr(self))}</p>"
+        return self.summary().html
+
+    def _options(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if not k.endswith("_"))
+
+    def __repr__(self) -> str:
+        state = "fitted" if getattr(self, "result_", None) is not None else "not fitted"
+        return f"<{type(self).__name__}({self._options()}): {state}>"
+
+
+class KaplanMeier(_Estimator):
+    """Kaplan-Meier retention curves by segment with confidence bands (Kaplan & Meier 1958).
+
+    Options in the constructor, data in :meth:`fit` (like lifelines' ``KaplanMeierFitter``):
+
+    >>> km = KaplanMeier(level=0.95).fit(subs, group_col="plan")   # doctest: +SKIP
+    >>> km.survival_function_.head()                                # doctest: +SKIP
+
+    Parameters
+    ----------
+    level : float, default 0.95
+        Confidence level of the bands.
+    band : {"pointwise", "simultaneous"}
+        Pointwise log-log intervals (Kalbfleisch & Prentice 2002, 1.4) or the Hall-Wellner
+        simultaneous band (0.95 only). See :func:`kaplan_meier`.
+
+    Attributes
+    ----------
+    survival_function_ : pandas.DataFrame
+        Retention S(t): index ``time`` (every event time of any group, plus 0), one column per
+        group (``"all"`` without groups), read from each group's step function.
+    table_ : pandas.DataFrame
+        Long table per group and event time: ``survival``, ``std_error`` (Greenwood), ``lower``,
+        ``upper``, ``at_risk``, ``events``.
+    medians_ : pandas.DataFrame
+        Median tenure per group with its interval.
+    n_ : pandas.Series
+        Customers per group.
+    unit_ : str
+    result_ : KaplanMeierResult
+        Everything above in one object (what :func:`kaplan_meier` returns).
+    """
+
+    def __init__(self, level: float = 0.95, band: str = "pointwise") -> None:
+        _check_km_options(level, band)
+        self.level = level
+        self.band = band
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        *,
+        duration_col: str | None = None,
+        event_col: str | None = None,
+        group_col: str | None = None,
+        weight_col: str | None = None,
+    ) -> KaplanMeier:
+        """Estimate the curves; columns as for :func:`kaplan_meier`. Returns ``self``."""
+        res = _fit_kaplan_meier(data, duration_col, event_col, group_col, weight_col, self.level, self.band)
+        self.result_ = res
+        self.table_ = res.table
+        self.medians_ = res.medians
+        self.n_ = res.n
+        self.unit_ = res.unit
+        self.group_col_ = group_col
+        wide = res.table.pivot_table(index="time", columns="group", values="survival", aggfunc="last",
+                                     observed=True, sort=True)
+        wide = wide.reindex(wide.index.union(pd.Index([0.0]))).ffill().fillna(1.0)
+        wide.columns.name = group_col or "group"
+        self.survival_function_ = wide
+        return self
+
+    def survival_at(self, times: Any) -> pd.DataFrame:
+        """Retention and band at given times per group (:meth:`KaplanMeierResult.survival_at`)."""
+        return self._fitted().survival_at(times)
+
+    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+        """Step plot with bands (:meth:`KaplanMeierResult.plot`); returns the Axes."""
+        return self._fitted().plot(ax, **kwargs)
+
+
+class CoxPH(_Estimator):
+    """Cox proportional hazards regression of cancellation on covariates (Cox 1972).
+
+    Options in the constructor, data in :meth:`fit` (like lifelines' ``CoxPHFitter``):
+
+    >>> cox = CoxPH(ties="breslow").fit(subs, ["plan", "price"])   # doctest: +SKIP
+    >>> cox.params_, cox.standard_errors_                          # doctest: +SKIP
+
+    Parameters
+    ----------
+    ties : {"breslow", "efron"}
+    level : float, default 0.95
+        Confidence level of the hazard-ratio intervals.
+    engine : {"auto", "statsmodels", "numpy"}
+        See :func:`cox_ph`.
+
+    Attributes
+    ----------
+    params_ : pandas.Series
+        Coefficients (log hazard ratios) by covariate.
+    standard_errors_ : pandas.Series
+    hazard_ratios_ : pandas.Series
+    confidence_intervals_ : pandas.DataFrame
+        ``lower`` / ``upper`` of the hazard ratio.
+    covariance_ : pandas.DataFrame
+    log_likelihood_ : float
+        Partial log-likelihood at the estimate.
+    n_rows_, n_customers_, n_events_ : int
+    table_ : pandas.DataFrame
+        ``coef``, ``hazard_ratio``, ``std_error``, ``z``, ``p_value``, ``lower``, ``upper``.
+    result_ : CoxResult
+        Everything above in one object (what :func:`cox_ph` returns).
+    """
+
+    def __init__(self, ties: str = "breslow", level: float = 0.95, engine: str = "auto") -> None:
+        _check_cox_options(ties, level, engine)
+        self.ties = ties
+        self.level = level
+        self.engine = engine
+
+    def fit(
+        self,
+        data: pd.DataFrame,
+        covariates: Sequence[str] | str,
+        *,
+        duration_col: str | None = None,
+        event_col: str | None = None,
+        entry_col: str | None = None,
+        strata_col: str | None = None,
+        id_col: str | None = None,
+    ) -> CoxPH:
+        """Maximise the partial likelihood; arguments as for :func:`cox_ph`. Returns ``self``."""
+        res = _fit_cox(data, covariates, duration_col, event_col, entry_col, strata_col, id_col,
+                       self.ties, self.level, self.engine)
+        self.result_ = res
+        self.table_ = res.table
+        self.params_ = res.table["coef"].rename("coef")
+        self.standard_errors_ = res.table["std_error"].rename("std_error")
+        self.hazard_ratios_ = res.table["hazard_ratio"].rename("hazard_ratio")
+        self.confidence_intervals_ = res.table[["lower", "upper"]]
+        self.covariance_ = res.covariance
+        self.log_likelihood_ = res.log_likelihood
+        self.n_rows_, self.n_customers_, self.n_events_ = res.n_rows, res.n_customers, res.n_events
+        self.engine_ = res.engine
+        return self
+
+    def predict_partial_hazard(self, data: pd.DataFrame) -> pd.Series:
+        """exp(x'beta) per row (:meth:`CoxResult.predict_partial_hazard`)."""
+        return self._fitted().predict_partial_hazard(data)

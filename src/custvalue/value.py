@@ -5,8 +5,9 @@ Model-based CLV (non-contractual)
 ---------------------------------
 For customer *i* with summary ``(x_i, t_x_i, T_i)`` the transaction model gives the conditional
 expected number of purchases in the next *t* time units, :math:`E[X_i(t)]` (Fader, Hardie & Lee
-2005a, eq. 10 for BG/NBD; Schmittlein, Morrison & Colombo 1987 for Pareto/NBD). The horizon is cut into periods of one ``time_unit`` each (the last one
-possibly partial); the expected purchases in period *k* are the differences
+2005a, eq. 10 for BG/NBD; Schmittlein, Morrison & Colombo 1987 for Pareto/NBD). The horizon is
+cut into periods of one ``time_unit`` each (the last one possibly partial); the expected
+purchases in period *k* are the differences
 
 .. math:: \\Delta_{ik} = E[X_i(t_k)] - E[X_i(t_{k-1})],\\qquad t_0 = 0,
 
@@ -34,29 +35,50 @@ lifetime (DERL; Fader & Hardie 2010, eq. 6) for an infinite horizon, or for a fi
 same sum cut at the horizon, :math:`\\sum_{k=1}^{K} P(\\text{renewed } k \\text{ more times})
 (1+d)^{-y_{k-1}}` (each payment at the start of its period, the next one undiscounted, as in DERL).
 
+Models are reached through the protocols of :mod:`custvalue._protocols` (a transaction model
+with ``expected_purchases``, a spend model with ``expected_spend``, a contractual model with
+``probability_alive`` and ``expected_residual_lifetime``); passing a model in the wrong role is
+an error that names the role and the class.
+
+Time units
+----------
+The summary's unit (``data.attrs["freq"]``, set by :func:`custvalue.summary.rfm_summary`) must be
+the transaction model's (``model.time_unit_``): a model fitted on weeks reads a daily summary's
+recency and T as weeks, which gives a value several times too small. A mismatch is an error;
+``convert_unit=True`` rescales recency and T into the model's unit (calendar-exact) instead.
+
 Intervals
 ---------
 ``interval=0.9`` adds ``clv_lower`` / ``clv_upper`` that carry the parameter uncertainty of both
-models: *n_draws* parameter sets are drawn independently from each model's estimated sampling
-distribution (``model.sample_params``, the asymptotic normal distribution of the
-log-parameters given by the inverse Hessian), the CLV of every customer is recomputed for each
-pair of draws (``model.with_params``) and the interval is the equal-tailed percentile interval of
-those recomputed values. The point estimate stays the value at the maximum-likelihood estimate.
-``interval_method="delta"`` replaces the draws by the first-order (delta-method) approximation on
-the log scale, which needs two model evaluations per parameter instead of ``n_draws`` — the choice
-for millions of customers. The interval describes how well the *expected* value is known, not how
-much an individual customer's realised spend will vary (that randomness is much larger and is not
-included). Coverage of the sampled interval was checked by simulation (90 of 100 simulated data
-sets; see ``tests/test_value.py``).
-The total over customers gets its own interval from the per-draw totals
-(``result.attrs["total"]`` or :func:`total_value`), because the sum of per-customer bounds is not a
-bound of the sum.
+models (:func:`clv_interval_sampling`): *n_draws* parameter sets are drawn independently from
+each model's estimated sampling distribution (``model.sample_params``, the asymptotic normal
+distribution of the log-parameters given by the inverse Hessian), the CLV of every customer is
+recomputed for each pair of draws (``model.with_params``) and the interval is the equal-tailed
+percentile interval of those recomputed values. The point estimate stays the value at the
+maximum-likelihood estimate. ``interval_method="delta"`` (:func:`clv_interval_delta`) replaces
+the draws by the first-order (delta-method) approximation on the log scale, which needs two model
+evaluations per parameter instead of ``n_draws`` — the choice for millions of customers. The
+interval describes how well the *expected* value is known, not how much an individual customer's
+realised spend will vary (that randomness is much larger and is not included). Coverage of the
+sampled interval was checked by simulation (90 of 100 simulated data sets; see
+``tests/test_value.py``). The total over customers gets its own interval from the per-draw totals
+(:attr:`CLVResult.total_lower` / :attr:`CLVResult.total_upper`, or :func:`total_value`), because
+the sum of per-customer bounds is not a bound of the sum.
+
+Results
+-------
+:func:`customer_lifetime_value` returns a :class:`CLVResult` (statsmodels style): ``.frame``
+(one row per customer), ``.total`` with ``.total_lower`` / ``.total_upper``, ``.cash_flows``
+(customers × periods, when asked for), ``.settings``, ``summary()`` and an HTML view. For
+convenience ``result["clv"]`` reads a column of :meth:`CLVResult.to_frame`, the frame with one
+``cash_flow_k`` column per period (the layout of earlier versions).
 
 Heuristic LTV
 -------------
 :func:`heuristic_ltv` computes average check × purchases per month × margin × average lifetime
 in months per segment, and :func:`compare_heuristic` puts it beside the model to show where it
 goes wrong (no heterogeneity, no dropout at the customer level, past instead of future value).
+Its order count is :func:`custvalue.summary.rfm_summary`'s ``n_orders``.
 """
 
 from __future__ import annotations
@@ -64,15 +86,34 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ._arrays import as_float_array
+from ._protocols import (
+    AliveModel,
+    ContractualModel,
+    CovarianceModel,
+    ResidualTransactionsModel,
+    SampleableModel,
+    SpendModel,
+    TransactionModel,
+    is_contractual,
+    model_time_unit,
+)
+from ._summary import Summary, build_summary
 from ._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
 from .errors import DataValidationError, ModelNotFittedError, ParameterError
 
 __all__ = [
+    "CLVInterval",
+    "CLVResult",
+    "CLVSettings",
+    "clv_interval_delta",
+    "clv_interval_sampling",
     "compare_heuristic",
     "customer_lifetime_value",
     "discount_factors",
@@ -89,11 +130,23 @@ _CHUNK = 100_000
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-def _model_unit(model: Any) -> str:
-    unit = getattr(model, "time_unit_", None)
-    if unit is None:
-        unit = getattr(model, "time_unit", None)
-    return normalize_unit(unit) if unit is not None else "D"
+def _data_unit(data: pd.DataFrame) -> str | None:
+    """The summary's time unit from ``attrs["freq"]``, or None when it does not say."""
+    freq = data.attrs.get("freq") if isinstance(data, pd.DataFrame) else None
+    if freq is None:
+        return None
+    try:
+        return normalize_unit(str(freq))
+    except ParameterError:
+        return None
+
+
+def _model_unit(model: Any, data: pd.DataFrame | None = None) -> str:
+    """The model's unit; a model that declares none is taken to be in the data's unit (else days)."""
+    unit = model_time_unit(model)
+    if unit is not None:
+        return normalize_unit(unit)
+    return (_data_unit(data) if data is not None else None) or "D"
 
 
 def _check_fitted(model: Any, role: str) -> None:
@@ -115,11 +168,17 @@ def _require_columns(data: pd.DataFrame, columns: Sequence[str], what: str) -> N
         )
 
 
-def _as_float_array(values: Any, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=float).reshape(-1)
-    if arr.shape[0] != n:
-        raise RuntimeError(f"{name} returned {arr.shape[0]} values for {n} rows")
-    return arr
+def _check_margin(margin: Any) -> float:
+    try:
+        value = float(margin)
+    except (TypeError, ValueError):
+        raise ParameterError(f"margin must be a number in (0, 1], got {margin!r}") from None
+    if not (np.isfinite(value) and 0.0 < value <= 1.0):
+        raise ParameterError(
+            f"margin is the share of spend kept as profit and must be in (0, 1] (0.3 = 30 %, "
+            f"1 = value revenue), got {margin!r}"
+        )
+    return value
 
 
 def discount_factors(
@@ -200,6 +259,7 @@ def _annual_to_period_rate(discount_rate: float, unit: str) -> float:
     return (1.0 + discount_rate) ** (DAYS_PER_UNIT[unit] / _DAYS_PER_YEAR) - 1.0
 
 
+
 # ----------------------------------------------------------------------------------------------
 # transaction / spend components (evaluated on compressed unique rows)
 # ----------------------------------------------------------------------------------------------
@@ -214,15 +274,15 @@ def _tx_component(
     """Discounted expected transactions (non-contractual) or discounted expected lifetime
     (contractual) per unique row; optionally the per-period expected quantities."""
     n = len(uniq)
-    munit = _model_unit(model)
-    contractual = bool(getattr(model, "contractual", False))
+    munit = _model_unit(model, uniq)
+    contractual = is_contractual(model)
     if periods is None:  # infinite horizon
         if contractual:
             # DERL (Fader & Hardie 2010 eq. 6) takes a discrete rate per model period
             rate = _annual_to_period_rate(discount_rate, munit)
             vals = model.expected_residual_lifetime(uniq, discount_rate=rate)
         else:
-            if not hasattr(model, "expected_residual_transactions"):
+            if not isinstance(model, ResidualTransactionsModel):
                 raise ParameterError(
                     f"horizon=np.inf needs discounted expected residual transactions, which "
                     f"{type(model).__name__} does not provide; use ParetoNBDModel or a finite "
@@ -237,7 +297,7 @@ def _tx_component(
             # unit equivalent to the yearly rate d is log(1 + d) * (days per unit / 365.25)
             delta = math.log1p(discount_rate) * DAYS_PER_UNIT[munit] / _DAYS_PER_YEAR
             vals = model.expected_residual_transactions(uniq, discount_rate=delta)
-        return {"discounted": _as_float_array(vals, n, "discounted residual value")}
+        return {"discounted": as_float_array(vals, "discounted residual value", n)}
 
     t_model, disc = periods
     # arrays are (periods, rows): each period's values are contiguous
@@ -247,7 +307,7 @@ def _tx_component(
         # eq. 6: next payment undiscounted), so a long horizon converges to DERL
         steps = np.empty((len(t_model), n))
         for k, t in enumerate(t_model):
-            steps[k] = _as_float_array(model.probability_alive(uniq, t=t), n, "probability_alive")
+            steps[k] = as_float_array(model.probability_alive(uniq, t=t), "probability_alive", n)
         disc = np.concatenate([[1.0], disc[:-1]])
         out = {"discounted": disc @ steps, "expected": steps.sum(axis=0)}
         if want_flows:
@@ -279,7 +339,7 @@ def _direct_curve(model: Any, frame: pd.DataFrame, t_model: np.ndarray) -> np.nd
     n = len(frame)
     cum = np.empty((len(t_model), n))
     for k, t in enumerate(t_model):  # one vectorised model call per period
-        cum[k] = _as_float_array(model.expected_purchases(frame, float(t)), n, "expected_purchases")
+        cum[k] = as_float_array(model.expected_purchases(frame, float(t)), "expected_purchases", n)
     return cum
 
 
@@ -305,7 +365,7 @@ def _purchase_curve(
     n = len(uniq)
     x = uniq["frequency"].to_numpy(dtype=float)
     T = uniq["T"].to_numpy(dtype=float)
-    if n < 2000 or not hasattr(model, "probability_alive"):
+    if n < 2000 or not isinstance(model, AliveModel):
         return None, _direct_curve(model, uniq, t_model), None
     if cache is not None and "ref" in cache:
         ref_uniq, ref_idx = cache["ref"]
@@ -318,8 +378,8 @@ def _purchase_curve(
     if len(ref_uniq) > 0.5 * n:
         return None, _direct_curve(model, uniq, t_model), None
     try:
-        pa = np.clip(_as_float_array(model.probability_alive(uniq), n, "probability_alive"), 0.0, 1.0)
-        pa_ref = _as_float_array(model.probability_alive(ref_uniq), len(ref_uniq), "probability_alive")
+        pa = np.clip(as_float_array(model.probability_alive(uniq), "probability_alive", n), 0.0, 1.0)
+        pa_ref = as_float_array(model.probability_alive(ref_uniq), "probability_alive", len(ref_uniq))
     except TypeError:
         return None, _direct_curve(model, uniq, t_model), None
     if not np.all(np.isfinite(pa_ref) & (pa_ref > 0)):
@@ -333,7 +393,7 @@ def _purchase_curve(
 
 
 def _spend_component(model: Any, uniq: pd.DataFrame) -> np.ndarray:
-    return _as_float_array(model.expected_spend(uniq), len(uniq), "expected_spend")
+    return as_float_array(model.expected_spend(uniq), "expected_spend", len(uniq))
 
 
 def _spend_columns(data: pd.DataFrame) -> list[str]:
@@ -341,9 +401,11 @@ def _spend_columns(data: pd.DataFrame) -> list[str]:
 
 
 def _draw_models(model: Any, n_draws: int, seed: int | None, role: str) -> list[Any]:
-    if not hasattr(model, "sample_params") or not hasattr(model, "with_params"):
+    if not isinstance(model, SampleableModel):
         raise ParameterError(
-            f"interval needs {role} {type(model).__name__}.sample_params and .with_params"
+            f"the parameter-sampling interval needs the {role} {type(model).__name__} to offer "
+            "sample_params(n, seed) and with_params(params); use interval_method='delta' or a "
+            "custvalue model"
         )
     draws = model.sample_params(n_draws, seed=seed)
     if not isinstance(draws, pd.DataFrame):
@@ -362,8 +424,8 @@ def _log_jacobian(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Central-difference Jacobian of ``fn(model)`` with respect to the log-parameters, and the
     log-parameter covariance ``Σ_log = Σ / (θ θᵀ)`` (delta method)."""
-    cov = getattr(model, "covariance_", None)
-    if cov is None or not hasattr(model, "with_params"):
+    cov = model.covariance_ if isinstance(model, CovarianceModel) else None
+    if cov is None:
         raise ParameterError(
             f"interval needs the {role}'s parameter covariance: fit {type(model).__name__} to data "
             "(a model built with from_params has none unless given covariance=)"
@@ -378,9 +440,624 @@ def _log_jacobian(
         jac[:, j] = (fn(model.with_params(up)) - fn(model.with_params(down))) / (2.0 * step)
     return jac, cov / np.outer(theta.to_numpy(), theta.to_numpy())
 
+# ----------------------------------------------------------------------------------------------
+# results
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CLVSettings:
+    """The settings a CLV was computed with (all units explicit).
+
+    Attributes
+    ----------
+    horizon : float
+        In ``time_unit`` (``inf`` for DERT / DERL).
+    time_unit : str
+        Unit of the horizon and of one cash-flow period.
+    model_time_unit : str
+        The transaction model's unit.
+    data_time_unit : str or None
+        The summary's unit before any conversion (``attrs["freq"]``), None when it did not say.
+    converted : bool
+        True when recency and T were rescaled into the model's unit (``convert_unit=True``).
+    discount_rate : float
+        Yearly rate.
+    margin : float
+    contractual : bool
+    interval : float or None
+        Coverage of the interval, None without one.
+    interval_method : str or None
+        ``"sample"`` or ``"delta"``.
+    n_draws : int or None
+        Parameter draws per model (``"sample"``).
+    seed : int or None
+    transaction_model, spend_model : str
+        Class names (``spend_model`` ``"price"`` when a price was given instead).
+    """
+
+    horizon: float
+    time_unit: str
+    model_time_unit: str
+    discount_rate: float
+    margin: float
+    contractual: bool
+    data_time_unit: str | None = None
+    converted: bool = False
+    interval: float | None = None
+    interval_method: str | None = None
+    n_draws: int | None = None
+    seed: int | None = None
+    transaction_model: str = ""
+    spend_model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dictionary."""
+        return asdict(self)
+
+    def horizon_text(self) -> str:
+        """The horizon in words, e.g. ``"12 months"`` or ``"an infinite horizon"``."""
+        if not np.isfinite(self.horizon):
+            return "an infinite horizon"
+        return f"{self.horizon:g} {UNIT_NAMES[self.time_unit]}s"
+
+
+@dataclass(frozen=True)
+class CLVInterval:
+    """Parameter-uncertainty interval of customer values and of their total.
+
+    Returned by :func:`clv_interval_delta` and :func:`clv_interval_sampling`.
+
+    Attributes
+    ----------
+    lower, upper : pandas.Series
+        Per customer, indexed like the summary.
+    total_lower, total_upper : float
+        Interval of the (weighted) total — not the sum of the per-customer bounds.
+    level : float
+    method : str
+        ``"delta"`` or ``"sample"``.
+    n_draws : int or None
+    """
+
+    lower: pd.Series
+    upper: pd.Series
+    total_lower: float
+    total_upper: float
+    level: float
+    method: str
+    n_draws: int | None = None
+
+    def total_info(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"lower": self.total_lower, "upper": self.total_upper,
+                               "interval": self.level, "method": self.method}
+        if self.n_draws is not None:
+            out["n_draws"] = self.n_draws
+        return out
+
+
+@dataclass(repr=False)
+class CLVResult:
+    """Customer lifetime values with their total, interval, cash flows and settings.
+
+    Returned by :func:`customer_lifetime_value`.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per customer, indexed like the summary. Non-contractual:
+        ``expected_purchases`` (undiscounted, over the horizon; absent for an infinite
+        horizon), ``discounted_purchases``, ``expected_spend``, ``clv`` [, ``clv_lower``,
+        ``clv_upper``]. Contractual: ``expected_periods`` (finite horizon),
+        ``discounted_periods``, ``price``, ``clv`` ...
+    total : float
+        Total value (weighted by the summary's ``weight`` column when present).
+    total_lower, total_upper : float or None
+        Interval of the total (None without ``interval``).
+    settings : CLVSettings
+    cash_flows : pandas.DataFrame or None
+        With ``cash_flows=True``: customers × periods (columns ``1 .. K``, named ``period``),
+        the discounted margin received in each period; rows sum to ``clv``.
+    total_cash_flows : pandas.Series or None
+        The weighted total of ``cash_flows`` per period.
+    periods : pandas.DataFrame or None
+        The :func:`discount_factors` table of a finite horizon.
+
+    Notes
+    -----
+    ``result["clv"]`` (``__getitem__``) reads a column of :meth:`to_frame`; ``len(result)`` is
+    the number of customers. Use ``result.frame`` wherever a DataFrame is needed.
+    """
+
+    frame: pd.DataFrame
+    total: float
+    settings: CLVSettings
+    total_lower: float | None = None
+    total_upper: float | None = None
+    cash_flows: pd.DataFrame | None = None
+    total_cash_flows: pd.Series | None = None
+    periods: pd.DataFrame | None = None
+    _interval: CLVInterval | None = field(default=None, repr=False)
+
+    # -- frame-like conveniences ---------------------------------------------------------------
+    @property
+    def index(self) -> pd.Index:
+        """Customer ids."""
+        return self.frame.index
+
+    @property
+    def clv(self) -> pd.Series:
+        """The ``clv`` column."""
+        return self.frame["clv"]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def __getitem__(self, key: Any) -> Any:
+        try:
+            return self.frame[key]
+        except KeyError:
+            if self.cash_flows is None:
+                raise
+            return self.to_frame()[key]
+
+    def to_frame(self, cash_flows: bool = True) -> pd.DataFrame:
+        """The per-customer frame, with one ``cash_flow_k`` column per period appended when
+        cash flows were computed (and ``cash_flows`` is True). A new frame every call."""
+        out = self.frame.copy()
+        if cash_flows and self.cash_flows is not None:
+            flows = self.cash_flows.copy()
+            flows.columns = [f"cash_flow_{k}" for k in self.cash_flows.columns]
+            out = pd.concat([out, flows], axis=1)
+        return out
+
+    def total_table(self) -> pd.Series:
+        """``estimate`` [, ``lower``, ``upper``, ``interval``, ``method``, ``n_draws``] — the
+        same as :func:`total_value`."""
+        out: dict[str, Any] = {"estimate": self.total}
+        if self._interval is not None:
+            out.update(self._interval.total_info())
+        return pd.Series(out, name="total_value")
+
+    # -- display -------------------------------------------------------------------------------
+    def summary(self) -> Summary:
+        """Settings, the total with its interval and the spread of customer values."""
+        s = self.settings
+        info: list[tuple[str, Any]] = [
+            ("customers", f"{len(self.frame):,}"),
+            ("horizon", s.horizon_text()),
+            ("discount rate", f"{s.discount_rate:.2%} a year"),
+            ("margin", f"{s.margin:.0%} of spend"),
+            ("transaction model", f"{s.transaction_model} (in {UNIT_NAMES[s.model_time_unit]}s)"),
+            ("spend", s.spend_model),
+            ("total value", f"{self.total:,.2f}"),
+        ]
+        if s.converted and s.data_time_unit is not None:
+            info.append(("unit conversion", f"recency and T converted from {UNIT_NAMES[s.data_time_unit]}s"))
+        notes = []
+        if self.total_lower is not None and s.interval is not None:
+            how = (f"{s.n_draws} parameter draws of each model" if s.interval_method == "sample"
+                   else "the delta method")
+            info.append((f"{s.interval:.0%} interval of the total",
+                         f"{self.total_lower:,.2f} to {self.total_upper:,.2f}"))
+            notes.append(
+                f"The interval reflects how precisely the model parameters are estimated ({how}); "
+                "it does not include the randomness of each customer's future purchases."
+            )
+        v = self.frame["clv"]
+        top = np.sort(v.to_numpy())[::-1]
+        k = max(1, math.ceil(0.1 * len(top)))
+        share = float(top[:k].sum() / top.sum()) if top.sum() > 0 else float("nan")
+        spread = pd.DataFrame(
+            {"clv": [v.mean(), v.median(), v.quantile(0.9), v.max()]},
+            index=pd.Index(["mean", "median", "90th percentile", "max"], name="per customer"),
+        )
+        notes.append(f"The most valuable 10 % of customers hold {share:.0%} of the total value.")
+        return build_summary(
+            f"Customer lifetime value over {s.horizon_text()}", info, [("", spread)], notes,
+            float_format=lambda x: f"{x:,.2f}",
+        )
+
+    def __repr__(self) -> str:
+        s = self.settings
+        iv = (f", {s.interval:.0%} interval {self.total_lower:,.2f}–{self.total_upper:,.2f}"
+              if self.total_lower is not None and s.interval is not None else "")
+        return (f"<CLVResult: {len(self.frame):,} customers over {s.horizon_text()}, "
+                f"total {self.total:,.2f}{iv}>")
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
 
 # ----------------------------------------------------------------------------------------------
-# public: CLV
+# steps of customer_lifetime_value
+# ----------------------------------------------------------------------------------------------
+@dataclass
+class _Problem:
+    """Validated inputs of one CLV computation, with identical rows compressed."""
+
+    transaction_model: Any
+    spend_model: Any | None
+    settings: CLVSettings
+    index: pd.Index
+    periods: tuple[np.ndarray, np.ndarray] | None
+    table: pd.DataFrame | None
+    tx_uniq: pd.DataFrame
+    tx_idx: np.ndarray
+    sp_uniq: pd.DataFrame | None
+    sp_idx: np.ndarray | None
+    spend_fixed: np.ndarray | None
+    weights: np.ndarray
+    cache: dict[str, Any] = field(default_factory=dict)  # distinct (x, T) rows, shared by draws
+
+    @property
+    def n(self) -> int:
+        return len(self.index)
+
+
+@dataclass
+class _Point:
+    """Point estimate on the compressed rows and per customer."""
+
+    tx: dict[str, np.ndarray]
+    spend: np.ndarray  # per customer
+    disc_tx: np.ndarray  # per customer
+    clv: np.ndarray  # per customer
+    total: float
+
+
+def _validate_data(data: Any) -> None:
+    if isinstance(data, tuple) and data and isinstance(data[0], pd.DataFrame):
+        raise DataValidationError(
+            "data is a tuple: load_transactions returns (transactions, quality); CLV needs the "
+            "customer summary, e.g. rfm_summary(tx)"
+        )
+    if not isinstance(data, pd.DataFrame):
+        raise DataValidationError(
+            f"data must be a customer summary DataFrame, got {type(data).__name__}"
+        )
+    if len(data) == 0:
+        raise DataValidationError("data has no customers: nothing to value")
+
+
+def _validate_numbers(
+    horizon: Any, time_unit: str, discount_rate: Any, margin: Any
+) -> tuple[float, str, float, float]:
+    """Horizon, unit, yearly rate and margin as checked floats (the unit/horizon step)."""
+    unit = normalize_unit(time_unit)
+    try:
+        horizon = float(horizon)
+    except (TypeError, ValueError):
+        raise ParameterError(f"horizon must be a number of {UNIT_NAMES[unit]}s, got {horizon!r}") from None
+    if not horizon > 0 or math.isnan(horizon):
+        raise ParameterError(f"horizon must be > 0 {UNIT_NAMES[unit]}s (or np.inf), got {horizon}")
+    try:
+        discount_rate = float(discount_rate)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"discount_rate must be a yearly rate (0.1 = 10 %), got {discount_rate!r}"
+        ) from None
+    if np.isfinite(horizon) and horizon > 100_000:
+        raise ParameterError(
+            f"horizon of {horizon:g} {UNIT_NAMES[unit]}s means more than 100,000 cash-flow periods; "
+            "use a longer time_unit (e.g. 'Y') or horizon=np.inf"
+        )
+    if not np.isfinite(discount_rate) or discount_rate < 0:
+        raise ParameterError(
+            f"discount_rate is a yearly rate and must be finite and >= 0 (0.1 = 10 %), got {discount_rate}"
+        )
+    return horizon, unit, discount_rate, _check_margin(margin)
+
+
+def _validate_interval(interval: float | None, interval_method: str, n_draws: int) -> None:
+    if interval is not None and not 0 < interval < 1:
+        raise ParameterError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
+    if interval_method not in ("sample", "delta"):
+        raise ParameterError(f"interval_method must be 'sample' or 'delta', got {interval_method!r}")
+    if interval is not None and interval_method == "sample" and int(n_draws) < 2:
+        raise ParameterError(f"n_draws must be at least 2 for an interval, got {n_draws}")
+
+
+def _check_roles(transaction_model: Any, spend_model: Any | None) -> bool:
+    """Check each model fits its role; returns whether the valuation is contractual."""
+    name = type(transaction_model).__name__
+    contractual = is_contractual(transaction_model)
+    if contractual:
+        if not isinstance(transaction_model, ContractualModel):
+            raise ParameterError(
+                f"the transaction model {name} says contractual = True but has no "
+                "probability_alive(data, t) and expected_residual_lifetime(data, discount_rate)"
+            )
+    elif not isinstance(transaction_model, TransactionModel):
+        hint = (
+            f"; {name} models spend per purchase: pass it as spend_model (the second argument)"
+            if isinstance(transaction_model, SpendModel)
+            else ""
+        )
+        raise ParameterError(
+            f"the transaction model (first argument) must predict purchases with "
+            f"expected_purchases(data, t) — e.g. BetaGeoModel or ParetoNBDModel — or be a "
+            f"contractual model; got {name}{hint}"
+        )
+    _check_fitted(transaction_model, "transaction model")
+    if spend_model is not None:
+        sname = type(spend_model).__name__
+        if not isinstance(spend_model, SpendModel):
+            hint = (
+                f"; {sname} models purchases: pass it as transaction_model (the first argument)"
+                if isinstance(spend_model, (TransactionModel, ContractualModel))
+                else ""
+            )
+            raise ParameterError(
+                f"the spend model (second argument) must predict spend per purchase with "
+                f"expected_spend(data) — e.g. GammaGammaModel — or be None with price=; got "
+                f"{sname}{hint}"
+            )
+        _check_fitted(spend_model, "spend model")
+    return contractual
+
+
+def _check_unit(
+    data: pd.DataFrame, model: Any, contractual: bool, convert_unit: bool
+) -> tuple[pd.DataFrame, str, str | None, bool]:
+    """The summary in the model's unit: (data, model unit, data unit, converted).
+
+    A summary whose ``attrs["freq"]`` differs from the model's unit is an error unless
+    ``convert_unit`` is True; then recency and T are rescaled (calendar-exact) on a copy.
+    """
+    data_unit = _data_unit(data)
+    munit = _model_unit(model, data)
+    if data_unit is None or data_unit == munit:
+        return data, munit, data_unit, False
+    du, mu = UNIT_NAMES[data_unit], UNIT_NAMES[munit]
+    name = type(model).__name__
+    if not convert_unit:
+        raise ParameterError(
+            f"time units differ: the transaction model {name} counts time in {mu}s "
+            f"(time_unit_={munit!r}) but the summary is in {du}s (data.attrs['freq']="
+            f"{data_unit!r}), so its recency and T would be read as {mu}s. Summarise the "
+            f"transactions again with rfm_summary(tx, freq={munit!r}), fit the model on "
+            f"{du}s, or pass convert_unit=True to rescale recency and T from {du}s to {mu}s"
+        )
+    if contractual:
+        raise ParameterError(
+            f"convert_unit=True rescales the recency and T of a purchase summary; the contractual "
+            f"model {name} counts renewal periods ({mu}s) and the subscriptions are in {du}s: "
+            f"rebuild them with subscriptions(..., freq={munit!r})"
+        )
+    factor = DAYS_PER_UNIT[data_unit] / DAYS_PER_UNIT[munit]
+    converted = data.copy()
+    for col in ("recency", "T"):
+        if col in converted.columns:
+            converted[col] = converted[col].astype(float) * factor
+    converted.attrs = {**data.attrs, "freq": munit}
+    return converted, munit, data_unit, True
+
+
+def _horizon_periods(
+    horizon: float, unit: str, discount_rate: float, munit: str
+) -> tuple[pd.DataFrame | None, tuple[np.ndarray, np.ndarray] | None]:
+    """Discounting step: period ends in the model's unit and their discount factors."""
+    if not np.isfinite(horizon):
+        return None, None
+    table = discount_factors(horizon, unit, discount_rate, munit)
+    return table, (table["t_model"].to_numpy(), table["discount"].to_numpy())
+
+
+def _fixed_spend(data: pd.DataFrame, price: Any) -> np.ndarray:
+    """Price per purchase / per period for every customer, checked finite and >= 0."""
+    if isinstance(price, str):
+        _require_columns(data, (price,), "price")
+        price = data[price]
+    if isinstance(price, pd.Series):
+        aligned = price.reindex(data.index)
+        if aligned.isna().any():
+            missing = data.index[aligned.isna().to_numpy()][:5].tolist()
+            raise DataValidationError(
+                f"price Series has no value for {int(aligned.isna().sum())} customers "
+                f"(e.g. {missing}); give a price for every customer id in data"
+            )
+        try:
+            arr = aligned.to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise DataValidationError(f"price must be numeric, got values like {aligned.head(3).tolist()}") from None
+    else:
+        try:
+            value = float(price)
+        except (TypeError, ValueError):
+            raise ParameterError(f"price must be a number, a Series or a column name, got {price!r}") from None
+        arr = np.full(len(data), value)
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        ids = data.index[bad][:5].tolist()
+        raise ParameterError(
+            f"price must be finite and >= 0; {int(bad.sum())} customers have a negative or "
+            f"non-finite price (e.g. {ids}: {arr[bad][:5].tolist()})"
+        )
+    return arr
+
+
+def _prepare(
+    transaction_model: Any,
+    spend_model: Any | None,
+    data: Any,
+    *,
+    horizon: Any,
+    time_unit: str,
+    discount_rate: Any,
+    margin: Any,
+    price: Any,
+    convert_unit: bool,
+) -> _Problem:
+    """Validation, unit/horizon and compression steps shared by CLV and its intervals."""
+    _validate_data(data)
+    horizon, unit, discount_rate, margin = _validate_numbers(horizon, time_unit, discount_rate, margin)
+    contractual = _check_roles(transaction_model, spend_model)
+    if not contractual:
+        _require_columns(data, _TX_COLUMNS, "customer_lifetime_value")
+    if spend_model is None and price is None:
+        raise ParameterError(
+            "no spend: pass a fitted spend_model (GammaGammaModel) or price= (spend per purchase, "
+            "or price per period for a contractual model)"
+        )
+    if spend_model is not None and not contractual:
+        _require_columns(data, ("frequency", "monetary_value"), "the spend model")
+    data, munit, data_unit, converted = _check_unit(data, transaction_model, contractual, convert_unit)
+    table, periods = _horizon_periods(horizon, unit, discount_rate, munit)
+    settings = CLVSettings(
+        horizon=horizon, time_unit=unit, model_time_unit=munit, discount_rate=discount_rate,
+        margin=margin, contractual=contractual, data_time_unit=data_unit, converted=converted,
+        transaction_model=type(transaction_model).__name__,
+        spend_model=type(spend_model).__name__ if spend_model is not None else "price",
+    )
+    n = len(data)
+    tx_cols = [c for c in data.columns if c != "weight"] if contractual else list(_TX_COLUMNS)
+    tx_uniq, tx_idx = _compress(data, tx_cols)
+    spend_fixed = sp_uniq = sp_idx = None
+    if spend_model is not None:
+        # spend inputs (frequency, a continuous average) are nearly unique per customer and the
+        # spend model is cheap: evaluate it row by row rather than hashing the rows first
+        sp_uniq = data.loc[:, _spend_columns(data)]  # keeps the ids for error messages
+        sp_uniq.attrs = dict(data.attrs)
+        sp_idx = np.arange(n)
+    else:
+        spend_fixed = _fixed_spend(data, price)
+    weights = data["weight"].to_numpy(dtype=float) if "weight" in data.columns else np.ones(n)
+    return _Problem(
+        transaction_model=transaction_model, spend_model=spend_model, settings=settings,
+        index=data.index, periods=periods, table=table, tx_uniq=tx_uniq, tx_idx=tx_idx,
+        sp_uniq=sp_uniq, sp_idx=sp_idx, spend_fixed=spend_fixed, weights=weights,
+    )
+
+
+def _point_estimate(pb: _Problem, want_flows: bool) -> _Point:
+    """Transaction component × spend component × margin (the discounting is in the former)."""
+    s = pb.settings
+    tx = _tx_component(pb.transaction_model, pb.tx_uniq, pb.periods, s.discount_rate, want_flows, pb.cache)
+    spend = (
+        pb.spend_fixed if pb.spend_model is None
+        else _spend_component(pb.spend_model, pb.sp_uniq)[pb.sp_idx]
+    )
+    disc_tx = tx["discounted"][pb.tx_idx]
+    clv = s.margin * spend * disc_tx
+    return _Point(tx=tx, spend=spend, disc_tx=disc_tx, clv=clv, total=float(np.dot(pb.weights, clv)))
+
+
+def _delta_interval(pb: _Problem, pt: _Point, level: float) -> CLVInterval:
+    """Delta-method interval on the log scale (see :func:`clv_interval_delta`)."""
+    s, weights, tx_idx = pb.settings, pb.weights, pb.tx_idx
+    z = float(_norm_ppf(0.5 + level / 2.0))
+
+    def fn_tx(m: Any) -> np.ndarray:
+        return _tx_component(m, pb.tx_uniq, pb.periods, s.discount_rate, False, pb.cache)["discounted"]
+
+    j_tx, cov_tx = _log_jacobian(pb.transaction_model, fn_tx, pt.tx["discounted"], "transaction model")
+    var_d = np.einsum("ij,jk,ik->i", j_tx, cov_tx, j_tx)
+    d_u = pt.tx["discounted"]
+    rel = np.where(d_u > 0, var_d / np.where(d_u > 0, d_u, 1.0) ** 2, 0.0)[tx_idx]
+    g_tx = j_tx.T @ np.bincount(tx_idx, weights=weights * s.margin * pt.spend, minlength=len(d_u))
+    var_total = float(g_tx @ cov_tx @ g_tx)
+    if pb.spend_model is not None:
+        s_u = _spend_component(pb.spend_model, pb.sp_uniq)
+        j_sp, cov_sp = _log_jacobian(
+            pb.spend_model, lambda m: _spend_component(m, pb.sp_uniq), s_u, "spend model"
+        )
+        var_s = np.einsum("ij,jk,ik->i", j_sp, cov_sp, j_sp)
+        rel = rel + np.where(s_u > 0, var_s / np.where(s_u > 0, s_u, 1.0) ** 2, 0.0)[pb.sp_idx]
+        g_sp = j_sp.T @ np.bincount(pb.sp_idx, weights=weights * s.margin * pt.disc_tx, minlength=len(s_u))
+        var_total += float(g_sp @ cov_sp @ g_sp)
+    sd_log = np.sqrt(np.maximum(rel, 0.0))
+    a, b = pt.clv * np.exp(-z * sd_log), pt.clv * np.exp(z * sd_log)
+    est = pt.total
+    sd_tot = math.sqrt(max(var_total, 0.0)) / abs(est) if est != 0 else 0.0
+    lo_t, hi_t = est * math.exp(-z * sd_tot), est * math.exp(z * sd_tot)
+    return CLVInterval(
+        lower=pd.Series(np.minimum(a, b), index=pb.index, name="clv_lower"),
+        upper=pd.Series(np.maximum(a, b), index=pb.index, name="clv_upper"),
+        total_lower=min(lo_t, hi_t), total_upper=max(lo_t, hi_t), level=level, method="delta",
+    )
+
+
+def _sampling_interval(pb: _Problem, pt: _Point, level: float, n_draws: int, seed: int | None) -> CLVInterval:
+    """Percentile interval over parameter draws (see :func:`clv_interval_sampling`)."""
+    s, weights, tx_idx = pb.settings, pb.weights, pb.tx_idx
+    ss = np.random.SeedSequence(seed)
+    seed_tx, seed_sp = (int(q.generate_state(1)[0]) for q in ss.spawn(2))
+    n_draws = int(n_draws)
+    tx_models = _draw_models(pb.transaction_model, n_draws, seed_tx, "transaction model")
+    tx_draws = np.vstack(
+        [_tx_component(m, pb.tx_uniq, pb.periods, s.discount_rate, False, pb.cache)["discounted"]
+         for m in tx_models]
+    )
+    alpha = (1.0 - level) / 2.0
+    totals = np.zeros(n_draws)
+    if pb.spend_model is not None:
+        sp_models = _draw_models(pb.spend_model, n_draws, seed_sp, "spend model")
+        sp_draws = np.vstack([_spend_component(m, pb.sp_uniq) for m in sp_models])
+        pair = pd.DataFrame({"t": tx_idx, "s": pb.sp_idx})
+        pair_uniq, pair_idx = _compress(pair, ["t", "s"])
+        pt_, ps = pair_uniq["t"].to_numpy(), pair_uniq["s"].to_numpy()
+        pair_w = np.bincount(pair_idx, weights=weights, minlength=len(pair_uniq))
+        lo_u = np.empty(len(pt_))
+        hi_u = np.empty(len(pt_))
+        for start in range(0, len(pt_), _CHUNK):
+            sl = slice(start, start + _CHUNK)
+            vals = s.margin * tx_draws[:, pt_[sl]] * sp_draws[:, ps[sl]]
+            q = np.quantile(vals, [alpha, 1.0 - alpha], axis=0)
+            lo_u[sl], hi_u[sl] = q[0], q[1]
+            totals += vals @ pair_w[sl]
+        lo, hi = lo_u[pair_idx], hi_u[pair_idx]
+    else:
+        # price is fixed (no uncertainty); bounds scale with the sign of margin * price
+        q = np.quantile(tx_draws, [alpha, 1.0 - alpha], axis=0)
+        f = s.margin * pt.spend
+        a, b = f * q[0][tx_idx], f * q[1][tx_idx]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        tw = np.bincount(tx_idx, weights=weights * f, minlength=tx_draws.shape[1])
+        totals = tx_draws @ tw
+    tq = np.quantile(totals, [alpha, 1.0 - alpha])
+    return CLVInterval(
+        lower=pd.Series(lo, index=pb.index, name="clv_lower"),
+        upper=pd.Series(hi, index=pb.index, name="clv_upper"),
+        total_lower=float(tq[0]), total_upper=float(tq[1]), level=level, method="sample",
+        n_draws=n_draws,
+    )
+
+
+def _assemble(
+    pb: _Problem, pt: _Point, iv: CLVInterval | None, settings: CLVSettings, cash_flows: bool
+) -> CLVResult:
+    """Per-customer frame, total, interval and cash flows as one :class:`CLVResult`."""
+    out = pd.DataFrame(index=pb.index)
+    finite = pb.periods is not None
+    if settings.contractual:
+        if finite:
+            out["expected_periods"] = pt.tx["expected"][pb.tx_idx]
+        out["discounted_periods"] = pt.disc_tx
+        out["price"] = pt.spend
+    else:
+        if finite:
+            out["expected_purchases"] = pt.tx["expected"][pb.tx_idx]
+        out["discounted_purchases"] = pt.disc_tx
+        out["expected_spend"] = pt.spend
+    out["clv"] = pt.clv
+    if iv is not None:
+        out["clv_lower"] = iv.lower.to_numpy()
+        out["clv_upper"] = iv.upper.to_numpy()
+    flows = total_flows = None
+    if cash_flows and finite:
+        values = settings.margin * pt.spend[:, None] * pt.tx["steps"][:, pb.tx_idx].T
+        columns = pd.RangeIndex(1, values.shape[1] + 1, name="period")
+        flows = pd.DataFrame(values, index=pb.index, columns=columns)
+        total_flows = pd.Series(pb.weights @ values, index=columns, name="cash_flow")
+    return CLVResult(
+        frame=out, total=pt.total, settings=settings,
+        total_lower=iv.total_lower if iv is not None else None,
+        total_upper=iv.total_upper if iv is not None else None,
+        cash_flows=flows, total_cash_flows=total_flows, periods=pb.table, _interval=iv,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# public: CLV and its intervals
 # ----------------------------------------------------------------------------------------------
 def customer_lifetime_value(
     transaction_model: Any,
@@ -397,17 +1074,18 @@ def customer_lifetime_value(
     cash_flows: bool = False,
     price: float | pd.Series | str | None = None,
     interval_method: str = "sample",
-) -> pd.DataFrame:
+    convert_unit: bool = False,
+) -> CLVResult:
     """Discounted customer lifetime value per customer, optionally with an uncertainty interval.
 
     Parameters
     ----------
-    transaction_model : BaseModel
+    transaction_model : TransactionModel or ContractualModel
         Fitted (or ``from_params``) transaction model: BG/NBD, Pareto/NBD, MBG/NBD, or a
         contractual model (``contractual = True``, e.g. sBG) with
         ``expected_residual_lifetime(data, discount_rate)``.
-    spend_model : GammaGammaModel or None
-        Model of spend per purchase (``expected_spend(data)``, Fader, Hardie & Lee 2005c eq. 5).
+    spend_model : SpendModel or None
+        Model of spend per purchase (``expected_spend(data)``, Fader, Hardie & Lee 2005b eq. 5).
         ``None`` requires ``price``.
     data : pandas.DataFrame
         Customer summary indexed by customer id with ``frequency``, ``recency``, ``T`` (in the
@@ -419,47 +1097,43 @@ def customer_lifetime_value(
     time_unit : str
         Unit of ``horizon`` and length of one cash-flow period. Months are 365.25/12 days.
     discount_rate : float
-        Discount rate per YEAR (0.1 = 10 %), compounded over the exact elapsed time.
+        Discount rate per YEAR (0.1 = 10 %), >= 0, compounded over the exact elapsed time.
     margin : float, default 1.0
-        Profit margin applied to spend (1.0 = revenue).
+        Share of spend kept as profit, in (0, 1] (1.0 = revenue).
     interval : float, optional
         Coverage of the parameter-uncertainty interval (e.g. 0.9); adds ``clv_lower`` and
-        ``clv_upper``. See the module docstring for the method.
+        ``clv_upper`` and the total's interval. See :func:`clv_interval_sampling` and
+        :func:`clv_interval_delta`.
     n_draws : int, default 200
-        Parameter draws per model for the interval.
+        Parameter draws per model for the sampled interval.
     seed : int, optional
         Seed of the parameter draws.
     cash_flows : bool, default False
-        Add one column per period, ``cash_flow_1`` ... ``cash_flow_K``: the discounted margin of
-        that period. They sum to ``clv``.
+        Also return the discounted margin of every period, ``result.cash_flows`` (customers ×
+        periods; rows sum to ``clv``) and ``result.total_cash_flows``.
     price : float, pandas.Series or str, optional
         Spend per purchase (non-contractual, instead of a spend model) or price per period of the
-        model's time unit (contractual). A Series is aligned on the customer id; a string names
-        a column of ``data``.
+        model's time unit (contractual), finite and >= 0. A Series is aligned on the customer id;
+        a string names a column of ``data``.
     interval_method : {"sample", "delta"}, default "sample"
-        ``"sample"``: recompute every customer's CLV for ``n_draws`` parameter draws of each
-        model (percentile interval; ``n_draws`` × periods model evaluations). ``"delta"``: the
-        first-order (delta-method) approximation — the gradient of each customer's discounted
-        purchases and spend with respect to the log-parameters by central differences (2 model
-        evaluations per parameter), the variance ``J Σ_log Jᵀ`` of each model, and a log-normal
-        interval ``clv · exp(±z · sd(log clv))``; the total's variance adds the two models'
-        ``gᵀ Σ_log g``. Much cheaper for millions of customers; close to ``"sample"`` when the
-        standard errors are small.
+        ``"sample"``: :func:`clv_interval_sampling`; ``"delta"``: :func:`clv_interval_delta`
+        (much cheaper for millions of customers; close to ``"sample"`` when the standard
+        errors are small).
+    convert_unit : bool, default False
+        When the summary's unit (``data.attrs["freq"]``) is not the transaction model's, rescale
+        recency and T into the model's unit instead of raising.
 
     Returns
     -------
-    pandas.DataFrame
-        Indexed like ``data``. Non-contractual: ``expected_purchases`` (undiscounted, over the
-        horizon; absent for an infinite horizon), ``discounted_purchases``, ``expected_spend``,
-        ``clv`` [, ``clv_lower``, ``clv_upper``] [, cash flows]. Contractual:
-        ``expected_periods`` (finite horizon), ``discounted_periods``, ``price``, ``clv`` ...
-        ``attrs`` holds the settings and ``attrs["total"]`` the total value (weighted by
-        ``weight`` when present) with its interval.
+    CLVResult
+        ``.frame`` per customer, ``.total`` [``.total_lower``, ``.total_upper``],
+        ``.cash_flows``, ``.settings``, ``summary()``.
 
     Raises
     ------
     ParameterError
-        Invalid horizon, rate, margin, interval, or no way to value spend.
+        Invalid horizon, rate, margin, price, interval, a model in the wrong role, time units
+        that differ, or no way to value spend.
     DataValidationError
         Missing columns or an empty summary.
     ModelNotFittedError
@@ -469,252 +1143,206 @@ def customer_lifetime_value(
     -----
     Per-period expected purchases are differences of the conditional expectation
     :math:`E[X(t)\\mid x, t_x, T]` at the period ends (Fader, Hardie & Lee 2005a eq. 10 for
-    BG/NBD); identical ``(frequency, recency, T)`` rows are evaluated once.
+    BG/NBD); identical ``(frequency, recency, T)`` rows are evaluated once. The steps are
+    validation, unit and horizon, the transaction component (with discounting), the spend
+    component, the interval and the assembly of the result.
 
     Examples
     --------
     >>> clv = customer_lifetime_value(bgf, ggf, rfm, horizon=12, time_unit="M",
     ...                               discount_rate=0.1, interval=0.9)  # doctest: +SKIP
+    >>> clv.total, clv.total_lower, clv.total_upper                      # doctest: +SKIP
+    >>> clv.frame.nlargest(10, "clv")                                    # doctest: +SKIP
     """
-    # ---- validation -------------------------------------------------------------------------
-    if not isinstance(data, pd.DataFrame):
-        raise DataValidationError(
-            f"data must be a customer summary DataFrame, got {type(data).__name__}"
-        )
-    if len(data) == 0:
-        raise DataValidationError("data has no customers: nothing to value")
-    unit = normalize_unit(time_unit)
-    try:
-        horizon = float(horizon)
-    except (TypeError, ValueError):
-        raise ParameterError(f"horizon must be a number of {UNIT_NAMES[unit]}s, got {horizon!r}") from None
-    if not horizon > 0 or math.isnan(horizon):
-        raise ParameterError(f"horizon must be > 0 {UNIT_NAMES[unit]}s (or np.inf), got {horizon}")
-    try:
-        discount_rate = float(discount_rate)
-        margin = float(margin)
-    except (TypeError, ValueError):
-        raise ParameterError(
-            f"discount_rate and margin must be numbers, got {discount_rate!r} and {margin!r}"
-        ) from None
-    if np.isfinite(horizon) and horizon > 100_000:
-        raise ParameterError(
-            f"horizon of {horizon:g} {UNIT_NAMES[unit]}s means more than 100,000 cash-flow periods; "
-            "use a longer time_unit (e.g. 'Y') or horizon=np.inf"
-        )
-    if not np.isfinite(discount_rate) or discount_rate <= -1:
-        raise ParameterError(
-            f"discount_rate is a yearly rate and must be finite and > -1 (0.1 = 10 %), got {discount_rate}"
-        )
-    if not np.isfinite(margin):
-        raise ParameterError(f"margin must be finite, got {margin}")
-    if interval is not None and not 0 < interval < 1:
-        raise ParameterError(f"interval must be between 0 and 1 (e.g. 0.9), got {interval}")
-    if interval_method not in ("sample", "delta"):
-        raise ParameterError(f"interval_method must be 'sample' or 'delta', got {interval_method!r}")
-    if interval is not None and int(n_draws) < 2:
-        raise ParameterError(f"n_draws must be at least 2 for an interval, got {n_draws}")
-    if cash_flows and not np.isfinite(horizon):
-        raise ParameterError("cash_flows=True needs a finite horizon")
-    _check_fitted(transaction_model, "transaction model")
-    contractual = bool(getattr(transaction_model, "contractual", False))
-    if not contractual:
-        _require_columns(data, _TX_COLUMNS, "customer_lifetime_value")
-    if spend_model is None and price is None:
-        raise ParameterError(
-            "no spend: pass a fitted spend_model (GammaGammaModel) or price= (spend per purchase, "
-            "or price per period for a contractual model)"
-        )
-    if spend_model is not None:
-        _check_fitted(spend_model, "spend model")
-        if not contractual:
-            _require_columns(data, ("frequency", "monetary_value"), "the spend model")
-
-    munit = _model_unit(transaction_model)
-    periods = None
-    if np.isfinite(horizon):
-        table = discount_factors(horizon, unit, discount_rate, munit)
-        periods = (table["t_model"].to_numpy(), table["discount"].to_numpy())
-    n = len(data)
-
-    # ---- compress --------------------------------------------------------------------------
-    if contractual:
-        tx_cols = [c for c in data.columns if c != "weight"]
-    else:
-        tx_cols = list(_TX_COLUMNS)
-    tx_uniq, tx_idx = _compress(data, tx_cols)
-
-    spend_fixed: np.ndarray | None = None
-    if spend_model is not None:
-        # spend inputs (frequency, a continuous average) are nearly unique per customer and the
-        # spend model is cheap: evaluate it row by row rather than hashing the rows first
-        sp_uniq = data.loc[:, _spend_columns(data)]  # keeps the ids for error messages
-        sp_uniq.attrs = dict(data.attrs)
-        sp_idx = np.arange(n)
-    else:
-        if isinstance(price, str):
-            _require_columns(data, (price,), "price")
-            price = data[price]
-        if isinstance(price, pd.Series):
-            aligned = price.reindex(data.index)
-            if aligned.isna().any():
-                missing = data.index[aligned.isna().to_numpy()][:5].tolist()
-                raise DataValidationError(
-                    f"price Series has no value for {int(aligned.isna().sum())} customers "
-                    f"(e.g. {missing}); give a price for every customer id in data"
-                )
-            spend_fixed = aligned.to_numpy(dtype=float)
-        else:
-            spend_fixed = np.full(n, float(price))
-        sp_uniq, sp_idx = None, None
-
-    # ---- point estimate ---------------------------------------------------------------------
-    cache: dict[str, Any] = {}  # distinct (frequency, T) rows, shared by all parameter draws
-    tx = _tx_component(transaction_model, tx_uniq, periods, discount_rate, cash_flows, cache)
-    spend = spend_fixed if spend_model is None else _spend_component(spend_model, sp_uniq)[sp_idx]
-    disc_tx = tx["discounted"][tx_idx]
-    clv = margin * spend * disc_tx
-
-    out = pd.DataFrame(index=data.index)
-    if contractual:
-        if periods is not None:
-            out["expected_periods"] = tx["expected"][tx_idx]
-        out["discounted_periods"] = disc_tx
-        out["price"] = spend
-    else:
-        if periods is not None:
-            out["expected_purchases"] = tx["expected"][tx_idx]
-        out["discounted_purchases"] = disc_tx
-        out["expected_spend"] = spend
-    out["clv"] = clv
-
-    weights = (
-        data["weight"].to_numpy(dtype=float) if "weight" in data.columns else np.ones(n)
+    _validate_interval(interval, interval_method, n_draws)
+    if cash_flows:
+        try:
+            finite = np.isfinite(float(horizon))
+        except (TypeError, ValueError):
+            finite = True  # reported by the horizon check
+        if not finite:
+            raise ParameterError("cash_flows=True needs a finite horizon")
+    pb = _prepare(
+        transaction_model, spend_model, data, horizon=horizon, time_unit=time_unit,
+        discount_rate=discount_rate, margin=margin, price=price, convert_unit=convert_unit,
     )
-    total = {"estimate": float(np.dot(weights, clv))}
-
-    # ---- interval ---------------------------------------------------------------------------
-    if interval is not None and interval_method == "delta":
-        z = float(_norm_ppf(0.5 + interval / 2.0))
-        fn_tx = lambda m: _tx_component(m, tx_uniq, periods, discount_rate, False, cache)["discounted"]  # noqa: E731
-        j_tx, cov_tx = _log_jacobian(transaction_model, fn_tx, tx["discounted"], "transaction model")
-        var_d = np.einsum("ij,jk,ik->i", j_tx, cov_tx, j_tx)
-        d_u = tx["discounted"]
-        rel = np.where(d_u > 0, var_d / np.where(d_u > 0, d_u, 1.0) ** 2, 0.0)[tx_idx]
-        g_tx = j_tx.T @ np.bincount(tx_idx, weights=weights * margin * spend, minlength=len(d_u))
-        var_total = float(g_tx @ cov_tx @ g_tx)
-        if spend_model is not None:
-            s_u = _spend_component(spend_model, sp_uniq)
-            j_sp, cov_sp = _log_jacobian(spend_model, lambda m: _spend_component(m, sp_uniq), s_u, "spend model")
-            var_s = np.einsum("ij,jk,ik->i", j_sp, cov_sp, j_sp)
-            rel = rel + np.where(s_u > 0, var_s / np.where(s_u > 0, s_u, 1.0) ** 2, 0.0)[sp_idx]
-            g_sp = j_sp.T @ np.bincount(sp_idx, weights=weights * margin * disc_tx, minlength=len(s_u))
-            var_total += float(g_sp @ cov_sp @ g_sp)
-        sd_log = np.sqrt(np.maximum(rel, 0.0))
-        a, b = clv * np.exp(-z * sd_log), clv * np.exp(z * sd_log)
-        out["clv_lower"], out["clv_upper"] = np.minimum(a, b), np.maximum(a, b)
-        est = total["estimate"]
-        sd_tot = math.sqrt(max(var_total, 0.0)) / abs(est) if est != 0 else 0.0
-        lo_t, hi_t = est * math.exp(-z * sd_tot), est * math.exp(z * sd_tot)
-        total.update({"lower": min(lo_t, hi_t), "upper": max(lo_t, hi_t), "interval": interval,
-                      "method": "delta"})
-    elif interval is not None:
-        ss = np.random.SeedSequence(seed)
-        seed_tx, seed_sp = (int(s.generate_state(1)[0]) for s in ss.spawn(2))
-        n_draws = int(n_draws)
-        tx_models = _draw_models(transaction_model, n_draws, seed_tx, "transaction model")
-        tx_draws = np.vstack(
-            [_tx_component(m, tx_uniq, periods, discount_rate, False, cache)["discounted"]
-             for m in tx_models]
-        )
-        if spend_model is not None:
-            sp_models = _draw_models(spend_model, n_draws, seed_sp, "spend model")
-            sp_draws = np.vstack([_spend_component(m, sp_uniq) for m in sp_models])
-            pair = pd.DataFrame({"t": tx_idx, "s": sp_idx})
-            pair_uniq, pair_idx = _compress(pair, ["t", "s"])
-            pt, ps = pair_uniq["t"].to_numpy(), pair_uniq["s"].to_numpy()
-            pair_w = np.bincount(pair_idx, weights=weights, minlength=len(pair_uniq))
+    pt = _point_estimate(pb, cash_flows)
+    iv = None
+    settings = pb.settings
+    if interval is not None:
+        if interval_method == "delta":
+            iv = _delta_interval(pb, pt, interval)
         else:
-            pt = np.arange(tx_draws.shape[1])
-            pair_idx = tx_idx
-            pair_w = None  # price varies per customer: handled below
-        alpha = (1.0 - interval) / 2.0
-        lo = np.empty(n)
-        hi = np.empty(n)
-        totals = np.zeros(n_draws)
-        if spend_model is not None:
-            lo_u = np.empty(len(pt))
-            hi_u = np.empty(len(pt))
-            for start in range(0, len(pt), _CHUNK):
-                sl = slice(start, start + _CHUNK)
-                vals = margin * tx_draws[:, pt[sl]] * sp_draws[:, ps[sl]]
-                q = np.quantile(vals, [alpha, 1.0 - alpha], axis=0)
-                lo_u[sl], hi_u[sl] = q[0], q[1]
-                totals += vals @ pair_w[sl]
-            lo, hi = lo_u[pair_idx], hi_u[pair_idx]
-        else:
-            # price is fixed (no uncertainty); bounds scale with the sign of margin * price
-            q = np.quantile(tx_draws, [alpha, 1.0 - alpha], axis=0)
-            f = margin * spend
-            a, b = f * q[0][tx_idx], f * q[1][tx_idx]
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            tw = np.bincount(tx_idx, weights=weights * f, minlength=tx_draws.shape[1])
-            totals = tx_draws @ tw
-        out["clv_lower"] = lo
-        out["clv_upper"] = hi
-        tq = np.quantile(totals, [alpha, 1.0 - alpha])
-        total.update({"lower": float(tq[0]), "upper": float(tq[1]), "interval": interval,
-                      "method": "sample", "n_draws": n_draws})
-
-    if cash_flows and periods is not None:
-        flows = margin * spend[:, None] * tx["steps"][:, tx_idx].T
-        for k in range(flows.shape[1]):
-            out[f"cash_flow_{k + 1}"] = flows[:, k]
-
-    out.attrs = {
-        "horizon": horizon,
-        "time_unit": unit,
-        "model_time_unit": munit,
-        "discount_rate": float(discount_rate),
-        "margin": float(margin),
-        "interval": interval,
-        "contractual": contractual,
-        "total": total,
-    }
-    return out
+            iv = _sampling_interval(pb, pt, interval, n_draws, seed)
+        settings = _with_interval(settings, iv, seed)
+    return _assemble(pb, pt, iv, settings, cash_flows)
 
 
-def total_value(clv: pd.DataFrame) -> pd.Series:
-    """Total value of a :func:`customer_lifetime_value` result, with its interval when computed.
+def _with_interval(settings: CLVSettings, iv: CLVInterval, seed: int | None) -> CLVSettings:
+    return replace(settings, interval=iv.level, interval_method=iv.method, n_draws=iv.n_draws,
+                   seed=seed if iv.method == "sample" else None)
 
-    The interval of the total is the percentile interval of the per-draw totals (each draw
-    recomputes every customer's CLV with one parameter set of each model), so it accounts for the
-    fact that parameter errors move all customers' values together.
+
+def clv_interval_delta(
+    transaction_model: Any,
+    spend_model: Any | None,
+    data: pd.DataFrame,
+    *,
+    horizon: float,
+    time_unit: str,
+    discount_rate: float,
+    margin: float = 1.0,
+    price: float | pd.Series | str | None = None,
+    interval: float = 0.9,
+    convert_unit: bool = False,
+) -> CLVInterval:
+    """Delta-method interval of each customer's CLV and of the total (parameter uncertainty).
+
+    The gradient of each customer's discounted purchases (or periods) and of the spend with
+    respect to the log-parameters is taken by central differences (two model evaluations per
+    parameter); with the log-parameter covariance :math:`\\Sigma_{\\log} = \\Sigma / (\\theta
+    \\theta^\\top)` of each model (the inverse Hessian; independent models), the variance of
+    :math:`\\log \\mathrm{CLV}_i` is :math:`J_i \\Sigma_{\\log} J_i^\\top / f_i^2` summed over
+    the two models, and the interval is log-normal, :math:`\\mathrm{CLV}_i\\,
+    e^{\\pm z\\, \\mathrm{sd}}` (first-order delta method, e.g. Casella & Berger 2002,
+    Theorem 5.5.24). The total's variance is :math:`g^\\top \\Sigma_{\\log} g` with *g* the
+    gradient of the weighted total, so customers' common dependence on the parameters is kept.
 
     Parameters
     ----------
-    clv : pandas.DataFrame
-        Result of :func:`customer_lifetime_value`.
+    transaction_model, spend_model, data, horizon, time_unit, discount_rate, margin, price, convert_unit
+        As for :func:`customer_lifetime_value`.
+    interval : float, default 0.9
+        Coverage.
+
+    Returns
+    -------
+    CLVInterval
+
+    Raises
+    ------
+    ParameterError
+        A model without a covariance (``from_params`` without ``covariance=``), or any argument
+        :func:`customer_lifetime_value` refuses.
+    """
+    _validate_interval(interval, "delta", 2)
+    pb = _prepare(
+        transaction_model, spend_model, data, horizon=horizon, time_unit=time_unit,
+        discount_rate=discount_rate, margin=margin, price=price, convert_unit=convert_unit,
+    )
+    return _delta_interval(pb, _point_estimate(pb, False), interval)
+
+
+def clv_interval_sampling(
+    transaction_model: Any,
+    spend_model: Any | None,
+    data: pd.DataFrame,
+    *,
+    horizon: float,
+    time_unit: str,
+    discount_rate: float,
+    margin: float = 1.0,
+    price: float | pd.Series | str | None = None,
+    interval: float = 0.9,
+    n_draws: int = 200,
+    seed: int | None = None,
+    convert_unit: bool = False,
+) -> CLVInterval:
+    """Parameter-sampling interval of each customer's CLV and of the total.
+
+    ``n_draws`` parameter sets are drawn independently from each model's estimated sampling
+    distribution (``model.sample_params``: the asymptotic normal distribution of the
+    log-parameters, covariance from the inverse Hessian), every customer's CLV is recomputed for
+    each pair of draws (``model.with_params``), and the interval is the equal-tailed percentile
+    interval of the recomputed values (the parametric-bootstrap-style approach of Krinsky & Robb
+    1986). The total's interval comes from the per-draw totals. Reproducible with ``seed``.
+
+    Parameters
+    ----------
+    transaction_model, spend_model, data, horizon, time_unit, discount_rate, margin, price, convert_unit
+        As for :func:`customer_lifetime_value`.
+    interval : float, default 0.9
+        Coverage.
+    n_draws : int, default 200
+        Draws per model (>= 2).
+    seed : int, optional
+
+    Returns
+    -------
+    CLVInterval
+    """
+    _validate_interval(interval, "sample", n_draws)
+    pb = _prepare(
+        transaction_model, spend_model, data, horizon=horizon, time_unit=time_unit,
+        discount_rate=discount_rate, margin=margin, price=price, convert_unit=convert_unit,
+    )
+    return _sampling_interval(pb, _point_estimate(pb, False), interval, n_draws, seed)
+
+
+def total_value(clv: CLVResult | pd.DataFrame) -> pd.Series:
+    """Total value of a :func:`customer_lifetime_value` result, with its interval when computed.
+
+    The interval of the total is the percentile interval of the per-draw totals (each draw
+    recomputes every customer's CLV with one parameter set of each model), or the delta-method
+    interval of the total, so it accounts for the fact that parameter errors move all
+    customers' values together.
+
+    Parameters
+    ----------
+    clv : CLVResult or pandas.DataFrame
+        Result of :func:`customer_lifetime_value`; a DataFrame with a ``clv`` column gives its
+        sum (no interval).
 
     Returns
     -------
     pandas.Series
-        ``estimate`` [, ``lower``, ``upper``, ``interval``, ``n_draws``].
+        ``estimate`` [, ``lower``, ``upper``, ``interval``, ``method``, ``n_draws``].
     """
-    total = clv.attrs.get("total") if isinstance(clv, pd.DataFrame) else None
-    if total is None:
-        if isinstance(clv, pd.DataFrame) and "clv" in clv.columns:
-            return pd.Series({"estimate": float(clv["clv"].sum())}, name="total_value")
-        raise DataValidationError(
-            "total_value needs the DataFrame returned by customer_lifetime_value (column 'clv')"
-        )
-    return pd.Series(total, name="total_value")
+    if isinstance(clv, CLVResult):
+        return clv.total_table()
+    if isinstance(clv, pd.DataFrame) and "clv" in clv.columns:
+        return pd.Series({"estimate": float(clv["clv"].sum())}, name="total_value")
+    raise DataValidationError(
+        "total_value needs the CLVResult returned by customer_lifetime_value (or a frame with a "
+        f"'clv' column), got {type(clv).__name__}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # public: heuristic LTV
 # ----------------------------------------------------------------------------------------------
 _MONTH_DAYS = DAYS_PER_UNIT["M"]
+
+
+def _customer_orders(
+    tx: pd.DataFrame,
+    observation_end: Any,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    order_col: str | None,
+    by: str | None,
+) -> pd.DataFrame:
+    """Per customer: ``first`` / ``last`` purchase, ``n_orders``, ``revenue`` and ``segment``,
+    counted by :func:`custvalue.summary.rfm_summary` — so an order here is exactly an order there
+    (distinct order ids; without an order column, distinct timestamps of a customer)."""
+    from .summary import rfm_summary
+
+    rfm = rfm_summary(
+        tx, freq="D", observation_end=observation_end, customer_col=customer_col,
+        date_col=date_col, amount_col=amount_col, order_col=order_col,
+        attributes=[by] if by else (),
+    )
+    return pd.DataFrame(
+        {
+            "first": pd.to_datetime(rfm["first_purchase"]),
+            "last": pd.to_datetime(rfm["last_purchase"]),
+            "n_orders": rfm["n_orders"].astype(float),
+            "revenue": rfm["total_spend"].astype(float),
+            "segment": rfm[by].to_numpy() if by else "all",
+        },
+        index=rfm.index,
+    )
 
 
 def heuristic_ltv(
@@ -774,8 +1402,11 @@ def heuristic_ltv(
     customer_col, date_col, amount_col : str
         Column names.
     order_col : str, optional
-        Order id column; default ``"order_id"`` when present. Without one, an order is a
-        customer's purchases on one calendar day.
+        Order id column; default ``"order_id"`` when present. Orders are counted exactly as
+        :func:`custvalue.summary.rfm_summary` counts ``n_orders``: distinct order ids, and without
+        an order column (or for lines without an order id) the distinct timestamps of a customer
+        (lines at one timestamp form one order). Transactions after ``observation_end`` are
+        left out, as in the summary.
 
     Returns
     -------
@@ -797,35 +1428,18 @@ def heuristic_ltv(
         raise ParameterError(f"lifetime_method must be 'churn' or 'span', got {lifetime_method!r}")
     if lifetime_months is not None and not (np.isfinite(lifetime_months) and lifetime_months > 0):
         raise ParameterError(f"lifetime_months must be a positive number, got {lifetime_months}")
-    if not np.isfinite(margin):
-        raise ParameterError(f"margin must be finite, got {margin}")
-
-    df = pd.DataFrame(
-        {
-            "c": tx[customer_col].to_numpy(),
-            "d": pd.to_datetime(tx[date_col]).to_numpy(),
-            "a": pd.to_numeric(tx[amount_col], errors="coerce").to_numpy(dtype=float),
-        }
-    )
-    if df["a"].isna().any():
-        bad = tx.loc[df["a"].isna().to_numpy(), amount_col].head(3).tolist()
+    margin = _check_margin(margin)
+    amounts = pd.to_numeric(tx[amount_col], errors="coerce")
+    if amounts.isna().any():
+        bad = tx.loc[amounts.isna().to_numpy(), amount_col].head(3).tolist()
         raise DataValidationError(
-            f"column {amount_col!r} has {int(df['a'].isna().sum())} non-numeric values (e.g. {bad})"
+            f"column {amount_col!r} has {int(amounts.isna().sum())} non-numeric values (e.g. {bad})"
         )
-    df["o"] = tx[order_col].to_numpy() if order_col else df["d"].dt.normalize()
-    if by:
-        df["g"] = tx[by].to_numpy()
-    end = pd.Timestamp(observation_end) if observation_end is not None else df["d"].max()
-
-    orders = df.groupby(["c", "o"], sort=False, dropna=False).agg(d=("d", "min"), a=("a", "sum"))
-    cust = orders.groupby(level="c", sort=False).agg(
-        first=("d", "min"), last=("d", "max"), n_orders=("a", "size"), revenue=("a", "sum")
+    cust = _customer_orders(tx, observation_end, customer_col, date_col, amount_col, order_col, by)
+    end = (
+        pd.Timestamp(observation_end) if observation_end is not None
+        else pd.Timestamp(cust["last"].max())
     )
-    if by:
-        seg = df.sort_values("d", kind="stable").groupby("c", sort=False)["g"].first()
-        cust["segment"] = seg.reindex(cust.index).to_numpy()
-    else:
-        cust["segment"] = "all"
 
     month = pd.Timedelta(days=_MONTH_DAYS)
     cust["tenure"] = np.maximum((end - cust["first"]) / month, 1.0)
@@ -881,7 +1495,7 @@ def heuristic_ltv(
 
 def compare_heuristic(
     heuristic: pd.DataFrame,
-    clv: pd.DataFrame,
+    clv: CLVResult | pd.DataFrame,
     summary: pd.DataFrame,
     *,
     by: str | None = None,
@@ -893,8 +1507,8 @@ def compare_heuristic(
     ----------
     heuristic : pandas.DataFrame
         Result of :func:`heuristic_ltv` (same ``by``).
-    clv : pandas.DataFrame
-        Result of :func:`customer_lifetime_value`, indexed by customer id.
+    clv : CLVResult or pandas.DataFrame
+        Result of :func:`customer_lifetime_value` (or its ``frame``), indexed by customer id.
     summary : pandas.DataFrame
         Customer summary (``frequency``, ``T`` and the ``by`` column) indexed by customer id.
     by : str, optional
@@ -912,6 +1526,8 @@ def compare_heuristic(
         and ``explanation`` (a sentence for reports).
     """
     _require_columns(summary, ["frequency", "T"] + ([by] if by else []), "compare_heuristic")
+    if isinstance(clv, CLVResult):
+        clv = clv.frame
     if clv_col not in clv.columns:
         raise DataValidationError(f"clv has no column {clv_col!r} (found {list(clv.columns)})")
     s = summary.loc[:, ["frequency", "T"]].copy()

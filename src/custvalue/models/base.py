@@ -96,6 +96,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .._arrays import as_float_array as _as_float_array
 from .._time import UNIT_NAMES, normalize_unit
 from ..errors import (
     ConvergenceError,
@@ -109,6 +110,7 @@ __all__ = ["BaseModel", "BoundaryFitWarning", "ModelSummary", "load_model"]
 _LOG_BOUND = 30.0  # |log(param)| beyond which a parameter has "run away" (1e-13 .. 1e13)
 _WARM_START_ROWS = 40000  # above this many distinct rows, warm-start from a subset
 _RUNAWAY = math.log(1e10)  # a parameter beyond 1e10 or below 1e-10 has run away (unless a limit)
+_INTERIOR_LOG = math.log(1e6)  # a warm-start optimum outside 1e-6 .. 1e6 is confirmed on all rows
 _MODEL_REGISTRY: dict[str, type[BaseModel]] = {}
 
 
@@ -136,15 +138,24 @@ def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
     return ", ".join(repr(i) for i in ids)
 
 
-def _as_float_array(values: Any, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataValidationError(
-            f"column {name!r} must be numeric; could not convert it to float ({exc}). "
-            "Pass a summary from custvalue.summary.rfm_summary or cast the column first."
-        ) from exc
-    return arr.reshape(-1)
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Inner product of two 1-D arrays without BLAS.
+
+    ``a @ b`` calls BLAS ``ddot``, whose kernel is chosen per CPU and which may split the sum over
+    threads, so its last digits depend on the machine; numpy's own reduction does not.
+    """
+    return float(np.einsum("i,i->", np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)))
+
+
+@dataclass
+class _Objective:
+    """What the optimiser maximises: the penalised total log-likelihood in log-parameters."""
+
+    loglik: Any
+    grad: Any
+    scale: float
+    data: Mapping[str, np.ndarray]
+    weights: np.ndarray
 
 
 def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -680,17 +691,14 @@ class BaseModel:
     ) -> optimize.OptimizeResult:
         """Newton iterations with a fixed Hessian (from the warm-start subset, which matches the
         full one up to sampling error, so each step gains about two digits)."""
-        scale_h = None
         cur = loglik(phi)
         it = 0
         msg = "fixed-Hessian Newton: converged"
         for it in range(1, max_iter + 1):  # noqa: B007
             g = grad(phi)
-            if scale_h is None:
-                # the subset Hessian is on the full-data scale already (weights reweighted)
-                scale_h = hess
             try:
-                step = np.linalg.solve(scale_h, -g)
+                # the subset Hessian is on the full-data scale already (weights reweighted)
+                step = np.linalg.solve(hess, -g)
             except np.linalg.LinAlgError:
                 msg = "fixed-Hessian Newton: singular Hessian"
                 break
@@ -803,12 +811,34 @@ class BaseModel:
         return self
 
     def _fit_core(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
-        names = list(self._param_names)
-        k = len(names)
-        total_w = float(weights.sum())
-        loglik, grad = self._objective_factory(data, weights)
-        scale = max(total_w, 1.0)
+        """Maximise the likelihood on prepared, compressed data and store the fitted attributes.
 
+        The steps, each a method: :meth:`_objective` (value and gradient of the penalised total),
+        :meth:`_start_points`, the search (:meth:`_multi_start` on small data,
+        :meth:`_warm_start` on large data), :meth:`_best_result`, :meth:`_handle_boundary`
+        (known limiting models), :meth:`_polish` (one Newton step), :meth:`_check_runaway` and
+        :meth:`_store_fit` (standard errors, information criteria, diagnostics, warnings).
+        """
+        obj = self._objective(data, weights)
+        starts = self._start_points(data, weights)
+        big = weights.size > _WARM_START_ROWS
+        results = self._warm_start(obj, starts) if big else self._multi_start(obj, starts)
+        best = self._best_result(results)
+        phi, boundary_groups = self._handle_boundary(obj.loglik, obj.grad, best.x.copy(), obj.scale)
+        phi, hess_log = self._polish(obj.loglik, obj.grad, phi, boundary_groups, central=not big)
+        self._check_runaway(phi, boundary_groups, data, weights)
+        self._store_fit(obj, phi, hess_log, best, results, boundary_groups, central=not big)
+
+    # -- fitting steps
+    def _objective(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> _Objective:
+        """The penalised total log-likelihood of ``data`` and its gradient, in log-parameters."""
+        loglik, grad = self._objective_factory(data, weights)
+        total_w = float(weights.sum())
+        return _Objective(loglik, grad, max(total_w, 1.0), data, weights)
+
+    def _start_points(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
+        """Log-scale starting points: the model's own (moment-based) and a vector of zeros."""
+        k = len(self._param_names)
         with np.errstate(all="ignore"):
             init = np.asarray(self._initial_params(data, weights), dtype=np.float64)
         init = np.atleast_2d(init)
@@ -817,42 +847,88 @@ class BaseModel:
         starts = [np.log(row) for row in init]
         if len(starts) < 2:
             starts.append(np.zeros(k))
-        results = []
-        n_rows = weights.size
-        big = n_rows > _WARM_START_ROWS
-        if big:
-            # warm start: optimise on a random subset of the distinct rows (reweighted), then
-            # polish on everything; the full likelihood is evaluated a handful of times only
-            rng_sub = np.random.default_rng(1987)
-            pick = np.sort(rng_sub.choice(n_rows, _WARM_START_ROWS // 4, replace=False))
-            sub = self._prepare_data({c: np.asarray(v)[pick] for c, v in data.items() if not c.startswith("_")})
-            sw = weights[pick] * (total_w / float(weights[pick].sum()))
-            s_loglik, s_grad = self._objective_factory(sub, sw)
-            sub_results = [self._optimise(s_loglik, s_grad, starts[0], scale)]
-            if not sub_results[0].success:
-                sub_results += [self._optimise(s_loglik, s_grad, s, scale) for s in starts[1:]]
-            sub_best = min(sub_results, key=lambda r: r.fun)
-            full = self._newton_fixed(
-                loglik, grad, sub_best.x, self._hessian_log(s_grad, sub_best.x), scale
-            )
-            if not np.isfinite(full.fun) or float(np.max(np.abs(grad(full.x)))) / scale >= 1e-6:
-                full = self._optimise(loglik, grad, full.x if np.isfinite(full.fun) else sub_best.x, scale)
-            results.append(full)
-            ok = np.isfinite(full.fun) and (
-                float(np.max(np.abs(grad(full.x)))) / scale < 1e-6
-            )
-            if not ok:
-                for s in starts:
-                    results.append(self._optimise(loglik, grad, s, scale))
-        else:
-            for s in starts:
-                results.append(self._optimise(loglik, grad, s, scale))
-        vals = [-r.fun for r in results if np.isfinite(r.fun)]
-        if not big and (len(vals) < 2 or (max(vals) - min(vals)) > 1e-7 * max(1.0, abs(max(vals)))):
+        return starts
+
+    def _multi_start(self, obj: _Objective, starts: Sequence[np.ndarray]) -> list[Any]:
+        """L-BFGS-B from every start; three seeded jittered restarts when the optima disagree."""
+        results = [self._optimise(obj.loglik, obj.grad, s, obj.scale) for s in starts]
+        vals = [-r.fun for r in results if np.isfinite(r.fun) and r.fun < 1e299]
+        if len(vals) < 2 or (max(vals) - min(vals)) > 1e-7 * max(1.0, abs(max(vals))):
             rng = np.random.default_rng(20050101)
             best = min(results, key=lambda r: r.fun)
+            k = best.x.size
             for _ in range(3):
-                results.append(self._optimise(loglik, grad, best.x + rng.normal(0, 0.7, k), scale))
+                jitter = best.x + rng.normal(0, 0.7, k)
+                results.append(self._optimise(obj.loglik, obj.grad, jitter, obj.scale))
+        return results
+
+    def _warm_subset(self, weights: np.ndarray) -> np.ndarray:
+        """Sorted positions of the distinct rows the warm start solves first (seeded: the same
+        rows on every machine)."""
+        n_rows = weights.size
+        rng = np.random.default_rng(1987)
+        return np.sort(rng.choice(n_rows, min(n_rows, _WARM_START_ROWS // 4), replace=False))
+
+    def _is_interior(self, obj: _Objective, res: Any) -> bool:
+        """Whether an optimum is a clean interior maximum of ``obj``.
+
+        Finite, gradient per customer below 1e-6, every log-parameter within
+        ``+-_INTERIOR_LOG`` (a parameter between 1e-6 and 1e6) and a negative definite Hessian.
+        Anything else (a parameter running away, a flat ridge towards a limiting model, a saddle)
+        is decided by the full-data multi-start.
+        """
+        if not np.isfinite(res.fun) or res.fun >= 1e299:
+            return False
+        phi = np.asarray(res.x, dtype=np.float64)
+        if not np.all(np.isfinite(phi)) or float(np.max(np.abs(phi))) >= _INTERIOR_LOG:
+            return False
+        with np.errstate(all="ignore"):
+            g = obj.grad(phi)
+        if not np.all(np.isfinite(g)) or float(np.max(np.abs(g))) / obj.scale >= 1e-6:
+            return False
+        return True
+
+    def _warm_start(self, obj: _Objective, starts: Sequence[np.ndarray]) -> list[Any]:
+        """Large data: solve a seeded subset, then Newton steps on all rows; confirm when unsure.
+
+        The subset (a quarter of ``_WARM_START_ROWS`` distinct rows, reweighted to the full
+        total) gets the same multi-start as small data. Its optimum is used only when it is a
+        clean interior maximum (:meth:`_is_interior`) on which every start agrees; then Newton
+        steps with the subset's Hessian (which matches the full one up to sampling error) and, if
+        needed, L-BFGS-B finish on the full data, and the result is accepted only when it too is
+        a clean interior maximum of the full likelihood. Otherwise -- a subset optimum on the
+        boundary or running away, starts that disagree, Newton that does not converge -- the
+        full-data multi-start (exactly the small-data path) decides, with the warm candidate as
+        one more contender.
+        """
+        pick = self._warm_subset(obj.weights)
+        raw = {c: np.asarray(obj.data[c])[pick] for c in self._data_columns}
+        sub_w = obj.weights[pick]
+        sub_w = sub_w * (float(obj.weights.sum()) / max(float(sub_w.sum()), 1e-300))
+        sub = self._objective(self._prepare_data(raw), sub_w)
+        sub.scale = obj.scale
+        sub_results = self._multi_start(sub, starts)
+        sub_best = min(sub_results, key=lambda r: r.fun)
+        candidates: list[Any] = []
+        agree = len(sub_results) == len(starts)  # no jittered restarts: every start agreed
+        if agree and self._is_interior(sub, sub_best):
+            hess = self._hessian_log(sub.grad, sub_best.x)
+            info_ok = bool(np.all(np.linalg.eigvalsh(-hess) > 0))
+            if info_ok:
+                full = self._newton_fixed(obj.loglik, obj.grad, sub_best.x, hess, obj.scale)
+                if not self._is_interior(obj, full):
+                    x0 = full.x if np.isfinite(full.fun) else sub_best.x
+                    full = self._optimise(obj.loglik, obj.grad, x0, obj.scale)
+                if self._is_interior(obj, full):
+                    return [full]
+                candidates.append(full)
+        else:
+            x0 = sub_best.x if np.isfinite(sub_best.fun) else starts[0]
+            candidates.append(self._optimise(obj.loglik, obj.grad, x0, obj.scale))
+        return self._multi_start(obj, starts) + candidates
+
+    def _best_result(self, results: Sequence[Any]) -> Any:
+        """The optimum with the highest penalised log-likelihood."""
         best = min(results, key=lambda r: r.fun)
         if not np.isfinite(best.fun) or best.fun >= 1e299:
             raise ConvergenceError(
@@ -860,43 +936,66 @@ class BaseModel:
                 f"({len(results)} starts). Check the data (time unit, outliers) or set "
                 "penalizer_coef > 0"
             )
-        phi = best.x.copy()
-        phi, boundary_groups = self._handle_boundary(loglik, grad, phi, scale)
-        phi, hess_log = self._polish(loglik, grad, phi, boundary_groups, central=not big)
+        return best
 
-        runaway = [
-            names[j]
-            for j in range(k)
-            if abs(phi[j]) >= _RUNAWAY
-            and not any(names[j] in g for g, _ in boundary_groups)
-        ]
+    def _check_runaway(
+        self,
+        phi: np.ndarray,
+        boundary_groups: Sequence[Any],
+        data: Mapping[str, np.ndarray],
+        weights: np.ndarray,
+    ) -> None:
+        """Raise :class:`ConvergenceError` for a degenerate optimum or a parameter that ran away
+        (beyond 1e10 or below 1e-10) other than along a known limiting model."""
+        names = list(self._param_names)
+        advice = (
+            ". Try another time unit (weeks instead of days), more data or a longer observation "
+            "window, or a small penalty such as penalizer_coef=0.01"
+        )
         problem = self._fit_problem(np.exp(phi), data, weights)
         if problem:
-            raise ConvergenceError(
-                f"{type(self).__name__} did not converge: {problem}. Try another time unit "
-                "(weeks instead of days), more data or a longer observation window, or a small "
-                "penalty such as penalizer_coef=0.01"
-            )
+            raise ConvergenceError(f"{type(self).__name__} did not converge: {problem}{advice}")
+        runaway = [
+            j
+            for j, name in enumerate(names)
+            if abs(phi[j]) >= _RUNAWAY and not any(name in g for g, _ in boundary_groups)
+        ]
         if runaway:
-            direction = {
-                n: ("to infinity" if phi[names.index(n)] > 0 else "to zero") for n in runaway
-            }
             raise ConvergenceError(
                 f"{type(self).__name__} did not converge: parameter(s) ran away "
-                + ", ".join(f"{n} {d} (value {np.exp(phi[names.index(n)]):.3g})" for n, d in direction.items())
-                + ". Try another time unit (weeks instead of days), more data or a longer "
-                "observation window, or a small penalty such as penalizer_coef=0.01"
+                + ", ".join(
+                    f"{names[j]} {'to infinity' if phi[j] > 0 else 'to zero'} "
+                    f"(value {np.exp(phi[j]):.3g})"
+                    for j in runaway
+                )
+                + advice
             )
 
+    def _store_fit(
+        self,
+        obj: _Objective,
+        phi: np.ndarray,
+        hess_log: np.ndarray | None,
+        best: Any,
+        results: Sequence[Any],
+        boundary_groups: Sequence[Any],
+        central: bool,
+    ) -> None:
+        """Set ``params_``, the covariance, information criteria, diagnostics and notes."""
+        names = list(self._param_names)
+        k = len(names)
+        loglik, grad, scale = obj.loglik, obj.grad, obj.scale
+        data, weights = obj.data, obj.weights
+        total_w = float(weights.sum())
         ll_pen = loglik(phi)
         g_log = grad(phi)
-        ll = float(weights @ self._log_likelihood_rows(phi, data))
+        ll = _dot(weights, self._log_likelihood_rows(phi, data))
         if not np.isfinite(ll):
             raise ConvergenceError(
                 f"{type(self).__name__}: the log-likelihood at the optimum is not finite"
             )
         if hess_log is None:
-            hess_log = self._hessian_log(grad, phi, central=not big)
+            hess_log = self._hessian_log(grad, phi, central=central)
         theta = np.exp(phi)
         # information in log space including the gradient term: I = -(H_log - diag(g))
         info_log = -(hess_log - np.diag(g_log))
@@ -959,7 +1058,7 @@ class BaseModel:
                 "these parameters are not meaningful."
             )
             notes.append(msg)
-            warnings.warn(msg, BoundaryFitWarning, stacklevel=4)
+            warnings.warn(msg, BoundaryFitWarning, stacklevel=5)
         if not self.diagnostics_["converged"]:
             notes.append(
                 f"the optimiser reported: {best.message}; gradient norm per customer "
@@ -1051,7 +1150,15 @@ class BaseModel:
         cand = phi + step
         with np.errstate(all="ignore"):
             cand_ll = loglik(cand)
-        if not np.isfinite(cand_ll) or cand_ll < cur_ll:
+            cand_g = grad(cand)
+        # Near the maximum the likelihood is flat to rounding error: accept a step that does not
+        # lose more than rounding and brings the gradient closer to zero.
+        flat = 1e-13 * max(1.0, abs(cur_ll))
+        if (
+            not np.isfinite(cand_ll)
+            or cand_ll < cur_ll - flat
+            or (cand_ll < cur_ll and not np.max(np.abs(cand_g)) < np.max(np.abs(g)))
+        ):
             return phi, h
         return cand, (h if np.max(np.abs(step)) < 1e-5 else None)
 

@@ -43,33 +43,15 @@ import numpy as np
 import pandas as pd
 from scipy.special import betainc, betaln, digamma, expit, gammaln
 
+from .._special import log_gamma_ratio
 from ..errors import ParameterError
-from .base import BaseModel, CoreRowsMixin
+from .base import BaseModel, CoreRowsMixin, _dot
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel", "bg_alive_expectation"]
 
 
 # ---------------------------------------------------------------------------------------------
 # special-function helpers
-
-
-def _lgamma_ratio(z: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """``log Gamma(z + x) - log Gamma(z)`` for ``x >= 0``, accurate for huge ``z``.
-
-    Uses ``log Gamma(x) - log B(z, x)`` (scipy's ``betaln`` switches to an asymptotic expansion
-    for a large argument) so that no two huge ``gammaln`` values are subtracted.
-    """
-    z, x = np.broadcast_arrays(np.asarray(z, float), np.asarray(x, float))
-    out = np.zeros(z.shape)
-    pos = x > 0
-    if np.any(pos):
-        zz, xx = z[pos], x[pos]
-        big = zz > 1e7 * np.maximum(xx, 1.0)
-        val = gammaln(zz + xx) - gammaln(zz)
-        if np.any(big):
-            val[big] = gammaln(xx[big]) - betaln(zz[big], xx[big])
-        out[pos] = val
-    return out
 
 
 def _logit_quadrature_q(s: np.ndarray, a: np.ndarray, beta: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -249,7 +231,7 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         ux, ix = data["_u_x"], data["_i_x"]
         m = 1.0 if self._modified else 0.0
         # per distinct x
-        x_terms = _lgamma_ratio(r, ux) + _lgamma_ratio(b, ux + m) - _lgamma_ratio(a + b, ux + m)
+        x_terms = log_gamma_ratio(r, ux) + log_gamma_ratio(b, ux + m) - log_gamma_ratio(a + b, ux + m)
         with np.errstate(divide="ignore", invalid="ignore"):
             dead_u = np.log(a) - np.log(b + ux + m - 1.0)
         if not self._modified:
@@ -283,8 +265,8 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, T = data["frequency"], data["T"]
         wsum = float(weights.sum())
-        mean_T = float(weights @ T) / wsum if wsum else 1.0
-        rate = float(weights @ x) / max(float(weights @ T), 1e-12)
+        mean_T = float(_dot(weights, T)) / wsum if wsum else 1.0
+        rate = float(_dot(weights, x)) / max(float(_dot(weights, T)), 1e-12)
         rate = rate if rate > 0 else 1.0 / max(mean_T, 1.0)
         alpha0 = 1.0 / rate  # r = 1: mean rate r / alpha matches the pooled purchase rate
         max_T = float(T.max()) if T.size else 10.0
@@ -299,7 +281,7 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         r, alpha, _, _ = params
         max_T = float(np.max(data["T"]))
         if r / alpha * max(max_T, 1e-12) < 1e-6:
-            n_rep = float(weights @ (data["frequency"] > 0))
+            n_rep = float(_dot(weights, (data["frequency"] > 0)))
             return (
                 f"the mean purchase rate r/alpha ran to zero (r={r:.3g}, alpha={alpha:.3g}); "
                 f"{n_rep:g} customers have repeat purchases, which is too few to estimate the "
@@ -482,9 +464,9 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         log_z = np.log(t) - np.log(alpha + t)
         nb = np.full(r.shape, float(n))
         log_first = (
-            _lgamma_ratio(b, nb)
-            - _lgamma_ratio(a + b, nb)
-            + _lgamma_ratio(r, nb)
+            log_gamma_ratio(b, nb)
+            - log_gamma_ratio(a + b, nb)
+            + log_gamma_ratio(r, nb)
             - gammaln(n + 1.0)
             + r * log_p0
             + n * log_z
@@ -494,7 +476,7 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
             # B(a+1, b+n-1)/B(a, b) = a/(a+b+n-1) * B(a, b+n-1)/B(a, b)
             nm1 = np.full(r.shape, n - 1.0)
             log_beta_ratio = (
-                np.log(a) - np.log(a + b + n - 1.0) + _lgamma_ratio(b, nm1) - _lgamma_ratio(a + b, nm1)
+                np.log(a) - np.log(a + b + n - 1.0) + log_gamma_ratio(b, nm1) - log_gamma_ratio(a + b, nm1)
             )
             tail = betainc(float(n), r, np.exp(log_z))  # P(NB(r, alpha/(alpha+t)) >= n)
             out = out + np.exp(log_beta_ratio) * tail

@@ -20,15 +20,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import digamma, gammaln
 
+from .._special import digamma_difference, log_gamma_ratio
 from ..errors import DataValidationError, ParameterError
-from .base import BaseModel, CoreRowsMixin, _examples
+from .base import BaseModel, CoreRowsMixin, _dot, _examples
 
 __all__ = ["GammaGammaModel"]
-
-
-def _dot(a: np.ndarray, b: np.ndarray) -> float:
-    """Inner product without BLAS (whose threads contend on busy shared hosts)."""
-    return float(np.einsum("i,i->", a, b))
 
 
 class GammaGammaModel(CoreRowsMixin, BaseModel):
@@ -83,13 +79,13 @@ class GammaGammaModel(CoreRowsMixin, BaseModel):
             )
 
     def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Precompute data-only terms (log m, log x, x m) and distinct frequencies."""
+        """Precompute data-only terms (log m, log(x m), x m) and distinct frequencies."""
         out = dict(data)
         x, m = data["frequency"], data["monetary_value"]
         out["_u_x"], out["_i_x"] = np.unique(x, return_inverse=True)
         out["_log_m"] = np.log(m)
-        out["_log_x"] = np.log(x)
         out["_xm"] = x * m
+        out["_log_xm"] = np.log(out["_xm"])
         return out
 
     def _core(
@@ -100,84 +96,89 @@ class GammaGammaModel(CoreRowsMixin, BaseModel):
         Fader & Hardie (2013), eq. 3 (the distribution of the mean of x Gamma(p, nu) values
         integrated over nu ~ Gamma(q, gamma)):
         ``lnG(px+q) - lnG(px) - lnG(q) + q ln(gamma) + (px-1) ln(m) + px ln(x)
-        - (px+q) ln(gamma + x m)``. Gamma-function terms are evaluated per distinct x.
+        - (px+q) ln(gamma + x m)``.
+
+        Evaluated as ``R(px, q) - lnG(q) + q ln(gamma) - ln m - q ln(x m) - (px+q) l`` with
+        ``R = lnG(px+q) - lnG(px)`` (:func:`~custvalue._special.log_gamma_ratio`) and
+        ``l = log1p(gamma / (x m))``: the terms proportional to ``p`` cancel exactly, so the
+        value stays accurate when ``p`` is huge (written naively, the rounding error grows like
+        ``p`` and makes ``p -> inf`` look like a better fit than it is). Gamma-function terms
+        are evaluated per distinct ``x``.
         """
         if "_u_x" not in data:
             data = self._prepare_data(dict(data))
         p, q, gamma = np.exp(log_params)
         ux, ix = data["_u_x"], data["_i_x"]
-        x = data["frequency"]
-        px = p * x
+        x, xm = data["frequency"], data["_xm"]
         pux = p * ux
-        log_gxm = np.log(gamma + data["_xm"])
+        l1 = np.log1p(gamma / xm)
         ll = (
-            (gammaln(pux + q) - gammaln(pux))[ix]
+            log_gamma_ratio(pux, q)[ix]
             - gammaln(q)
             + q * np.log(gamma)
-            + (px - 1.0) * data["_log_m"]
-            + px * data["_log_x"]
-            - (px + q) * log_gxm
+            - data["_log_m"]
+            - q * data["_log_xm"]
+            - (p * x + q) * l1
         )
         if not need_grad:
             return ll, None
-        dg = digamma(pux + q)
-        d_p = x * ((dg - digamma(pux))[ix] + data["_log_m"] + data["_log_x"] - log_gxm)
-        d_q = (dg - digamma(q))[ix] + np.log(gamma) - log_gxm
-        d_gamma = q / gamma - (px + q) / (gamma + data["_xm"])
+        d_p = x * (digamma_difference(pux, q)[ix] - l1)
+        d_q = (digamma(pux + q) - digamma(q))[ix] - np.log1p(xm / gamma)
+        d_gamma = q / gamma - (p * x + q) / (gamma + xm)
         return ll, np.column_stack([d_p * p, d_q * q, d_gamma * gamma])
 
     def _loglik_and_gradient_totals(
         self, log_params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
     ) -> tuple[float, np.ndarray] | None:
-        """Weighted totals of Fader & Hardie (2013) eq. 3 and its gradient via sufficient statistics.
+        """Weighted totals of :meth:`_core` (Fader & Hardie 2013 eq. 3) and its gradient.
 
-        Only ``log(gamma + x m)`` and ``1/(gamma + x m)`` are per row; everything else is a
+        Only ``log1p(gamma / (x m))`` and ``1 / (gamma + x m)`` are per row; everything else is a
         per-distinct-x term or a data-only sum.
         """
         if "_u_x" not in data:
             return None
         stats = data.get("_stats_w")
         if stats is None or stats[0] is not weights:
-            ix = data["_i_x"]
-            x, lm, lx = data["frequency"], data["_log_m"], data["_log_x"]
-            wx = weights * x
             stats = (
                 weights,
-                np.bincount(ix, weights=weights, minlength=data["_u_x"].size),
-                float(_dot(wx, lm + lx)),
-                float(_dot(weights, lm)),
-                wx,
+                np.bincount(data["_i_x"], weights=weights, minlength=data["_u_x"].size),
+                _dot(weights, data["_log_m"]),
+                _dot(weights, data["_log_xm"]),
+                weights * data["frequency"],
                 float(weights.sum()),
             )
             data["_stats_w"] = stats  # type: ignore[index]
-        _, w_group, s1, s2, wx, w_tot = stats
+        _, w_group, s_lm, s_lxm, wx, w_tot = stats
         p, q, gamma = np.exp(log_params)
-        ux = data["_u_x"]
+        ux, xm = data["_u_x"], data["_xm"]
         pux = p * ux
-        den = gamma + data["_xm"]
-        L = np.log(den)
-        inv = 1.0 / den
-        sum_wx_l, sum_w_l = float(_dot(wx, L)), float(_dot(weights, L))
-        sum_wx_inv, sum_w_inv = float(_dot(wx, inv)), float(_dot(weights, inv))
-        lg = gammaln(pux + q) - gammaln(pux)
+        l1 = np.log1p(gamma / xm)
+        inv = 1.0 / (gamma + xm)
+        sum_wx_l, sum_w_l = _dot(wx, l1), _dot(weights, l1)
+        sum_wx_inv, sum_w_inv = _dot(wx, inv), _dot(weights, inv)
         total = (
-            float(_dot(w_group, lg))
+            _dot(w_group, log_gamma_ratio(pux, q))
             + w_tot * (q * np.log(gamma) - gammaln(q))
-            + p * s1
-            - s2
+            - s_lm
+            - q * s_lxm
             - p * sum_wx_l
             - q * sum_w_l
         )
-        dg = digamma(pux + q)
-        d_p = float(_dot(w_group, ux * (dg - digamma(pux)))) + s1 - sum_wx_l
-        d_q = float(_dot(w_group, dg)) - w_tot * digamma(q) + w_tot * np.log(gamma) - sum_w_l
+        d_p = _dot(w_group, ux * digamma_difference(pux, q)) - sum_wx_l
+        d_q = (
+            _dot(w_group, digamma(pux + q))
+            - w_tot * digamma(q)
+            + w_tot * np.log(gamma)
+            - s_lxm
+            - sum_w_l
+        )
         d_gamma = q * w_tot / gamma - p * sum_wx_inv - q * sum_w_inv
         return total, np.array([d_p * p, d_q * q, d_gamma * gamma])
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, m = data["frequency"], data["monetary_value"]
         wsum = float(weights.sum())
-        mean_m = float(weights @ m) / wsum
+        mean_m = float(_dot(weights, m)) / wsum
         # method of moments: population mean spend p*gamma/(q-1) matches the mean of m
         p0, q0 = 2.0, 3.0
         gamma0 = mean_m * (q0 - 1.0) / p0

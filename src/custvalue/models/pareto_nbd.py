@@ -49,7 +49,7 @@ from .._special import (
     log_tricomi_u_ss,
 )
 from ..errors import ParameterError
-from .base import BaseModel, BoundaryFitWarning
+from .base import BaseModel, BoundaryFitWarning, _dot
 
 __all__ = [
     "ParetoNBDModel",
@@ -419,8 +419,8 @@ class ParetoNBDModel(BaseModel):
     def _initial_params(self, data: Any, weights: np.ndarray) -> np.ndarray:
         x, T = data["frequency"], data["T"]
         total_w = float(weights.sum())
-        mean_T = float(weights @ T) / total_w if total_w > 0 else 1.0
-        rate = float(weights @ x) / max(float(weights @ T), 1e-12)
+        mean_T = float(_dot(weights, T)) / total_w if total_w > 0 else 1.0
+        rate = float(_dot(weights, x)) / max(float(_dot(weights, T)), 1e-12)
         mean_T = max(mean_T, 1e-6)
         alpha = 1.0 / rate if rate > 0 else mean_T
         return np.array([1.0, max(alpha, 1e-6), 1.0, mean_T])

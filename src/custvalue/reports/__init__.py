@@ -10,6 +10,7 @@ One module per concern, and one module per report:
 :mod:`.jobs`              batch files (``custvalue run jobs.yml``)
 :mod:`.html`              export of an executed notebook as one self-contained HTML page
 :mod:`.value`             the customer value report: parameters, checks, ``analyse()``, result
+:mod:`.segment`           the segment report: segments, lists, channel economics
 ========================  ===================================================================
 
 A report module declares its :class:`Param` tuple, a check of impossible parameter combinations,
@@ -25,7 +26,7 @@ PosixPath('reports/value/2026-11-23/report.html')
 from __future__ import annotations
 
 from ..errors import ReportFailedError
-from . import html, inputs, jobs, outputs, runner, spec, value
+from . import html, inputs, jobs, outputs, runner, segment, spec, value
 from .inputs import DataProvenance, load_report_data, resolve_periods
 from .jobs import JobResult, format_job_summary, run_jobs
 from .outputs import SCORE_COLUMNS, export_scores, show_figure, write_metrics
@@ -67,6 +68,7 @@ __all__ = [
     "run",
     "run_jobs",
     "runner",
+    "segment",
     "show_figure",
     "spec",
     "validate_params",

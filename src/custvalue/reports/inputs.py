@@ -194,9 +194,24 @@ def _quality_parts(quality: Any) -> tuple[bool | None, str, str, int | None]:
     return (None if ok is None else bool(ok)), quality_html, text, n_in
 
 
-def preflight(values: Mapping[str, Any]) -> DataProvenance | None:
+def preflight(values: Mapping[str, Any]) -> tuple[DataProvenance | None, Any]:
+    """Load the report's data as its notebook will, before any kernel starts.
+
+    Returns
+    -------
+    (DataProvenance, pandas.DataFrame) or (None, None)
+        Provenance for the header and ``metrics.json``, and the transactions (for the report's
+        own ``requirements`` check); ``(None, None)`` for a report without a ``data`` parameter.
+
+    Raises
+    ------
+    DataValidationError
+        The data cannot be read or has no usable transactions.
+    ParameterError
+        A calibration or observation end outside the data.
+    """
     if "data" not in values or values["data"] is None:
-        return None
+        return None, None
     source = values["data"]
     load_kwargs = {
         k: values[k]
@@ -240,7 +255,7 @@ def preflight(values: Mapping[str, Any]) -> DataProvenance | None:
         quality_text=quality_text,
     )
     _check_dates_against_data(values, prov)
-    return prov
+    return prov, frame
 
 
 def _display_source(source: str) -> str:

@@ -12,9 +12,9 @@ from typing import Any
 
 from ..errors import CustvalueError, ParameterError
 from .runner import one_line, run
-from .spec import DATASET_NAMES, is_remote
+from .spec import DATASET_NAMES, get_report, is_remote
 
-__all__ = ["JobResult", "format_job_summary", "run_jobs"]
+__all__ = ["JobResult", "format_job_summary", "resolve_path_params", "run_jobs"]
 
 
 
@@ -73,6 +73,32 @@ def _load_jobs(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return jobs
 
 
+def _from_jobs_file(value: str, base: Path, *, bundled: bool = True) -> str:
+    """A relative local path in a jobs file, relative to that file's directory."""
+    if (bundled and value in DATASET_NAMES) or is_remote(value):
+        return value
+    path = Path(os.path.expanduser(value))
+    return str(path if path.is_absolute() else base / path)
+
+
+def resolve_path_params(report: str, params: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``params`` with every relative ``data``/``path`` parameter taken relative to ``base``.
+
+    A jobs file names its files relative to itself, wherever the batch is started from. An
+    unknown report is left for :func:`~custvalue.reports.runner.run` to name.
+    """
+    try:
+        spec = get_report(report)
+    except CustvalueError:
+        return params
+    out = dict(params)
+    for p in spec.params:
+        value = out.get(p.name)
+        if p.type in ("data", "path") and isinstance(value, str) and value:
+            out[p.name] = _from_jobs_file(value, base, bundled=p.type == "data")
+    return out
+
+
 def run_jobs(
     path: str | os.PathLike[str],
     *,
@@ -100,9 +126,8 @@ def run_jobs(
     results: list[JobResult] = []
     for job in jobs:
         t0 = time.monotonic()
-        data = job.get("data")
-        if data is not None and data not in DATASET_NAMES and not is_remote(str(data)):
-            data = str(base / str(data)) if not Path(str(data)).is_absolute() else str(data)
+        data = None if job.get("data") is None else _from_jobs_file(str(job["data"]), base)
+        job["params"] = resolve_path_params(job["report"], job["params"], base)
         target = out if out is not None else job.get("out", "reports")
         if not Path(str(target)).is_absolute() and out is None:
             target = base / str(target)

@@ -96,24 +96,22 @@ def _kernel_name(requested: str | None) -> tuple[str, str | None]:
     )
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(_REPO_DIR), *args],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=True,
+    ).stdout.strip()
+
+
 def _git_commit() -> str | None:
     if not (_REPO_DIR / ".git").exists():
         return None
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(_REPO_DIR), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(_REPO_DIR), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        sha = _git("rev-parse", "--short=12", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + (" (with uncommitted changes)" if dirty else "")
@@ -338,7 +336,9 @@ def run(
             "(set CUSTVALUE_NOTEBOOKS to the directory holding the report notebooks)"
         )
     kernel_name, note = _kernel_name(kernel)
-    provenance = preflight(values)
+    provenance, transactions = preflight(values)
+    if spec.requirements is not None and transactions is not None:
+        spec.requirements(transactions, values)
     if note:
         emit(note)
 
@@ -416,13 +416,19 @@ def run(
                 if provenance
                 else "",
             )
-            page = export_notebook_html(
-                nb,
-                include_code=False,
-                title=str(values.get("title") or spec.title),
-                header_html=header,
-                footer_html=footer,
-            )
+            try:
+                page = export_notebook_html(
+                    nb,
+                    include_code=False,
+                    title=str(values.get("title") or spec.title),
+                    header_html=header,
+                    footer_html=footer,
+                )
+            except Exception as exc:  # e.g. nbconvert's templates missing from the environment
+                raise ReportFailedError(
+                    f"report {spec.name!r}: the notebook ran but its HTML export failed: "
+                    + one_line(f"{type(exc).__name__}: {exc}")
+                ) from None
             leaks = external_references(page)
             if leaks:
                 raise ReportFailedError(

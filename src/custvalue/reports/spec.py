@@ -13,9 +13,11 @@ import dataclasses
 import datetime as _dt
 import difflib
 import glob
+import inspect
 import math
 import os
 import re
+import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ __all__ = [
     "DATASET_NAMES",
     "Param",
     "ReportSpec",
+    "accepted_values",
     "format_params_help",
     "get_report",
     "is_remote",
@@ -58,10 +61,48 @@ def notebook_path(name: str) -> Path:
     return dirs[0] / name
 
 
-_TYPES = ("str", "int", "float", "bool", "date", "data", "list", "choice")
+_TYPES = ("str", "int", "float", "bool", "date", "data", "path", "list", "choice")
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"0", "false", "no", "n", "off"}
 _NONE = {"", "none", "null", "auto"}
+
+
+def accepted_values(function: Callable[..., Any], argument: str) -> tuple[str, ...]:
+    """The values ``function`` accepts for ``argument``, from its ``typing.Literal`` annotation.
+
+    ``Literal["a", "b"]``, ``Literal[...] | None`` and ``Sequence[Literal[...]]`` are understood.
+
+    Raises
+    ------
+    TypeError
+        If the argument is not annotated with a ``Literal`` (the function then does not say what
+        it accepts, and a report cannot offer choices for it).
+    """
+    import collections.abc
+    import typing
+
+    function = inspect.unwrap(function)
+    annotation = function.__annotations__.get(argument)
+    if isinstance(annotation, str):  # from __future__ import annotations
+        annotation = eval(annotation, function.__globals__)  # our own source, not user input
+
+    def literals(tp: Any) -> tuple[str, ...] | None:
+        origin = typing.get_origin(tp)
+        if origin is typing.Literal:
+            return tuple(str(v) for v in typing.get_args(tp))
+        if origin in (typing.Union, types.UnionType, list, tuple, collections.abc.Sequence):
+            found = [literals(a) for a in typing.get_args(tp) if a is not type(None)]
+            found = [f for f in found if f]
+            return found[0] if len(found) == 1 else None
+        return None
+
+    accepted = literals(annotation)
+    if not accepted:
+        raise TypeError(
+            f"{function.__qualname__}({argument}=...) is not annotated with a typing.Literal; "
+            "annotate it so report parameters can take their choices from it"
+        )
+    return accepted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,19 +115,27 @@ class Param:
         Python identifier used in the notebook's ``parameters`` cell.
     type : str
         ``str``, ``int``, ``float``, ``bool``, ``date`` (ISO date, stored as ``"YYYY-MM-DD"``),
-        ``data`` (a path, glob or one of :data:`DATASET_NAMES`), ``list`` (of strings; a
-        comma-separated string on the command line) or ``choice`` (one of ``choices``).
+        ``data`` (a path, glob or one of :data:`DATASET_NAMES`), ``path`` (an existing local
+        file, e.g. a cost table), ``list`` (of strings; a comma-separated string on the command
+        line) or ``choice`` (one of ``choices``). ``data`` and ``path`` values are made absolute
+        during validation, because the notebook runs in another directory.
     default : Any
         Value used when the caller does not give one. ``None`` means "automatic" where
         ``nullable`` is true.
     help : str
         One sentence for ``--help-params`` and the report header.
     choices : tuple of str, optional
-        Allowed values (``choice``) or allowed items (``list``).
+        Allowed values (``choice``) or allowed items (``list``). Leave it out and give ``feeds``
+        instead wherever the value is passed on to a function: a second list drifts.
     minimum, maximum : float, optional
         Inclusive bounds for ``int``/``float``; ``exclusive_minimum`` makes the lower one strict.
     nullable : bool
         Whether ``None`` (or ``"auto"``/``"none"`` on the command line) is allowed.
+    feeds : (callable, str), optional
+        The function and argument the value is passed to, e.g.
+        ``(custvalue.data.load_transactions, "returns")``. The choices are then read from that
+        argument's ``typing.Literal`` annotation (:func:`accepted_values`), so they are exactly
+        what the function accepts.
     """
 
     name: str
@@ -98,10 +147,21 @@ class Param:
     maximum: float | None = None
     exclusive_minimum: bool = False
     nullable: bool = False
+    feeds: tuple[Callable[..., Any], str] | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
             raise ValueError(f"Param {self.name}: unknown type {self.type!r}; use one of {_TYPES}")
+        if self.feeds is not None:
+            accepted = accepted_values(*self.feeds)
+            if self.choices is not None and tuple(self.choices) != accepted:
+                raise ValueError(
+                    f"Param {self.name}: choices {self.choices} differ from what "
+                    f"{self.feeds[0].__qualname__}({self.feeds[1]}=...) accepts: {accepted}"
+                )
+            object.__setattr__(self, "choices", accepted)
 
     @property
     def type_label(self) -> str:
@@ -124,7 +184,7 @@ class Param:
                 return None
             raise ParameterError(f"{where} needs a value ({self.type_label}); {self.help}")
         t = self.type
-        if t in ("str", "data"):
+        if t in ("str", "data", "path"):
             if not isinstance(value, str | os.PathLike):
                 raise ParameterError(
                     f"{where} must be a string, got {type(value).__name__} {value!r}"
@@ -221,6 +281,12 @@ class ReportSpec:
         ``check(values)`` raises :class:`ParameterError` for impossible combinations.
     outputs : tuple of str
         Files the notebook must write into ``output_dir``; a run without them fails.
+    requirements : callable, optional
+        ``requirements(transactions, values)`` raises :class:`~custvalue.errors.DataValidationError`
+        when the loaded data cannot give this report (too few customers, no repeat buyers, no
+        data on one side of the calibration end...). The runner calls it in pre-flight, before
+        any kernel starts, with the transactions :func:`~custvalue.reports.inputs.load_report_data`
+        returned.
     """
 
     name: str
@@ -230,6 +296,7 @@ class ReportSpec:
     params: tuple[Param, ...]
     check: Callable[[dict[str, Any]], None] | None = None
     outputs: tuple[str, ...] = ()
+    requirements: Callable[[Any, dict[str, Any]], None] | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -303,29 +370,39 @@ def validate_params(
         values[p.name] = p.parse(raw) if (p.name in given or raw is not None) else None
         if values[p.name] is None and not p.nullable:
             raise ParameterError(f"parameter {p.name!r} is required: {p.help}")
-        if p.type == "data" and values[p.name] is not None:
-            _check_data_path(values[p.name], p.name)
+        if p.type in ("data", "path") and values[p.name] is not None:
+            # the notebook runs in a temporary directory: relative paths must not reach it
+            values[p.name] = _check_data_path(values[p.name], p.name, bundled=p.type == "data")
     if spec.check is not None:
         spec.check(values)
     return values
 
 
 def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URL (``s3://``, ``https://``...) rather than a local path."""
     return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", path))
 
 
-def _check_data_path(source: str, name: str) -> None:
-    if source in DATASET_NAMES or is_remote(source):
-        return
-    if any(ch in source for ch in "*?["):
-        if not glob.glob(os.path.expanduser(source)):
+def _check_data_path(source: str, name: str, *, bundled: bool = True) -> str:
+    """Check that a local path or glob exists and return it absolute; names and URLs as given."""
+    if (bundled and source in DATASET_NAMES) or is_remote(source):
+        return source
+    expanded = os.path.expanduser(source)
+    if any(ch in source for ch in "*?[") and not Path(expanded).exists():
+        if not glob.glob(expanded, recursive=True):
             raise ParameterError(f"parameter {name!r}: no file matches the pattern {source!r}")
-        return
-    if not Path(source).expanduser().exists():
-        raise ParameterError(
-            f"parameter {name!r}: data file {source!r} does not exist (cwd {os.getcwd()}); "
+        return os.path.abspath(expanded)
+    if not Path(expanded).exists():
+        what = (
             f"give a path to a CSV/Parquet file or one of {', '.join(DATASET_NAMES)}"
+            if bundled
+            else "give the path of an existing file"
         )
+        raise ParameterError(
+            f"parameter {name!r}: {'data ' if bundled else ''}file {source!r} does not exist "
+            f"(cwd {os.getcwd()}); {what}"
+        )
+    return os.path.abspath(expanded)
 
 
 def format_params_help(report: str | ReportSpec) -> str:

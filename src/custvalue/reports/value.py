@@ -39,29 +39,37 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConvergenceError, ParameterError
+from .._time import UNIT_NAMES
+from ..data import load_transactions
+from ..errors import ConvergenceError, DataValidationError, ParameterError
+from ..segments import value_by, value_deciles
 from .inputs import resolve_periods
+from .outputs import Money
 from .runner import RunResult, run
 from .spec import Param, ReportSpec, notebook_path, register_report
 
 if TYPE_CHECKING:  # the models take a second to import: only analyse() needs them
-    from .. import evaluation
+    from .. import evaluation, value
     from .. import models as cvmodels
 
 __all__ = [
     "CANDIDATE_MODELS",
+    "CHOICE_RULE",
     "LOST_THRESHOLD",
+    "RMSE_TOLERANCE",
     "SEGMENT_COLUMNS",
     "SPEC",
     "VALUE_PARAMS",
     "ValueReport",
     "analyse",
+    "check_data",
     "check_params",
+    "choose_model",
     "demo",
     "value_by",
 ]
@@ -74,10 +82,14 @@ CANDIDATE_MODELS: dict[str, tuple[str, str]] = {
     "mbgnbd": ("MBG/NBD", "ModifiedBetaGeoModel"),
 }
 
+#: The candidate models' keys, as :func:`analyse` accepts them (``models=``).
+ModelKey = Literal[tuple(CANDIDATE_MODELS)]  # type: ignore[valid-type]
+#: Time units the transaction models can be fitted in (``freq=``).
+Freq = Literal["D", "W", "M"]
+
 #: Customer attributes the value is broken down by when the data have them, in report order.
 SEGMENT_COLUMNS: tuple[str, ...] = ("channel", "region")
 
-_UNIT_NAMES = {"D": "day", "W": "week", "M": "month"}
 _COHORT_PERIOD_NAMES = {"M": "month", "Q": "quarter"}
 _CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id", "quantity")
 #: Columns of the top-customers table (those present).
@@ -140,7 +152,7 @@ class ValueReport:
     zero_value_repeat_customers : int
         Repeat customers whose repeat purchases were all worth 0: left out of the spend fit,
         valued like everybody else.
-    clv : pandas.DataFrame
+    clv : custvalue.value.CLVResult
         :func:`~custvalue.value.customer_lifetime_value` of every customer.
     total_value : pandas.Series
         ``estimate`` [, ``lower``, ``upper``, ...] of the total value (:func:`~custvalue.value.total_value`).
@@ -201,7 +213,7 @@ class ValueReport:
     final_model: Any
     spend_model: cvmodels.GammaGammaModel
     zero_value_repeat_customers: int
-    clv: pd.DataFrame
+    clv: value.CLVResult
     total_value: pd.Series
     horizon_months: float
     discount_rate: float
@@ -283,6 +295,79 @@ class ValueReport:
         """Average share of a cohort buying in the latest period shown (of those observed)."""
         return float(self.cohort_retention.iloc[:, -1].dropna().mean())
 
+    @property
+    def comparison_table(self) -> pd.DataFrame:
+        """The candidates side by side for readers: holdout ``rmse``, ``mae``,
+        ``total_error_pct``, ``gini``, ``log_likelihood``, ``bic``, ``fitted`` ("yes" or "did not
+        fit": the error itself is in :attr:`fit_failures`) and ``chosen``."""
+        table = self.comparison.table
+        show = [c for c in ("rmse", "mae", "total_error_pct", "gini", "log_likelihood", "bic")
+                if c in table.columns]
+        out = table[show].copy()
+        out["fitted"] = np.where(table.index.isin(list(self.fit_failures)), "did not fit", "yes")
+        out["chosen"] = table["chosen"]
+        return out
+
+    @property
+    def fit_failures(self) -> dict[str, str]:
+        """Candidates whose fit failed, with the error (technical; the report collapses it)."""
+        if "error" not in self.comparison.table:
+            return {}
+        errors = self.comparison.table["error"].fillna("").astype(str)
+        return {str(k): v for k, v in errors.items() if v.strip()}
+
+    @property
+    def choice_table(self) -> pd.DataFrame:
+        """The candidates as the choice rule sees them: holdout ``rmse``, ``within_tolerance``
+        (of the best RMSE, :data:`RMSE_TOLERANCE`), ``total_error_pct``, ``bic`` and ``chosen``."""
+        table = self.comparison.table
+        ok = table["rmse"].notna()
+        best = table.loc[ok, "rmse"].min()
+        out = pd.DataFrame(
+            {
+                "rmse": table["rmse"],
+                "within_tolerance": ok & (table["rmse"] <= best * (1.0 + RMSE_TOLERANCE) + 1e-15),
+                "total_error_pct": table["total_error_pct"],
+                "bic": table["bic"] if "bic" in table else np.nan,
+                "chosen": table["chosen"],
+            }
+        )
+        return out
+
+    @property
+    def choice_explanation(self) -> str:
+        """Why :attr:`chosen_name` was chosen, in one or two sentences with the numbers."""
+        table = self.choice_table
+        tied = table[table["within_tolerance"]]
+        chosen = table.loc[self.chosen_name]
+        if len(tied) == 1:
+            return (
+                f"{self.chosen_name} has the lowest holdout error per customer (RMSE "
+                f"{chosen['rmse']:.3f}); no other model is within {RMSE_TOLERANCE:.0%} of it. "
+                f"Its predicted holdout total is {chosen['total_error_pct']:+.1f}% off the actual."
+            )
+        others = ", ".join(
+            f"{name} {row['total_error_pct']:+.1f}% (RMSE {row['rmse']:.3f})"
+            for name, row in tied.iterrows()
+            if name != self.chosen_name
+        )
+        return (
+            f"{len(tied)} models are within {RMSE_TOLERANCE:.0%} of the best holdout RMSE, so they "
+            f"predict individual customers equally well. {self.chosen_name} predicts the holdout "
+            f"total best: {chosen['total_error_pct']:+.1f}% off the actual (RMSE "
+            f"{chosen['rmse']:.3f}), against {others}."
+        )
+
+    def fit_descriptions(self) -> dict[str, Any]:
+        """Each candidate's fit for readers (:class:`~custvalue.reports.outputs.FitDescription`):
+        estimates, "converged" in words, the optimiser's messages in a collapsed section."""
+        from .outputs import FitDescription
+
+        return {
+            name: FitDescription.of(name, fitted.summary())
+            for name, fitted in self.comparison.models.items()
+        }
+
     def metrics(self) -> dict[str, Any]:
         """The headline numbers written to ``metrics.json`` (stable keys)."""
         total = self.total_value
@@ -316,30 +401,63 @@ class ValueReport:
         }
 
 
-def value_by(scores: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Expected value per group of customers.
+#: Relative tolerance on the holdout RMSE within which candidate models count as tied.
+RMSE_TOLERANCE = 0.01
+
+#: The model-choice rule in words (shown in the report).
+CHOICE_RULE = (
+    "Each candidate model is fitted on the calibration period and predicts every customer's "
+    "purchases in the holdout period. Models whose holdout error per customer (RMSE) is within "
+    f"{RMSE_TOLERANCE:.0%} of the best count as equally good at the customer level; among them "
+    "the one whose predicted holdout total is closest to the actual total (smallest absolute "
+    "total error) is chosen, because the report's headline is a total. Remaining ties go to "
+    "the lowest BIC."
+)
+
+
+def choose_model(table: pd.DataFrame, tolerance: float = RMSE_TOLERANCE) -> str:
+    """The model the value report uses, from a comparison table (:data:`CHOICE_RULE`).
 
     Parameters
     ----------
-    scores : pandas.DataFrame
-        Per-customer scores with ``clv``, ``p_alive`` and ``column``.
-    column : str
-        Column to group by (e.g. ``cohort``, ``channel``).
+    table : pandas.DataFrame
+        One row per candidate, indexed by name, with holdout ``rmse`` and ``total_error_pct``
+        (NaN for a candidate that failed to fit) and, optionally, ``bic``
+        (:attr:`custvalue.evaluation.ModelComparison.table`).
+    tolerance : float, default :data:`RMSE_TOLERANCE`
+        Relative tolerance on the RMSE within which candidates count as tied.
 
     Returns
     -------
-    pandas.DataFrame
-        Per group: ``customers``, ``total_clv``, ``mean_clv``, ``mean_p_alive`` and
-        ``share_of_value`` (of the total over all groups).
+    str
+        Name of the chosen candidate.
+
+    Raises
+    ------
+    ConvergenceError
+        If no candidate has a holdout RMSE.
     """
-    table = scores.groupby(column, observed=True).agg(
-        customers=("clv", "size"),
-        total_clv=("clv", "sum"),
-        mean_clv=("clv", "mean"),
-        mean_p_alive=("p_alive", "mean"),
+    ok = table[table["rmse"].notna()] if "rmse" in table else table.iloc[:0]
+    if ok.empty:
+        raise ConvergenceError("no transaction model could be fitted; nothing to choose from")
+    near = ok[ok["rmse"] <= ok["rmse"].min() * (1.0 + tolerance) + 1e-15]
+    bic = near["bic"] if "bic" in near else pd.Series(np.nan, index=near.index)
+    keys = pd.DataFrame(
+        {"abs_total_error": near["total_error_pct"].abs(), "bic": bic.fillna(np.inf)}
     )
-    table["share_of_value"] = table["total_clv"] / table["total_clv"].sum()
-    return table
+    return str(keys.sort_values(["abs_total_error", "bic"], kind="stable").index[0])
+
+
+def _apply_choice(comparison: Any, name: str) -> Any:
+    """The comparison with ``name`` chosen under :data:`CHOICE_RULE` (a new object)."""
+    table = comparison.table.copy()
+    table["chosen"] = table.index == name
+    rest = table.loc[~table["chosen"]].sort_values("rmse", na_position="last")
+    table = pd.concat([table.loc[table["chosen"]], rest])
+    return dataclasses.replace(
+        comparison, table=table, chosen=comparison.models[name], chosen_name=name,
+        rule=CHOICE_RULE,
+    )
 
 
 def _candidates(models: Sequence[str]) -> dict[str, Any]:
@@ -362,7 +480,7 @@ def _cohort_freq(customers: pd.DataFrame) -> str:
 def analyse(
     tx: pd.DataFrame,
     *,
-    freq: str = "W",
+    freq: Freq = "W",
     calibration_end: Any = None,
     observation_end: Any = None,
     horizon_months: float = 12.0,
@@ -370,7 +488,7 @@ def analyse(
     margin: float = 1.0,
     interval: float = 0.9,
     n_draws: int = 200,
-    models: Sequence[str] = ("bgnbd", "pareto_nbd", "mbgnbd"),
+    models: Sequence[ModelKey] = tuple(CANDIDATE_MODELS),
     top_n: int = 20,
     seed: int | None = 42,
 ) -> ValueReport:
@@ -420,8 +538,8 @@ def analyse(
     from .. import models as cvmodels
     from .. import summary as cvsummary
 
-    if freq not in _UNIT_NAMES:
-        raise ParameterError(f"freq must be one of {', '.join(_UNIT_NAMES)}; got {freq!r}")
+    if freq not in get_args(Freq):
+        raise ParameterError(f"freq must be one of {', '.join(get_args(Freq))}; got {freq!r}")
     candidates = _candidates(models)
     cal_end, obs_end = resolve_periods(tx, calibration_end, observation_end)
     attributes = [c for c in tx.columns if c not in _CANONICAL_COLUMNS]
@@ -448,6 +566,7 @@ def analyse(
             "no transaction model could be fitted: "
             + "; ".join(f"{k}: {v}" for k, v in dict(errors).items())
         )
+    comparison = _apply_choice(comparison, choose_model(comparison.table))
     chosen_name = comparison.chosen_name
     card = comparison.scorecards[chosen_name]
     track = evaluation.tracking(
@@ -481,10 +600,9 @@ def analyse(
     scores["cohort"] = scores["first_purchase"].dt.to_period(cohort_freq).dt.start_time
     scores["p_alive"] = final_model.probability_alive(customers)
     for col in ("expected_purchases", "expected_spend", "clv", "clv_lower", "clv_upper"):
-        if col in clv.columns:
-            scores[col] = clv[col]
-    order = scores["clv"].rank(method="first", ascending=False)
-    scores["clv_decile"] = np.ceil(order / len(scores) * 10).astype(int)
+        if col in clv.frame.columns:
+            scores[col] = clv.frame[col]
+    scores["clv_decile"], deciles = value_deciles(scores)
 
     # rule of thumb per segment (the first attribute of SEGMENT_COLUMNS the data have)
     segment = next((c for c in SEGMENT_COLUMNS if c in attributes), None)
@@ -497,14 +615,6 @@ def analyse(
         scores[segment].map(heuristic[h_col]) if segment else float(heuristic[h_col].iloc[0])
     )
 
-    deciles = scores.groupby("clv_decile").agg(
-        customers=("clv", "size"),
-        expected_value=("clv", "sum"),
-        mean_clv=("clv", "mean"),
-        mean_p_alive=("p_alive", "mean"),
-        past_spend_per_customer=("total_spend", "mean"),
-    )
-    deciles["share_of_value"] = deciles["expected_value"] / deciles["expected_value"].sum()
     top_columns = [c for c in _TOP_COLUMNS if c in scores.columns]
     top_customers = scores.sort_values("clv", ascending=False).head(top_n)[top_columns]
 
@@ -517,56 +627,36 @@ def analyse(
     )
     cohort_summary["revenue_per_customer"] = cohort_summary["revenue"] / cohort_summary["customers"]
 
+    repeat_zero_value = int((repeat & (customers["monetary_value"] <= 0)).sum())
     return ValueReport(
-        calibration_end=cal_end,
-        observation_end=obs_end,
-        first_date=pd.Timestamp(tx["date"].min()),
-        freq=freq,
-        unit=_UNIT_NAMES[freq],
-        attributes=attributes,
-        customers=customers,
-        calibration=cal,
-        n_customers=n_customers,
-        n_orders=int(customers["n_orders"].sum()),
-        revenue=float(customers["total_spend"].sum()),
+        # periods and customer base
+        calibration_end=cal_end, observation_end=obs_end, first_date=pd.Timestamp(tx["date"].min()),
+        freq=freq, unit=UNIT_NAMES[freq], attributes=attributes,
+        customers=customers, calibration=cal, n_customers=n_customers,
+        n_orders=int(customers["n_orders"].sum()), revenue=float(customers["total_spend"].sum()),
         repeat_rate=float(repeat.mean()),
-        recommendation=recommendation,
-        comparison=comparison,
-        chosen_name=chosen_name,
-        scorecard=card,
-        tracking=track,
-        final_model=final_model,
-        spend_model=spend_model,
-        zero_value_repeat_customers=int((repeat & (customers["monetary_value"] <= 0)).sum()),
-        clv=clv,
-        total_value=total,
-        horizon_months=float(horizon_months),
-        discount_rate=float(discount_rate),
+        # models
+        recommendation=recommendation, comparison=comparison, chosen_name=chosen_name,
+        scorecard=card, tracking=track,
+        # value
+        final_model=final_model, spend_model=spend_model,
+        zero_value_repeat_customers=repeat_zero_value, clv=clv, total_value=total,
+        horizon_months=float(horizon_months), discount_rate=float(discount_rate),
         margin=float(margin),
         interval=float(interval) if n_draws > 0 and interval is not None else None,
-        scores=scores,
-        deciles=deciles,
-        top_customers=top_customers,
-        cohort_freq=cohort_freq,
-        cohort_period_name=_COHORT_PERIOD_NAMES[cohort_freq],
-        cohorts=cohorts,
-        cohort_retention=retention,
-        cohort_revenue=cum_revenue,
-        cohort_summary=cohort_summary,
-        cohort_value=value_by(scores, "cohort"),
+        # breakdowns
+        scores=scores, deciles=deciles, top_customers=top_customers,
+        cohort_freq=cohort_freq, cohort_period_name=_COHORT_PERIOD_NAMES[cohort_freq],
+        cohorts=cohorts, cohort_retention=retention, cohort_revenue=cum_revenue,
+        cohort_summary=cohort_summary, cohort_value=value_by(scores, "cohort"),
         segment_value={c: value_by(scores, c) for c in SEGMENT_COLUMNS if c in scores.columns},
-        segment=segment,
-        heuristic=heuristic,
-        heuristic_vs_model=heuristic_vs_model,
-    )
+        segment=segment, heuristic=heuristic, heuristic_vs_model=heuristic_vs_model,
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
 # the report's declaration
 # --------------------------------------------------------------------------------------------
-
-
-_MODEL_CHOICES = tuple(CANDIDATE_MODELS)
 
 
 def check_params(values: dict[str, Any]) -> None:
@@ -576,9 +666,73 @@ def check_params(values: dict[str, Any]) -> None:
         raise ParameterError(
             f"parameter 'calibration_end' ({cal}) must be before 'observation_end' ({obs})"
         )
+    Money(values.get("currency") or "")  # a currency that cannot be written is refused here
     if not values.get("models"):
         raise ParameterError(
-            f"parameter 'models' needs at least one of {', '.join(_MODEL_CHOICES)}"
+            f"parameter 'models' needs at least one of {', '.join(CANDIDATE_MODELS)}"
+        )
+
+
+#: Least data the value report can work with (checked before any kernel starts): customers who
+#: bought by the calibration end, and customers among them with purchases on two or more days
+#: (the transaction models' purchase-rate and dropout parameters, and Gamma-Gamma's spend
+#: parameters, are estimated from repeat buyers).
+MIN_CUSTOMERS = 10
+MIN_REPEAT_CUSTOMERS = 5
+#: Of the data as a whole: customers with purchases on two or more days and a positive spend,
+#: for the Gamma-Gamma spend model (three parameters).
+MIN_SPEND_CUSTOMERS = 5
+
+
+def check_data(tx: pd.DataFrame, values: dict[str, Any]) -> None:
+    """What the value report needs from its data, checked before any kernel starts.
+
+    A calibration period with transactions on both sides of its end, at least
+    :data:`MIN_CUSTOMERS` customers by the calibration end of whom at least
+    :data:`MIN_REPEAT_CUSTOMERS` bought on two or more days, and at least
+    :data:`MIN_SPEND_CUSTOMERS` repeat buyers with a positive spend overall.
+
+    Raises
+    ------
+    DataValidationError
+        Saying what is missing and what the data have.
+    """
+    # load_report_data has already dropped the transactions after observation_end
+    cal_end, _ = resolve_periods(
+        tx, values.get("calibration_end"), values.get("observation_end")
+    )
+    within = tx
+    day = pd.to_datetime(within["date"]).dt.normalize()
+    in_cal = day <= cal_end
+    span = f"the data run from {day.min().date()} to {day.max().date()}"
+    problems = []
+    if not (~in_cal).any():
+        problems.append(f"no transactions after the calibration end {cal_end.date()} ({span})")
+    days_cal = day[in_cal].groupby(within.loc[in_cal, "customer_id"]).nunique()
+    if len(days_cal) < MIN_CUSTOMERS:
+        problems.append(
+            f"{len(days_cal)} customer(s) bought by the calibration end {cal_end.date()}, "
+            f"at least {MIN_CUSTOMERS} are needed"
+        )
+    n_repeat = int((days_cal >= 2).sum())
+    if n_repeat < MIN_REPEAT_CUSTOMERS:
+        problems.append(
+            f"{n_repeat} of them bought on two or more days before the calibration end, "
+            f"at least {MIN_REPEAT_CUSTOMERS} repeat buyers are needed to fit the models"
+        )
+    per_customer = pd.DataFrame(
+        {"days": day.groupby(within["customer_id"]).nunique(),
+         "spend": within.groupby("customer_id")["amount"].sum()}
+    )
+    n_spend = int(((per_customer["days"] >= 2) & (per_customer["spend"] > 0)).sum())
+    if n_spend < MIN_SPEND_CUSTOMERS:
+        problems.append(
+            f"{n_spend} repeat buyer(s) with a positive spend, at least {MIN_SPEND_CUSTOMERS} "
+            "are needed for the spend model"
+        )
+    if problems:
+        raise DataValidationError(
+            "the value report cannot be computed from these data: " + "; ".join(problems)
         )
 
 
@@ -607,14 +761,14 @@ VALUE_PARAMS: tuple[Param, ...] = (
         "choice",
         "net",
         "how to treat negative amounts (returns)",
-        choices=("net", "drop", "keep"),
+        feeds=(load_transactions, "returns"),
     ),
     Param(
         "freq",
         "choice",
         "W",
         "time unit the models are fitted in: D, W or M",
-        choices=("D", "W", "M"),
+        feeds=(analyse, "freq"),
     ),
     Param(
         "calibration_end",
@@ -675,14 +829,19 @@ VALUE_PARAMS: tuple[Param, ...] = (
     Param(
         "models",
         "list",
-        list(_MODEL_CHOICES),
+        list(CANDIDATE_MODELS),
         "transaction models to compare",
-        choices=_MODEL_CHOICES,
+        feeds=(analyse, "models"),
     ),
     Param("top_n", "int", 20, "rows in the top-customers table", minimum=1, maximum=1000),
     Param("seed", "int", 42, "random seed (intervals, simulated data)", minimum=0),
     Param("title", "str", "Customer value report", "title shown at the top of the report"),
-    Param("currency", "str", "$", "currency symbol shown before amounts"),
+    Param(
+        "currency",
+        "str",
+        "",
+        "currency of the amounts: an ISO code (GBP, EUR) or a symbol; empty for plain numbers",
+    ),
 )
 
 SPEC = register_report(
@@ -693,6 +852,7 @@ SPEC = register_report(
         notebook=notebook_path("value_report.ipynb"),
         params=VALUE_PARAMS,
         check=check_params,
+        requirements=check_data,
         outputs=("metrics.json", "scores.parquet", "scores.csv"),
     )
 )
@@ -703,5 +863,5 @@ def demo(*, out: str | os.PathLike[str] = "reports", data: str = "cdnow-master")
     params: dict[str, Any] = {"freq": "W"}
     if data.startswith("cdnow"):
         # The split used in Fader, Hardie & Lee (2005), "Counting your customers the easy way".
-        params.update(calibration_end="1997-09-30", observation_end="1998-06-30")
+        params.update(calibration_end="1997-09-30", observation_end="1998-06-30", currency="USD")
     return run("value", data=data, params=params, out=out)

@@ -1,0 +1,26 @@
+"""Programme and campaign effects: did the club, the win-back campaign or the promotion pay off?
+
+:func:`estimate` takes transactions and a treatment table and returns a
+:class:`ProgramEffect`: the average effect on the treated customers per period (``att``,
+level and ratio, 95% intervals), the naive member vs non-member gap beside it (``naive``),
+every estimator that was run (``estimators``), the event study and its pre-trend test, and
+falsification, balance and economics tables. The design decides the estimator:
+
+* randomised (a holdout control group): ITT with CUPED, HC1 intervals, sample-ratio check,
+  power and minimum detectable effect, the effect of responding (assignment as instrument);
+* staggered opt-in: Callaway & Sant'Anna (2021) group-time effects against not-yet-treated
+  customers, doubly robust in pre-period behaviour (Sant'Anna & Zhao 2020), with the
+  two-stage imputation estimator beside it and TWFE as a labelled benchmark;
+* matched cohort (everyone joined in one period): doubly robust DiD against never-treated
+  customers with balance and overlap diagnostics.
+"""
+
+from __future__ import annotations
+
+from .core import DESIGNS, estimate
+from .did import callaway_santanna, dr_did
+from .panel import OUTCOMES, Panel, build_panel
+from .result import ProgramEffect
+
+__all__ = ["DESIGNS", "OUTCOMES", "Panel", "ProgramEffect", "build_panel", "callaway_santanna",
+           "dr_did", "estimate"]
