@@ -12,7 +12,10 @@ Sources
   given as a path, a glob (``"exports/*.parquet"``, ``**`` recursive), a directory (every CSV or
   Parquet file below it) or a list of these; remote URLs (``s3://``, ``https://``...) too;
 * a DuckDB relation, or the name of a table in a caller's DuckDB ``connection`` (copied into
-  the loader's own connection, so nothing is created in, or read through, the caller's one).
+  the loader's own connection, so nothing is created in, or read through, the caller's one);
+* a database URL, ``postgresql://user@host/db?table=orders`` (or ``?query=SELECT ...``) or
+  ``duckdb:///path/file.duckdb?table=orders``: rows streamed into DuckDB as Arrow batches, see
+  :mod:`custvalue._database`.
 
 Rules
 -----
@@ -60,6 +63,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ._database import is_database_url, open_in_duckdb
 from ._text import clip, clip_list
 from .errors import DataValidationError, ParameterError, SourceNotFoundError
 
@@ -553,7 +557,7 @@ class Source:
     description : str
         What the source is, for messages and the data-quality report.
     kind : str
-        ``frame``, ``csv``, ``parquet``, ``table`` or ``relation``.
+        ``frame``, ``csv``, ``parquet``, ``table``, ``relation`` or ``database``.
     files : list of str
         Files actually read (after expansion).
     notes : list of str
@@ -829,6 +833,10 @@ def open_source(
                 if isinstance(source[c].dtype, pd.DatetimeTZDtype)
             }
             frame_index = [n for n in source.index.names if isinstance(n, str)]
+        elif isinstance(source, str) and is_database_url(source):
+            # postgresql://... and duckdb://... URLs: streamed into a temporary table (_database)
+            desc = open_in_duckdb(source, con, TABLE)
+            kind = "database"
         elif isinstance(source, str) and connection is not None and not (
             os.path.exists(source) or _glob.has_magic(source) or _is_remote(source)
         ):
