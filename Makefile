@@ -23,8 +23,15 @@ env: $(STAMP)  ## create .venv with the package, dev tools and the `custvalue` J
 demo: $(STAMP)  ## set everything up and run the main job on bundled data (CDNOW master)
 	$(BIN)/custvalue demo
 
-test: $(STAMP)  ## run the whole test suite, slow tests included (what CI runs)
+SPARK_STAMP := $(VENV)/.spark-installed
+
+$(SPARK_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -e ".[dev,spark]"
+	touch $(SPARK_STAMP)
+
+test: $(STAMP) $(SPARK_STAMP)  ## run the whole test suite, slow tests included (what CI runs)
 	bash scripts/ensure_chromium.sh
+	bash scripts/ensure_services.sh
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 test-fast: $(STAMP)  ## run the fast tests only

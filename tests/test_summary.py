@@ -760,7 +760,7 @@ def test_auto_engine_falls_back_to_duckdb_for_what_numpy_does_not_handle() -> No
     with pytest.raises(ParameterError, match=r"engine='numpy'.*attribute"):
         rfm_summary(tx, engine="numpy")
     with pytest.raises(ParameterError, match="engine="):
-        rfm_summary(tx, engine="spark")
+        rfm_summary(tx, engine="polars")  # "spark" is an engine now (issue 13)
     mixed = tx.drop(columns="region").astype({"customer_id": object})
     mixed.loc[2, "customer_id"] = "2"  # ints and strings cannot be sorted together
     with pytest.raises(ParameterError, match="engine='numpy'"):

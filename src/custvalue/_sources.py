@@ -12,7 +12,10 @@ Sources
   given as a path, a glob (``"exports/*.parquet"``, ``**`` recursive), a directory (every CSV or
   Parquet file below it) or a list of these; remote URLs (``s3://``, ``https://``...) too;
 * a DuckDB relation, or the name of a table in a caller's DuckDB ``connection`` (copied into
-  the loader's own connection, so nothing is created in, or read through, the caller's one).
+  the loader's own connection, so nothing is created in, or read through, the caller's one);
+* a database URL, ``postgresql://user@host/db?table=orders`` (or ``?query=SELECT ...``) or
+  ``duckdb:///path/file.duckdb?table=orders``: rows streamed into DuckDB as Arrow batches, see
+  :mod:`custvalue._database`.
 
 Rules
 -----
@@ -22,7 +25,9 @@ Rules
   from the first rows; a later ``"00123"`` in a column of numbers would then be cast to ``123``
   (merging two customers) and a later ``"n/a"`` would fail the whole file. Here CSV text is
   read as text and a column keeps a number type only if *every* non-blank value is one (and,
-  for integers, written canonically: no leading zeros or ``+``); otherwise it stays text and the
+  for integers, written canonically: no leading zeros or ``+``; for decimals, at most 15
+  significant digits, so a 20-digit id is never rounded into another one); otherwise it stays
+  text and the
   loader's checks report the values. Date and time columns stay text, so the loader's explicit
   and documented date rules (``date_format=``, ISO 8601, time zones) apply to CSV exactly as to
   a DataFrame of strings.
@@ -58,6 +63,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from ._database import is_database_url, open_in_duckdb
 from ._text import clip, clip_list
 from .errors import DataValidationError, ParameterError, SourceNotFoundError
 
@@ -273,7 +279,7 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection, url: str) -> None:
 _FORBIDDEN_FUNCTIONS = re.compile(
     r"(read_|parquet_|sniff_|glob$|getenv$|current_setting$|query$|query_table$|duckdb_|"
     r"pragma_|which_secret$|load_|install_|iceberg_|delta_|postgres_|mysql_|sqlite_|"
-    r"http|s3_|from_json|json_execute|enable_|disable_|set_)",
+    r"http|s3_|json_execute|enable_|disable_)",
     re.I,
 )
 
@@ -551,7 +557,7 @@ class Source:
     description : str
         What the source is, for messages and the data-quality report.
     kind : str
-        ``frame``, ``csv``, ``parquet``, ``table`` or ``relation``.
+        ``frame``, ``csv``, ``parquet``, ``table``, ``relation`` or ``database``.
     files : list of str
         Files actually read (after expansion).
     notes : list of str
@@ -677,6 +683,9 @@ def _typed_csv_columns(
         if b in _INT_TYPES:  # "007", "+5" and "-0" are text codes, not numbers
             bad = f"{prep} <> '' AND coalesce(CAST(TRY_CAST({prep} AS {typ}) AS VARCHAR) <> " \
                   f"{prep}, true)"
+        elif b in ("FLOAT", "DOUBLE", "REAL"):  # more than 15 significant digits: not exact
+            digits = f"length(ltrim(regexp_replace(split_part({prep}, 'e', 1), '[^0-9]', '', 'g'), '0'))"
+            bad = f"{bad} OR ({prep} <> '' AND {digits} > 15)"
         k = len(cands)
         checks.append(f"count(*) FILTER (WHERE {bad}) AS n{k}, "
                       f"any_value({ident(col)}) FILTER (WHERE {bad}) AS e{k}")
@@ -688,9 +697,9 @@ def _typed_csv_columns(
             n_bad, example = row[2 * k], row[2 * k + 1]
             if n_bad:
                 notes.append(
-                    f"CSV column {col!r} read as text: {n_bad:,} values are not "
-                    f"{base_type(typ)} (e.g. {clip(repr(example), 40)}) although the first "
-                    "rows look like it"
+                    f"CSV column {col!r} read as text: {n_bad:,} values are not exactly "
+                    f"{base_type(typ)} numbers (e.g. {clip(repr(example), 40)}: not a number, "
+                    "a leading zero or sign, or too many digits), though others are"
                 )
             else:
                 typed[col] = f"TRY_CAST(nullif({prep}, '') AS {typ})"
@@ -824,6 +833,10 @@ def open_source(
                 if isinstance(source[c].dtype, pd.DatetimeTZDtype)
             }
             frame_index = [n for n in source.index.names if isinstance(n, str)]
+        elif isinstance(source, str) and is_database_url(source):
+            # postgresql://... and duckdb://... URLs: streamed into a temporary table (_database)
+            desc = open_in_duckdb(source, con, TABLE)
+            kind = "database"
         elif isinstance(source, str) and connection is not None and not (
             os.path.exists(source) or _glob.has_magic(source) or _is_remote(source)
         ):

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ConvergenceError",
     "CustvalueError",
+    "DataSourceError",
     "DataValidationError",
     "DataWarning",
     "ModelNotFittedError",
@@ -37,6 +38,10 @@ class ConvergenceError(CustvalueError, RuntimeError):
 
 class ModelNotFittedError(CustvalueError, RuntimeError):
     """A prediction was asked of a model that has neither been fitted nor given parameters."""
+
+
+class DataSourceError(CustvalueError, OSError):
+    """A data source cannot be reached: a database server down, a wrong password, no such host."""
 
 
 class ReportFailedError(CustvalueError, RuntimeError):

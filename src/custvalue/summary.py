@@ -114,6 +114,21 @@ def _open_source(tx: Any, memory_limit: str | None, threads: int | None = None) 
     return open_source(tx, memory_limit=memory_limit, threads=threads, stream=True)
 
 
+def _use_spark(tx: Any, engine: str) -> bool:
+    """Whether the Spark engine (custvalue.spark) computes this summary."""
+    from .spark import is_spark_dataframe
+
+    if is_spark_dataframe(tx):
+        if engine not in ("auto", "spark"):
+            raise ParameterError(
+                f"engine={engine!r} cannot read a Spark DataFrame; use engine='spark' (or 'auto')"
+            )
+        return True
+    if engine not in ("auto", "duckdb", "numpy", "spark"):
+        raise ParameterError(f"engine={engine!r} is not one of 'auto', 'duckdb', 'spark'")
+    return engine == "spark"
+
+
 def _fetch(source: _Source, sql: str) -> pd.DataFrame:
     try:
         return source.df(sql)
@@ -333,21 +348,20 @@ def _profile(source: _Source, cols: _Columns) -> _Profile:
         problems.append(f"{int(row['null_date']):,} rows with a null {cols.date!r}")
     if row["bad_amount"]:
         problems.append(f"{int(row['bad_amount']):,} rows with a null/NaN/inf {cols.amount!r}")
-    if row["bad_date"]:
-        examples = _fetch(
-            source,
-            f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} "
-            f"WHERE {d} IS NOT NULL AND {cols.ts_expr} IS NULL LIMIT 3",
+    def date_examples(where: str) -> list[str]:
+        return _fetch(
+            source, f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} WHERE {where} LIMIT 3"
         )["v"].tolist()
+
+    if row["bad_date"]:
+        examples = date_examples(f"{d} IS NOT NULL AND {cols.ts_expr} IS NULL")
         problems.append(
             f"{int(row['bad_date']):,} rows whose {cols.date!r} is not a date (e.g. {examples!r})"
         )
     if row["with_offset"]:
-        examples = _fetch(
-            source,
-            f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} WHERE "
-            f"epoch(TRY_CAST({d} AS TIMESTAMPTZ)) <> epoch(TRY_CAST({d} AS TIMESTAMP)) LIMIT 3",
-        )["v"].tolist()
+        examples = date_examples(
+            f"epoch(TRY_CAST({d} AS TIMESTAMPTZ)) <> epoch(TRY_CAST({d} AS TIMESTAMP))"
+        )
         problems.append(
             f"{int(row['with_offset']):,} rows whose {cols.date!r} carries a UTC offset (e.g. "
             f"{clip_list(examples, 3)}): the dates are time-zone aware"
@@ -744,12 +758,14 @@ def rfm_summary(
     threads : int, optional
         DuckDB worker threads; defaults to the usable CPUs minus the current load average (at
         least 1). Ignored for DuckDB relations, which run on their own connection.
-    engine : {"auto", "duckdb", "numpy"}, default "auto"
+    engine : {"auto", "duckdb", "numpy", "spark"}, default "auto"
         ``"duckdb"`` runs the SQL aggregation (any source, spills to disk). ``"numpy"`` sorts the
         rows once and reduces segments in memory; it needs a pandas frame with a datetime64 date
         column, numeric amounts, no nulls, no order column and no attributes. ``"auto"`` uses
         numpy when it can (faster and leaner on frames that fit in memory) and DuckDB otherwise.
-        Both give identical frames (tested).
+        Both give identical frames (tested). ``"spark"`` (also chosen for a Spark DataFrame
+        ``tx``) runs the same SQL in Spark (:func:`custvalue.spark.rfm_summary`) and collects
+        the result; keep it distributed with :mod:`custvalue.spark` directly.
 
     Returns
     -------
@@ -775,8 +791,15 @@ def rfm_summary(
     >>> rfm = rfm_summary("exports/*.parquet", observation_end="2024-12-31")  # doctest: +SKIP
     """
     unit = _normalize_freq(freq)
-    if engine not in _ENGINES:
-        raise ParameterError(f"engine={engine!r} is not one of {_ENGINES}")
+    if engine not in (*_ENGINES, "spark"):
+        raise ParameterError(f"engine={engine!r} is not one of {(*_ENGINES, 'spark')}")
+    if _use_spark(tx, engine):
+        from . import spark as _spark
+
+        return _spark.to_pandas(_spark.rfm_summary(
+            tx, freq=unit, observation_end=observation_end, customer_col=customer_col,
+            date_col=date_col, amount_col=amount_col, order_col=order_col, attributes=attributes,
+        ))
     with _open_source(tx, memory_limit, threads) as source:
         cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
         arrays, why_not = (None, "engine='duckdb'")
@@ -830,6 +853,7 @@ def calibration_holdout(
     attributes: Iterable[str] | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    engine: str = "auto",
 ) -> pd.DataFrame:
     """Calibration-period RFM summary plus each customer's holdout-period behaviour.
 
@@ -850,6 +874,9 @@ def calibration_holdout(
         End of the holdout period; defaults to the last transaction timestamp.
     freq, customer_col, date_col, amount_col, order_col, attributes, memory_limit, threads
         As for :func:`rfm_summary`.
+    engine : {"auto", "duckdb", "spark"}, default "auto"
+        ``"spark"`` (also chosen for a Spark DataFrame ``tx``) computes it in Spark
+        (:func:`custvalue.spark.calibration_holdout`); otherwise DuckDB.
 
     Returns
     -------
@@ -874,6 +901,14 @@ def calibration_holdout(
     unit = _normalize_freq(freq)
     if calibration_end is None:
         raise ParameterError("calibration_end is required, e.g. calibration_end='2024-06-30'")
+    if _use_spark(tx, engine):
+        from . import spark as _spark
+
+        return _spark.to_pandas(_spark.calibration_holdout(
+            tx, calibration_end=calibration_end, observation_end=observation_end, freq=unit,
+            customer_col=customer_col, date_col=date_col, amount_col=amount_col,
+            order_col=order_col, attributes=attributes,
+        ))
     with _open_source(tx, memory_limit, threads) as source:
         cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
         profile = _profile(source, cols)
@@ -941,6 +976,7 @@ def cohort_table(
     values: str | None = None,
     memory_limit: str | None = None,
     threads: int | None = None,
+    engine: str = "auto",
 ) -> pd.DataFrame:
     """Acquisition cohorts x periods since acquisition: activity and revenue (LTV dynamics).
 
@@ -969,6 +1005,9 @@ def cohort_table(
         DuckDB memory limit.
     threads : int, optional
         DuckDB worker threads (see :func:`rfm_summary`).
+    engine : {"auto", "duckdb", "spark"}, default "auto"
+        ``"spark"`` (also chosen for a Spark DataFrame ``tx``) computes it in Spark
+        (:func:`custvalue.spark.cohort_table`); otherwise DuckDB.
 
     Returns
     -------
@@ -988,6 +1027,14 @@ def cohort_table(
         raise ParameterError(
             f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}"
         )
+    if _use_spark(tx, engine):
+        from . import spark as _spark
+
+        result = _spark.to_pandas(_spark.cohort_table(
+            tx, cohort_freq=unit, observation_end=observation_end, customer_col=customer_col,
+            date_col=date_col, amount_col=amount_col,
+        ), index=None)
+        return pivot_cohorts(result, values) if values is not None else result
     with _open_source(tx, memory_limit, threads) as source:
         cols = _resolve_columns(source, customer_col, date_col, amount_col, None, ())
         profile = _profile(source, cols)

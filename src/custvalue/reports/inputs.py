@@ -261,7 +261,9 @@ def preflight(values: Mapping[str, Any]) -> tuple[DataProvenance | None, Any]:
 def _display_source(source: str) -> str:
     """Local paths as absolute paths (a report is read far from where it was run)."""
     if source in DATASET_NAMES or is_remote(source):
-        return source
+        from .._database import redact
+
+        return redact(source)  # postgresql://user:password@... never reaches a report
     return str(Path(source).expanduser().absolute())
 
 
