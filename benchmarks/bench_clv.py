@@ -92,7 +92,7 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = customer_lifetime_value(bg, gg, data, horizon=12, time_unit="M", discount_rate=args.discount)
     out["custvalue_clv_s"] = time.perf_counter() - t0
-    out["custvalue_total"] = float(ours["clv"].sum())
+    out["custvalue_total"] = ours.total  # a CLVResult: the total travels with the values
     out["custvalue_finite"] = bool(np.isfinite(ours["clv"]).all())
 
     if args.interval:

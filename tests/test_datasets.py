@@ -778,3 +778,98 @@ def test_daily_summary_and_pareto_nbd_fit_recover_the_truth():
     model = _fit_on_daily_summary(sim, ParetoNBDModel)
     for name, true in sim.truth["params"].items():
         _within(model.params_[name], true, model.standard_errors_[name], k=3.0)
+
+
+# ------------------------------------------------------------------------------------------
+# loyalty joining mechanisms for programme-effect validation (history, recency)
+# ------------------------------------------------------------------------------------------
+
+
+def _member_months(sim: Simulation) -> tuple[dict[str, float], int, pd.Series]:
+    """Members' purchases in the post-joining months, recomputed with pandas from the
+    returned frames (independently of the simulator): observed purchases after the joining
+    day, on the joining day (before or after joining: the day does not say), and the
+    counterfactual (untreated-path) purchases."""
+    end = sim.truth["observation_end"]
+    last = pd.Period(end, "M") - (0 if (end + pd.Timedelta(days=1)).month != end.month else 1)
+    join = sim.memberships.set_index("customer_id")["join_date"]
+    m = join.dt.to_period("M")
+    entry = sim.customers.set_index("customer_id")["first_purchase"].dt.to_period("M")
+    keep = (m > entry.reindex(m.index)) & (m <= last)
+    m, join = m[keep], join[keep]
+    out = {}
+    for name, frame in (("y1", sim.transactions), ("cf", sim.counterfactual)):
+        f = frame[frame["customer_id"].isin(m.index)]
+        jd = join.reindex(f["customer_id"]).to_numpy()
+        inside = (f["date"].dt.to_period("M") <= last).to_numpy()
+        out[name + "_after"] = float(np.sum(inside & (f["date"].to_numpy() > jd)))
+        out[name + "_sameday"] = float(np.sum(inside & (f["date"].to_numpy() == jd)))
+    cells = sum(int((last - g).n) + 1 for g in m)
+    return out, cells, m
+
+
+@pytest.mark.parametrize("mechanism", [{"history": True}, {"recency": 5.0, "join_rate": 0.001}])
+def test_programme_estimand_is_computed_from_the_untreated_path(mechanism):
+    sim = simulate(6000, seed=21, acquisition_period="180D",
+                   loyalty={"effect": 1.4, "launch": "2022-09-01", **mechanism})
+    att = sim.truth["loyalty"]["att"]
+    counts, cells, members = _member_months(sim)
+    assert att["n_cells"] == cells and att["n_treated"] == len(members)
+    # after joining, members' observed purchases are the treated path and the returned
+    # counterfactual purchases the untreated path: the estimand is their mean difference
+    lam = sim.customers.set_index("customer_id")["lambda"]
+    assert sim.counterfactual is not None and len(sim.counterfactual) > 0
+    # the counterfactual holds the replaced purchases (joining day included); the observed
+    # joining-day purchases are some before joining (in both paths) and some after
+    y0_post = counts["cf_after"] + counts["cf_sameday"]
+    low = (counts["y1_after"] - y0_post) / cells
+    high = (counts["y1_after"] + counts["y1_sameday"] - y0_post) / cells
+    assert low - 1e-12 <= att["level"] <= high + 1e-12
+    assert high - low < 0.1 * att["level"]
+    assert att["level"] > 0 and att["ratio"] > 0
+    # members are heavier buyers than non-members (self-selection)
+    is_member = lam.index.isin(sim.memberships["customer_id"])
+    assert lam[is_member].mean() > lam[~is_member].mean()
+
+
+def test_programme_estimand_is_near_zero_without_an_effect():
+    sim = simulate(6000, seed=22, acquisition_period="180D",
+                   loyalty={"history": True, "effect": 1.0, "launch": "2022-09-01"})
+    att = sim.truth["loyalty"]["att"]
+    # observed and untreated paths are independent Poisson draws of the same mean: the
+    # realised difference per cell has sd about sqrt(2 * mean / cells)
+    se = np.sqrt(2 * att["untreated_mean"] / att["n_cells"])
+    assert abs(att["level"]) < 4 * se
+
+
+def test_history_joining_depends_on_recent_activity_at_launch():
+    sim = simulate(20_000, seed=23, acquisition_period="180D",
+                   loyalty={"history": True, "launch": "2022-09-01"})
+    tx = sim.transactions
+    before = tx[tx["date"] < "2022-09-01"]
+    recent = (before[before["date"] >= "2022-06-01"].groupby("customer_id").size()
+              .reindex(sim.customers["customer_id"], fill_value=0))
+    joined = sim.customers["member"].to_numpy()
+    active = recent.to_numpy() >= 2
+    assert joined[active].mean() > 2 * joined[~active].mean()
+    assert sim.memberships["join_date"].min() >= pd.Timestamp("2022-09-01")
+    assert sim.memberships["join_date"].dt.to_period("M").nunique() > 10  # staggered
+
+
+def test_default_loyalty_has_no_counterfactual_and_unchanged_truth_keys():
+    sim = simulate(500, seed=1, loyalty=True)
+    assert sim.counterfactual is None
+    assert set(sim.truth["loyalty"]) == {"join_rate", "selection", "effect", "launch",
+                                         "n_members", "description"}
+
+
+@pytest.mark.parametrize(
+    ("loyalty", "match"),
+    [({"history": True, "recency": 2.0}, "not both"),
+     ({"history": {"slope": 1}}, "unknown keys"),
+     ({"history": "yes"}, "True or a dict"),
+     ({"recency": -1.0}, "non-negative")],
+)
+def test_new_loyalty_options_are_checked(loyalty, match):
+    with pytest.raises(ParameterError, match=match):
+        simulate(100, seed=0, loyalty=loyalty)

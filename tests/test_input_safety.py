@@ -18,6 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from custvalue.cli import main
 from custvalue.data import load_transactions
@@ -75,6 +77,17 @@ def test_plain_integer_text_ids_stay_integers_but_zero_and_minus_zero_do_not_mer
     path.write_text("customer_id,date,amount\n0,2020-01-01,1\n-0,2020-01-02,2\n")
     tx, _ = load_transactions(path)
     assert tx["customer_id"].nunique() == 2
+
+
+def test_long_numeric_ids_are_not_rounded_into_each_other(tmp_path):
+    path = tmp_path / "ids.csv"
+    a, b = "1234567890123456789012345678901234567890", "1234567890123456789012345678901234567891"
+    path.write_text(f"customer_id,date,amount\n{a},2020-01-01,1\n{b},2020-01-02,2\n"
+                    "12.5,2020-01-03,3\n")
+    tx, quality = load_transactions(path)
+    assert tx["customer_id"].tolist() == [a, b, "12.5"]
+    assert any("read as text" in n for n in quality.notes)
+    assert len(rfm_summary(path)) == 3
 
 
 _DATES = ["01/02/2020", "03/04/2020", "05/06/2020"]  # ambiguous: no day above 12
@@ -398,3 +411,15 @@ def test_the_quality_report_names_every_rule(orders):
     text = str(quality)
     assert "rules applied:" in text and quality.rules["missing customer ids"] in text
     assert all(c["rule"] for c in quality.to_dict()["checks"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.from_regex(r"[+-]?0{0,2}[0-9]{1,4}", fullmatch=True), min_size=1, max_size=30))
+def test_property_csv_ids_never_merge_distinct_texts(tmp_path, ids):
+    path = tmp_path / "ids.csv"
+    path.write_text("customer_id,date,amount\n"
+                    + "".join(f"{i},2020-01-01,1\n" for i in ids))
+    tx, _ = load_transactions(path)
+    # as many customers as distinct texts in the file, whatever the reader's type guess
+    assert tx["customer_id"].nunique() == len(set(ids))
+    assert tx["customer_id"].astype(str).nunique() == len(set(ids))

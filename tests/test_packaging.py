@@ -87,21 +87,38 @@ def test_installed_wheel_runs_the_value_report_without_environment_variables(tmp
     The fresh environment gets its dependencies from this one through a plain .pth path entry
     (not site.addsitedir, so this environment's editable custvalue is not picked up); custvalue
     itself must come from the wheel."""
+    import shutil
     import sysconfig
 
+    # what the fresh environment sees: no custvalue variables, no PYTHONPATH (the test run's own
+    # points at the checkout), a home directory without registered Jupyter kernels
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CUSTVALUE", "PYTHON", "JUPYTER", "VIRTUAL_ENV"))}
+    env["HOME"] = str(home)
+
+    # build from a copy, so that no build/ or egg-info lands in the checkout
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    for name in ("src", "notebooks"):
+        shutil.copytree(ROOT / name, source / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", ".ipynb_*"))
     dist = tmp_path / "dist"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-        check=True, capture_output=True, timeout=600,
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)],
+        check=True, capture_output=True, timeout=600, env=env,
     )
     wheel = next(dist.glob("custvalue-*.whl"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, env=env)
     python = venv / "bin" / "python"
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
          "--no-index", str(wheel)],
-        check=True, capture_output=True, timeout=600,
+        check=True, capture_output=True, timeout=600, env=env,
     )
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -115,11 +132,7 @@ def test_installed_wheel_runs_the_value_report_without_environment_variables(tmp
         (venv / "share" / "jupyter").mkdir(parents=True)
         (venv / "share" / "jupyter" / "nbconvert").symlink_to(templates)
 
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CUSTVALUE", "PYTHON", "JUPYTER", "VIRTUAL_ENV"))}
-    env.update(HOME=str(home), PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin')}")
+    env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin')}"
     where = subprocess.run(
         [str(python), "-c", "import custvalue; print(custvalue.__file__)"],
         check=True, capture_output=True, text=True, env=env, cwd=tmp_path,

@@ -483,3 +483,62 @@ def test_tier_probabilities_are_calibrated_on_the_holdout() -> None:
         assert abs(pred - obs) <= tol, (tier, pred, obs, len(grp))
     probs = res.customers["tier_probability"]
     assert probs.between(0, 1).all()
+
+
+def test_channel_economics_takes_a_clv_result_with_cash_flows() -> None:
+    sim = cv.simulate(600, seed=3)
+    rfm = cv.rfm_summary(sim.transactions, freq="W")
+    bg = cv.BetaGeoModel().fit(rfm)
+    gg = cv.GammaGammaModel().fit(rfm[(rfm.frequency > 0) & (rfm.monetary_value > 0)])
+    result = cv.customer_lifetime_value(
+        bg, gg, rfm, horizon=12, time_unit="M", discount_rate=0.1, cash_flows=True
+    )
+    t = sg.channel_economics(result, rfm, costs={c: 10.0 for c in rfm["channel"].unique()}).table
+    frame = getattr(result, "frame", result)
+    flows = getattr(result, "cash_flows", None)
+    if flows is None:  # an older DataFrame result: cash_flow_k columns
+        flows = frame[[c for c in frame.columns if c.startswith("cash_flow_")]]
+    # independent check: the first month whose cumulative mean margin reaches the cost
+    for channel, row in t.iterrows():
+        cum = flows[(rfm["channel"] == channel).to_numpy()].mean().cumsum().to_numpy()
+        k = int(np.argmax(cum >= 10.0))
+        if cum[-1] < 10.0:
+            assert np.isnan(row["payback_months"])
+        else:
+            before = cum[k - 1] if k else 0.0
+            assert row["payback_months"] == pytest.approx(k + (10.0 - before) / (cum[k] - before))
+        assert row["mean_clv"] == pytest.approx(frame["clv"][rfm["channel"] == channel].mean())
+
+
+def test_segment_plots_are_titled_and_labelled() -> None:
+    import matplotlib.pyplot as plt
+
+    from custvalue import plots
+
+    frame = hand_built().assign(p_alive=np.linspace(0.05, 0.95, 10), clv=np.arange(10.0))
+    grid = sg.alive_value_grid(frame)
+    ax = plots.plot_alive_value_grid(grid.extra["expected_value"], what="expected value", currency="£")
+    assert "Expected value" in ax.get_title() and "P(alive)" in ax.get_ylabel()
+    assert "£" in ax.figure.axes[-1].get_ylabel()  # colour bar with the unit
+    then = pd.DataFrame({"segment": ["a", "b", "b"]}, index=[1, 2, 3])
+    now = pd.DataFrame({"segment": ["b", "b", "a"], "clv": 1.0}, index=[1, 2, 3])
+    ax = plots.plot_segment_migration(sg.migration(then, now).table, then="Jan", now="Jun")
+    assert "Jan" in ax.get_ylabel() and "Jun" in ax.get_xlabel() and ax.get_title()
+    plt.close("all")
+
+
+@pytest.mark.parametrize("model_cls", ["ParetoNBDModel", "ModifiedBetaGeoModel"])
+def test_value_tiers_with_other_transaction_models(model_cls: str) -> None:
+    process = "pareto_nbd" if model_cls == "ParetoNBDModel" else "mbgnbd"
+    sim = cv.simulate(800, seed=5, process=process)
+    rfm = cv.rfm_summary(sim.transactions, freq="W")
+    tx_model = getattr(cv, model_cls)().fit(rfm)
+    gg = cv.GammaGammaModel().fit(rfm[(rfm.frequency > 0) & (rfm.monetary_value > 0)])
+    clv = cv.customer_lifetime_value(tx_model, gg, rfm, horizon=12, time_unit="M", discount_rate=0.1)
+    scores = rfm.join(getattr(clv, "frame", clv)[["expected_purchases", "expected_spend", "clv"]])
+    res = sg.value_tiers(scores, tx_model, gg, n_draws=20, seed=2)
+    prob = res.customers["tier_probability"]
+    assert prob.notna().all() and prob.between(0, 1).all()
+    # customers in the rest tier with no repeat purchase almost surely stay there
+    rest = res.customers[(res.customers["value_tier"] == "rest") & (res.customers["frequency"] == 0)]
+    assert rest["tier_probability"].mean() > 0.8

@@ -111,7 +111,7 @@ def test_remote_paths_are_passed_to_duckdb_unexpanded():
     assert matched == [False, False]
 
 
-def test_every_connection_runs_in_utc(frame, monkeypatch):
+def test_every_connection_runs_in_utc(frame):
     with open_source(frame) as src:
         assert src.sql("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
 

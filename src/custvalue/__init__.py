@@ -60,6 +60,7 @@ _SUBMODULES = (
     "evaluation",
     "survival",
     "segments",
+    "programs",
     "plots",
     "reports",
     "value_report",

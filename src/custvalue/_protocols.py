@@ -24,6 +24,7 @@ __all__ = [
     "ContractualModel",
     "CovarianceModel",
     "FittedModel",
+    "PurchaseProbabilityModel",
     "ResidualTransactionsModel",
     "SampleableModel",
     "SpendModel",
@@ -65,6 +66,14 @@ class ResidualTransactionsModel(Protocol):
     eq. 2), ``discount_rate`` continuous per model time unit."""
 
     def expected_residual_transactions(self, data: pd.DataFrame, discount_rate: float) -> Any: ...
+
+
+@runtime_checkable
+class PurchaseProbabilityModel(Protocol):
+    """Model with the probability of *n* purchases in the next *t* time units,
+    :math:`P(X(t) = n \\mid x, t_x, T)` (e.g. BG/NBD, Fader, Hardie & Lee 2005a)."""
+
+    def probability_of_purchases(self, data: pd.DataFrame, n: int, t: float) -> Any: ...
 
 
 @runtime_checkable

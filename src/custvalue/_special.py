@@ -47,12 +47,13 @@ from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import digamma, gammaln, hyperu
+from scipy.special import digamma, gammaln, hyp2f1, hyperu
 
 __all__ = [
     "IntegralMoments",
     "digamma_difference",
     "gauss_legendre",
+    "hyp2f1_a1",
     "log_gamma_ratio",
     "log_power_product_integral",
     "log_tricomi_u_ss",
@@ -431,3 +432,54 @@ def digamma_difference(z: np.ndarray | float, x: np.ndarray | float) -> np.ndarr
             + inv_z**4 * ((1.0 + u) ** -4 - 1.0) / 120.0
         )
     return np.where(big, series, direct)
+
+
+_SERIES_CHUNK = 4096
+_SERIES_MAX_TERMS = 1 << 21
+
+
+def hyp2f1_a1(b, c, z) -> np.ndarray:
+    """Gauss hypergeometric function 2F1(1, b; c; z) for c > b > 0 and 0 <= z < 1.
+
+    The residual-lifetime (sBG, FH 2010 eq. 6) and residual-transaction (BG/BB DERT, FHS 2010)
+    formulas need this special case. ``scipy.special.hyp2f1`` is used where it returns a finite
+    value; for large ``b`` with ``z`` close to 1 (many renewals, small discount rate per period)
+    it returns NaN, and there the defining series ``sum_j (b)_j/(c)_j z^j`` is summed directly
+    (vectorised over the failing entries, in chunks of terms). Every term ratio
+    ``z (b+j)/(c+j)`` is below ``z``, so the series converges geometrically; it is stopped when
+    the tail bound ``term * z / (1 - z)`` is below 1e-15 of the sum and the remaining tail is
+    added as the mid-point of its bounds.
+    """
+    b, c, z = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (b, c, z)))
+    with np.errstate(all="ignore"):
+        out = np.array(hyp2f1(1.0, b, c, z), dtype=float)
+    bad = ~np.isfinite(out) | (out < 1.0 - 1e-12)
+    if bad.any():
+        out[bad] = _hyp2f1_a1_series(b[bad], c[bad], z[bad])
+    return out
+
+
+def _hyp2f1_a1_series(b: np.ndarray, c: np.ndarray, z: np.ndarray) -> np.ndarray:
+    total = np.zeros(b.shape)
+    log_term = np.zeros(b.shape)  # log of the next term to add (j = 0 -> 1)
+    active = np.ones(b.shape, dtype=bool)
+    log_z = np.log(z)
+    j0 = 0
+    while active.any() and j0 < _SERIES_MAX_TERMS:
+        idx = np.nonzero(active)[0]
+        j = np.arange(j0, j0 + _SERIES_CHUNK, dtype=float)[None, :]
+        step = np.log((b[idx, None] + j) / (c[idx, None] + j)) + log_z[idx, None]
+        # log_term before each term in the chunk: exclusive cumulative sum
+        cum = np.cumsum(step, axis=1)
+        logs = log_term[idx, None] + np.concatenate([np.zeros((idx.size, 1)), cum[:, :-1]], axis=1)
+        total[idx] += np.exp(logs).sum(axis=1)
+        log_term[idx] = log_term[idx] + cum[:, -1]
+        tail_upper = np.exp(log_term[idx]) / (1.0 - z[idx])
+        done = tail_upper <= 1e-15 * total[idx]
+        active[idx[done]] = False
+        j0 += _SERIES_CHUNK
+    # remaining tail: between term/(1 - ratio_now) and term/(1 - z); add the mid-point
+    nxt = np.exp(log_term)
+    ratio = z * (b + j0) / (c + j0)
+    total += 0.5 * (nxt / (1.0 - ratio) + nxt / (1.0 - z))
+    return total

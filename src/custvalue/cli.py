@@ -25,7 +25,11 @@ Errors
 Bad input or bad arguments end the command with exactly one line on stderr (``error: ...``,
 saying what is wrong and where) and exit code 2 -- no traceback, and no output file left behind:
 outputs are written to a temporary file in the target directory and renamed into place only
-when complete. :class:`~custvalue.errors.CustvalueError`, ``OSError`` (missing or unreadable
+when complete. An output path that is one of the input files (also through a symbolic link, a
+hard link or a glob) is refused before any work, so a command never replaces its own data
+(:func:`custvalue._sources.refuse_overwriting_inputs`); a glob or directory input skips the
+files custvalue wrote (see :mod:`custvalue._sources`).
+:class:`~custvalue.errors.CustvalueError`, ``OSError`` (missing or unreadable
 files, unwritable outputs), DuckDB errors and click's usage errors are all reported this way.
 
 Adding commands
@@ -141,7 +145,8 @@ def _data_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--date-format", default=None,
                      help="strptime format of text dates, e.g. '%d/%m/%Y %H:%M'."),
         click.option("--timezone", default=None,
-                     help="Zone that time-zone-aware dates are converted to (default UTC)."),
+                     help="Zone that dates with a UTC offset are converted to and in which dates "
+                     "without one are read (default UTC; never the machine's zone)."),
         click.option("--duplicates", type=click.Choice(["auto", "drop", "keep"]), default="auto",
                      show_default=True,
                      help="Exact duplicate rows: 'auto' drops them when --order-col is given, "

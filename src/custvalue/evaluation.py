@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._protocols import PurchaseProbabilityModel
 from ._summary import Summary
 from ._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
 from .errors import ConvergenceError, CustvalueError, DataValidationError, ParameterError
@@ -213,7 +214,7 @@ def predict_holdout(model: Any, data: pd.DataFrame) -> pd.Series:
 def _probability_any_purchase(model: Any, data: pd.DataFrame, dur: np.ndarray) -> np.ndarray | None:
     """P(at least one purchase in the holdout) = 1 - P(X(t*) = 0 | x, t_x, T), or None when the
     model has no ``probability_of_purchases``."""
-    if not hasattr(model, "probability_of_purchases"):
+    if not isinstance(model, PurchaseProbabilityModel):
         return None
     cal = _calibration_frame(data)
     out = np.zeros(len(data))

@@ -348,21 +348,20 @@ def _profile(source: _Source, cols: _Columns) -> _Profile:
         problems.append(f"{int(row['null_date']):,} rows with a null {cols.date!r}")
     if row["bad_amount"]:
         problems.append(f"{int(row['bad_amount']):,} rows with a null/NaN/inf {cols.amount!r}")
-    if row["bad_date"]:
-        examples = _fetch(
-            source,
-            f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} "
-            f"WHERE {d} IS NOT NULL AND {cols.ts_expr} IS NULL LIMIT 3",
+    def date_examples(where: str) -> list[str]:
+        return _fetch(
+            source, f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} WHERE {where} LIMIT 3"
         )["v"].tolist()
+
+    if row["bad_date"]:
+        examples = date_examples(f"{d} IS NOT NULL AND {cols.ts_expr} IS NULL")
         problems.append(
             f"{int(row['bad_date']):,} rows whose {cols.date!r} is not a date (e.g. {examples!r})"
         )
     if row["with_offset"]:
-        examples = _fetch(
-            source,
-            f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} WHERE "
-            f"epoch(TRY_CAST({d} AS TIMESTAMPTZ)) <> epoch(TRY_CAST({d} AS TIMESTAMP)) LIMIT 3",
-        )["v"].tolist()
+        examples = date_examples(
+            f"epoch(TRY_CAST({d} AS TIMESTAMPTZ)) <> epoch(TRY_CAST({d} AS TIMESTAMP))"
+        )
         problems.append(
             f"{int(row['with_offset']):,} rows whose {cols.date!r} carries a UTC offset (e.g. "
             f"{clip_list(examples, 3)}): the dates are time-zone aware"

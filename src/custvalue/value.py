@@ -497,7 +497,8 @@ class CLVSettings:
         """The horizon in words, e.g. ``"12 months"`` or ``"an infinite horizon"``."""
         if not np.isfinite(self.horizon):
             return "an infinite horizon"
-        return f"{self.horizon:g} {UNIT_NAMES[self.time_unit]}s"
+        plural = "" if self.horizon == 1 else "s"
+        return f"{self.horizon:g} {UNIT_NAMES[self.time_unit]}{plural}"
 
 
 @dataclass(frozen=True)
@@ -627,7 +628,7 @@ class CLVResult:
             ("discount rate", f"{s.discount_rate:.2%} a year"),
             ("margin", f"{s.margin:.0%} of spend"),
             ("transaction model", f"{s.transaction_model} (in {UNIT_NAMES[s.model_time_unit]}s)"),
-            ("spend", s.spend_model),
+            ("spend", s.spend_model if s.spend_model != "price" else "the given price"),
             ("total value", f"{self.total:,.2f}"),
         ]
         if s.converted and s.data_time_unit is not None:
@@ -650,7 +651,8 @@ class CLVResult:
             {"clv": [v.mean(), v.median(), v.quantile(0.9), v.max()]},
             index=pd.Index(["mean", "median", "90th percentile", "max"], name="per customer"),
         )
-        notes.append(f"The most valuable 10 % of customers hold {share:.0%} of the total value.")
+        if np.isfinite(share):
+            notes.append(f"The most valuable 10 % of customers hold {share:.0%} of the total value.")
         return build_summary(
             f"Customer lifetime value over {s.horizon_text()}", info, [("", spread)], notes,
             float_format=lambda x: f"{x:,.2f}",

@@ -6,7 +6,7 @@ Every model subclasses :class:`custvalue.models.base.BaseModel` (fitting, standa
 
 from __future__ import annotations
 
-from .base import BaseModel, BoundaryFitWarning, ModelSummary, load_model
+from .base import BaseModel, BoundaryFitWarning, ModelSummary, check_data_unit, load_model
 from .beta_geo import BetaGeoModel, ModifiedBetaGeoModel
 from .bg_bb import BetaGeoBetaBinomModel
 from .gamma_gamma import GammaGammaModel
@@ -25,6 +25,7 @@ __all__ = [
     "ParetoNBDModel",
     "Recommendation",
     "ShiftedBetaGeoModel",
+    "check_data_unit",
     "load_model",
     "recommend",
 ]

@@ -21,6 +21,10 @@ Class attributes
     off because a continuous ``monetary_value`` makes nearly every row distinct).
 ``contractual`` : bool
     ``True`` for contractual (subscription) models such as the shifted-beta-geometric.
+``_time_columns`` : tuple of str
+    Duration columns in the model's time unit (default ``("recency", "T")``; ``()`` for
+    Gamma-Gamma). Predictions compare ``data.attrs["freq"]`` with ``time_unit_`` through
+    :func:`check_data_unit` when the model has any.
 ``_limit_groups`` : tuple of ((names...), description)
     Groups of parameters that may legitimately run to infinity *together* (ratio fixed) because the
     likelihood's supremum is a limiting model, e.g. BG/NBD's ``(("a", "b"), "the dropout
@@ -57,6 +61,15 @@ Methods to implement
 ``_fit_problem(self, params, data, weights) -> str | None`` (optional)
     Model-specific check of a degenerate optimum (e.g. the mean purchase rate running to zero);
     a returned message is raised as :class:`~custvalue.errors.ConvergenceError`.
+``_names(self)`` / ``_fit_columns(self)`` (optional)
+    Parameter names and fit columns of this instance, when they depend on the data (the
+    shifted-beta-geometric's one pair per cohort). Never rewrite the class attributes.
+``_edge_groups(self, phi)`` (optional)
+    The ``_limit_groups`` worth probing at the optimum ``phi`` (Pareto/NBD skips groups whose
+    shape is small, because probing costs whole optimisations).
+``_scale_fit_data(self, data, weights) -> (data, scale)`` / ``_unscale_fit(self, scale)``
+    (optional) Fit on rescaled data and map the result back (Gamma-Gamma divides spend by a
+    power of two near its median, so spend in the billions fits like spend in dollars).
 
 Prediction methods are written by the subclass using ``self._params_array()`` (natural scale,
 raises :class:`~custvalue.errors.ModelNotFittedError` when there are none) and
@@ -71,9 +84,14 @@ penalizer_coef * sum(params**2)``; ``log_likelihood_`` always reports the unpena
 ``sum(w*ll)`` (the definition used in the papers). L-BFGS-B with analytic gradients runs on the
 log-parameters from the model's moment-based start and from a vector of ones, with jittered
 restarts when those disagree; the best optimum is polished with a Newton step. With more than
-40,000 distinct rows the optimiser first solves a random 10,000-row subset (reweighted), then takes
-Newton steps on the full data with the subset's Hessian, so a million-customer fit needs only a
-handful of full likelihood evaluations. The Hessian of the
+40,000 distinct rows the optimiser first solves a seeded random 10,000-row subset (reweighted)
+with the same multi-start, then takes Newton steps on the full data with the subset's Hessian,
+so a million-customer fit needs only a handful of full likelihood evaluations. The subset's
+optimum is trusted only when it is a clean interior maximum on which every start agrees and the
+full-data Newton ends at a clean interior maximum too; otherwise (a parameter running away, a
+flat ridge, a boundary) the full-data multi-start decides. Nothing that decides a branch uses
+BLAS reductions, whose last digits depend on the CPU and thread count. Fits on the edge of the
+parameter space return the limiting model with a :class:`BoundaryFitWarning`. The Hessian of the
 (penalised) total log-likelihood is obtained by central differences of the gradient in
 log-parameter space and mapped to the natural scale exactly (chain rule, including the gradient
 term). ``covariance_`` is the inverse observed information on the natural scale;
@@ -97,7 +115,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .._arrays import as_float_array as _as_float_array
-from .._time import UNIT_NAMES, normalize_unit
+from .._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
 from ..errors import (
     ConvergenceError,
     DataValidationError,
@@ -105,7 +123,7 @@ from ..errors import (
     ParameterError,
 )
 
-__all__ = ["BaseModel", "BoundaryFitWarning", "ModelSummary", "load_model"]
+__all__ = ["BaseModel", "BoundaryFitWarning", "ModelSummary", "check_data_unit", "load_model"]
 
 _LOG_BOUND = 30.0  # |log(param)| beyond which a parameter has "run away" (1e-13 .. 1e13)
 _WARM_START_ROWS = 40000  # above this many distinct rows, warm-start from a subset
@@ -156,6 +174,93 @@ class _Objective:
     scale: float
     data: Mapping[str, np.ndarray]
     weights: np.ndarray
+
+
+def _clip_values(values: Any, k: int = 5) -> str:
+    """A few example values for an error message (never a whole array)."""
+    arr = np.asarray(values).reshape(-1)
+    shown = ", ".join(f"{v:.6g}" if isinstance(v, float | np.floating) else repr(v) for v in arr[:k].tolist())
+    more = f", ... ({arr.size} in all)" if arr.size > k else ""
+    return f"[{shown}{more}]"
+
+
+def check_data_unit(
+    model: BaseModel, data: Any, *, convert: bool = False, context: str = "predict"
+) -> Any:
+    """Check that a summary is in the model's time unit, or convert it when asked.
+
+    A model fitted in weeks predicts nonsense from a daily summary: ``recency`` and ``T`` would
+    be read as weeks. The data's unit is ``data.attrs["freq"]`` (set by
+    :func:`custvalue.summary.rfm_summary` and :func:`custvalue.summary.calibration_holdout`);
+    the model's is ``model.time_unit_``. Every prediction method calls this check, and
+    :func:`custvalue.value.customer_lifetime_value` can call it before valuing.
+
+    Parameters
+    ----------
+    model : BaseModel
+        A fitted model (or one built with ``from_params``).
+    data : DataFrame
+        A customer summary. Data without ``attrs["freq"]`` (plain frames, mappings) are assumed
+        to be in the model's unit and returned unchanged, as are models without time columns
+        (Gamma-Gamma).
+    convert : bool, default False
+        ``False``: a different unit raises :class:`~custvalue.errors.DataValidationError`.
+        ``True``: return a copy with the duration columns (``recency``, ``T``, and
+        ``duration_holdout`` when present) rescaled to the model's unit with calendar-exact
+        lengths (a month is 365.25/12 days) and ``attrs["freq"]`` set to the model's unit. The
+        caller's frame is not modified. Frequencies are not changed: purchases merged within one
+        coarse period stay merged, so re-summarising in the model's unit is more exact.
+        Discrete-time models (whole-number ``T``) cannot be converted.
+    context : str
+        Name of the calling method, for the message.
+
+    Returns
+    -------
+    DataFrame or the input
+        ``data`` itself when it is already in the model's unit (or has no unit), else the
+        converted copy.
+
+    Raises
+    ------
+    DataValidationError
+        The units differ and ``convert`` is False, or conversion is impossible.
+    """
+    if not isinstance(data, pd.DataFrame) or not model._time_columns:
+        return data
+    if getattr(model, "time_unit_", None) is None:
+        return data  # not fitted: the prediction itself says so
+    freq = data.attrs.get("freq")
+    if freq is None:
+        return data
+    try:
+        data_unit = normalize_unit(str(freq))
+    except ParameterError:
+        return data  # not a time unit custvalue wrote; nothing to compare
+    model_unit = model._unit()
+    if data_unit == model_unit:
+        return data
+    name = type(model).__name__
+    data_name, model_name = UNIT_NAMES[data_unit], UNIT_NAMES[model_unit]
+    if not convert:
+        raise DataValidationError(
+            f"{name}.{context}: the data are a summary in {data_name}s (data.attrs['freq']="
+            f"{freq!r}) but the model was fitted in {model_name}s (time_unit_={model_unit!r}); "
+            f"its recency and T would be read as {model_name}s. Summarise the transactions with "
+            f"freq={model_unit!r}, or convert explicitly with "
+            "custvalue.models.check_data_unit(model, data, convert=True)"
+        )
+    if "T" in model._integer_columns:
+        raise DataValidationError(
+            f"{name} counts whole {model_name}s (discrete opportunities); a summary in "
+            f"{data_name}s cannot be converted - summarise the data with freq={model_unit!r}"
+        )
+    factor = DAYS_PER_UNIT[data_unit] / DAYS_PER_UNIT[model_unit]
+    out = data.copy()
+    for col in (*model._time_columns, "duration_holdout"):
+        if col in out.columns:
+            out[col] = out[col].astype(np.float64) * factor
+    out.attrs = {**data.attrs, "freq": model_unit, "converted_from_freq": data_unit}
+    return out
 
 
 def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
@@ -290,9 +395,23 @@ class BaseModel:
     _limit_groups: ClassVar[tuple[tuple[tuple[str, ...], str], ...]] = ()
     _model_name: ClassVar[str] = "model"
     _compress_rows: ClassVar[bool] = True
+    _time_columns: ClassVar[tuple[str, ...]] = ("recency", "T")
     contractual: ClassVar[bool] = False
 
     def __init__(self, penalizer_coef: float = 0.0, time_unit: str | None = None) -> None:
+        try:
+            pen = float(penalizer_coef)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"{type(self).__name__}: penalizer_coef must be a number >= 0; got {penalizer_coef!r}"
+            ) from exc
+        if not math.isfinite(pen) or pen < 0:
+            raise ParameterError(
+                f"{type(self).__name__}: penalizer_coef must be finite and >= 0 (0 = no penalty, "
+                f"0.001-0.1 for sparse data); got {penalizer_coef!r}"
+            )
+        if time_unit is not None:
+            normalize_unit(time_unit)  # an unknown unit is refused here, not at fit
         self.penalizer_coef = penalizer_coef
         self.time_unit = time_unit
 
@@ -301,6 +420,19 @@ class BaseModel:
         _MODEL_REGISTRY[cls.__name__] = cls
 
     # ------------------------------------------------------------------ subclass hooks
+    def _names(self) -> tuple[str, ...]:
+        """Parameter names of this instance, in the order of the parameter vector.
+
+        Default: the class's ``_param_names``. A model whose parameter vector depends on the
+        data (the shifted-beta-geometric's one pair per cohort) overrides this hook instead of
+        rewriting the class attribute on the instance.
+        """
+        return type(self)._param_names
+
+    def _fit_columns(self) -> tuple[str, ...]:
+        """Columns :meth:`fit` collects, validates and compresses (default ``_data_columns``)."""
+        return type(self)._data_columns
+
     def _log_likelihood_rows(
         self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> np.ndarray:  # pragma: no cover - abstract
@@ -314,7 +446,7 @@ class BaseModel:
     def _initial_params(
         self, data: Mapping[str, np.ndarray], weights: np.ndarray
     ) -> np.ndarray:
-        return np.ones(len(self._param_names))
+        return np.ones(len(self._names()))
 
     def _validate(self, data: Mapping[str, np.ndarray], index: pd.Index) -> None:
         return None
@@ -343,6 +475,24 @@ class BaseModel:
     ) -> str | None:
         return None
 
+    def _scale_fit_data(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float]:
+        """Rescale validated fit data for the optimiser; return ``(data, scale)`` (1 = none)."""
+        return data, 1.0
+
+    def _unscale_fit(self, scale: float) -> None:
+        """Map a fit on data rescaled by ``scale`` back to the original units."""
+        return None
+
+    def _edge_groups(self, phi: np.ndarray) -> tuple[tuple[tuple[str, ...], str], ...]:
+        """The limiting-model groups worth probing at ``phi`` (default: all ``_limit_groups``).
+
+        Probing a group costs whole optimisations; a model can skip groups that are clearly
+        interior at ``phi``.
+        """
+        return self._limit_groups
+
     # ------------------------------------------------------------------ options / params
     def _options(self) -> dict[str, Any]:
         import inspect
@@ -359,7 +509,7 @@ class BaseModel:
         if params is None:
             raise ModelNotFittedError(
                 f"{type(self).__name__} has no parameters yet: call .fit(data) or build it with "
-                f"{type(self).__name__}.from_params({', '.join(p + '=...' for p in self._param_names)})"
+                f"{type(self).__name__}.from_params({', '.join(p + '=...' for p in self._names())})"
             )
         return params.to_numpy(dtype=np.float64)
 
@@ -479,7 +629,7 @@ class BaseModel:
         z = rng.standard_normal((int(n), theta.size))
         draws = np.exp(np.log(theta) + z @ root.T)
         draws = np.clip(draws, np.finfo(float).tiny, np.finfo(float).max / 1e10)
-        return pd.DataFrame(draws, columns=list(self._param_names))
+        return pd.DataFrame(draws, columns=list(self._names()))
 
     # ------------------------------------------------------------------ input handling
     def _collect(
@@ -564,6 +714,7 @@ class BaseModel:
     ) -> tuple[dict[str, np.ndarray], pd.Index]:
         """Validate prediction input and return ``(arrays, index)``."""
         cols = tuple(columns) if columns is not None else self._data_columns
+        check_data_unit(self, data, context=context)
         arrays, index = self._collect(data, cols, context=context)
         self._check_values(arrays, index)
         self._validate(arrays, index)
@@ -572,6 +723,106 @@ class BaseModel:
     @staticmethod
     def _as_series(values: np.ndarray, index: pd.Index, name: str) -> pd.Series:
         return pd.Series(np.asarray(values, dtype=np.float64), index=index, name=name)
+
+    def _horizon(
+        self, t: Any, data: Any, index: pd.Index, name: str = "t", *, whole: bool = False
+    ) -> float | np.ndarray:
+        """A prediction horizon: one number, or one value per customer.
+
+        ``t`` may be a number, an array with one value per row of ``data``, a Series aligned on
+        the customer index (by label; every customer must be present) or the name of a column
+        of ``data`` (e.g. ``"duration_holdout"`` from
+        :func:`custvalue.summary.calibration_holdout`). Returns a float for a number, else a
+        float array in the row order of ``data``. ``whole=True`` requires whole numbers
+        (discrete-time models count opportunities or periods).
+        """
+        if isinstance(t, str):
+            if not isinstance(data, pd.DataFrame) or t not in data.columns:
+                cols = list(data.columns)[:12] if isinstance(data, pd.DataFrame) else []
+                raise ParameterError(
+                    f"{name}={t!r} names no column of the data (columns: {cols}); pass a number, "
+                    "an array, a Series indexed by customer or an existing column name"
+                )
+            values = _as_float_array(data[t].to_numpy(), t)
+        elif isinstance(t, pd.Series):
+            missing = ~index.isin(t.index)
+            if missing.any():
+                raise ParameterError(
+                    f"{name} is a Series without a value for {int(missing.sum())} of {len(index)} "
+                    f"customers (customers {_examples(index, missing)}); index it by customer id"
+                )
+            if not t.index.is_unique:
+                raise ParameterError(f"{name} is a Series with duplicate customer ids in its index")
+            values = _as_float_array(t.reindex(index).to_numpy(), name)
+        elif np.ndim(t) == 0:
+            value = self._check_horizon(t, name)
+            if whole and value != round(value):
+                raise ParameterError(f"{name} must be a whole number >= 0; got {t!r}")
+            return value
+        else:
+            values = _as_float_array(t, name)
+            if values.size != len(index):
+                raise ParameterError(
+                    f"{name} has {values.size} values but the data have {len(index)} customers; "
+                    "pass one horizon per customer (or a Series indexed by customer id)"
+                )
+        bad = ~np.isfinite(values) | (values < 0)
+        if whole:
+            bad |= values != np.round(values)
+        if bad.any():
+            rule = "whole numbers >= 0" if whole else "finite and >= 0"
+            raise ParameterError(
+                f"{name} must be {rule}; {int(bad.sum())} of {values.size} values are not "
+                f"(customers {_examples(index, bad)}, values {_clip_values(values[bad])})"
+            )
+        return values
+
+    @staticmethod
+    def _per_distinct_horizon(t: float | np.ndarray, n: int, compute: Any) -> np.ndarray:
+        """Evaluate ``compute(t_value, rows)`` once per distinct horizon and assemble the rows.
+
+        For formulas that need a scalar horizon (e.g. a sum over future opportunities). The loop
+        runs over distinct horizons (a handful: whole numbers of opportunities), never over
+        customers; a scalar ``t`` is one call with ``rows = slice(None)``.
+        """
+        if np.ndim(t) == 0:
+            return np.asarray(compute(float(t), slice(None)), dtype=np.float64)
+        out = np.empty(n)
+        values, inverse = np.unique(np.asarray(t, dtype=np.float64), return_inverse=True)
+        for j, value in enumerate(values):
+            rows = inverse == j
+            out[rows] = compute(float(value), rows)
+        return out
+
+    @staticmethod
+    def _horizon_array(t: Any, name: str = "t", unit: str = "time units") -> np.ndarray:
+        """Validate horizons given as a number or array (curves, new-customer predictions)."""
+        try:
+            arr = np.asarray(t, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"{name} must be a number or an array of numbers of {unit}; got {type(t).__name__}"
+            ) from exc
+        bad = ~np.isfinite(arr) | (arr < 0)
+        if bad.any():
+            raise ParameterError(
+                f"{name} must be finite and >= 0 {unit}; {int(bad.sum())} of {arr.size} values "
+                f"are not ({_clip_values(arr[bad])})"
+            )
+        return arr
+
+    @staticmethod
+    def _check_rate(discount_rate: Any, unit: str, why: str = "") -> float:
+        """A discount rate: a finite number > 0 (``unit`` and ``why`` complete the message)."""
+        try:
+            rate = float(discount_rate)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"discount_rate must be a number; got {discount_rate!r}") from exc
+        if not np.isfinite(rate) or rate <= 0:
+            raise ParameterError(
+                f"discount_rate must be > 0 {unit}; got {discount_rate!r}" + (f" ({why})" if why else "")
+            )
+        return rate
 
     @staticmethod
     def _check_horizon(t: Any, name: str = "t") -> float:
@@ -761,7 +1012,7 @@ class BaseModel:
         ConvergenceError
             The optimiser failed or a parameter ran away (not along a known limiting model).
         """
-        arrays, index = self._collect(data, self._data_columns, context="fit")
+        arrays, index = self._collect(data, self._fit_columns(), context="fit")
         n_rows = len(index)
         if n_rows == 0:
             raise DataValidationError(f"{type(self).__name__}.fit got an empty summary (0 rows)")
@@ -799,8 +1050,9 @@ class BaseModel:
                 + ("Gamma-Gamma needs customers with frequency > 0" if mask is not None else "")
             )
         self.time_unit_ = self._resolve_unit(data)
+        arrays, scale = self._scale_fit_data(arrays, w)
         # compress identical rows into weights
-        cols = list(self._data_columns)
+        cols = list(self._fit_columns())
         if self._compress_rows:
             uniq, inverse = unique_rows([arrays[c] for c in cols])
             cw = np.bincount(inverse, weights=w, minlength=uniq[0].size)
@@ -808,6 +1060,9 @@ class BaseModel:
             uniq, cw = [arrays[c] for c in cols], w
         cdata = self._prepare_data(dict(zip(cols, uniq, strict=True)))
         self._fit_core(cdata, cw)
+        self._warn_edges()  # on the optimiser's scale, where "edge" means the same for any data
+        if scale != 1.0:
+            self._unscale_fit(scale)
         return self
 
     def _fit_core(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
@@ -838,7 +1093,7 @@ class BaseModel:
 
     def _start_points(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
         """Log-scale starting points: the model's own (moment-based) and a vector of zeros."""
-        k = len(self._param_names)
+        k = len(self._names())
         with np.errstate(all="ignore"):
             init = np.asarray(self._initial_params(data, weights), dtype=np.float64)
         init = np.atleast_2d(init)
@@ -902,7 +1157,7 @@ class BaseModel:
         one more contender.
         """
         pick = self._warm_subset(obj.weights)
-        raw = {c: np.asarray(obj.data[c])[pick] for c in self._data_columns}
+        raw = {c: np.asarray(obj.data[c])[pick] for c in self._fit_columns()}
         sub_w = obj.weights[pick]
         sub_w = sub_w * (float(obj.weights.sum()) / max(float(sub_w.sum()), 1e-300))
         sub = self._objective(self._prepare_data(raw), sub_w)
@@ -947,7 +1202,7 @@ class BaseModel:
     ) -> None:
         """Raise :class:`ConvergenceError` for a degenerate optimum or a parameter that ran away
         (beyond 1e10 or below 1e-10) other than along a known limiting model."""
-        names = list(self._param_names)
+        names = list(self._names())
         advice = (
             ". Try another time unit (weeks instead of days), more data or a longer observation "
             "window, or a small penalty such as penalizer_coef=0.01"
@@ -982,7 +1237,7 @@ class BaseModel:
         central: bool,
     ) -> None:
         """Set ``params_``, the covariance, information criteria, diagnostics and notes."""
-        names = list(self._param_names)
+        names = list(self._names())
         k = len(names)
         loglik, grad, scale = obj.loglik, obj.grad, obj.scale
         data, weights = obj.data, obj.weights
@@ -1066,14 +1321,64 @@ class BaseModel:
             )
         self._notes = notes
 
+    def _warn_edges(self) -> None:
+        """One mechanism for every model: warn when a fit sits on the edge of the parameter space.
+
+        Beyond the limiting models that :meth:`_handle_boundary` detects and moves to, a fit is
+        on the edge when a limit group's parameters are all above 1e3 (the mixing distribution
+        has numerically collapsed, e.g. Pareto/NBD's ``s, beta``) or when any other parameter
+        lies outside ``[1e-4, 1e6]`` (tiny data sets, no repeat buyers: the likelihood keeps
+        rising towards a limit the optimiser stops short of). Each case gives a
+        :class:`BoundaryFitWarning`, a note in ``summary()`` and an entry in
+        ``diagnostics_["boundary"]``. The README promises it: "fits on the edge of the
+        parameter space return the limiting model with a warning".
+        """
+        params = self.params_
+        flagged = [list(g) for g in self.diagnostics_.get("boundary", [])]
+        covered = {n for g in flagged for n in g}
+        notes = list(getattr(self, "_notes", []))
+        name = type(self).__name__
+        for group, desc in self._limit_groups:
+            if set(group) & covered or min(float(params[n]) for n in group) <= 1e3:
+                continue
+            values = ", ".join(f"{n}={params[n]:.4g}" for n in group)
+            msg = (
+                f"{name}: the likelihood is maximised on the boundary of the parameter space - "
+                f"{', '.join(group)} grow without limit together because {desc}. Returning the "
+                f"limiting fit with finite values {values}; predictions are those of the "
+                "limiting model and the standard errors of these parameters are not meaningful."
+            )
+            flagged.append(list(group))
+            covered |= set(group)
+            notes.append(msg)
+            warnings.warn(msg, BoundaryFitWarning, stacklevel=3)
+        edge = [
+            n for n in self._names()
+            if n not in covered and not 1e-4 <= float(params[n]) <= 1e6
+        ]
+        if edge:
+            values = ", ".join(f"{n}={params[n]:.4g}" for n in edge)
+            msg = (
+                f"{name}: the fit is on the edge of the parameter space ({values}): the "
+                "likelihood keeps improving towards a limiting model, so the data do not "
+                "identify these parameters. Predictions are those of the limiting model and their "
+                "standard errors are not meaningful. This happens with very few customers or no "
+                "repeat buyers; fit on more data, or set a small penalizer_coef."
+            )
+            flagged.append(edge)
+            notes.append(msg)
+            warnings.warn(msg, BoundaryFitWarning, stacklevel=3)
+        self.diagnostics_["boundary"] = flagged
+        self._notes = notes
+
     def _handle_boundary(
         self, loglik: Any, grad: Any, phi: np.ndarray, scale: float
     ) -> tuple[np.ndarray, list[tuple[tuple[str, ...], str]]]:
         """Detect maxima on a known limiting model and move to a finite stand-in for the limit."""
-        names = list(self._param_names)
+        names = list(self._names())
         found: list[tuple[tuple[str, ...], str]] = []
         base_ll = loglik(phi)
-        for group, desc in self._limit_groups:
+        for group, desc in self._edge_groups(phi):
             idx = [names.index(n) for n in group]
             if np.ptp(phi[idx]) > math.log(1e8) or phi[idx].min() < -math.log(1e3):
                 # one member ran off alone: not this joint limit
@@ -1163,7 +1468,7 @@ class BaseModel:
         return cand, (h if np.max(np.abs(step)) < 1e-5 else None)
 
     def _set_covariance(self, cov: np.ndarray) -> None:
-        names = list(self._param_names)
+        names = list(self._names())
         theta = self._params_array()
         cov = (np.asarray(cov, dtype=np.float64) + np.asarray(cov, dtype=np.float64).T) / 2.0
         self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
@@ -1193,7 +1498,7 @@ class BaseModel:
             )
         theta = self._params_array()
         out = self._wald_intervals(theta, self.standard_errors_.to_numpy(), level)
-        out.index = list(self._param_names)
+        out.index = list(self._names())
         return out
 
     @property
@@ -1203,7 +1508,7 @@ class BaseModel:
     # keep intervals indexed by parameter name
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "confidence_intervals_" and isinstance(value, pd.DataFrame):
-            value.index = list(self._param_names)
+            value.index = list(self._names())
         super().__setattr__(name, value)
 
     # ------------------------------------------------------------------ reporting
@@ -1214,7 +1519,7 @@ class BaseModel:
         """
         theta = self._params_array()
         se = getattr(self, "standard_errors_", None)
-        table = pd.DataFrame({"estimate": theta}, index=list(self._param_names))
+        table = pd.DataFrame({"estimate": theta}, index=list(self._names()))
         if se is not None:
             ci = self.conf_int(level)
             table["std_error"] = se.to_numpy()

@@ -45,7 +45,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln
 
 from .._special import log_gamma_ratio
 from ..errors import ParameterError
-from .base import BaseModel, CoreRowsMixin, _dot
+from .base import BaseModel, CoreRowsMixin, _dot, unique_rows
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel", "bg_alive_expectation"]
 
@@ -323,8 +323,9 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         ----------
         data : DataFrame
             Columns ``frequency``, ``recency``, ``T`` (in the model's time unit).
-        t : float, default 0
-            Periods ahead.
+        t : float, array, Series or column name, default 0
+            Periods ahead: one number, one value per customer (array in row order, Series
+            indexed by customer id) or the name of a column of ``data``.
 
         Returns
         -------
@@ -332,8 +333,8 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
             Values in [0, 1], indexed like ``data``.
         """
         params = self._params_array()
-        t = self._check_horizon(t)
         arr, index = self._prediction_input(data, context="probability_alive")
+        t = self._horizon(t, data, index)
         pa = self._p_alive(params, arr["frequency"], arr["recency"], arr["T"] + t)
         return self._as_series(pa, index, "probability_alive")
 
@@ -342,16 +343,19 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         return b + x + (1.0 if self._modified else 0.0)
 
     def _expected_purchases_arrays(
-        self, params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: float
+        self, params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: Any
     ) -> np.ndarray:
         r, alpha, a, _ = params
-        if t == 0 or x.size == 0:
+        tt = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape)
+        if x.size == 0 or not np.any(tt > 0):
             return np.zeros(x.shape)
-        # Q depends on (x, T) only: evaluate it once per distinct pair
-        from .base import unique_rows
-
-        (ux, uT), inv = unique_rows([x, T])
-        q = bg_alive_expectation(r + ux, a, self._alive_beta(params, ux), t / (alpha + uT))
+        # Q depends on (x, T, t) only: evaluate it once per distinct triple
+        (ux, uT, ut), inv = unique_rows([x, T, tt])
+        q = np.zeros(ux.shape)
+        pos = ut > 0
+        q[pos] = bg_alive_expectation(
+            r + ux[pos], a, self._alive_beta(params, ux[pos]), ut[pos] / (alpha + uT[pos])
+        )
         return self._p_alive(params, x, tx, T) * q[inv]
 
     def expected_purchases(self, data: Any, t: float) -> pd.Series:
@@ -365,8 +369,10 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         ----------
         data : DataFrame
             Columns ``frequency``, ``recency``, ``T`` (in the model's time unit).
-        t : float
-            Horizon in the model's time unit (``model.time_unit_``).
+        t : float, array, Series or column name
+            Horizon in the model's time unit (``model.time_unit_``): one number, one value per
+            customer (array in row order, Series indexed by customer id) or the name of a
+            column of ``data`` such as ``"duration_holdout"``.
 
         Returns
         -------
@@ -374,8 +380,8 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
             Non-negative expected purchases, indexed like ``data``.
         """
         params = self._params_array()
-        t = self._check_horizon(t)
         arr, index = self._prediction_input(data, context="expected_purchases")
+        t = self._horizon(t, data, index)
         vals = self._expected_purchases_arrays(params, arr["frequency"], arr["recency"], arr["T"], t)
         return self._as_series(vals, index, "expected_purchases")
 
@@ -398,9 +404,7 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         """
         r, alpha, a, b = params = self._params_array()
         scalar = np.ndim(t) == 0
-        tt = np.atleast_1d(np.asarray(t, dtype=np.float64))
-        if not np.all(np.isfinite(tt)) or np.any(tt < 0):
-            raise ParameterError(f"t must be finite and >= 0; got {t!r}")
+        tt = np.atleast_1d(self._horizon_array(t))
         zeros = np.zeros(tt.shape)
         q = bg_alive_expectation(r + zeros, a, self._alive_beta(params, zeros), tt / alpha)
         if self._modified:
@@ -430,8 +434,9 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
             Columns ``frequency``, ``recency``, ``T``.
         n : int
             Number of purchases (>= 0).
-        t : float
-            Horizon in the model's time unit.
+        t : float, array, Series or column name
+            Horizon in the model's time unit: one number or one value per customer (see
+            :meth:`expected_purchases`).
 
         Returns
         -------
@@ -440,11 +445,11 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         """
         params = self._params_array()
         r, alpha, a, _ = params
-        t = self._check_horizon(t)
         if int(n) != n or n < 0:
             raise ParameterError(f"n must be a whole number >= 0; got {n!r}")
         n = int(n)
         arr, index = self._prediction_input(data, context="probability_of_purchases")
+        t = self._horizon(t, data, index)
         x, tx, T = arr["frequency"], arr["recency"], arr["T"]
         pa = self._p_alive(params, x, tx, T)
         rp = r + x
@@ -455,11 +460,15 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         return self._as_series(np.clip(out, 0.0, 1.0), index, "probability_of_purchases")
 
     @staticmethod
-    def _bg_pmf(r: Any, alpha: Any, a: Any, b: Any, n: int, t: float) -> np.ndarray:
+    def _bg_pmf(r: Any, alpha: Any, a: Any, b: Any, n: int, t: Any) -> np.ndarray:
         """FHL (2005) eq. 8 in log space: P(X(t) = n) for a BG/NBD customer alive at 0."""
-        r, alpha, a, b = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (r, alpha, a, b)))
-        if t == 0:
+        r, alpha, a, b, t = np.broadcast_arrays(
+            *(np.asarray(v, dtype=np.float64) for v in (r, alpha, a, b, t))
+        )
+        if not np.any(t > 0):
             return np.full(r.shape, 1.0 if n == 0 else 0.0)
+        at_zero = t == 0
+        t = np.where(at_zero, 1.0, t)  # rows with t = 0 are set below
         log_p0 = np.log(alpha) - np.log(alpha + t)  # log(alpha/(alpha+t))
         log_z = np.log(t) - np.log(alpha + t)
         nb = np.full(r.shape, float(n))
@@ -480,7 +489,7 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
             )
             tail = betainc(float(n), r, np.exp(log_z))  # P(NB(r, alpha/(alpha+t)) >= n)
             out = out + np.exp(log_beta_ratio) * tail
-        return out
+        return np.where(at_zero, 1.0 if n == 0 else 0.0, out)
 
     def probability_of_purchases_new_customer(self, n: int, t: float) -> float:
         """P(X(t) = n) for a newly acquired customer: FHL (2005) eq. 8 (MBG: Batislam et al.)."""

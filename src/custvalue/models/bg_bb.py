@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import betaln, digamma, gammaln, logsumexp
 
+from .._special import hyp2f1_a1
 from ..errors import DataValidationError, ParameterError
 from .base import BaseModel
-from .shifted_beta_geo import hyp2f1_a1
 
 __all__ = [
     "BetaGeoBetaBinomModel",
@@ -433,18 +433,23 @@ class BetaGeoBetaBinomModel(BaseModel):
         ----------
         data : DataFrame
             ``frequency``, ``recency``, ``T`` per customer.
-        t : int, default 0
-            Opportunities after the end of the observation window.
+        t : int, array, Series or column name, default 0
+            Opportunities after the end of the observation window: one whole number or one per
+            customer (array in row order, Series indexed by customer id, column of ``data``).
         """
-        t = self._check_horizon(t)
         (x, tx, n), index = self._inputs(data, "probability_alive")
+        t = self._horizon(t, data, index, whole=True)
         vals = bgbb_probability_alive(*self._params_array(), x, tx, n, t)
         return self._as_series(vals, index, "probability_alive")
 
     def expected_purchases(self, data: pd.DataFrame, t: int) -> pd.Series:
-        """Expected transactions in the next ``t`` opportunities, FHS 2010 eq. (13)."""
-        t = self._check_horizon(t)
+        """Expected transactions in the next ``t`` opportunities, FHS 2010 eq. (13).
+
+        ``t`` is one whole number of opportunities or one per customer (array in row order,
+        Series indexed by customer id, or a column of ``data``).
+        """
         (x, tx, n), index = self._inputs(data, "expected_purchases")
+        t = self._horizon(t, data, index, whole=True)
         vals = bgbb_expected_purchases(*self._params_array(), x, tx, n, t)
         return self._as_series(vals, index, "expected_purchases")
 
@@ -457,21 +462,23 @@ class BetaGeoBetaBinomModel(BaseModel):
             ``frequency``, ``recency``, ``T`` per customer.
         n : int
             Number of transactions (>= 0).
-        t : int
-            Number of future opportunities (>= 0).
+        t : int, array, Series or column name
+            Number of future opportunities (>= 0), one or one per customer.
         """
-        for name, val in (("n", n), ("t", t)):
-            if not np.isfinite(float(val)) or float(val) < 0 or float(val) != round(float(val)):
-                raise ParameterError(f"{name} must be a whole number >= 0; got {val!r}")
+        if not np.isfinite(float(n)) or float(n) < 0 or float(n) != round(float(n)):
+            raise ParameterError(f"n must be a whole number >= 0; got {n!r}")
         (x, tx, T), index = self._inputs(data, "probability_of_purchases")
-        vals = bgbb_probability_of_purchases(*self._params_array(), x, tx, T, n, t)
+        t = self._horizon(t, data, index, whole=True)
+        params = self._params_array()
+        vals = self._per_distinct_horizon(
+            t, len(index),
+            lambda tv, rows: bgbb_probability_of_purchases(*params, x[rows], tx[rows], T[rows], n, tv),
+        )
         return self._as_series(vals, index, "probability_of_purchases")
 
     def expected_purchases_new_customer(self, t: Any) -> float | np.ndarray:
         """Expected transactions in the first ``t`` opportunities of a new customer (FHS 2010)."""
-        t_arr = np.asarray(t, dtype=float)
-        if np.any(~np.isfinite(t_arr)) or np.any(t_arr < 0):
-            raise ParameterError(f"t must be finite and >= 0; got {t!r}")
+        t_arr = self._horizon_array(t, unit="opportunities")
         vals = bgbb_expected_purchases_new_customer(*self._params_array(), t_arr)
         return float(vals) if np.ndim(vals) == 0 else vals
 
@@ -493,10 +500,9 @@ class BetaGeoBetaBinomModel(BaseModel):
         pandas.Series
             DERT per customer; multiply by the value per transaction for residual value.
         """
-        try:
-            d = float(discount_rate)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(f"discount_rate must be a number; got {discount_rate!r}") from exc
+        d = self._check_rate(
+            discount_rate, "per opportunity", "the sum over an infinite future diverges otherwise"
+        )
         (x, tx, n), index = self._inputs(data, "expected_residual_transactions")
         vals = bgbb_dert(*self._params_array(), x, tx, n, d)
         return self._as_series(vals, index, "dert")

@@ -60,6 +60,7 @@ class GammaGammaModel(CoreRowsMixin, BaseModel):
     )
     _model_name = "Gamma-Gamma spend model, Fader, Hardie & Lee 2005"
     _compress_rows = False  # monetary_value is continuous: rows are nearly all distinct
+    _time_columns = ()  # spend does not depend on the time unit
 
     def _fit_rows(self, data: Mapping[str, np.ndarray]) -> np.ndarray:
         return data["frequency"] > 0
@@ -77,6 +78,42 @@ class GammaGammaModel(CoreRowsMixin, BaseModel):
                 f"(customers {_examples(index, bad)}). Drop zero-value or refunded-only customers, "
                 "or net returns before summarising"
             )
+
+    def _scale_fit_data(
+        self, data: dict[str, np.ndarray], weights: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float]:
+        """Fit on ``m / s`` with ``s`` the power of two nearest the median spend.
+
+        The model is scale-equivariant: if every ``m`` is multiplied by ``s``, ``p`` and ``q``
+        are unchanged, ``gamma`` is multiplied by ``s`` and the log-likelihood drops by
+        ``n log s`` (the Jacobian of ``m``). Spend in the billions would otherwise put ``gamma``
+        beyond the optimiser's range. A power of two divides exactly, so spend already near 1
+        is fitted unchanged.
+        """
+        m = data["monetary_value"]
+        pos = m[m > 0]
+        if pos.size == 0:
+            return data, 1.0
+        scale = float(2.0 ** np.round(np.log2(np.median(pos))))
+        if scale == 1.0 or not np.isfinite(scale) or scale <= 0:
+            return data, 1.0
+        return {**data, "monetary_value": m / scale}, scale
+
+    def _unscale_fit(self, scale: float) -> None:
+        """``gamma`` (the rate of the spend rate) and its covariance scale with ``s``; the
+        log-likelihood gains the Jacobian ``-n log s``."""
+        k = len(self._names())
+        factor = np.ones(k)
+        factor[self._names().index("gamma")] = scale
+        self.params_ = self.params_ * factor
+        cov = getattr(self, "covariance_", None)
+        if cov is not None:
+            self._set_covariance(cov.to_numpy() * np.outer(factor, factor))
+        shift = self.n_customers_ * np.log(scale)
+        self.log_likelihood_ -= shift
+        self.aic_ += 2.0 * shift
+        self.bic_ += 2.0 * shift
+        self.diagnostics_["spend_scale"] = scale
 
     def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Precompute data-only terms (log m, log(x m), x m) and distinct frequencies."""

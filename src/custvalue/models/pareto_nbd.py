@@ -49,7 +49,7 @@ from .._special import (
     log_tricomi_u_ss,
 )
 from ..errors import ParameterError
-from .base import BaseModel, BoundaryFitWarning, _dot
+from .base import BaseModel, _dot
 
 __all__ = [
     "ParetoNBDModel",
@@ -391,30 +391,33 @@ class ParetoNBDModel(BaseModel):
     )
 
     # ------------------------------------------------------------------ likelihood hooks
-    def _eval(self, log_params: np.ndarray, data: Any) -> tuple[np.ndarray, np.ndarray]:
-        key = (log_params.tobytes(), id(data["T"]))
-        cache = getattr(self, "_ll_cache", None)
-        if cache is not None and cache[0] == key:
-            return cache[1], cache[2]
+    def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Add the distinct ``(x, t_x)`` / ``(x, T)`` pairs on which the quadrature runs."""
+        out: dict[str, Any] = dict(data)
+        out["_layout"] = _layout(data["frequency"], data["recency"], data["T"])
+        return out
+
+    def _loglik_and_gradient_rows(
+        self, log_params: np.ndarray, data: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row log-likelihood and gradient in log-parameters (the base class memoises the
+        pair for the optimiser, which asks for both at the same point)."""
+        log_params = np.asarray(log_params, dtype=np.float64)
         r, alpha, s, beta = np.exp(log_params)
-        layout = getattr(self, "_layout_cache", None)
-        if layout is None or layout[0] != id(data["T"]):
-            layout = (id(data["T"]), _layout(data["frequency"], data["recency"], data["T"]))
-            self._layout_cache = layout
+        layout = data.get("_layout") if isinstance(data, dict) else None
         with np.errstate(over="ignore", under="ignore"):
             ll, g = pareto_nbd_gradient(
                 r, alpha, s, beta, data["frequency"], data["recency"], data["T"],
-                _layout_cache=layout[1],
+                _layout_cache=layout,
             )
         g *= np.exp(log_params)[None, :]  # d/dlog(theta) = theta * d/dtheta
-        self._ll_cache = (key, ll, g)
         return ll, g
 
     def _log_likelihood_rows(self, log_params: np.ndarray, data: Any) -> np.ndarray:
-        return self._eval(np.asarray(log_params, dtype=np.float64), data)[0]
+        return self._loglik_and_gradient_rows(log_params, data)[0]
 
     def _gradient_rows(self, log_params: np.ndarray, data: Any) -> np.ndarray:
-        return self._eval(np.asarray(log_params, dtype=np.float64), data)[1]
+        return self._loglik_and_gradient_rows(log_params, data)[1]
 
     def _initial_params(self, data: Any, weights: np.ndarray) -> np.ndarray:
         x, T = data["frequency"], data["T"]
@@ -425,60 +428,24 @@ class ParetoNBDModel(BaseModel):
         alpha = 1.0 / rate if rate > 0 else mean_T
         return np.array([1.0, max(alpha, 1e-6), 1.0, mean_T])
 
-    def _handle_boundary(self, loglik: Any, grad: Any, phi: np.ndarray, scale: float):
+    def _edge_groups(self, phi: np.ndarray) -> tuple[tuple[tuple[str, ...], str], ...]:
         # A gamma mixing distribution collapses only when its shape has grown large; probing a
         # group costs whole optimisations, so only do it when the shape parameter is past 20.
-        names = list(self._param_names)
-        groups = tuple(
+        names = list(self._names())
+        return tuple(
             g for g in self._limit_groups if math.exp(phi[names.index(g[0][0])]) > 20.0
         )
-        if not groups:
-            return phi, []
-        try:
-            self._limit_groups = groups  # instance attribute shadows the class attribute
-            return super()._handle_boundary(loglik, grad, phi, scale)
-        finally:
-            del self._limit_groups
-
-    def fit(self, data: pd.DataFrame, *, weights: Any = None) -> ParetoNBDModel:
-        """Fit by maximum likelihood (see :meth:`BaseModel.fit`); returns ``self``."""
-        try:
-            super().fit(data, weights=weights)
-        finally:
-            self._ll_cache = None
-            self._layout_cache = None
-        self._flag_collapsed_mixing()
-        return self
-
-    def _flag_collapsed_mixing(self) -> None:
-        """Warn when a gamma mixing distribution has (numerically) collapsed to one value.
-
-        The Pareto/NBD likelihood's supremum can lie at ``s, beta -> inf`` with ``s / beta``
-        fixed (everyone has the same dropout rate) or ``r, alpha -> inf`` (same purchase rate).
-        The optimiser then stops at some large finite shape whose exact value is not identified.
-        With a shape above 1,000 (coefficient of variation of the rate below 3%) the fit is that
-        limiting model; its predictions are sound but the standard errors of the pair are not.
-        """
-        flagged = {tuple(g) for g in self.diagnostics_.get("boundary", [])}
-        notes = list(getattr(self, "_notes", []))
-        for (shape, scale), desc in self._limit_groups:
-            if (shape, scale) in flagged or self.params_[shape] <= 1e3:
-                continue
-            msg = (
-                f"ParetoNBDModel: the likelihood is maximised on the boundary of the parameter "
-                f"space - {shape} and {scale} grow without limit together because {desc}. "
-                f"Returning the limiting fit with finite values {shape}={self.params_[shape]:.4g}, "
-                f"{scale}={self.params_[scale]:.4g} (rate {shape}/{scale}="
-                f"{self.params_[shape] / self.params_[scale]:.4g} per {self._unit()}); predictions "
-                "are those of the limiting model and the standard errors of these two parameters "
-                "are not meaningful."
-            )
-            notes.append(msg)
-            self.diagnostics_.setdefault("boundary", []).append([shape, scale])
-            warnings.warn(msg, BoundaryFitWarning, stacklevel=3)
-        self._notes = notes
 
     # ------------------------------------------------------------------ predictions
+    def _predict(self, fn: Any, data: Any, t: Any, name: str) -> pd.Series:
+        """``fn(r, alpha, s, beta, x, t_x, T, t)`` per customer, with per-customer ``t``."""
+        x, tx, T, index = self._inputs(data, name)
+        t = self._horizon(t, data, index)
+        r, alpha, s, beta = self._params_array()
+        with np.errstate(over="ignore", under="ignore"):
+            values = fn(r, alpha, s, beta, x, tx, T, t)
+        return self._as_series(values, index, name)
+
     def _inputs(self, data: Any, context: str) -> tuple[np.ndarray, ...]:
         arrays, index = self._prediction_input(data, _COLUMNS, context=context)
         return arrays["frequency"], arrays["recency"], arrays["T"], index
@@ -492,20 +459,16 @@ class ParetoNBDModel(BaseModel):
         ----------
         data : pd.DataFrame
             Summary with ``frequency``, ``recency``, ``T``.
-        t : float, default 0
-            Periods (model time unit) after the end of observation.
+        t : float, array, Series or column name, default 0
+            Periods (model time unit) after the end of observation: one number, one value per
+            customer (array in row order, Series indexed by customer id) or a column of ``data``.
 
         Returns
         -------
         pd.Series
             Indexed like ``data``, values in [0, 1].
         """
-        t = self._check_horizon(t)
-        x, tx, T, index = self._inputs(data, "probability_alive")
-        r, alpha, s, beta = self._params_array()
-        with np.errstate(over="ignore", under="ignore"):
-            p = pareto_nbd_probability_alive(r, alpha, s, beta, x, tx, T, t)
-        return self._as_series(p, index, "probability_alive")
+        return self._predict(pareto_nbd_probability_alive, data, t, "probability_alive")
 
     def expected_purchases(self, data: pd.DataFrame, t: float) -> pd.Series:
         """Expected number of purchases in the next ``t`` periods, per customer (FH 2005 eq. 16).
@@ -514,20 +477,17 @@ class ParetoNBDModel(BaseModel):
         ----------
         data : pd.DataFrame
             Summary with ``frequency``, ``recency``, ``T``.
-        t : float
-            Horizon in the model's time unit.
+        t : float, array, Series or column name
+            Horizon in the model's time unit: one number, one value per customer (array in row
+            order, Series indexed by customer id) or a column of ``data`` such as
+            ``"duration_holdout"``.
 
         Returns
         -------
         pd.Series
             Indexed like ``data``.
         """
-        t = self._check_horizon(t)
-        x, tx, T, index = self._inputs(data, "expected_purchases")
-        r, alpha, s, beta = self._params_array()
-        with np.errstate(over="ignore", under="ignore"):
-            e = pareto_nbd_expected_purchases(r, alpha, s, beta, x, tx, T, t)
-        return self._as_series(e, index, "expected_purchases")
+        return self._predict(pareto_nbd_expected_purchases, data, t, "expected_purchases")
 
     def probability_of_purchases(self, data: pd.DataFrame, n: int, t: float) -> pd.Series:
         """P(exactly ``n`` purchases in the next ``t`` periods), per customer (FH 2006).
@@ -538,13 +498,14 @@ class ParetoNBDModel(BaseModel):
             Summary with ``frequency``, ``recency``, ``T``.
         n : int
             Number of purchases, >= 0.
-        t : float
-            Horizon in the model's time unit.
+        t : float, array, Series or column name
+            Horizon in the model's time unit, one number or one value per customer (see
+            :meth:`expected_purchases`).
         """
-        t = self._check_horizon(t)
         if int(n) != n or n < 0:
             raise ParameterError(f"n must be a whole number >= 0; got {n!r}")
         x, tx, T, index = self._inputs(data, "probability_of_purchases")
+        t = self._horizon(t, data, index)
         r, alpha, s, beta = self._params_array()
         with np.errstate(over="ignore", under="ignore"):
             p = pareto_nbd_probability_of_purchases(r, alpha, s, beta, x, tx, T, int(n), t)
@@ -563,9 +524,7 @@ class ParetoNBDModel(BaseModel):
         float or np.ndarray
             A float for a scalar ``t``.
         """
-        arr = np.asarray(t, dtype=np.float64)
-        if np.any(~np.isfinite(arr)) or np.any(arr < 0):
-            raise ParameterError(f"t must be finite and >= 0; got {t!r}")
+        arr = self._horizon_array(t)
         r, alpha, s, beta = self._params_array()
         out = pareto_nbd_expected_purchases_new_customer(r, alpha, s, beta, arr)
         return float(out) if out.ndim == 0 else out
@@ -587,14 +546,7 @@ class ParetoNBDModel(BaseModel):
             Present value, in transactions, of all future purchases (multiply by margin and
             expected spend for residual value).
         """
-        try:
-            delta = float(discount_rate)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(f"discount_rate must be a number; got {discount_rate!r}") from exc
-        if not np.isfinite(delta) or delta <= 0:
-            raise ParameterError(
-                f"discount_rate must be > 0 (continuous rate per model time unit); got {discount_rate!r}"
-            )
+        delta = self._check_rate(discount_rate, "(continuous rate per model time unit)")
         x, tx, T, index = self._inputs(data, "expected_residual_transactions")
         r, alpha, s, beta = self._params_array()
         with np.errstate(over="ignore", under="ignore"), warnings.catch_warnings():

@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, hyp2f1
+from scipy.special import betaln, digamma
 
+from .._special import hyp2f1_a1
 from ..errors import DataValidationError, ParameterError
 from .base import BaseModel
 
@@ -43,57 +44,6 @@ __all__ = [
 
 def _f(*arrays: Any) -> list[np.ndarray]:
     return [np.asarray(a, dtype=float) for a in arrays]
-
-
-_SERIES_CHUNK = 4096
-_SERIES_MAX_TERMS = 1 << 21
-
-
-def hyp2f1_a1(b, c, z) -> np.ndarray:
-    """Gauss hypergeometric function 2F1(1, b; c; z) for c > b > 0 and 0 <= z < 1.
-
-    The residual-lifetime (sBG, FH 2010 eq. 6) and residual-transaction (BG/BB DERT, FHS 2010)
-    formulas need this special case. ``scipy.special.hyp2f1`` is used where it returns a finite
-    value; for large ``b`` with ``z`` close to 1 (many renewals, small discount rate per period)
-    it returns NaN, and there the defining series ``sum_j (b)_j/(c)_j z^j`` is summed directly
-    (vectorised over the failing entries, in chunks of terms). Every term ratio
-    ``z (b+j)/(c+j)`` is below ``z``, so the series converges geometrically; it is stopped when
-    the tail bound ``term * z / (1 - z)`` is below 1e-15 of the sum and the remaining tail is
-    added as the mid-point of its bounds.
-    """
-    b, c, z = np.broadcast_arrays(*_f(b, c, z))
-    with np.errstate(all="ignore"):
-        out = np.array(hyp2f1(1.0, b, c, z), dtype=float)
-    bad = ~np.isfinite(out) | (out < 1.0 - 1e-12)
-    if bad.any():
-        out[bad] = _hyp2f1_a1_series(b[bad], c[bad], z[bad])
-    return out
-
-
-def _hyp2f1_a1_series(b: np.ndarray, c: np.ndarray, z: np.ndarray) -> np.ndarray:
-    total = np.zeros(b.shape)
-    log_term = np.zeros(b.shape)  # log of the next term to add (j = 0 -> 1)
-    active = np.ones(b.shape, dtype=bool)
-    log_z = np.log(z)
-    j0 = 0
-    while active.any() and j0 < _SERIES_MAX_TERMS:
-        idx = np.nonzero(active)[0]
-        j = np.arange(j0, j0 + _SERIES_CHUNK, dtype=float)[None, :]
-        step = np.log((b[idx, None] + j) / (c[idx, None] + j)) + log_z[idx, None]
-        # log_term before each term in the chunk: exclusive cumulative sum
-        cum = np.cumsum(step, axis=1)
-        logs = log_term[idx, None] + np.concatenate([np.zeros((idx.size, 1)), cum[:, :-1]], axis=1)
-        total[idx] += np.exp(logs).sum(axis=1)
-        log_term[idx] = log_term[idx] + cum[:, -1]
-        tail_upper = np.exp(log_term[idx]) / (1.0 - z[idx])
-        done = tail_upper <= 1e-15 * total[idx]
-        active[idx[done]] = False
-        j0 += _SERIES_CHUNK
-    # remaining tail: between term/(1 - ratio_now) and term/(1 - z); add the mid-point
-    nxt = np.exp(log_term)
-    ratio = z * (b + j0) / (c + j0)
-    total += 0.5 * (nxt / (1.0 - ratio) + nxt / (1.0 - z))
-    return total
 
 
 def sbg_survival(alpha, beta, t) -> np.ndarray:
@@ -217,6 +167,7 @@ class ShiftedBetaGeoModel(BaseModel):
     _param_names: ClassVar[tuple[str, ...]] = ("alpha", "beta")
     _data_columns: ClassVar[tuple[str, ...]] = ("T", "churned")
     _integer_columns: ClassVar[tuple[str, ...]] = ("T", "churned")
+    _time_columns: ClassVar[tuple[str, ...]] = ("T",)
     _model_name: ClassVar[str] = "shifted-beta-geometric, Fader & Hardie 2007"
     contractual: ClassVar[bool] = True
 
@@ -226,11 +177,22 @@ class ShiftedBetaGeoModel(BaseModel):
         super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)
         self.by_cohort = bool(by_cohort)
 
-    # parameter names follow the parameters (shared, or one pair per cohort)
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "params_" and isinstance(value, pd.Series):
-            object.__setattr__(self, "_param_names", tuple(str(i) for i in value.index))
-        super().__setattr__(name, value)
+    # parameter names follow the parameters (shared, or one pair per cohort): base-class hooks
+    def _names(self) -> tuple[str, ...]:
+        fitting = getattr(self, "_fit_cohorts", None)
+        if fitting is not None:  # during fit: () for shared parameters, else the cohorts
+            if not fitting:
+                return type(self)._param_names
+            return tuple(n for c in fitting for n in _cohort_names(c))
+        params = getattr(self, "params_", None)
+        if params is not None:
+            return tuple(str(i) for i in params.index)
+        return type(self)._param_names
+
+    def _fit_columns(self) -> tuple[str, ...]:
+        if getattr(self, "_fit_cohorts", None):
+            return ("T", "churned", "_cohort")
+        return type(self)._data_columns
 
     @classmethod
     def _check_params(cls, params: Any) -> pd.Series:
@@ -268,9 +230,11 @@ class ShiftedBetaGeoModel(BaseModel):
                 f"(one row per customer); got {type(data).__name__}"
             )
         if not self.by_cohort:
-            object.__setattr__(self, "_param_names", ("alpha", "beta"))
-            object.__setattr__(self, "_data_columns", ("T", "churned"))
-            return super().fit(data, weights=weights)
+            self._fit_cohorts = ()  # a new fit's names come from its data, not a previous fit
+            try:
+                return super().fit(data, weights=weights)
+            finally:
+                self._fit_cohorts = None
         if "cohort" not in data.columns:
             raise DataValidationError(
                 "ShiftedBetaGeoModel(by_cohort=True) needs a 'cohort' column; the frame has "
@@ -286,13 +250,11 @@ class ShiftedBetaGeoModel(BaseModel):
         codes, uniq = pd.factorize(labels, sort=True)
         frame = data.drop(columns=["cohort"]).assign(_cohort=codes.astype(float))
         frame.attrs = dict(data.attrs)
-        names = [n for c in uniq for n in _cohort_names(c)]
-        object.__setattr__(self, "_param_names", tuple(names))
-        object.__setattr__(self, "_data_columns", ("T", "churned", "_cohort"))
+        self._fit_cohorts = [str(c) for c in uniq]
         try:
             super().fit(frame, weights=weights)
         finally:
-            object.__setattr__(self, "_data_columns", ("T", "churned"))
+            self._fit_cohorts = None  # from here on the names come from params_
         return self
 
     def _split(self, log_params: np.ndarray, data: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -322,7 +284,7 @@ class ShiftedBetaGeoModel(BaseModel):
             digamma(b + np.maximum(T, 1.0) - 1.0) - digamma(a + b + T) - digamma(b) + ab,
             digamma(b + T) - digamma(a + b + T) - digamma(b) + ab,
         )
-        k = len(self._param_names)
+        k = len(self._names())
         out = np.zeros((T.size, k))
         if k == 2:
             out[:, 0], out[:, 1] = da * a, db * b
@@ -334,7 +296,7 @@ class ShiftedBetaGeoModel(BaseModel):
         return out
 
     def _initial_params(self, data: Any, weights: np.ndarray) -> np.ndarray:
-        return np.ones(len(self._param_names))
+        return np.ones(len(self._names()))
 
     def _validate(self, data: Any, index: pd.Index) -> None:
         churned = data["churned"]
@@ -391,12 +353,9 @@ class ShiftedBetaGeoModel(BaseModel):
             a, b = p[0::2][pos], p[1::2][pos]
         return a, b, arrays["T"], arrays["churned"] > 0.5, index
 
-    @staticmethod
-    def _t_array(t: Any, name: str = "t") -> np.ndarray:
-        arr = np.asarray(t, dtype=float)
-        if np.any(~np.isfinite(arr)) or np.any(arr < 0):
-            raise ParameterError(f"{name} must be finite and >= 0 periods; got {t!r}")
-        return arr
+    @classmethod
+    def _t_array(cls, t: Any, name: str = "t") -> np.ndarray:
+        return cls._horizon_array(t, name, unit="periods")
 
     def _curve(self, fn: Any, t: Any, cohort: Any, name: str) -> pd.Series | pd.DataFrame:
         t_arr = self._t_array(t)
@@ -434,10 +393,11 @@ class ShiftedBetaGeoModel(BaseModel):
         For an active customer who has renewed ``T`` times this is ``S(T + t)/S(T) =
         B(alpha, beta + T + t) / B(alpha, beta + T)`` (the posterior of theta after ``T``
         renewals is Beta(alpha, beta + T), FH 2010 sec. 2); ``t = 0`` gives 1. A churned
-        customer gives 0.
+        customer gives 0. ``t`` is one number of periods or one per customer (array in row
+        order, Series indexed by customer id, or a column of ``data``).
         """
-        t = self._check_horizon(t)
         a, b, T, churned, index = self._row_params(data, "probability_alive")
+        t = self._horizon(t, data, index)
         vals = np.exp(betaln(a, b + T + t) - betaln(a, b + T))
         return self._as_series(np.where(churned, 0.0, vals), index, "probability_alive")
 
@@ -491,15 +451,9 @@ class ShiftedBetaGeoModel(BaseModel):
             return float(vals[0])
         return pd.Series(vals, index=pd.Index(labels, name="cohort"), name="expected_lifetime")
 
-    @staticmethod
-    def _rate(discount_rate: Any) -> float:
-        try:
-            d = float(discount_rate)
-        except (TypeError, ValueError) as exc:
-            raise ParameterError(f"discount_rate must be a number; got {discount_rate!r}") from exc
-        if not np.isfinite(d) or d <= 0:
-            raise ParameterError(
-                f"discount_rate must be > 0 per period; got {discount_rate!r} (with heterogeneous "
-                "churn the undiscounted expected lifetime can be infinite)"
-            )
-        return d
+    @classmethod
+    def _rate(cls, discount_rate: Any) -> float:
+        return cls._check_rate(
+            discount_rate, "per period",
+            "with heterogeneous churn the undiscounted expected lifetime can be infinite",
+        )

@@ -13,6 +13,10 @@ falsification, balance and economics tables. The design decides the estimator:
   two-stage imputation estimator beside it and TWFE as a labelled benchmark;
 * matched cohort (everyone joined in one period): doubly robust DiD against never-treated
   customers with balance and overlap diagnostics.
+
+:func:`retention` estimates the programme's effect on cancellation (subscriptions) with a Cox
+model in which membership is a time-varying covariate (start-stop rows), never membership at
+baseline.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from .core import DESIGNS, estimate
 from .did import callaway_santanna, dr_did
 from .panel import OUTCOMES, Panel, build_panel
 from .result import ProgramEffect
+from .retention import retention
 
 __all__ = ["DESIGNS", "OUTCOMES", "Panel", "ProgramEffect", "build_panel", "callaway_santanna",
-           "dr_did", "estimate"]
+           "dr_did", "estimate", "retention"]

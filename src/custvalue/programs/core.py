@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings as _warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,10 @@ from .result import ProgramEffect, effect_frame
 __all__ = ["DESIGNS", "estimate"]
 
 DESIGNS: tuple[str, ...] = ("auto", "randomised", "staggered", "matched")
+#: What :func:`estimate` accepts (reports read their choices from these annotations).
+Design = Literal["auto", "randomised", "staggered", "matched"]
+Outcome = Literal["purchases", "revenue", "active"]
+Freq = Literal["M", "W", "Q"]
 _Z = float(stats.norm.ppf(0.975))
 _TREAT_LABELS = {"treatment", "treated", "treat", "test", "1", "true", "yes"}
 _CONTROL_LABELS = {"control", "holdout", "0", "false", "no"}
@@ -39,8 +43,8 @@ def _transactions(transactions: Any, customer_col: str, date_col: str) -> pd.Dat
     return tx
 
 
-def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: str | None
-                ) -> pd.DataFrame:
+def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: str | None,
+                response_col: str | None = None) -> pd.DataFrame:
     if isinstance(treatments, str | Path):
         path = Path(treatments)
         if not path.exists():
@@ -53,6 +57,7 @@ def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: st
         raise ParameterError(
             f"treatments must be a DataFrame or a CSV/Parquet path, got {type(treatments).__name__}")
     need = [customer_col] + ([date_col] if date_col else []) + ([group_col] if group_col else [])
+    need += [response_col] if response_col else []
     missing = [c for c in need if c not in table.columns]
     if missing:
         raise DataValidationError(
@@ -67,6 +72,17 @@ def _treatments(treatments: Any, customer_col: str, date_col: str, group_col: st
             f"(e.g. {table[date_col].head(3).tolist()})") from exc
     if group_col:
         out["group"] = table[group_col].astype(str).str.strip().str.lower().to_numpy()
+    if response_col:
+        col = table[response_col]
+        resp = (col.astype(np.float64) if col.dtype == bool
+                else pd.to_numeric(col, errors="coerce"))
+        bad = resp.isna() | ~resp.isin([0, 1])
+        if bad.any():
+            raise DataValidationError(
+                f"treatment table column {response_col!r} must be 0/1 (or True/False) for "
+                f"every row; {int(bad.sum())} rows are not (e.g. "
+                f"{table.loc[bad.to_numpy(), response_col].head(3).tolist()})")
+        out["response"] = resp.to_numpy(dtype=np.float64)
     return out
 
 
@@ -215,11 +231,11 @@ def _economics(rev_level: tuple[float, float], n_cells: int, n_treated: int, n_c
 
 def estimate(
     transactions: Any,
-    treatments: Any,
+    treatments: Any = None,
     *,
-    design: str = "auto",
-    outcome: str = "purchases",
-    freq: str = "M",
+    design: Design = "auto",
+    outcome: Outcome = "purchases",
+    freq: Freq = "M",
     customer_col: str = "customer_id",
     date_col: str = "date",
     group_col: str | None = None,
@@ -236,6 +252,7 @@ def estimate(
     cost_per_reward: float = 0.0,
     cost_per_contact: float = 0.0,
     planned_share: float = 0.5,
+    heterogeneity: bool = True,
 ) -> ProgramEffect:
     """Estimate the effect of a programme or campaign on the treated customers.
 
@@ -280,6 +297,10 @@ def estimate(
         joining, and per contacted customer (randomised treatment group).
     planned_share : float
         Randomised design: planned share of the treatment group (sample-ratio check).
+    heterogeneity : bool
+        Also estimate the effect by segment of activity before the programme reached the
+        customer (purchases in the last three periods: none, one, two or more), segments
+        defined on the pre-joining period so joining cannot change them.
 
     Returns
     -------
@@ -291,10 +312,16 @@ def estimate(
         raise ParameterError(f"design={design!r}: use one of {list(DESIGNS)}")
     if covariates not in ("launch", "base", None):
         raise ParameterError(f"covariates={covariates!r}: use 'launch', 'base' or None")
+    if freq not in ("M", "W", "Q"):
+        raise ParameterError(f"freq={freq!r}: use 'M' (months), 'W' (weeks) or 'Q' (quarters)")
+    if treatments is None:
+        raise ParameterError("treatments is required: a DataFrame or CSV/Parquet path with one "
+                             "row per treated (or assigned) customer")
     warns: list[str] = []
     tx = _transactions(transactions, customer_col, date_col)
     panel = build_panel(tx, freq=freq, start=start, observation_end=observation_end)
-    table = _check_table(_treatments(treatments, customer_col, date_col, group_col), panel, warns)
+    table = _check_table(_treatments(treatments, customer_col, date_col, group_col,
+                                     response_col), panel, warns)
     labels = set(table["group"]) if "group" in table else set()
     randomised_ok = bool(labels & _TREAT_LABELS) and bool(labels & _CONTROL_LABELS)
     if group_col and not randomised_ok:
@@ -325,17 +352,17 @@ def estimate(
             raise DataValidationError(
                 "design='randomised' needs group_col= naming a treatment/control column")
     if design == "randomised":
-        return _randomised(panel, table, outcome, reason, warns, response_col, planned_share,
-                           margin, cost_per_contact)
+        return _randomised(panel, table, outcome, reason, warns, planned_share, margin,
+                           cost_per_contact)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
                           placebo_shift, secondary, margin, cost_per_member, cost_per_reward,
-                          launch)
+                          launch, heterogeneity)
 
 
 def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str, reason: str,
                    warns: list[str], covariates: str | None, max_pre: int, placebo_shift: int,
                    secondary: bool, margin: float | None, cost_per_member: float,
-                   cost_per_reward: float, launch: Any) -> ProgramEffect:
+                   cost_per_reward: float, launch: Any, heterogeneity: bool) -> ProgramEffect:
     group = _groups_from_dates(table, panel, warns)
     entry = panel.entry
     treated = group < NEVER
@@ -369,7 +396,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
     else:
         launch_col = int(panel.column_of(pd.Series([pd.Timestamp(launch)]))[0])
     at_launch = None
-    if covariates == "launch":
+    if covariates == "launch" or heterogeneity:
         reached = np.clip(np.maximum(launch_col, entry + 1) - 1, 0, panel.shape[1] - 1)
         at_launch = np.zeros((panel.shape[0], 1 + len(_COVARIATE_NAMES)))
         for c in np.unique(reached):
@@ -380,6 +407,31 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         return at_launch
 
     cov_fn = {"base": cov, "launch": cov_launch, None: None}[covariates]
+    segments = None
+    if heterogeneity:
+        recent = at_launch[:, 2]
+        seg_of = np.where(recent >= 2, "2+ purchases", np.where(recent >= 1, "1 purchase",
+                                                                  "no purchase"))
+        seg_rows = {}
+        for name in ("no purchase", "1 purchase", "2+ purchases"):
+            inside = keep & (seg_of == name)
+            if not np.any(inside & treated):
+                continue
+            try:
+                with _warnings.catch_warnings():
+                    _warnings.simplefilter("ignore")
+                    part = callaway_santanna(np.where(inside[:, None], y, np.nan),
+                                             np.where(inside, entry_k, panel.shape[1]), group,
+                                             cov_fn, control=control, max_pre=1)
+            except (DataValidationError, np.linalg.LinAlgError):
+                continue
+            seg_rows[name] = {**_row(*part.overall, "segment"), "n_treated": part.n_treated}
+        if seg_rows:
+            segments = pd.DataFrame(seg_rows).T
+            for c in ("estimate", "std_error", "lower", "upper", "p_value"):
+                segments[c] = segments[c].astype(np.float64)
+            segments["n_treated"] = segments["n_treated"].astype(np.int64)
+            segments.index.name = "activity in the 3 periods before the programme"
     cs = callaway_santanna(y, entry_k, group, cov_fn, control=control, max_pre=max_pre)
     if cs.dropped_cells:
         warns.append(f"{len(cs.dropped_cells)} group-period cell(s) had no comparison "
@@ -391,16 +443,16 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
     rows["Callaway & Sant'Anna without covariates"] = _row(*cs_plain.overall, "check")
     if secondary:
         frame = long_panel(np.nan_to_num(y), entry_k, group, keep & (entry_k < panel.shape[1]))
+        rows["imputation (Borusyak, Jaravel & Spiess; did2s)"] = _row(
+            *imputation_did(frame), "check", "unit and period effects fitted on untreated cells")
         try:
             with _warnings.catch_warnings():
                 _warnings.simplefilter("ignore")
-                rows["two-stage imputation (Gardner did2s / BJS)"] = _row(
-                    *imputation_did(frame), "check", "unit and period fixed effects")
                 rows["two-way fixed effects"] = _row(
                     *twfe(frame), "benchmark",
                     "biased with staggered joining and changing effects (Goodman-Bacon 2021)")
-        except Exception as exc:  # pyfixest failure must not sink the main estimate
-            warns.append(f"the pyfixest estimators failed ({type(exc).__name__}: {exc})")
+        except Exception as exc:  # the benchmark must not sink the main estimate
+            warns.append(f"the TWFE benchmark (pyfixest) failed ({type(exc).__name__}: {exc})")
     naive_level, naive_ratio = _naive(y, group, entry_k)
     rows["naive member vs non-member gap"] = _row(*naive_level, "naive",
                                                   "self-selection, not an effect")
@@ -460,13 +512,14 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         cohorts=_cohorts(np.where(keep, group, NEVER), panel), balance=balance,
         overlap=overlap, falsification=falsification, economics=economics,
         experiment={"n_cells": cs.n_cells, "treated_mean": cs.treated_mean},
+        segments=segments,
         warnings=warns,
     )
 
 
 def _randomised(panel: Panel, table: pd.DataFrame, outcome: str, reason: str, warns: list[str],
-                response_col: str | None, planned_share: float, margin: float | None,
-                cost_per_contact: float) -> ProgramEffect:
+                planned_share: float, margin: float | None, cost_per_contact: float
+                ) -> ProgramEffect:
     is_t = table["group"].isin(_TREAT_LABELS).to_numpy()
     is_c = table["group"].isin(_CONTROL_LABELS).to_numpy()
     other = ~(is_t | is_c)
@@ -496,10 +549,7 @@ def _randomised(panel: Panel, table: pd.DataFrame, outcome: str, reason: str, wa
     y = (yz * post).sum(axis=1) / post.sum(axis=1)
     npre = pre.sum(axis=1)
     x = np.where(npre > 0, (yz * pre).sum(axis=1) / np.maximum(npre, 1), 0.0)
-    if response_col is None:
-        take = z.copy()
-    else:
-        raise ParameterError("response_col is not supported yet: pass None (full take-up)")
+    take = z.copy() if "response" not in table else table["response"].to_numpy(dtype=float)
     res = itt_cuped(y, z, x, take, planned_share)
     if res.srm_p < 0.001:
         warns.append(f"sample-ratio mismatch: {res.n_treatment:,} treatment vs "

@@ -26,6 +26,14 @@ def effect_frame(level: tuple[float, float], ratio: tuple[float, float]) -> pd.D
     return out.astype(np.float64)
 
 
+def _f4(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _f6(v: float) -> str:
+    return f"{v:.6g}"
+
+
 def _fmt(x: Any, digits: int = 4) -> str:
     if x is None:
         return "-"
@@ -72,6 +80,8 @@ class ProgramEffect:
         Incremental revenue and margin, cost and ROI with intervals.
     experiment : dict
         Randomised design: sample-ratio check, power, MDE, CUPED gain, effect of responding.
+    segments : pandas.DataFrame or None
+        Heterogeneity: the effect by segment of pre-programme activity.
     n_treated, n_control : int
     warnings : list of str
         Problems found in the input that the analysis worked around.
@@ -96,6 +106,7 @@ class ProgramEffect:
     economics: pd.DataFrame | None = None
     experiment: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    segments: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """Plain-text summary."""
@@ -151,15 +162,18 @@ class ProgramEffect:
             f"<p>{html.escape(self.design_reason)}</p>",
             f"<p>{self.n_treated:,} treated customers, {self.n_control:,} comparison "
             "customers.</p>",
-            "<h5>Effect on the treated</h5>", self.att.to_html(float_format="%.4g"),
+            "<h5>Effect on the treated</h5>", self.att.to_html(float_format=_f4),
             "<h5>Naive member vs non-member gap (not an effect: self-selection)</h5>",
-            self.naive.to_html(float_format="%.4g"),
-            "<h5>Estimators side by side</h5>", self.estimators.to_html(float_format="%.4g"),
+            self.naive.to_html(float_format=_f4),
+            "<h5>Estimators side by side</h5>", self.estimators.to_html(float_format=_f4),
         ]
         if np.isfinite(self.pretrend_p):
             parts.append(f"<p>Pre-trend test: p = {self.pretrend_p:.3g}.</p>")
+        if self.segments is not None:
+            parts += ["<h5>Effect by pre-programme activity</h5>",
+                      self.segments.to_html(float_format=_f4)]
         if self.economics is not None:
-            parts += ["<h5>Economics</h5>", self.economics.to_html(float_format="%.6g")]
+            parts += ["<h5>Economics</h5>", self.economics.to_html(float_format=_f6)]
         if self.warnings:
             parts.append("<h5>Warnings</h5><ul>"
                          + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)

@@ -30,16 +30,17 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pandas as pd
 
 from .. import segments as sg
+from ..data import load_transactions
 from ..errors import ParameterError
 from .inputs import resolve_periods
 from .runner import RunResult, run
 from .spec import Param, ReportSpec, notebook_path, register_report
-from .value import CANDIDATE_MODELS
+from .value import CANDIDATE_MODELS, Freq, ModelKey
 
 __all__ = [
     "LIST_FILES",
@@ -126,25 +127,26 @@ def parse_filters(filters: str | Mapping[str, str] | Sequence[str] | None) -> di
 
 
 def parse_costs(costs: str | Mapping[str, float] | None) -> Any:
-    """Acquisition costs: ``"organic=5, paid_search=40"`` -> mapping; an existing CSV path or a
-    column name is passed on as it is (see :func:`custvalue.segments.channel_economics`)."""
+    """Acquisition costs: ``"organic=5, paid_search=40"`` (or ``organic:5``) -> mapping; an
+    existing CSV path or a column name is passed on as it is (see
+    :func:`custvalue.segments.channel_economics`)."""
     if costs is None or isinstance(costs, Mapping):
         return costs
     text = str(costs).strip()
     if not text:
         return None
-    if "=" in text:
-        out: dict[str, float] = {}
-        for item in _split_outside_quotes(text, ","):
-            key, _, value = item.partition("=")
-            try:
-                out[key.strip()] = float(value)
-            except ValueError:
-                raise ParameterError(
-                    f"parameter 'costs': {item!r} is not channel=cost (e.g. organic=5)"
-                ) from None
-        return out
-    return text
+    if os.path.isfile(text) or not re.search(r"[=:]", text):
+        return text
+    out: dict[str, float] = {}
+    for item in _split_outside_quotes(text, ","):
+        key, _, value = re.split(r"([=:])", item, maxsplit=1) if re.search(r"[=:]", item) else (item, "", "")
+        try:
+            out[key.strip()] = float(value)
+        except ValueError:
+            raise ParameterError(
+                f"parameter 'costs': {item!r} is not channel=cost (e.g. organic=5)"
+            ) from None
+    return out
 
 
 @dataclasses.dataclass
@@ -250,10 +252,10 @@ def _pick_model(model: str | None, cal: pd.DataFrame) -> tuple[str, str]:
 def analyse(
     tx: pd.DataFrame,
     *,
-    freq: str = "D",
+    freq: Freq = "D",
     calibration_end: Any = None,
     observation_end: Any = None,
-    model: str | None = None,
+    model: ModelKey | None = None,
     horizon_months: float = 12.0,
     discount_rate: float = 0.1,
     margin: float = 1.0,
@@ -299,6 +301,12 @@ def analyse(
         Reference date of ``within`` filters (default: the observation end).
     seed : int, optional
     """
+    if freq not in get_args(Freq):
+        raise ParameterError(f"freq must be one of {', '.join(get_args(Freq))}; got {freq!r}")
+    if model is not None and model != "auto" and model not in CANDIDATE_MODELS:
+        raise ParameterError(
+            f"model must be one of {', '.join(CANDIDATE_MODELS)} or None (auto); got {model!r}"
+        )
     named = parse_filters(filters)
     cal_end, obs_end = resolve_periods(tx, calibration_end, observation_end)
     attributes = [c for c in tx.columns if c not in _CANONICAL]
@@ -411,9 +419,9 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           nullable=True),
     Param("attributes", "list", [], "attribute columns to carry (e.g. region,channel,category)"),
     Param("returns", "choice", "net", "how to treat negative amounts (returns)",
-          choices=("net", "drop", "error")),
+          feeds=(load_transactions, "returns")),
     Param("freq", "choice", "D", "time unit the models are fitted in: D, W or M",
-          choices=("D", "W", "M")),
+          feeds=(analyse, "freq")),
     Param("calibration_end", "date", None,
           "segments are compared between this day and the observation end (auto: halfway)",
           nullable=True),
@@ -421,21 +429,21 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           "last day of the observation period (auto: the last transaction date)", nullable=True),
     Param("model", "choice", None,
           "transaction model (auto: the best on the calibration/holdout split)",
-          choices=tuple(CANDIDATE_MODELS), nullable=True),
+          feeds=(analyse, "model"), nullable=True),
     Param("horizon_months", "float", 12.0, "how far ahead customer value is projected, months",
           minimum=0.0, maximum=600.0, exclusive_minimum=True),
-    Param("discount_rate", "float", 0.10, "annual discount rate for future value (0.10 = 10%)",
+    Param("discount_rate", "float", 0.10, "annual discount rate for future value, 0.10 means 10%",
           minimum=0.0, maximum=1.0),
-    Param("margin", "float", 1.0, "profit margin applied to revenue (1.0 = value in revenue)",
+    Param("margin", "float", 1.0, "profit margin applied to revenue, 1.0 means value in revenue",
           minimum=0.0, maximum=1.0, exclusive_minimum=True),
-    Param("interval", "float", 0.90, "coverage of the CLV intervals (0.90 = 90%)",
+    Param("interval", "float", 0.90, "coverage of the CLV intervals, 0.90 means 90%",
           minimum=0.5, maximum=0.99),
     Param("n_draws", "int", 100,
           "parameter draws for CLV intervals and tier probabilities", minimum=2, maximum=2000),
     Param("rules", "str", "", "CSV of RFM segment rules (empty: the standard 11 segments)"),
     Param("costs", "str", "",
-          "acquisition cost per customer by channel: 'organic=5, paid_search=40', a CSV "
-          "(channel,cost) or a column; empty: none"),
+          "acquisition cost per customer by channel: organic:5, paid_search:40 (or a "
+          "CSV with channel and cost columns, or a column name); empty for none"),
     Param("channel_col", "str", "channel", "attribute holding the acquisition channel"),
     Param("milestones", "list", ["5", "10", "50"], "order milestones for reward lists"),
     Param("filters", "str", "",

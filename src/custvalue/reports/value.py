@@ -701,14 +701,13 @@ def check_data(tx: pd.DataFrame, values: dict[str, Any]) -> None:
     cal_end, _ = resolve_periods(
         tx, values.get("calibration_end"), values.get("observation_end")
     )
-    within = tx
-    day = pd.to_datetime(within["date"]).dt.normalize()
+    day = pd.to_datetime(tx["date"]).dt.normalize()
     in_cal = day <= cal_end
     span = f"the data run from {day.min().date()} to {day.max().date()}"
     problems = []
     if not (~in_cal).any():
         problems.append(f"no transactions after the calibration end {cal_end.date()} ({span})")
-    days_cal = day[in_cal].groupby(within.loc[in_cal, "customer_id"]).nunique()
+    days_cal = day[in_cal].groupby(tx.loc[in_cal, "customer_id"]).nunique()
     if len(days_cal) < MIN_CUSTOMERS:
         problems.append(
             f"{len(days_cal)} customer(s) bought by the calibration end {cal_end.date()}, "
@@ -721,8 +720,8 @@ def check_data(tx: pd.DataFrame, values: dict[str, Any]) -> None:
             f"at least {MIN_REPEAT_CUSTOMERS} repeat buyers are needed to fit the models"
         )
     per_customer = pd.DataFrame(
-        {"days": day.groupby(within["customer_id"]).nunique(),
-         "spend": within.groupby("customer_id")["amount"].sum()}
+        {"days": day.groupby(tx["customer_id"]).nunique(),
+         "spend": tx.groupby("customer_id")["amount"].sum()}
     )
     n_spend = int(((per_customer["days"] >= 2) & (per_customer["spend"] > 0)).sum())
     if n_spend < MIN_SPEND_CUSTOMERS:

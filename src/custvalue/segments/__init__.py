@@ -20,7 +20,8 @@ Model-based
     :func:`value_deciles`, :func:`value_by`.
 Targeting
     :func:`select` (the filter language of :mod:`custvalue.segments._filter`),
-    :func:`export_list`, :func:`bought_values`.
+    :func:`export_list`, :func:`bought_values`, :func:`score_customers` (the customer table
+    joined with P(alive) and CLV from freshly fitted models).
 Over time and money
     :func:`migration`, :func:`channel_economics`.
 """
