@@ -237,3 +237,18 @@ def test_cli_reads_a_database_and_fails_in_one_line(shop, tmp_path):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and f"127.0.0.1:{shop.port}" in lines[0] and "nope" not in lines[0]
     assert out.read_bytes() == b"previous good output"
+
+
+@pytest.mark.slow
+def test_value_report_runs_on_a_database_url_without_showing_the_password(shop, tmp_path):
+    import json
+
+    code, _, stderr = _cli("report", "value", "--data", shop.url("?table=orders"),
+                           "--out", str(tmp_path / "out"))
+    assert code == 0, stderr[-2000:]
+    html = (tmp_path / "out" / "value" / "latest.html").read_text()
+    assert "23,570" in html and f"127.0.0.1:{shop.port}" in html
+    assert shop.password not in html
+    doc = json.loads(next((tmp_path / "out" / "value").glob("*/metrics.json")).read_text())
+    assert doc["metrics"]["customers"] == 23570
+    assert shop.password not in json.dumps(doc)

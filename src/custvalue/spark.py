@@ -796,5 +796,7 @@ def score(
             out = score_frame(data, model, spend_model, **settings)
             yield out.reset_index()[[id_col, *names]]
 
-    return summary.select(id_col, *needed).mapInPandas(run, schema)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pyspark 4.x warns about pandas 3 on every call
+        return summary.select(id_col, *needed).mapInPandas(run, schema)
 

@@ -402,7 +402,7 @@ def run(
                 title=str(values.get("title") or spec.title),
                 subtitle=spec.description,
                 run=run_rows,
-                parameters=values,
+                parameters=_shown(values),
                 data=provenance.header_rows() if provenance else None,
                 versions=versions,
             )
@@ -448,7 +448,7 @@ def run(
                     "kernel": kernel_name,
                     "git_commit": commit,
                     "versions": versions,
-                    "parameters": values,
+                    "parameters": _shown(values),
                 },
                 "data": provenance.to_dict() if provenance else None,
             }
@@ -490,6 +490,29 @@ def _see(failed_html: Path | None) -> str:
     return f" — failed notebook: {failed_html}" if failed_html else ""
 
 
+def _shown(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as a report shows them: passwords in database URLs replaced by ``***``."""
+    from .._database import redact
+
+    return {k: redact(v) if isinstance(v, str) else v for k, v in values.items()}
+
+
+def _redacted_notebook(nb: Any) -> Any:
+    """A copy of ``nb`` whose cell sources (the injected parameters) show no URL password."""
+    import copy
+
+    from .._database import redact
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.get("cells", []):
+        src = cell.get("source")
+        if isinstance(src, str):
+            cell["source"] = redact(src)
+        elif isinstance(src, list):
+            cell["source"] = [redact(line) for line in src]
+    return nb
+
+
 def _write_failed_safely(
     spec: ReportSpec, nb: Any, report_dir: Path, stamp: str, message: str, values: Mapping[str, Any]
 ) -> Path | None:
@@ -514,10 +537,11 @@ def _write_failed(
     banner = (
         '<div class="cv-failed-banner" id="cv-failed"><strong>This run of the '
         f"{html.escape(spec.name)} report failed:</strong> {html.escape(message)}<br>"
-        f"Parameters: <code>{html.escape(json.dumps(jsonable(dict(values))))}</code></div>"
+        f"Parameters: <code>{html.escape(json.dumps(jsonable(_shown(values))))}</code></div>"
     )
     if nb is None:  # the kernel never started: there is no executed notebook to show
         nb = nbformat.read(spec.notebook, as_version=4)
+    nb = _redacted_notebook(nb)
     page = export_notebook_html(
         nb, include_code=True, title=f"FAILED: {spec.title}", banner_html=banner
     )
