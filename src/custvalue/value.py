@@ -85,7 +85,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypedDict, Unpack
 
@@ -93,6 +93,7 @@ import numpy as np
 import pandas as pd
 
 from ._arrays import as_float_array
+from ._keywords import forwarded
 from ._protocols import (
     AliveModel,
     ContractualModel,
@@ -1211,7 +1212,7 @@ def _interval_only(
     transaction_model: Any,
     spend_model: Any | None,
     data: pd.DataFrame,
-    valuation: dict[str, Any],
+    valuation: Mapping[str, Any],
     interval: float,
     n_draws: int | None = None,
     seed: int | None = None,
@@ -1222,12 +1223,7 @@ def _interval_only(
     :class:`_Valuation` so that a misspelt or missing argument is named with ``function``, as
     Python names it for an explicit signature.
     """
-    unknown = sorted(set(valuation) - _Valuation.__required_keys__ - _Valuation.__optional_keys__)
-    if unknown:
-        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
-    missing = sorted(_Valuation.__required_keys__ - set(valuation))
-    if missing:
-        raise TypeError(f"{function}() missing required keyword-only argument(s): {', '.join(missing)}")
+    valuation = forwarded(function, valuation, _Valuation)
     method = "delta" if n_draws is None else "sample"
     _validate_interval(interval, method, 2 if n_draws is None else n_draws)
     pb = _prepare(transaction_model, spend_model, data, **valuation)
@@ -1277,8 +1273,8 @@ def clv_interval_delta(
         A model without a covariance (``from_params`` without ``covariance=``), or any argument
         :func:`customer_lifetime_value` refuses.
     """
-    return _interval_only("clv_interval_delta", transaction_model, spend_model, data,
-                          dict(valuation), interval)
+    return _interval_only("clv_interval_delta", transaction_model, spend_model, data, valuation,
+                          interval)
 
 
 def clv_interval_sampling(
@@ -1314,8 +1310,8 @@ def clv_interval_sampling(
     CLVInterval
         Percentile bounds per customer and of the total (``method="sample"``).
     """
-    return _interval_only("clv_interval_sampling", transaction_model, spend_model, data,
-                          dict(valuation), interval, n_draws, seed)
+    return _interval_only("clv_interval_sampling", transaction_model, spend_model, data, valuation,
+                          interval, n_draws, seed)
 
 
 def total_value(clv: CLVResult | pd.DataFrame) -> pd.Series:
