@@ -1185,6 +1185,26 @@ def customer_lifetime_value(
     return _assemble(pb, pt, iv, settings, cash_flows)
 
 
+def _clv_over_months(
+    transaction_model: Any,
+    spend_model: Any,
+    customers: pd.DataFrame,
+    *,
+    horizon_months: float,
+    discount_rate: float,
+    margin: float,
+    interval: float | None,
+    n_draws: int,
+    seed: int | None,
+) -> CLVResult:
+    """:func:`customer_lifetime_value` over ``horizon_months`` calendar months, as the value
+    report and :func:`custvalue.segments.score_customers` value every customer."""
+    return customer_lifetime_value(
+        transaction_model, spend_model, customers, horizon=horizon_months, time_unit="M",
+        discount_rate=discount_rate, margin=margin, interval=interval, n_draws=n_draws, seed=seed,
+    )
+
+
 def _with_interval(settings: CLVSettings, iv: CLVInterval, seed: int | None) -> CLVSettings:
     return replace(settings, interval=iv.level, interval_method=iv.method, n_draws=iv.n_draws,
                    seed=seed if iv.method == "sample" else None)

@@ -571,17 +571,10 @@ def analyse(
     spend_model = cvmodels.GammaGammaModel().fit(
         customers[repeat & (customers["monetary_value"] > 0)]
     )
-    clv = value.customer_lifetime_value(
-        final_model,
-        spend_model,
-        customers,
-        horizon=horizon_months,
-        time_unit="M",
-        discount_rate=discount_rate,
-        margin=margin,
-        interval=interval if n_draws > 0 else None,
-        n_draws=max(n_draws, 1),
-        seed=seed,
+    clv = value._clv_over_months(
+        final_model, spend_model, customers, horizon_months=horizon_months,
+        discount_rate=discount_rate, margin=margin, interval=interval if n_draws > 0 else None,
+        n_draws=max(n_draws, 1), seed=seed,
     )
     total = value.total_value(clv)
 
