@@ -92,7 +92,7 @@ from typing import Any, TypedDict, Unpack
 import numpy as np
 import pandas as pd
 
-from ._arrays import as_float_array
+from ._arrays import as_float_array, require_columns
 from ._keywords import forwarded
 from ._protocols import (
     AliveModel,
@@ -156,16 +156,6 @@ def _check_fitted(model: Any, role: str) -> None:
         raise ModelNotFittedError(
             f"the {role} {type(model).__name__} has no parameters: call .fit(data) or build it "
             f"with {type(model).__name__}.from_params(...) before computing CLV"
-        )
-
-
-def _require_columns(data: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise DataValidationError(
-            f"{what} needs columns {list(columns)}; missing {missing} "
-            f"(found {list(data.columns)[:12]}). Build the summary with "
-            "custvalue.summary.rfm_summary(tx) or rename the columns."
         )
 
 
@@ -848,7 +838,7 @@ def _horizon_periods(
 def _fixed_spend(data: pd.DataFrame, price: Any) -> np.ndarray:
     """Price per purchase / per period for every customer, checked finite and >= 0."""
     if isinstance(price, str):
-        _require_columns(data, (price,), "price")
+        require_columns(data, (price,), "price")
         price = data[price]
     if isinstance(price, pd.Series):
         aligned = price.reindex(data.index)
@@ -899,14 +889,14 @@ def _prepare(
     horizon, unit, discount_rate, margin = _validate_numbers(horizon, time_unit, discount_rate, margin)
     contractual = _check_roles(transaction_model, spend_model)
     if not contractual:
-        _require_columns(data, _TX_COLUMNS, "customer_lifetime_value")
+        require_columns(data, _TX_COLUMNS, "customer_lifetime_value")
     if spend_model is None and price is None:
         raise ParameterError(
             "no spend: pass a fitted spend_model (GammaGammaModel) or price= (spend per purchase, "
             "or price per period for a contractual model)"
         )
     if spend_model is not None and not contractual:
-        _require_columns(data, ("frequency", "monetary_value"), "the spend model")
+        require_columns(data, ("frequency", "monetary_value"), "the spend model")
     data, munit, data_unit, converted = _check_unit(data, transaction_model, contractual, convert_unit)
     table, periods = _horizon_periods(horizon, unit, discount_rate, munit)
     settings = CLVSettings(
@@ -1476,7 +1466,7 @@ def heuristic_ltv(
     if order_col is None and "order_id" in tx.columns:
         order_col = "order_id"
     needed = [customer_col, date_col, amount_col] + ([order_col] if order_col else []) + ([by] if by else [])
-    _require_columns(tx, needed, "heuristic_ltv")
+    require_columns(tx, needed, "heuristic_ltv")
     if len(tx) == 0:
         raise DataValidationError("tx has no transactions: nothing to summarise")
     if lifetime_method not in ("churn", "span"):
@@ -1580,7 +1570,7 @@ def compare_heuristic(
         averages away), ``top_decile_share`` (share of model value in the top 10 % of customers)
         and ``explanation`` (a sentence for reports).
     """
-    _require_columns(summary, ["frequency", "T"] + ([by] if by else []), "compare_heuristic")
+    require_columns(summary, ["frequency", "T"] + ([by] if by else []), "compare_heuristic")
     if isinstance(clv, CLVResult):
         clv = clv.frame
     if clv_col not in clv.columns:

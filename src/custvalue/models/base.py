@@ -115,6 +115,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from .._arrays import as_float_array as _as_float_array
+from .._arrays import require_columns
 from .._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
 from ..errors import (
     ConvergenceError,
@@ -637,13 +638,7 @@ class BaseModel:
         self, data: Any, columns: Sequence[str], *, context: str
     ) -> tuple[dict[str, np.ndarray], pd.Index]:
         if isinstance(data, pd.DataFrame):
-            missing = [c for c in columns if c not in data.columns]
-            if missing:
-                raise DataValidationError(
-                    f"{type(self).__name__}.{context} needs columns {list(columns)}; missing "
-                    f"{missing} (the frame has {list(data.columns)[:12]}). Build the input with "
-                    "custvalue.summary.rfm_summary or rename the columns."
-                )
+            require_columns(data, columns, f"{type(self).__name__}.{context}")
             arrays = {c: _as_float_array(data[c].to_numpy(), c) for c in columns}
             index = data.index
         elif isinstance(data, Mapping):
