@@ -30,7 +30,6 @@ $(SPARK_STAMP): $(STAMP) pyproject.toml
 	touch $(SPARK_STAMP)
 
 test: $(STAMP) $(SPARK_STAMP)  ## run the whole test suite, slow tests included (what CI runs)
-	bash scripts/ensure_chromium.sh
 	bash scripts/ensure_services.sh
 	$(BIN)/python -m pytest -m "slow or not slow"
 

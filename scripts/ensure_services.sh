@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Make sure the external services of the database and Spark tests are installed:
+# Make sure the external programs the tests drive are installed:
+#   * Debian's Chromium (headless) for tests/test_browser.py and the reports' browser checks;
 #   * PostgreSQL server binaries (Debian's `postgresql`, version 15 on bookworm) for
 #     tests/test_database.py, which initialises a throw-away cluster in a temporary directory;
 #   * Java 17 (Debian's `openjdk-17-jre-headless`) for pyspark in tests/test_spark.py.
 #
 # Usage (from the Makefile's test target, before pytest):
 #     bash scripts/ensure_services.sh            # both
-#     bash scripts/ensure_services.sh postgres   # or just one: postgres | java
+#     bash scripts/ensure_services.sh postgres   # or just one: chromium | postgres | java
 # Idempotent: installs nothing when the binaries are present. Installing needs root (or
 # passwordless sudo) and network access to the Debian mirrors; when neither is available it prints
 # one line per missing service and exits 0, so the rest of the suite still runs (the tests that
@@ -15,6 +16,10 @@ set -euo pipefail
 
 want="${1:-all}"
 
+CHROMIUM="${CUSTVALUE_CHROMIUM:-/usr/bin/chromium}"
+have_chromium() {
+    [ -x "$CHROMIUM" ]
+}
 have_postgres() {
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1
 }
@@ -23,6 +28,9 @@ have_java() {
 }
 
 missing=()
+if [[ "$want" == all || "$want" == chromium ]] && ! have_chromium; then
+    missing+=(chromium fonts-dejavu-core)
+fi
 if [[ "$want" == all || "$want" == postgres ]] && ! have_postgres; then
     missing+=(postgresql)
 fi
@@ -47,7 +55,7 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
 fi
 
-echo "ensure_services: installing Debian's ${missing[*]} (needed by the database/Spark tests)" >&2
+echo "ensure_services: installing Debian's ${missing[*]} (needed by the browser, database and Spark tests)" >&2
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # The postgresql package would start a system cluster on port 5432; the tests never use it.
