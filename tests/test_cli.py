@@ -257,6 +257,24 @@ def test_demo_runs_the_value_report_and_prints_where_it_is(runner, tmp_path):
     assert len(runs) == 1
     assert (runs[0] / "scores.parquet").is_file() and (runs[0] / "metrics.json").is_file()
     assert str(runs[0] / "report.html") in result.stdout
+    # the segment report on simulated customers writes its lists; the programme report states the
+    # simulation's true effect beside the estimate
+    for name in ("segment", "program"):
+        assert f"{name} report: " in result.stdout
+        assert (tmp_path / "r" / name / "latest.html").is_file()
+    seg_runs = [p for p in (tmp_path / "r" / "segment").iterdir() if p.is_dir() and p.name != "failed"]
+    for listing in ("winback.csv", "club.csv", "milestones.csv", "invalid_members.csv"):
+        assert (seg_runs[0] / listing).is_file()
+        assert str(seg_runs[0] / listing) in result.stdout
+    program_html = (tmp_path / "r" / "program" / "latest.html").read_text(encoding="utf-8")
+    assert "true effect" in program_html.lower()
+
+
+def test_demo_refuses_an_unknown_report(runner, tmp_path):
+    result = runner.invoke(main, ["demo", "--out-dir", str(tmp_path / "d"), "--reports", "value,nope"])
+    assert result.exit_code == 2
+    assert "unknown report 'nope'" in result.stderr
+    assert not (tmp_path / "d").exists()
 
 
 # ------------------------------------------------------------------------------------------------

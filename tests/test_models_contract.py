@@ -154,9 +154,15 @@ def test_pareto_nbd_without_repeat_buyers_warns():
     data = pd.DataFrame(
         {"frequency": np.zeros(50), "recency": np.zeros(50), "T": np.linspace(5, 50, 50)}
     )
-    with pytest.warns(BoundaryFitWarning):
+    with pytest.warns(BoundaryFitWarning) as record:
         model = ParetoNBDModel().fit(data)
     assert np.isfinite(model.expected_purchases(data, 10)).all()
+    # the purchase process is not identified without a single repeat purchase: r and alpha are
+    # named, not only the collapsed dropout distribution (s, beta)
+    text = " ".join(str(w.message) for w in record)
+    assert "r=" in text and "alpha=" in text
+    flagged = {n for group in model.diagnostics_["boundary"] for n in group}
+    assert {"r", "alpha", "s", "beta"} <= flagged
 
 
 def test_interior_fits_do_not_warn(weekly):

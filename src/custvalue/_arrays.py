@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import DataValidationError
 
-__all__ = ["as_float_array"]
+__all__ = ["as_float_array", "require_columns"]
 
 
 def as_float_array(values: Any, name: str, n: int | None = None) -> np.ndarray:
@@ -43,3 +43,24 @@ def as_float_array(values: Any, name: str, n: int | None = None) -> np.ndarray:
     if n is not None and arr.shape[0] != n:
         raise RuntimeError(f"{name} returned {arr.shape[0]} values for {n} rows")
     return arr
+
+
+def require_columns(data: Any, columns: Any, what: str) -> None:
+    """Raise a clear error when ``data`` (a DataFrame) lacks any of ``columns``.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        The customer summary given to a model or a value function.
+    columns : sequence of str
+        The columns ``what`` needs.
+    what : str
+        Who needs them (``"BetaGeoModel.fit"``, ``"customer_lifetime_value"``), for the message.
+    """
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise DataValidationError(
+            f"{what} needs columns {list(columns)}; missing {missing} "
+            f"(the frame has {list(data.columns)[:12]}). Build the summary with "
+            "custvalue.summary.rfm_summary or rename the columns."
+        )

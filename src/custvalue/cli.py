@@ -424,22 +424,57 @@ def summarize(
     click.echo(f"wrote {len(summary):,} customers ({unit}) to {os.path.abspath(out)}")
 
 
+#: The reports ``custvalue demo`` runs, in order: (name, what it is run on).
+_DEMO_REPORTS: dict[str, str] = {
+    "value": "CDNOW master",
+    "segment": "simulated customers with regions, channels and categories",
+    "program": "a simulated self-selected club with a known effect",
+}
+
+
+def _run_demo_report(name: str, reports_dir: str) -> Any:
+    """Run one report's ``demo()``; a failed notebook ends the command with exit code 1."""
+    import importlib
+
+    from .errors import ReportFailedError
+
+    module = importlib.import_module(f".reports.{name}", __package__)
+    click.echo(f"Running the {name} report on {_DEMO_REPORTS[name]} (papermill) ...", err=True)
+    try:
+        return module.demo(out=reports_dir)
+    except ReportFailedError as exc:
+        click.echo(f"custvalue: error: {_one_line(str(exc))}", err=True)
+        if exc.failed_html is not None:
+            click.echo(f"custvalue: the failed notebook: {exc.failed_html}", err=True)
+        sys.exit(1)
+
+
 @main.command(context_settings=_CONTEXT)
 @click.option("--out-dir", default=os.path.join("reports", "demo"), show_default=True,
               type=click.Path(file_okay=False), help="Where the summary outputs go (created).")
 @click.option("--freq", default="W", show_default=True, help="Time unit of the summary.")
 @click.option("--reports-dir", default="reports", show_default=True,
               type=click.Path(file_okay=False),
-              help="Where the value report goes: <dir>/value/<run-date>/ and <dir>/value/latest.html.")
+              help="Where the reports go: <dir>/<report>/<run-date>/ and <dir>/<report>/latest.html.")
 @click.option("--report/--no-report", default=True, show_default=True,
-              help="Also run the customer value report on CDNOW master (about a minute).")
-def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
-    """CDNOW master: validate, summarise, run the value report, say where everything is."""
+              help="Also run the reports (a few minutes); --no-report stops after the summary.")
+@click.option("--reports", "report_names", default=",".join(_DEMO_REPORTS), show_default=True,
+              help="Which reports to run, comma-separated: " + ", ".join(_DEMO_REPORTS) + ".")
+def demo(out_dir: str, freq: str, reports_dir: str, report: bool, report_names: str) -> None:
+    """CDNOW master: validate, summarise, run the value, segment and programme reports on bundled
+    and simulated data, and say where everything is."""
     from ._time import normalize_unit
     from .data import load_transactions
     from .datasets import load_cdnow
     from .summary import rfm_summary
 
+    names = [n.strip() for n in report_names.split(",") if n.strip()] if report else []
+    unknown = [n for n in names if n not in _DEMO_REPORTS]
+    if unknown:
+        raise ParameterError(
+            f"--reports: unknown report {', '.join(map(repr, unknown))}; use "
+            + ", ".join(_DEMO_REPORTS)
+        )
     unit = normalize_unit(freq)
     os.makedirs(out_dir, exist_ok=True)
     summary_path = os.path.join(out_dir, "cdnow_summary.parquet")
@@ -461,29 +496,17 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool) -> None:
     click.echo(f"Customer summary ({unit}):")
     click.echo(_summary_statistics(summary))
     click.echo("")
-    result = None
-    if report:
-        from .errors import ReportFailedError
-        from .reports import demo as run_value_report
-
-        click.echo("Running the customer value report (papermill, about a minute) ...", err=True)
-        try:
-            result = run_value_report(out=reports_dir)
-        except ReportFailedError as exc:
-            click.echo(f"custvalue: error: {_one_line(str(exc))}", err=True)
-            if exc.failed_html is not None:
-                click.echo(f"custvalue: the failed notebook: {exc.failed_html}", err=True)
-            sys.exit(1)
+    results = {name: _run_demo_report(name, reports_dir) for name in names}
     click.echo("outputs:")
     click.echo(f"  summary:      {os.path.abspath(summary_path)}")
     click.echo(f"  data quality: {os.path.abspath(text_path)}")
     click.echo(f"                {os.path.abspath(html_path)}")
-    if result is not None:
-        click.echo(f"  value report: {os.path.abspath(result.html)}")
+    for name, result in results.items():
+        click.echo(f"  {name} report: {os.path.abspath(result.html)}")
         click.echo(f"  latest copy:  {os.path.abspath(result.latest)}")
-        click.echo(f"  scores:       {os.path.abspath(result.run_dir / 'scores.parquet')}")
-        click.echo(f"                {os.path.abspath(result.run_dir / 'scores.csv')}")
-        click.echo(f"  metrics:      {os.path.abspath(result.metrics)}")
+        files = sorted(p for p in result.run_dir.iterdir() if p.is_file() and p != result.html)
+        for path in files:
+            click.echo(f"                {os.path.abspath(path)}")
 
 
 @main.command("select", context_settings=_CONTEXT)

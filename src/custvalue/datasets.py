@@ -807,11 +807,7 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
         return None, member, join_cal, events
     loyalty_cfg = dict(_DEFAULT_LOYALTY)
     if isinstance(loyalty, Mapping):
-        unknown = sorted(set(loyalty) - set(_DEFAULT_LOYALTY))
-        if unknown:
-            raise ParameterError(
-                f"loyalty has unknown keys {unknown}: use {sorted(_DEFAULT_LOYALTY)}")
-        loyalty_cfg.update(loyalty)
+        loyalty_cfg = _with_defaults(loyalty, _DEFAULT_LOYALTY, "loyalty")
     join_rate = _number(loyalty_cfg, "join_rate", "loyalty")
     selection = _number(loyalty_cfg, "selection", "loyalty")
     effect = _number(loyalty_cfg, "effect", "loyalty")
@@ -903,14 +899,18 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
     return truth, member, join_cal, _Events(cust=ev_cust, cal=ev_cal)
 
 
+def _with_defaults(given: Mapping[str, Any], defaults: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``defaults`` updated with ``given``; a key ``defaults`` does not have is an error naming it."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ParameterError(f"{name} has unknown keys {unknown}: use {sorted(defaults)}")
+    return {**defaults, **given}
+
+
 def _join_history_coefficients(history: Any) -> dict[str, float]:
     coef = dict(DEFAULT_JOIN_HISTORY)
     if isinstance(history, Mapping):
-        unknown = sorted(set(history) - set(DEFAULT_JOIN_HISTORY))
-        if unknown:
-            raise ParameterError(f"loyalty['history'] has unknown keys {unknown}: use "
-                                 f"{sorted(DEFAULT_JOIN_HISTORY)}")
-        coef.update(history)
+        coef = _with_defaults(history, DEFAULT_JOIN_HISTORY, "loyalty['history']")
     elif history is not True:
         raise ParameterError("loyalty['history'] must be True or a dict of log-odds "
                              f"coefficients {sorted(DEFAULT_JOIN_HISTORY)}")
@@ -1013,11 +1013,7 @@ def _apply_winback(rng: np.random.Generator, winback: Any, cfg: _Config, events:
     n, start_ts, end_ts = cfg.n, cfg.start_ts, cfg.end_ts
     wb = dict(_DEFAULT_WINBACK)
     if isinstance(winback, Mapping):
-        unknown = sorted(set(winback) - set(_DEFAULT_WINBACK))
-        if unknown:
-            raise ParameterError(
-                f"winback has unknown keys {unknown}: use {sorted(_DEFAULT_WINBACK)}")
-        wb.update(winback)
+        wb = _with_defaults(winback, _DEFAULT_WINBACK, "winback")
     send_ts = (end_ts - pd.Timedelta(days=90) if wb["send_date"] is None
                else _as_timestamp(wb["send_date"], "winback['send_date']"))
     lapsed_days = _as_days(wb["lapsed_days"], "winback['lapsed_days']")
@@ -1501,11 +1497,7 @@ def _simulate_subscriptions(
     if subscription is not None:
         if not isinstance(subscription, Mapping):
             raise ParameterError("subscription must be a dict with keys alpha, beta, plans")
-        unknown = sorted(set(subscription) - set(DEFAULT_SUBSCRIPTION))
-        if unknown:
-            raise ParameterError(
-                f"subscription has unknown keys {unknown}: use {sorted(DEFAULT_SUBSCRIPTION)}")
-        cfg.update(subscription)
+        cfg = _with_defaults(subscription, DEFAULT_SUBSCRIPTION, "subscription")
     sbg = _positive_params({"alpha": cfg["alpha"], "beta": cfg["beta"]},
                            {"alpha": 1.0, "beta": 1.0}, "subscription")
     plans = cfg["plans"]

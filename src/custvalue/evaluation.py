@@ -13,7 +13,7 @@ import copy
 import html
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,8 +231,24 @@ def _probability_any_purchase(model: Any, data: pd.DataFrame, dur: np.ndarray) -
     return np.clip(out, 0.0, 1.0)
 
 
+class _TextViews:
+    """``str()``/``repr()`` show a result's ``_text()``, notebooks its ``_html()``."""
+
+    _text: Callable[[], str]
+    _html: Callable[[], str]
+
+    def __str__(self) -> str:
+        return self._text()
+
+    def __repr__(self) -> str:
+        return self._text()
+
+    def _repr_html_(self) -> str:
+        return self._html()
+
+
 @dataclass(repr=False)
-class Scorecard:
+class Scorecard(_TextViews):
     """Holdout scorecard of one model (see :func:`holdout_scorecard`).
 
     Attributes
@@ -296,15 +312,6 @@ class Scorecard:
                   "  " + self.deciles[["n_customers", "mean_predicted", "mean_actual", "lift"]]
                   .round(3).to_string().replace("\n", "\n  ")]
         return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self._text()
-
-    def __repr__(self) -> str:
-        return self._text()
-
-    def _repr_html_(self) -> str:
-        return self._html()
 
     def _html(self) -> str:
         rank = pd.Series(self.ranking, name="value").to_frame()
@@ -430,7 +437,7 @@ def holdout_scorecard(
 # model comparison
 # ----------------------------------------------------------------------------------------------
 @dataclass(repr=False)
-class ModelComparison:
+class ModelComparison(_TextViews):
     """Result of :func:`compare_models`.
 
     Attributes
@@ -468,15 +475,6 @@ class ModelComparison:
             f"Model comparison (chosen: {self.chosen_name})\nRule: {self.rule}\n"
             + self.table[cols].to_string()
         )
-
-    def __str__(self) -> str:
-        return self._text()
-
-    def __repr__(self) -> str:
-        return self._text()
-
-    def _repr_html_(self) -> str:
-        return self._html()
 
     def _html(self) -> str:
         return (

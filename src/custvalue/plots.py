@@ -114,8 +114,13 @@ def expected_frequency_distribution(
     probs = np.clip(probs, 0.0, 1.0)
     tail = np.clip(1.0 - probs.sum(axis=1), 0.0, 1.0)
     expected = np.concatenate([counts @ probs, [counts @ tail]])
-    labels = [str(n) for n in range(max_frequency)] + [f"{max_frequency}+"]
-    return pd.Series(expected, index=pd.Index(labels, name="repeat purchases"), name="expected")
+    return pd.Series(expected, index=pd.Index(_frequency_labels(max_frequency), name="repeat purchases"),
+                     name="expected")
+
+
+def _frequency_labels(max_frequency: int) -> list[str]:
+    """Bin labels ``"0"`` ... ``"max_frequency-1"`` and ``"max_frequency+"``."""
+    return [str(n) for n in range(max_frequency)] + [f"{max_frequency}+"]
 
 
 def plot_period_transactions(
@@ -142,7 +147,7 @@ def plot_period_transactions(
     data = _need(summary, ("frequency", "T"), "plot_period_transactions")
     ax = _axes(ax)
     freq = np.minimum(data["frequency"].to_numpy(dtype=float), max_frequency).astype(int)
-    labels = [str(n) for n in range(max_frequency)] + [f"{max_frequency}+"]
+    labels = _frequency_labels(max_frequency)
     actual = np.bincount(freq, minlength=max_frequency + 1)[: max_frequency + 1]
     expected = expected_frequency_distribution(model, data["T"], max_frequency=max_frequency)
     long = pd.DataFrame(

@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import html
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._keywords import forwarded
 from ._summary import Summary
 from ._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
 from .errors import ConvergenceError, DataValidationError, ModelNotFittedError, ParameterError
@@ -181,10 +182,34 @@ def _unit_label(data: pd.DataFrame, duration_col: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# result views
+# ---------------------------------------------------------------------------------------------
+def _table_summary(head: str, table: pd.DataFrame, *, title: str | None = None,
+                   heading: str = "p") -> Summary:
+    """One headline sentence over one table (4 significant digits), as text and as HTML."""
+    text = head + "\n" + table.to_string(float_format=lambda v: f"{v:.4g}")
+    page = (f"<div><{heading}>{html.escape(head)}</{heading}>"
+            f"{table.to_html(float_format=lambda v: f'{v:.4g}')}</div>")
+    return Summary(text, page, head if title is None else title)
+
+
+class _SummaryViews:
+    """``str()`` and the notebook view of a result are those of its ``summary()``."""
+
+    summary: Callable[[], Summary]  # each result defines its own
+
+    def __str__(self) -> str:
+        return self.summary().text
+
+    def _repr_html_(self) -> str:
+        return self.summary().html
+
+
+# ---------------------------------------------------------------------------------------------
 # Kaplan-Meier
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class KaplanMeierResult:
+class KaplanMeierResult(_SummaryViews):
     """Kaplan-Meier retention curves, one per group.
 
     Attributes
@@ -262,16 +287,7 @@ class KaplanMeierResult:
     def summary(self) -> Summary:
         """Median tenure per group with its interval; prints as text, shows as HTML."""
         head = f"Kaplan-Meier retention ({100 * self.level:g}% {self.band} band, times in {self.unit})"
-        text = head + "\n" + self.medians.to_string(float_format=lambda v: f"{v:.4g}")
-        page = (f"<div><h4>{html.escape(head)}</h4>"
-                f"{self.medians.to_html(float_format=lambda v: f'{v:.4g}')}</div>")
-        return Summary(text, page, head)
-
-    def __str__(self) -> str:
-        return self.summary().text
-
-    def _repr_html_(self) -> str:
-        return self.summary().html
+        return _table_summary(head, self.medians, heading="h4")
 
 
 def _loglog_interval(s: np.ndarray, se: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -447,7 +463,7 @@ def _fit_kaplan_meier(
 # log-rank test
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class LogrankResult:
+class LogrankResult(_SummaryViews):
     """Log-rank comparison of retention between groups.
 
     Attributes
@@ -474,16 +490,7 @@ class LogrankResult:
             f"Log-rank test of retention by {self.group_col}: chi2 = {self.statistic:.4g} on "
             f"{self.df} df, p = {self.p_value:.4g}"
         )
-        text = head + "\n" + self.table.to_string(float_format=lambda v: f"{v:.4g}")
-        page = (f"<div><p>{html.escape(head)}</p>"
-                f"{self.table.to_html(float_format=lambda v: f'{v:.4g}')}</div>")
-        return Summary(text, page, head)
-
-    def __str__(self) -> str:
-        return self.summary().text
-
-    def _repr_html_(self) -> str:
-        return self.summary().html
+        return _table_summary(head, self.table)
 
 
 def _observed_expected(time: np.ndarray, status: np.ndarray, codes: np.ndarray, k: int):
@@ -656,7 +663,7 @@ def start_stop(
 # Cox proportional hazards
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class CoxResult:
+class CoxResult(_SummaryViews):
     """Fitted Cox proportional hazards model.
 
     Attributes
@@ -697,16 +704,7 @@ class CoxResult:
             f"{self.n_rows} rows, {self.n_events} cancellations, partial log-likelihood "
             f"{self.log_likelihood:.6g}; intervals {100 * self.level:g}% for the hazard ratio"
         )
-        text = head + "\n" + self.table.to_string(float_format=lambda v: f"{v:.4g}")
-        page = (f"<div><p>{html.escape(head)}</p>"
-                f"{self.table.to_html(float_format=lambda v: f'{v:.4g}')}</div>")
-        return Summary(text, page, "Cox proportional hazards")
-
-    def __str__(self) -> str:
-        return self.summary().text
-
-    def _repr_html_(self) -> str:
-        return self.summary().html
+        return _table_summary(head, self.table, title="Cox proportional hazards")
 
     def predict_partial_hazard(self, data: pd.DataFrame) -> pd.Series:
         """exp(x'beta) per row for covariate columns named as in ``exog_names``."""
@@ -865,18 +863,25 @@ def _cox_newton(x, stop, status, entry, strata, max_iter: int = 50):
 _FAST_ROWS = 20_000
 
 
+class _CoxColumns(TypedDict, total=False):
+    """The column arguments of :func:`cox_ph` and :meth:`CoxPH.fit`, declared once (each
+    defaults to ``None``; see :func:`cox_ph`)."""
+
+    duration_col: str | None
+    event_col: str | None
+    entry_col: str | None
+    strata_col: str | None
+    id_col: str | None
+
+
 def cox_ph(
     data: pd.DataFrame,
     covariates: Sequence[str] | str,
     *,
-    duration_col: str | None = None,
-    event_col: str | None = None,
-    entry_col: str | None = None,
-    strata_col: str | None = None,
-    id_col: str | None = None,
     ties: str = "breslow",
     level: float = 0.95,
     engine: str = "auto",
+    **columns: Unpack[_CoxColumns],
 ) -> CoxResult:
     """Cox proportional hazards regression of cancellation on covariates (statsmodels PHReg).
 
@@ -915,10 +920,8 @@ def cox_ph(
     -------
     CoxResult
     """
-    return CoxPH(ties=ties, level=level, engine=engine).fit(
-        data, covariates, duration_col=duration_col, event_col=event_col, entry_col=entry_col,
-        strata_col=strata_col, id_col=id_col,
-    ).result_
+    columns = forwarded("cox_ph", columns, _CoxColumns)
+    return CoxPH(ties=ties, level=level, engine=engine).fit(data, covariates, **columns).result_
 
 
 def _check_cox_options(ties: str, level: float, engine: str) -> None:
@@ -935,16 +938,14 @@ def _check_cox_options(ties: str, level: float, engine: str) -> None:
 def _fit_cox(
     data: pd.DataFrame,
     covariates: Sequence[str] | str,
-    duration_col: str | None,
-    event_col: str | None,
-    entry_col: str | None,
-    strata_col: str | None,
-    id_col: str | None,
+    columns: Mapping[str, str | None],
     ties: str,
     level: float,
     engine: str,
 ) -> CoxResult:
-    """Partial-likelihood fit (the body of :meth:`CoxPH.fit`)."""
+    """Partial-likelihood fit (the body of :meth:`CoxPH.fit`); ``columns`` as :class:`_CoxColumns`."""
+    duration_col, event_col = columns.get("duration_col"), columns.get("event_col")
+    entry_col, strata_col, id_col = (columns.get(k) for k in ("entry_col", "strata_col", "id_col"))
     from statsmodels.duration.hazard_regression import PHReg
 
     data, duration_col, event_col, time, status = _resolve_duration(data, duration_col, event_col)
@@ -1181,19 +1182,11 @@ class CoxPH(_Estimator):
         self.engine = engine
 
     def fit(
-        self,
-        data: pd.DataFrame,
-        covariates: Sequence[str] | str,
-        *,
-        duration_col: str | None = None,
-        event_col: str | None = None,
-        entry_col: str | None = None,
-        strata_col: str | None = None,
-        id_col: str | None = None,
+        self, data: pd.DataFrame, covariates: Sequence[str] | str, **columns: Unpack[_CoxColumns]
     ) -> CoxPH:
         """Maximise the partial likelihood; arguments as for :func:`cox_ph`. Returns ``self``."""
-        res = _fit_cox(data, covariates, duration_col, event_col, entry_col, strata_col, id_col,
-                       self.ties, self.level, self.engine)
+        columns = forwarded("CoxPH.fit", columns, _CoxColumns)
+        res = _fit_cox(data, covariates, columns, self.ties, self.level, self.engine)
         self.result_ = res
         self.table_ = res.table
         self.params_ = res.table["coef"].rename("coef")

@@ -85,14 +85,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import pandas as pd
 
-from ._arrays import as_float_array
+from ._arrays import as_float_array, require_columns
+from ._keywords import forwarded
 from ._protocols import (
     AliveModel,
     ContractualModel,
@@ -155,16 +156,6 @@ def _check_fitted(model: Any, role: str) -> None:
         raise ModelNotFittedError(
             f"the {role} {type(model).__name__} has no parameters: call .fit(data) or build it "
             f"with {type(model).__name__}.from_params(...) before computing CLV"
-        )
-
-
-def _require_columns(data: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    missing = [c for c in columns if c not in data.columns]
-    if missing:
-        raise DataValidationError(
-            f"{what} needs columns {list(columns)}; missing {missing} "
-            f"(found {list(data.columns)[:12]}). Build the summary with "
-            "custvalue.summary.rfm_summary(tx) or rename the columns."
         )
 
 
@@ -847,7 +838,7 @@ def _horizon_periods(
 def _fixed_spend(data: pd.DataFrame, price: Any) -> np.ndarray:
     """Price per purchase / per period for every customer, checked finite and >= 0."""
     if isinstance(price, str):
-        _require_columns(data, (price,), "price")
+        require_columns(data, (price,), "price")
         price = data[price]
     if isinstance(price, pd.Series):
         aligned = price.reindex(data.index)
@@ -885,23 +876,27 @@ def _prepare(
     horizon: Any,
     time_unit: str,
     discount_rate: Any,
-    margin: Any,
-    price: Any,
-    convert_unit: bool,
+    margin: Any = 1.0,
+    price: Any = None,
+    convert_unit: bool = False,
 ) -> _Problem:
-    """Validation, unit/horizon and compression steps shared by CLV and its intervals."""
+    """Validation, unit/horizon and compression steps shared by CLV and its intervals.
+
+    The keyword arguments are :class:`_Valuation`'s, with the defaults of
+    :func:`customer_lifetime_value`.
+    """
     _validate_data(data)
     horizon, unit, discount_rate, margin = _validate_numbers(horizon, time_unit, discount_rate, margin)
     contractual = _check_roles(transaction_model, spend_model)
     if not contractual:
-        _require_columns(data, _TX_COLUMNS, "customer_lifetime_value")
+        require_columns(data, _TX_COLUMNS, "customer_lifetime_value")
     if spend_model is None and price is None:
         raise ParameterError(
             "no spend: pass a fitted spend_model (GammaGammaModel) or price= (spend per purchase, "
             "or price per period for a contractual model)"
         )
     if spend_model is not None and not contractual:
-        _require_columns(data, ("frequency", "monetary_value"), "the spend model")
+        require_columns(data, ("frequency", "monetary_value"), "the spend model")
     data, munit, data_unit, converted = _check_unit(data, transaction_model, contractual, convert_unit)
     table, periods = _horizon_periods(horizon, unit, discount_rate, munit)
     settings = CLVSettings(
@@ -1180,9 +1175,72 @@ def customer_lifetime_value(
     return _assemble(pb, pt, iv, settings, cash_flows)
 
 
+def _clv_over_months(
+    transaction_model: Any,
+    spend_model: Any,
+    customers: pd.DataFrame,
+    *,
+    horizon_months: float,
+    discount_rate: float,
+    margin: float,
+    interval: float | None,
+    n_draws: int,
+    seed: int | None,
+) -> CLVResult:
+    """:func:`customer_lifetime_value` over ``horizon_months`` calendar months, as the value
+    report and :func:`custvalue.segments.score_customers` value every customer."""
+    return customer_lifetime_value(
+        transaction_model, spend_model, customers, horizon=horizon_months, time_unit="M",
+        discount_rate=discount_rate, margin=margin, interval=interval, n_draws=n_draws, seed=seed,
+    )
+
+
 def _with_interval(settings: CLVSettings, iv: CLVInterval, seed: int | None) -> CLVSettings:
     return replace(settings, interval=iv.level, interval_method=iv.method, n_draws=iv.n_draws,
                    seed=seed if iv.method == "sample" else None)
+
+
+class _RequiredValuation(TypedDict):
+    horizon: float
+    time_unit: str
+    discount_rate: float
+
+
+class _Valuation(_RequiredValuation, total=False):
+    """The valuation arguments :func:`clv_interval_delta` and :func:`clv_interval_sampling`
+    forward to :func:`customer_lifetime_value`'s checks (``_prepare``), declared once; the
+    meaning and the defaults of each are :func:`customer_lifetime_value`'s (horizon, time_unit
+    and discount_rate are required)."""
+
+    margin: float
+    price: float | pd.Series | str | None
+    convert_unit: bool
+
+
+def _interval_only(
+    function: str,
+    transaction_model: Any,
+    spend_model: Any | None,
+    data: pd.DataFrame,
+    valuation: Mapping[str, Any],
+    interval: float,
+    n_draws: int | None = None,
+    seed: int | None = None,
+) -> CLVInterval:
+    """The interval alone, by the method of the public ``function`` that forwards here.
+
+    ``n_draws=None`` means the delta method. ``valuation`` is checked against
+    :class:`_Valuation` so that a misspelt or missing argument is named with ``function``, as
+    Python names it for an explicit signature.
+    """
+    valuation = forwarded(function, valuation, _Valuation)
+    method = "delta" if n_draws is None else "sample"
+    _validate_interval(interval, method, 2 if n_draws is None else n_draws)
+    pb = _prepare(transaction_model, spend_model, data, **valuation)
+    pt = _point_estimate(pb, False)
+    if n_draws is None:
+        return _delta_interval(pb, pt, interval)
+    return _sampling_interval(pb, pt, interval, n_draws, seed)
 
 
 def clv_interval_delta(
@@ -1190,13 +1248,8 @@ def clv_interval_delta(
     spend_model: Any | None,
     data: pd.DataFrame,
     *,
-    horizon: float,
-    time_unit: str,
-    discount_rate: float,
-    margin: float = 1.0,
-    price: float | pd.Series | str | None = None,
     interval: float = 0.9,
-    convert_unit: bool = False,
+    **valuation: Unpack[_Valuation],
 ) -> CLVInterval:
     """Delta-method interval of each customer's CLV and of the total (parameter uncertainty).
 
@@ -1212,10 +1265,13 @@ def clv_interval_delta(
 
     Parameters
     ----------
-    transaction_model, spend_model, data, horizon, time_unit, discount_rate, margin, price, convert_unit
+    transaction_model, spend_model, data
         As for :func:`customer_lifetime_value`.
     interval : float, default 0.9
         Coverage.
+    **valuation
+        ``horizon``, ``time_unit`` and ``discount_rate`` (required), ``margin``, ``price`` and
+        ``convert_unit``: as for :func:`customer_lifetime_value`.
 
     Returns
     -------
@@ -1227,12 +1283,8 @@ def clv_interval_delta(
         A model without a covariance (``from_params`` without ``covariance=``), or any argument
         :func:`customer_lifetime_value` refuses.
     """
-    _validate_interval(interval, "delta", 2)
-    pb = _prepare(
-        transaction_model, spend_model, data, horizon=horizon, time_unit=time_unit,
-        discount_rate=discount_rate, margin=margin, price=price, convert_unit=convert_unit,
-    )
-    return _delta_interval(pb, _point_estimate(pb, False), interval)
+    return _interval_only("clv_interval_delta", transaction_model, spend_model, data, valuation,
+                          interval)
 
 
 def clv_interval_sampling(
@@ -1240,15 +1292,10 @@ def clv_interval_sampling(
     spend_model: Any | None,
     data: pd.DataFrame,
     *,
-    horizon: float,
-    time_unit: str,
-    discount_rate: float,
-    margin: float = 1.0,
-    price: float | pd.Series | str | None = None,
     interval: float = 0.9,
     n_draws: int = 200,
     seed: int | None = None,
-    convert_unit: bool = False,
+    **valuation: Unpack[_Valuation],
 ) -> CLVInterval:
     """Parameter-sampling interval of each customer's CLV and of the total.
 
@@ -1261,24 +1308,20 @@ def clv_interval_sampling(
 
     Parameters
     ----------
-    transaction_model, spend_model, data, horizon, time_unit, discount_rate, margin, price, convert_unit
-        As for :func:`customer_lifetime_value`.
-    interval : float, default 0.9
-        Coverage.
+    transaction_model, spend_model, data, interval, **valuation
+        As for :func:`clv_interval_delta`.
     n_draws : int, default 200
         Draws per model (>= 2).
     seed : int, optional
+        Seed of the parameter draws.
 
     Returns
     -------
     CLVInterval
+        Percentile bounds per customer and of the total (``method="sample"``).
     """
-    _validate_interval(interval, "sample", n_draws)
-    pb = _prepare(
-        transaction_model, spend_model, data, horizon=horizon, time_unit=time_unit,
-        discount_rate=discount_rate, margin=margin, price=price, convert_unit=convert_unit,
-    )
-    return _sampling_interval(pb, _point_estimate(pb, False), interval, n_draws, seed)
+    return _interval_only("clv_interval_sampling", transaction_model, spend_model, data, valuation,
+                          interval, n_draws, seed)
 
 
 def total_value(clv: CLVResult | pd.DataFrame) -> pd.Series:
@@ -1423,7 +1466,7 @@ def heuristic_ltv(
     if order_col is None and "order_id" in tx.columns:
         order_col = "order_id"
     needed = [customer_col, date_col, amount_col] + ([order_col] if order_col else []) + ([by] if by else [])
-    _require_columns(tx, needed, "heuristic_ltv")
+    require_columns(tx, needed, "heuristic_ltv")
     if len(tx) == 0:
         raise DataValidationError("tx has no transactions: nothing to summarise")
     if lifetime_method not in ("churn", "span"):
@@ -1527,7 +1570,7 @@ def compare_heuristic(
         averages away), ``top_decile_share`` (share of model value in the top 10 % of customers)
         and ``explanation`` (a sentence for reports).
     """
-    _require_columns(summary, ["frequency", "T"] + ([by] if by else []), "compare_heuristic")
+    require_columns(summary, ["frequency", "T"] + ([by] if by else []), "compare_heuristic")
     if isinstance(clv, CLVResult):
         clv = clv.frame
     if clv_col not in clv.columns:

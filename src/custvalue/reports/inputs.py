@@ -14,18 +14,28 @@ import html
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .. import _sources
 from ..errors import CustvalueError, DataValidationError, ParameterError
 from .spec import DATASET_NAMES, is_remote
 
 __all__ = [
+    "CANONICAL_COLUMNS",
     "DataProvenance",
+    "Freq",
+    "check_freq",
+    "customer_base",
     "load_report_data",
     "preflight",
     "resolve_periods",
 ]
+
+#: Time units the transaction models can be fitted in (``freq=``).
+Freq = Literal["D", "W", "M"]
+#: Columns :func:`custvalue.data.load_transactions` standardises; every other column of the
+#: transactions is a customer attribute.
+CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id", "quantity")
 
 
 @dataclasses.dataclass
@@ -104,6 +114,34 @@ def load_report_data(
         attributes=tuple(attributes),
         **kwargs,
     )
+
+
+def check_freq(freq: Any) -> None:
+    """Refuse a ``freq`` the models cannot be fitted in (one of :data:`Freq`)."""
+    if freq not in get_args(Freq):
+        raise ParameterError(f"freq must be one of {', '.join(get_args(Freq))}; got {freq!r}")
+
+
+def customer_base(
+    tx: Any, freq: Freq, calibration_end: Any = None, observation_end: Any = None
+) -> tuple[Any, Any, list[str], Any]:
+    """The periods and the customer summary a report's analysis starts from.
+
+    Returns
+    -------
+    (calibration end, observation end, attribute columns, customers)
+        The ends from :func:`resolve_periods`; the attributes are the columns of ``tx`` beyond
+        :data:`CANONICAL_COLUMNS`; ``customers`` is
+        :func:`custvalue.summary.rfm_summary` at the observation end, carrying them.
+    """
+    from .. import summary as cvsummary
+
+    cal_end, obs_end = resolve_periods(tx, calibration_end, observation_end)
+    attributes = [c for c in tx.columns if c not in CANONICAL_COLUMNS]
+    customers = cvsummary.rfm_summary(
+        tx, freq=freq, observation_end=obs_end, attributes=attributes or None
+    )
+    return cal_end, obs_end, attributes, customers
 
 
 def resolve_periods(

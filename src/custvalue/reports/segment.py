@@ -30,14 +30,14 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import pandas as pd
 
 from .. import segments as sg
 from ..data import load_transactions
 from ..errors import ParameterError
-from .inputs import resolve_periods
+from .inputs import check_freq, customer_base
 from .runner import RunResult, run
 from .spec import Param, ReportSpec, notebook_path, register_report
 from .value import CANDIDATE_MODELS, Freq, ModelKey
@@ -64,7 +64,6 @@ LIST_FILES: dict[str, str] = {
 }
 _RESERVED = {Path(f).stem for f in LIST_FILES.values()} | {"report", "metrics", "scores"}
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
-_CANONICAL = ("customer_id", "date", "amount", "order_id", "quantity")
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
@@ -301,20 +300,15 @@ def analyse(
         Reference date of ``within`` filters (default: the observation end).
     seed : int, optional
     """
-    if freq not in get_args(Freq):
-        raise ParameterError(f"freq must be one of {', '.join(get_args(Freq))}; got {freq!r}")
+    check_freq(freq)
     if model is not None and model != "auto" and model not in CANDIDATE_MODELS:
         raise ParameterError(
             f"model must be one of {', '.join(CANDIDATE_MODELS)} or None (auto); got {model!r}"
         )
     named = parse_filters(filters)
-    cal_end, obs_end = resolve_periods(tx, calibration_end, observation_end)
-    attributes = [c for c in tx.columns if c not in _CANONICAL]
+    cal_end, obs_end, attributes, customers = customer_base(tx, freq, calibration_end, observation_end)
     from .. import summary as cvsummary
 
-    customers = cvsummary.rfm_summary(
-        tx, freq=freq, observation_end=obs_end, attributes=attributes or None
-    )
     then = cvsummary.rfm_summary(
         tx, freq=freq, observation_end=cal_end, attributes=attributes or None
     )

@@ -39,7 +39,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -48,7 +48,7 @@ from .._time import UNIT_NAMES
 from ..data import load_transactions
 from ..errors import ConvergenceError, DataValidationError, ParameterError
 from ..segments import value_by, value_deciles
-from .inputs import resolve_periods
+from .inputs import Freq, check_freq, customer_base, resolve_periods
 from .outputs import Money
 from .runner import RunResult, run
 from .spec import Param, ReportSpec, notebook_path, register_report
@@ -84,14 +84,11 @@ CANDIDATE_MODELS: dict[str, tuple[str, str]] = {
 
 #: The candidate models' keys, as :func:`analyse` accepts them (``models=``).
 ModelKey = Literal[tuple(CANDIDATE_MODELS)]  # type: ignore[valid-type]
-#: Time units the transaction models can be fitted in (``freq=``).
-Freq = Literal["D", "W", "M"]
 
 #: Customer attributes the value is broken down by when the data have them, in report order.
 SEGMENT_COLUMNS: tuple[str, ...] = ("channel", "region")
 
 _COHORT_PERIOD_NAMES = {"M": "month", "Q": "quarter"}
-_CANONICAL_COLUMNS = ("customer_id", "date", "amount", "order_id", "quantity")
 #: Columns of the top-customers table (those present).
 _TOP_COLUMNS = (
     "first_purchase",
@@ -538,16 +535,10 @@ def analyse(
     from .. import models as cvmodels
     from .. import summary as cvsummary
 
-    if freq not in get_args(Freq):
-        raise ParameterError(f"freq must be one of {', '.join(get_args(Freq))}; got {freq!r}")
+    check_freq(freq)
     candidates = _candidates(models)
-    cal_end, obs_end = resolve_periods(tx, calibration_end, observation_end)
-    attributes = [c for c in tx.columns if c not in _CANONICAL_COLUMNS]
-
     # customer base
-    customers = cvsummary.rfm_summary(
-        tx, freq=freq, observation_end=obs_end, attributes=attributes or None
-    )
+    cal_end, obs_end, attributes, customers = customer_base(tx, freq, calibration_end, observation_end)
     cal = cvsummary.calibration_holdout(
         tx,
         calibration_end=cal_end,
@@ -580,17 +571,10 @@ def analyse(
     spend_model = cvmodels.GammaGammaModel().fit(
         customers[repeat & (customers["monetary_value"] > 0)]
     )
-    clv = value.customer_lifetime_value(
-        final_model,
-        spend_model,
-        customers,
-        horizon=horizon_months,
-        time_unit="M",
-        discount_rate=discount_rate,
-        margin=margin,
-        interval=interval if n_draws > 0 else None,
-        n_draws=max(n_draws, 1),
-        seed=seed,
+    clv = value._clv_over_months(
+        final_model, spend_model, customers, horizon_months=horizon_months,
+        discount_rate=discount_rate, margin=margin, interval=interval if n_draws > 0 else None,
+        n_draws=max(n_draws, 1), seed=seed,
     )
     total = value.total_value(clv)
 

@@ -1027,7 +1027,7 @@ def score_customers(
         ``transaction_model`` and ``spend_model``: the fitted models (for :func:`value_tiers`).
     """
     from .. import models as cvmodels
-    from ..value import customer_lifetime_value
+    from ..value import _clv_over_months
 
     classes = {
         "bgnbd": cvmodels.BetaGeoModel,
@@ -1046,16 +1046,9 @@ def score_customers(
             "few to fit the spend model (need at least 10)"
         )
     spend_model = cvmodels.GammaGammaModel().fit(customers[repeat])
-    clv = customer_lifetime_value(
-        tx_model,
-        spend_model,
-        customers,
-        horizon=horizon_months,
-        time_unit="M",
-        discount_rate=discount_rate,
-        margin=margin,
-        interval=interval,
-        n_draws=max(n_draws, 2),
+    clv = _clv_over_months(
+        tx_model, spend_model, customers, horizon_months=horizon_months,
+        discount_rate=discount_rate, margin=margin, interval=interval, n_draws=max(n_draws, 2),
         seed=seed,
     )
     clv = getattr(clv, "frame", clv)
