@@ -649,21 +649,19 @@ def score(
     """
     from pyspark.sql import types as T
 
+    from .scoring import _score_columns
     from .value import _check_fitted
 
     _check_fitted(model, "transaction model")
     if spend_model is not None:
         _check_fitted(spend_model, "spend model")
-    needed = ["frequency", "recency", "T", *(["monetary_value"] if spend_model is not None else [])]
+    needed, names = _score_columns(spend_model)
     missing = [c for c in [id_col, *needed] if c not in summary.columns]
     if missing:
         raise DataValidationError(
             f"the summary lacks column(s) {missing!r}; pass the output of custvalue.spark.rfm_summary"
         )
     id_type = summary.schema[id_col].dataType
-    names = ["probability_alive", "expected_purchases"]
-    if spend_model is not None:
-        names += ["expected_spend", "clv"]
     schema = T.StructType(
         [T.StructField(id_col, id_type)] + [T.StructField(n, T.DoubleType()) for n in names]
     )
@@ -676,13 +674,10 @@ def score(
     unit = getattr(model, "time_unit_", None)
 
     def run(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from custvalue.scoring import score_frame
+        from custvalue.scoring import _score_chunk
 
         for part in chunks:
-            data = part.set_index(id_col)
-            if unit is not None:
-                data.attrs["freq"] = unit
-            out = score_frame(data, model, spend_model, **settings)
+            out = _score_chunk(part, id_col, model, spend_model, unit, settings)
             yield out.reset_index()[[id_col, *names]]
 
     with warnings.catch_warnings():
