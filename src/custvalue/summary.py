@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,7 +230,7 @@ def _choose_columns(
     order_col: str | None,
     attributes: Iterable[str] | None,
     *,
-    show: Any = clip_list,
+    show: Callable[[Sequence[str], int], str] = clip_list,
     hint: str = "",
 ) -> tuple[str | None, list[str], set[str]]:
     """The order column, attribute columns and used columns of a transaction source.
