@@ -99,9 +99,7 @@ def score_frame(
     _check_fitted(model, "transaction model")
     out = pd.DataFrame(index=data.index)
     if len(data) == 0:
-        for col in ("probability_alive", "expected_purchases", *(
-            ("expected_spend", "clv") if spend_model is not None else ()
-        )):
+        for col in _score_columns(spend_model)[1]:
             out[col] = np.empty(0)
         return out
     out["probability_alive"] = model.probability_alive(data).to_numpy()
@@ -122,6 +120,40 @@ def score_frame(
         t = convert_duration(float(horizon), time_unit, _model_unit(model))
         out["expected_purchases"] = model.expected_purchases(data, t).to_numpy()
     return out
+
+
+def _score_columns(spend_model: Any | None) -> tuple[list[str], list[str]]:
+    """The summary columns scoring reads and the score columns it writes.
+
+    ``(frequency, recency, T)`` feed the transaction model (Fader, Hardie & Lee 2005, eq. 10
+    and 11); with a spend model ``monetary_value`` feeds the Gamma-Gamma expected spend (Fader &
+    Hardie 2013, eq. 5) and ``expected_spend`` and ``clv`` are added.
+    """
+    if spend_model is None:
+        return ["frequency", "recency", "T"], ["probability_alive", "expected_purchases"]
+    return (
+        ["frequency", "recency", "T", "monetary_value"],
+        ["probability_alive", "expected_purchases", "expected_spend", "clv"],
+    )
+
+
+def _score_chunk(
+    part: pd.DataFrame,
+    id_col: str,
+    model: Any,
+    spend_model: Any | None,
+    unit: str | None,
+    settings: dict[str, Any],
+) -> pd.DataFrame:
+    """:func:`score_frame` of one chunk of summary rows (``id_col`` a column, not the index).
+
+    ``unit`` (the model's time unit) is set as the chunk's ``attrs["freq"]``, which a chunk
+    read from Parquet or Arrow has lost; ``settings`` are score_frame's keyword arguments.
+    """
+    data = part.set_index(id_col)
+    if unit is not None:
+        data.attrs["freq"] = unit
+    return score_frame(data, model, spend_model, **settings)
 
 
 # --------------------------------------------------------------------------------------------
@@ -240,9 +272,15 @@ def score_to_parquet(
     """
     if not isinstance(chunk_rows, (int, np.integer)) or chunk_rows < 1:
         raise ParameterError(f"chunk_rows={chunk_rows!r} must be a positive integer")
-    needed = ["frequency", "recency", "T", *(["monetary_value"] if spend_model is not None else [])]
+    needed = _score_columns(spend_model)[0]
     _, batches, what = _summary_batches(summary, [id_col, *needed], int(chunk_rows))
     unit = getattr(model, "time_unit_", None)
+    settings = {
+        "horizon": horizon,
+        "time_unit": time_unit,
+        "discount_rate": discount_rate,
+        "margin": margin,
+    }
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target)) or "."
     os.makedirs(directory, exist_ok=True)
@@ -255,18 +293,7 @@ def score_to_parquet(
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            frame = batch.to_pandas().set_index(id_col)
-            if unit is not None:
-                frame.attrs["freq"] = unit
-            scores = score_frame(
-                frame,
-                model,
-                spend_model,
-                horizon=horizon,
-                time_unit=time_unit,
-                discount_rate=discount_rate,
-                margin=margin,
-            )
+            scores = _score_chunk(batch.to_pandas(), id_col, model, spend_model, unit, settings)
             for col in ("expected_purchases", "clv"):
                 if col in scores:
                     totals[col] = totals.get(col, 0.0) + float(scores[col].sum())

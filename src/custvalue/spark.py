@@ -53,6 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame as SparkDataFrame
     from pyspark.sql import SparkSession
 
+    from .summary import _Columns, _Profile
+
 __all__ = [
     "calibration_holdout",
     "cohort_table",
@@ -185,56 +187,19 @@ def _q(name: str) -> str:
 _NUMERIC_TYPES = ("byte", "short", "int", "bigint", "long", "float", "double", "decimal", "tinyint", "smallint")
 
 
-class _Cols:
-    def __init__(
-        self,
-        sdf: SparkDataFrame,
-        description: str,
-        customer_col: str,
-        date_col: str,
-        amount_col: str,
-        order_col: str | None,
-        attributes: Iterable[str] | None,
-    ) -> None:
-        types = dict(sdf.dtypes)
-        available = list(sdf.columns)
-        if order_col is None and "order_id" in available and "order_id" not in (customer_col, date_col):
-            order_col = "order_id"
-        required = {"customer_col": customer_col, "date_col": date_col, "amount_col": amount_col}
-        if order_col is not None:
-            required["order_col"] = order_col
-        missing = [f"{arg}={col!r}" for arg, col in required.items() if col not in available]
-        if missing:
-            raise DataValidationError(
-                f"transactions ({description}) lack the column(s) {', '.join(missing)}; "
-                f"available columns: {available!r}. Pass the right names via customer_col=, "
-                "date_col=, amount_col="
-            )
-        used = {customer_col, date_col, amount_col, *([order_col] if order_col else [])}
-        canonical = ("customer_id", "date", "amount", "order_id")
-        if attributes is None:
-            attrs = [c for c in available if c not in used and c not in canonical]
-        else:
-            attrs = [attributes] if isinstance(attributes, str) else list(attributes)
-            bad = [a for a in attrs if a not in available]
-            if bad:
-                raise DataValidationError(
-                    f"attribute column(s) {bad!r} not found in transactions ({description}); "
-                    f"available columns: {available!r}"
-                )
-        amount_type = types[amount_col].lower()
-        if not amount_type.startswith(_NUMERIC_TYPES):
-            raise DataValidationError(
-                f"amount column {amount_col!r} has type {types[amount_col]}, not a number; cast it "
-                "first (e.g. F.col(...).cast('double'))"
-            )
-        self.customer, self.date, self.amount = customer_col, date_col, amount_col
-        self.order, self.attributes, self.description = order_col, attrs, description
-        date_type = types[date_col].lower()
-        if date_type in ("timestamp_ntz", "date", "timestamp"):
-            self.ts = f"CAST({_q(date_col)} AS TIMESTAMP_NTZ)"
-        else:
-            self.ts = f"TRY_CAST({_q(date_col)} AS TIMESTAMP_NTZ)"
+def _spark_ts(sdf: SparkDataFrame, date_col: str, amount_col: str) -> str:
+    """The TIMESTAMP_NTZ expression of the date column; raise when the amounts are no numbers."""
+    types = dict(sdf.dtypes)
+    amount_type = types[amount_col].lower()
+    if not amount_type.startswith(_NUMERIC_TYPES):
+        raise DataValidationError(
+            f"amount column {amount_col!r} has type {types[amount_col]}, not a number; cast it "
+            "first (e.g. F.col(...).cast('double'))"
+        )
+    date_type = types[date_col].lower()
+    if date_type in ("timestamp_ntz", "date", "timestamp"):
+        return f"CAST({_q(date_col)} AS TIMESTAMP_NTZ)"
+    return f"TRY_CAST({_q(date_col)} AS TIMESTAMP_NTZ)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,14 +242,9 @@ def _cut(obs_end: pd.Timestamp) -> tuple[str, str]:
     return "<=", _ts_literal(obs_end)
 
 
-class _Profile:
-    def __init__(self, first: pd.Timestamp, last: pd.Timestamp, n: int) -> None:
-        self.first, self.last, self.n_rows = first, last, n
-
-
-def _profile(spark: SparkSession, sdf: SparkDataFrame, cols: _Cols) -> _Profile:
+def _profile(spark: SparkSession, sdf: SparkDataFrame, cols: _Columns) -> _Profile:
     """One pass: row count, nulls, unparseable dates, date range; raise on anything unusable."""
-    c, a, d, ts = _q(cols.customer), _q(cols.amount), _q(cols.date), cols.ts
+    c, a, d, ts = _q(cols.customer), _q(cols.amount), _q(cols.date), cols.ts_expr
     row = spark.sql(
         f"""SELECT count(*) AS n,
                count_if({c} IS NULL) AS null_customer,
@@ -296,30 +256,19 @@ def _profile(spark: SparkSession, sdf: SparkDataFrame, cols: _Cols) -> _Profile:
             FROM {{tx}}""",
         tx=sdf,
     ).collect()[0]
-    n = int(row["n"])
-    if n == 0:
-        raise DataValidationError(
-            f"transactions ({cols.description}) are empty: there is nothing to summarise"
-        )
-    problems = []
-    if row["null_customer"]:
-        problems.append(f"{int(row['null_customer']):,} rows with a null {cols.customer!r}")
-    if row["null_date"]:
-        problems.append(f"{int(row['null_date']):,} rows with a null {cols.date!r}")
-    if row["bad_amount"]:
-        problems.append(f"{int(row['bad_amount']):,} rows with a null/NaN/inf {cols.amount!r}")
+    summary = _summary_helpers()
+    n = summary._row_count(row, cols.description)
+    problems = summary._row_problems(row, cols.customer, cols.date, cols.amount)
     if row["bad_date"]:
         problems.append(f"{int(row['bad_date']):,} rows whose {cols.date!r} is not a date")
-    if problems:
-        raise DataValidationError(
-            f"transactions ({cols.description}, {n:,} rows) are not clean: "
-            + "; ".join(problems)
-            + ". Clean them (custvalue.load_transactions on a sample shows the rules) first"
-        )
-    return _Profile(pd.Timestamp(row["first"]), pd.Timestamp(row["last"]), n)
+    summary._raise_unclean(
+        problems, cols.description, n,
+        "Clean them (custvalue.load_transactions on a sample shows the rules) first",
+    )
+    return summary._Profile(n, pd.Timestamp(row["first"]), pd.Timestamp(row["last"]), False)
 
 
-def _customer_sql(cols: _Cols, freq: str, where: str, obs_period: int) -> str:
+def _customer_sql(cols: _Columns, freq: str, where: str, obs_period: int) -> str:
     """Spark SQL of the per-customer RFM aggregate (custvalue.summary's three GROUP BY levels).
 
     orders (customer x order id, or customer x timestamp) -> purchase periods (amounts summed)
@@ -344,21 +293,12 @@ def _customer_sql(cols: _Cols, freq: str, where: str, obs_period: int) -> str:
     else:
         first_row = carry = out_attr = ""
     order_key = f", {_q(cols.order)} AS order_key" if cols.order else ""
-    if cols.order:
-        orders = f"""orders AS (
-            SELECT customer_id, min(ts) AS ts, sum(amount) AS amount{first_row}
-            FROM base
-            GROUP BY customer_id, order_key, CASE WHEN order_key IS NULL THEN ts END
-        ),"""
-    else:
-        orders = f"""orders AS (
-            SELECT customer_id, ts, sum(amount) AS amount{first_row}
-            FROM base GROUP BY customer_id, ts
-        ),"""
+    summary = _summary_helpers()
+    orders = summary._orders_cte(first_row, by_order=bool(cols.order))
     where_clause = f"WHERE {where}" if where else ""
     return f"""
         WITH base AS (
-            SELECT {c} AS customer_id, {cols.ts} AS ts, CAST({a} AS DOUBLE) AS amount
+            SELECT {c} AS customer_id, {cols.ts_expr} AS ts, CAST({a} AS DOUBLE) AS amount
                    {order_key}{attr_select}
             FROM {{tx}}
             {where_clause}
@@ -376,15 +316,7 @@ def _customer_sql(cols: _Cols, freq: str, where: str, obs_period: int) -> str:
                    sum(n_orders) AS n_orders{carry}
             FROM per GROUP BY customer_id
         )
-        SELECT customer_id,
-               CAST(frequency AS DOUBLE) AS frequency,
-               CAST(p1 - p0 AS DOUBLE) AS recency,
-               CAST({obs_period} - p0 AS DOUBLE) AS T,
-               CASE WHEN frequency > 0 THEN (total - first_amount) / frequency ELSE 0.0 END
-                   AS monetary_value,
-               first_purchase, last_purchase,
-               CAST(n_orders AS BIGINT) AS n_orders, total AS total_spend{out_attr}
-        FROM cust"""
+        {summary._rfm_select(obs_period, out_attr)}"""
 
 
 def _setup(
@@ -397,12 +329,17 @@ def _setup(
     order_col: str | None,
     attributes: Iterable[str] | None,
     freq_name: str = "freq",
-) -> tuple[SparkSession, SparkDataFrame, _Cols, str, _Profile]:
+) -> tuple[SparkSession, SparkDataFrame, _Columns, str, _Profile]:
     summary = _summary_helpers()
     unit = summary._normalize_freq(freq, freq_name)
     sdf, description = _as_spark(tx, spark)
     session = sdf.sparkSession
-    cols = _Cols(sdf, description, customer_col, date_col, amount_col, order_col, attributes)
+    order, attrs, _ = summary._choose_columns(
+        list(sdf.columns), description, customer_col, date_col, amount_col, order_col,
+        attributes, show=lambda names, limit: repr(names),
+    )
+    ts = _spark_ts(sdf, date_col, amount_col)
+    cols = summary._Columns(customer_col, date_col, amount_col, order, attrs, ts, description)
     profile = _profile(session, sdf, cols)
     return session, sdf, cols, unit, profile
 
@@ -448,7 +385,7 @@ def rfm_summary(
     )
     obs_end = _resolve_end(summary, observation_end, profile)
     op, lit = _cut(obs_end)
-    where = f"{cols.ts} {op} {lit}" if obs_end < profile.last else ""
+    where = f"{cols.ts_expr} {op} {lit}" if obs_end < profile.last else ""
     out = session.sql(
         _customer_sql(cols, unit, where, summary._period_index(obs_end, unit)), tx=sdf
     )
@@ -456,8 +393,7 @@ def rfm_summary(
 
 
 def _resolve_end(summary: Any, value: Any, profile: _Profile, name: str = "observation_end") -> pd.Timestamp:
-    prof = summary._Profile(profile.n_rows, profile.first, profile.last, False)
-    return summary._resolve_observation_end(value, prof, name)
+    return summary._resolve_observation_end(value, profile, name)
 
 
 # Spark DataFrames cannot carry attrs; the settings ride along keyed by the object (a weak
@@ -525,37 +461,22 @@ def calibration_holdout(
     )
     cal_end = _resolve_end(summary, calibration_end, profile, "calibration_end")
     obs_end = _resolve_end(summary, observation_end, profile)
-    cal_upper = cal_end + pd.Timedelta(days=1) if cal_end == cal_end.normalize() else cal_end
-    obs_upper = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
-    if obs_upper <= cal_upper:
-        raise ParameterError(
-            f"observation_end ({obs_end}) must be after calibration_end ({cal_end}): the holdout "
-            "period would be empty"
-        )
+    summary._check_holdout(cal_end, obs_end)
     cal_op, cal_lit = _cut(cal_end)
     obs_op, obs_lit = _cut(obs_end)
-    ts = cols.ts
+    ts = cols.ts_expr
     cal_sql = _customer_sql(cols, unit, f"{ts} {cal_op} {cal_lit}", summary._period_index(cal_end, unit))
     duration = float(summary._period_index(obs_end, unit) - summary._period_index(cal_end, unit))
     c, a = _q(cols.customer), _q(cols.amount)
     period = _PERIOD[unit].format(ts=ts)
+    hold_where = f"NOT ({ts} {cal_op} {cal_lit}) AND {ts} {obs_op} {obs_lit}"
     sql = f"""
         WITH cal AS ({cal_sql}),
-        hold_per AS (
-            SELECT {c} AS customer_id, {period} AS p, sum(CAST({a} AS DOUBLE)) AS amount
-            FROM {{tx}} WHERE NOT ({ts} {cal_op} {cal_lit}) AND {ts} {obs_op} {obs_lit}
-            GROUP BY {c}, {period}
-        ),
-        hold AS (
-            SELECT customer_id, count(*) AS n, sum(amount) AS total
-            FROM hold_per GROUP BY customer_id
-        )
-        SELECT cal.*,
-               CAST(coalesce(hold.n, 0) AS DOUBLE) AS frequency_holdout,
-               coalesce(hold.total / hold.n, 0.0) AS monetary_value_holdout,
-               coalesce(hold.total, 0.0) AS total_spend_holdout,
-               CAST({duration!r} AS DOUBLE) AS duration_holdout
-        FROM cal LEFT JOIN hold ON cal.customer_id = hold.customer_id"""
+        hold_per AS ({summary._period_amounts_sql(c, period, a, "{tx}", hold_where)}),
+        {summary._holdout_select(
+            "ON cal.customer_id = hold.customer_id",
+            f", CAST({duration!r} AS DOUBLE) AS duration_holdout",
+        )}"""
     out = session.sql(sql, tx=sdf)
     return _tag(
         out,
@@ -601,46 +522,14 @@ def cohort_table(
     obs_p = summary._period_index(obs_end, unit)
     complete_all = summary._period_is_complete(obs_end, unit)
     c, a = _q(cols.customer), _q(cols.amount)
-    period = _PERIOD[unit].format(ts=cols.ts)
-    start = _PERIOD_START[unit].format(p="grid.cohort_p")
-    complete = "true" if complete_all else f"grid.cohort_p + grid.period < {obs_p}"
-    sql = f"""
-        WITH per AS (
-            SELECT {c} AS customer_id, {period} AS p, sum(CAST({a} AS DOUBLE)) AS amount
-            FROM {{tx}} WHERE {cols.ts} {op} {lit}
-            GROUP BY {c}, {period}
-        ),
-        per_c AS (
-            SELECT customer_id, p, amount, min(p) OVER (PARTITION BY customer_id) AS cohort_p
-            FROM per
-        ),
-        sizes AS (
-            SELECT cohort_p, count(*) AS cohort_size FROM per_c WHERE p = cohort_p
-            GROUP BY cohort_p
-        ),
-        activity AS (
-            SELECT cohort_p, p - cohort_p AS period, count(*) AS active_customers,
-                   sum(amount) AS revenue
-            FROM per_c GROUP BY cohort_p, p - cohort_p
-        ),
-        grid AS (
-            SELECT cohort_p, cohort_size, explode(sequence(0L, {obs_p} - cohort_p)) AS period
-            FROM sizes
-        )
-        SELECT CAST({start} AS TIMESTAMP_NTZ) AS cohort, CAST(grid.period AS BIGINT) AS period,
-               CAST(grid.cohort_size AS BIGINT) AS cohort_size,
-               CAST(coalesce(activity.active_customers, 0) AS BIGINT) AS active_customers,
-               coalesce(activity.active_customers, 0) / grid.cohort_size AS active_share,
-               coalesce(activity.revenue, 0.0) AS revenue,
-               coalesce(activity.revenue, 0.0) / grid.cohort_size AS revenue_per_customer,
-               sum(coalesce(activity.revenue, 0.0)) OVER (
-                   PARTITION BY grid.cohort_p ORDER BY grid.period
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-               ) / grid.cohort_size AS cumulative_revenue_per_customer,
-               {complete} AS complete
-        FROM grid LEFT JOIN activity
-             ON grid.cohort_p = activity.cohort_p AND grid.period = activity.period
-        ORDER BY cohort, period"""
+    period = _PERIOD[unit].format(ts=cols.ts_expr)
+    sql = summary._cohort_sql(
+        summary._period_amounts_sql(c, period, a, "{tx}", f"{cols.ts_expr} {op} {lit}"),
+        f"explode(sequence(0L, {obs_p} - cohort_p))",
+        _PERIOD_START[unit].format(p="grid.cohort_p"),
+        "TIMESTAMP_NTZ",
+        "true" if complete_all else f"grid.cohort_p + grid.period < {obs_p}",
+    )
     out = session.sql(sql, tx=sdf)
     return _tag(out, {"freq": unit, "observation_end": obs_end.isoformat()})
 
@@ -760,21 +649,19 @@ def score(
     """
     from pyspark.sql import types as T
 
+    from .scoring import _score_columns
     from .value import _check_fitted
 
     _check_fitted(model, "transaction model")
     if spend_model is not None:
         _check_fitted(spend_model, "spend model")
-    needed = ["frequency", "recency", "T", *(["monetary_value"] if spend_model is not None else [])]
+    needed, names = _score_columns(spend_model)
     missing = [c for c in [id_col, *needed] if c not in summary.columns]
     if missing:
         raise DataValidationError(
             f"the summary lacks column(s) {missing!r}; pass the output of custvalue.spark.rfm_summary"
         )
     id_type = summary.schema[id_col].dataType
-    names = ["probability_alive", "expected_purchases"]
-    if spend_model is not None:
-        names += ["expected_spend", "clv"]
     schema = T.StructType(
         [T.StructField(id_col, id_type)] + [T.StructField(n, T.DoubleType()) for n in names]
     )
@@ -787,13 +674,10 @@ def score(
     unit = getattr(model, "time_unit_", None)
 
     def run(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from custvalue.scoring import score_frame
+        from custvalue.scoring import _score_chunk
 
         for part in chunks:
-            data = part.set_index(id_col)
-            if unit is not None:
-                data.attrs["freq"] = unit
-            out = score_frame(data, model, spend_model, **settings)
+            out = _score_chunk(part, id_col, model, spend_model, unit, settings)
             yield out.reset_index()[[id_col, *names]]
 
     with warnings.catch_warnings():

@@ -69,7 +69,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,6 +218,52 @@ class _Columns:
     order: str | None
     attributes: list[str]
     ts_expr: str  # SQL expression giving a TIMESTAMP
+    description: str = ""  # the source, for messages
+
+
+def _choose_columns(
+    available: Sequence[str],
+    description: str,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    order_col: str | None,
+    attributes: Iterable[str] | None,
+    *,
+    show: Callable[[Sequence[str], int], str] = clip_list,
+    hint: str = "",
+) -> tuple[str | None, list[str], set[str]]:
+    """The order column, attribute columns and used columns of a transaction source.
+
+    Dialect-free column resolution shared by the DuckDB engine and :mod:`custvalue.spark`:
+    ``order_id`` is the default order column, required columns must exist (else a
+    :class:`DataValidationError` naming the argument and the available columns, listed by
+    ``show(columns, limit)``, followed by ``hint``), and ``attributes=None`` means every column
+    that is not used and not canonical.
+    """
+    if order_col is None and "order_id" in available and "order_id" not in (customer_col, date_col):
+        order_col = "order_id"  # the canonical order column of custvalue.load_transactions
+    required = {"customer_col": customer_col, "date_col": date_col, "amount_col": amount_col}
+    if order_col is not None:
+        required["order_col"] = order_col
+    missing = [f"{arg}={col!r}" for arg, col in required.items() if col not in available]
+    if missing:
+        raise DataValidationError(
+            f"transactions ({description}) lack the column(s) {', '.join(missing)}; "
+            f"available columns: {show(available, 30)}. Pass the right names via "
+            f"customer_col=, date_col=, amount_col={hint}"
+        )
+    used = {customer_col, date_col, amount_col, *([order_col] if order_col else [])}
+    if attributes is None:
+        return order_col, [c for c in available if c not in used and c not in CANONICAL_COLUMNS], used
+    attrs = [attributes] if isinstance(attributes, str) else list(attributes)
+    bad = [a for a in attrs if a not in available]
+    if bad:
+        raise DataValidationError(
+            f"attribute column(s) {show(bad, 10)} not found in transactions "
+            f"({description}); available columns: {show(available, 30)}"
+        )
+    return order_col, attrs, used
 
 
 def _resolve_columns(
@@ -228,31 +274,11 @@ def _resolve_columns(
     order_col: str | None,
     attributes: Iterable[str] | None,
 ) -> _Columns:
-    available = source.columns
-    if order_col is None and "order_id" in available and "order_id" not in (customer_col, date_col):
-        order_col = "order_id"  # the canonical order column of custvalue.load_transactions
-    required = {"customer_col": customer_col, "date_col": date_col, "amount_col": amount_col}
-    if order_col is not None:
-        required["order_col"] = order_col
-    missing = [f"{arg}={col!r}" for arg, col in required.items() if col not in available]
-    if missing:
-        raise DataValidationError(
-            f"transactions ({source.description}) lack the column(s) {', '.join(missing)}; "
-            f"available columns: {clip_list(available, 30)}. Pass the right names via "
-            "customer_col=, date_col=, amount_col= (or load the data with "
-            "custvalue.load_transactions)"
-        )
-    used = {customer_col, date_col, amount_col, *([order_col] if order_col else [])}
-    if attributes is None:
-        attrs = [c for c in available if c not in used and c not in CANONICAL_COLUMNS]
-    else:
-        attrs = [attributes] if isinstance(attributes, str) else list(attributes)
-        bad = [a for a in attrs if a not in available]
-        if bad:
-            raise DataValidationError(
-                f"attribute column(s) {clip_list(bad)} not found in transactions "
-                f"({source.description}); available columns: {clip_list(available, 30)}"
-            )
+    order_col, attrs, used = _choose_columns(
+        source.columns, source.description, customer_col, date_col, amount_col, order_col,
+        attributes, hint=" (or load the data with custvalue.load_transactions)",
+    )
+    if attributes is not None:
         clash = [a for a in attrs if a in used]
         if clash:
             raise ParameterError(
@@ -292,7 +318,7 @@ def _resolve_columns(
         ts_expr = f"CAST({col} AS TIMESTAMP)"
     else:
         ts_expr = f"TRY_CAST({col} AS TIMESTAMP)"
-    return _Columns(customer_col, date_col, amount_col, order_col, attrs, ts_expr)
+    return _Columns(customer_col, date_col, amount_col, order_col, attrs, ts_expr, source.description)
 
 
 @dataclass
@@ -336,18 +362,8 @@ def _profile(source: _Source, cols: _Columns) -> _Profile:
                {offset_sql} AS with_offset
         FROM {_TABLE}"""
     row = _fetch(source, sql).iloc[0]
-    n = int(row["n"])
-    if n == 0:
-        raise DataValidationError(
-            f"transactions ({source.description}) are empty: there is nothing to summarise"
-        )
-    problems = []
-    if row["null_customer"]:
-        problems.append(f"{int(row['null_customer']):,} rows with a null {cols.customer!r}")
-    if row["null_date"]:
-        problems.append(f"{int(row['null_date']):,} rows with a null {cols.date!r}")
-    if row["bad_amount"]:
-        problems.append(f"{int(row['bad_amount']):,} rows with a null/NaN/inf {cols.amount!r}")
+    n = _row_count(row, source.description)
+    problems = _row_problems(row, cols.customer, cols.date, cols.amount)
     def date_examples(where: str) -> list[str]:
         return _fetch(
             source, f"SELECT DISTINCT CAST({d} AS VARCHAR) AS v FROM {_TABLE} WHERE {where} LIMIT 3"
@@ -366,17 +382,51 @@ def _profile(source: _Source, cols: _Columns) -> _Profile:
             f"{int(row['with_offset']):,} rows whose {cols.date!r} carries a UTC offset (e.g. "
             f"{clip_list(examples, 3)}): the dates are time-zone aware"
         )
-    if problems:
-        raise DataValidationError(
-            f"transactions ({source.description}, {n:,} rows) are not clean: "
-            + "; ".join(problems)
-            + ". Clean them with custvalue.load_transactions, or drop/fix those rows"
-        )
+    _raise_unclean(
+        problems, source.description, n,
+        "Clean them with custvalue.load_transactions, or drop/fix those rows",
+    )
     if row["negative"]:
         _warn_negative(int(row["negative"]), n, cols.amount)
     return _Profile(
         n, pd.Timestamp(row["first"]), pd.Timestamp(row["last"]), bool(row["dates_only"])
     )
+
+
+def _row_count(row: Any, description: str) -> int:
+    """The row count of a profile row (``row["n"]``); raise when there are no transactions."""
+    n = int(row["n"])
+    if n == 0:
+        raise DataValidationError(
+            f"transactions ({description}) are empty: there is nothing to summarise"
+        )
+    return n
+
+
+def _row_problems(row: Any, customer: str, date: str, amount: str) -> list[str]:
+    """The null-id, null-date and bad-amount counts of a profile row, worded as problems.
+
+    Shared by the DuckDB and Spark engines: ``row`` is any mapping with the counts
+    ``null_customer``, ``null_date`` and ``bad_amount``.
+    """
+    problems = []
+    if row["null_customer"]:
+        problems.append(f"{int(row['null_customer']):,} rows with a null {customer!r}")
+    if row["null_date"]:
+        problems.append(f"{int(row['null_date']):,} rows with a null {date!r}")
+    if row["bad_amount"]:
+        problems.append(f"{int(row['bad_amount']):,} rows with a null/NaN/inf {amount!r}")
+    return problems
+
+
+def _raise_unclean(problems: list[str], description: str, n: int, advice: str) -> None:
+    """Raise one :class:`DataValidationError` listing every problem found, if there are any."""
+    if problems:
+        raise DataValidationError(
+            f"transactions ({description}, {n:,} rows) are not clean: "
+            + "; ".join(problems)
+            + f". {advice}"
+        )
 
 
 def _warn_negative(n_negative: int, n: int, amount: str) -> None:
@@ -387,6 +437,21 @@ def _warn_negative(n_negative: int, n: int, amount: str) -> None:
         DataWarning,
         stacklevel=4,
     )
+
+
+def _check_holdout(cal_end: pd.Timestamp, obs_end: pd.Timestamp) -> None:
+    """Raise unless the holdout ``(calibration_end, observation_end]`` is non-empty.
+
+    A bare date (midnight) stands for the whole day, so both ends are compared as the
+    exclusive upper bounds of what they keep.
+    """
+    cal_upper = cal_end + pd.Timedelta(days=1) if cal_end == cal_end.normalize() else cal_end
+    obs_upper = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
+    if obs_upper <= cal_upper:
+        raise ParameterError(
+            f"observation_end ({obs_end}) must be after calibration_end ({cal_end}): the holdout "
+            "period would be empty"
+        )
 
 
 def _resolve_observation_end(
@@ -443,21 +508,8 @@ def _customer_sql(
         )
     else:
         first_row = carry = out_attr = ""
-    if cols.order:
-        # an order's lines are one purchase, at the order's earliest timestamp
-        orders = f"""orders AS (
-            SELECT customer_id, min(ts) AS ts, sum(amount) AS amount{first_row}
-            FROM base
-            -- lines without an order id: one order per timestamp
-            GROUP BY customer_id, order_key, CASE WHEN order_key IS NULL THEN ts END
-        ),"""
-        per_attr = carry
-    elif not one_order_per_period:
-        # without an order column, the lines of one customer at one timestamp are one order
-        orders = f"""orders AS (
-            SELECT customer_id, ts, sum(amount) AS amount{first_row}
-            FROM base GROUP BY customer_id, ts
-        ),"""
+    if cols.order or not one_order_per_period:
+        orders = _orders_cte(first_row, by_order=bool(cols.order))
         per_attr = carry
     else:
         orders = "orders AS (SELECT * FROM base),"
@@ -497,7 +549,36 @@ def _customer_sql(
                    {cust_extra}{carry}
             FROM per GROUP BY customer_id
         )
-        SELECT customer_id,
+        {_rfm_select(obs_period, out_attr)}"""
+
+
+def _orders_cte(first_row: str, by_order: bool) -> str:
+    """The ``orders`` CTE over ``base`` (DuckDB and Spark SQL alike): one row per order.
+
+    With an order column an order's lines are one purchase at the order's earliest timestamp
+    (lines without an order id: one order per timestamp); without one, the lines of a customer
+    at one timestamp are one order. ``first_row`` carries the attribute struct.
+    """
+    if by_order:
+        return f"""orders AS (
+            SELECT customer_id, min(ts) AS ts, sum(amount) AS amount{first_row}
+            FROM base
+            GROUP BY customer_id, order_key, CASE WHEN order_key IS NULL THEN ts END
+        ),"""
+    return f"""orders AS (
+            SELECT customer_id, ts, sum(amount) AS amount{first_row}
+            FROM base GROUP BY customer_id, ts
+        ),"""
+
+
+def _rfm_select(obs_period: int, out_attr: str) -> str:
+    """The final SELECT over the ``cust`` CTE (DuckDB and Spark SQL alike).
+
+    ``frequency`` = repeat purchase periods, ``recency`` = :math:`p_{x+1} - p_1`, ``T`` =
+    :math:`p_{end} - p_1` (Fader, Hardie & Lee 2005, eq. 3 inputs) and ``monetary_value`` = mean
+    repeat purchase value (Fader & Hardie 2013, eq. 1), 0 without repeats.
+    """
+    return f"""SELECT customer_id,
                CAST(frequency AS DOUBLE) AS frequency,
                CAST(p1 - p0 AS DOUBLE) AS recency,
                CAST({obs_period} - p0 AS DOUBLE) AS T,
@@ -506,6 +587,77 @@ def _customer_sql(
                first_purchase, last_purchase,
                CAST(n_orders AS BIGINT) AS n_orders, total AS total_spend{out_attr}
         FROM cust"""
+
+
+def _holdout_select(join: str, extra: str = "") -> str:
+    """The ``hold`` CTE over ``hold_per`` and the SELECT joining it to ``cal`` (both dialects).
+
+    ``join`` is the join condition (``USING (customer_id)`` or ``ON ...``), ``extra`` further
+    output columns; customers without holdout purchases get 0.
+    """
+    return f"""hold AS (
+                SELECT customer_id, count(*) AS n, sum(amount) AS total
+                FROM hold_per GROUP BY customer_id
+            )
+            SELECT cal.*,
+                   CAST(coalesce(hold.n, 0) AS DOUBLE) AS frequency_holdout,
+                   coalesce(hold.total / hold.n, 0.0) AS monetary_value_holdout,
+                   coalesce(hold.total, 0.0) AS total_spend_holdout{extra}
+            FROM cal LEFT JOIN hold {join}"""
+
+
+def _period_amounts_sql(customer: str, period: str, amount: str, table: str, where: str) -> str:
+    """SELECT of one row per customer x purchase period with the amounts summed (both dialects).
+
+    ``customer`` and ``amount`` are quoted column names, ``period`` the dialect's period-index
+    expression, ``table`` the source and ``where`` the rows kept.
+    """
+    return f"""SELECT {customer} AS customer_id, {period} AS p,
+                   sum(CAST({amount} AS DOUBLE)) AS amount
+            FROM {table} WHERE {where}
+            GROUP BY {customer}, {period}"""
+
+
+def _cohort_sql(per: str, series: str, start: str, timestamp: str, complete: str) -> str:
+    """Cohort x period activity and revenue from the customer x period rows ``per`` (both dialects).
+
+    The dialects differ only in ``series`` (the periods 0..last of a cohort, one row each, from
+    ``sizes``), ``start`` (the cohort's first day from ``grid.cohort_p``), the ``timestamp`` type
+    name and ``complete`` (whether a cohort-period is fully observed).
+    """
+    return f"""
+        WITH per AS ({per}),
+        per_c AS (
+            SELECT customer_id, p, amount, min(p) OVER (PARTITION BY customer_id) AS cohort_p
+            FROM per
+        ),
+        sizes AS (
+            SELECT cohort_p, count(*) AS cohort_size FROM per_c WHERE p = cohort_p
+            GROUP BY cohort_p
+        ),
+        activity AS (
+            SELECT cohort_p, p - cohort_p AS period, count(*) AS active_customers,
+                   sum(amount) AS revenue
+            FROM per_c GROUP BY cohort_p, p - cohort_p
+        ),
+        grid AS (
+            SELECT cohort_p, cohort_size, {series} AS period
+            FROM sizes
+        )
+        SELECT CAST({start} AS {timestamp}) AS cohort, CAST(grid.period AS BIGINT) AS period,
+               CAST(grid.cohort_size AS BIGINT) AS cohort_size,
+               CAST(coalesce(activity.active_customers, 0) AS BIGINT) AS active_customers,
+               coalesce(activity.active_customers, 0) / grid.cohort_size AS active_share,
+               coalesce(activity.revenue, 0.0) AS revenue,
+               coalesce(activity.revenue, 0.0) / grid.cohort_size AS revenue_per_customer,
+               sum(coalesce(activity.revenue, 0.0)) OVER (
+                   PARTITION BY grid.cohort_p ORDER BY grid.period
+                   ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+               ) / grid.cohort_size AS cumulative_revenue_per_customer,
+               {complete} AS complete
+        FROM grid LEFT JOIN activity
+             ON grid.cohort_p = activity.cohort_p AND grid.period = activity.period
+        ORDER BY cohort, period"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -916,13 +1068,7 @@ def calibration_holdout(
         obs_end = _resolve_observation_end(observation_end, profile)
         cal_op, cal_lit = _cutoff(cal_end)
         obs_op, obs_lit = _cutoff(obs_end)
-        cal_upper = cal_end + pd.Timedelta(days=1) if cal_end == cal_end.normalize() else cal_end
-        obs_upper = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
-        if obs_upper <= cal_upper:
-            raise ParameterError(
-                f"observation_end ({obs_end}) must be after calibration_end ({cal_end}): the holdout "
-                "period would be empty"
-            )
+        _check_holdout(cal_end, obs_end)
         cal_sql = _customer_sql(
             cols,
             unit,
@@ -936,21 +1082,8 @@ def calibration_holdout(
         hold_where = f"NOT ({ts} {cal_op} {cal_lit}) AND {ts} {obs_op} {obs_lit}"
         sql = f"""
             WITH cal AS ({cal_sql}),
-            hold_per AS (
-                SELECT {c} AS customer_id, {_PERIOD_SQL[unit].format(ts=ts)} AS p,
-                       sum(CAST({a} AS DOUBLE)) AS amount
-                FROM {_TABLE} WHERE {hold_where}
-                GROUP BY ALL
-            ),
-            hold AS (
-                SELECT customer_id, count(*) AS n, sum(amount) AS total
-                FROM hold_per GROUP BY customer_id
-            )
-            SELECT cal.*,
-                   CAST(coalesce(hold.n, 0) AS DOUBLE) AS frequency_holdout,
-                   coalesce(hold.total / hold.n, 0.0) AS monetary_value_holdout,
-                   coalesce(hold.total, 0.0) AS total_spend_holdout
-            FROM cal LEFT JOIN hold USING (customer_id)"""
+            hold_per AS ({_period_amounts_sql(c, _PERIOD_SQL[unit].format(ts=ts), a, _TABLE, hold_where)}),
+            {_holdout_select("USING (customer_id)")}"""
         result = _fetch(source, sql)
         result["duration_holdout"] = float(
             _period_index(obs_end, unit) - _period_index(cal_end, unit)
@@ -1043,43 +1176,13 @@ def cohort_table(
         obs_p = _period_index(obs_end, unit)
         c, a = _ident(cols.customer), _ident(cols.amount)
         period = _PERIOD_SQL[unit].format(ts=cols.ts_expr)
-        start = _PERIOD_START_SQL[unit].format(p="cohort_p")
-        sql = f"""
-            WITH per AS (
-                SELECT {c} AS customer_id, {period} AS p, sum(CAST({a} AS DOUBLE)) AS amount
-                FROM {_TABLE} WHERE {cols.ts_expr} {op} {literal}
-                GROUP BY ALL
-            ),
-            per_c AS (
-                SELECT customer_id, p, amount, min(p) OVER (PARTITION BY customer_id) AS cohort_p
-                FROM per
-            ),
-            sizes AS (
-                SELECT cohort_p, count(*) AS cohort_size FROM per_c WHERE p = cohort_p
-            GROUP BY cohort_p
-            ),
-            activity AS (
-                SELECT cohort_p, p - cohort_p AS period, count(*) AS active_customers,
-                       sum(amount) AS revenue
-                FROM per_c GROUP BY ALL
-            ),
-            grid AS (
-                SELECT cohort_p, cohort_size, unnest(range(0, {obs_p} - cohort_p + 1)) AS period
-                FROM sizes
-            )
-            SELECT CAST({start} AS TIMESTAMP) AS cohort, CAST(grid.period AS BIGINT) AS period,
-                   CAST(cohort_size AS BIGINT) AS cohort_size,
-                   CAST(coalesce(active_customers, 0) AS BIGINT) AS active_customers,
-                   coalesce(active_customers, 0) / cohort_size AS active_share,
-                   coalesce(revenue, 0.0) AS revenue,
-                   coalesce(revenue, 0.0) / cohort_size AS revenue_per_customer,
-                   sum(coalesce(revenue, 0.0)) OVER (
-                       PARTITION BY grid.cohort_p ORDER BY grid.period
-                       ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-                   ) / cohort_size AS cumulative_revenue_per_customer,
-                   grid.cohort_p + grid.period < {obs_p} AS complete
-            FROM grid LEFT JOIN activity USING (cohort_p, period)
-            ORDER BY cohort, period"""
+        sql = _cohort_sql(
+            _period_amounts_sql(c, period, a, _TABLE, f"{cols.ts_expr} {op} {literal}"),
+            f"unnest(range(0, {obs_p} - cohort_p + 1))",
+            _PERIOD_START_SQL[unit].format(p="grid.cohort_p"),
+            "TIMESTAMP",
+            f"grid.cohort_p + grid.period < {obs_p}",
+        )
         result = _fetch(source, sql)
         if _period_is_complete(obs_end, unit):
             result["complete"] = True
