@@ -46,6 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _bgnbd_log import bgnbd_purchase_days
+
 WORK = Path(__file__).resolve().parent / "_work"
 START = np.datetime64("2022-01-01", "D")
 DAYS = 730  # two years observed
@@ -62,21 +64,7 @@ def simulate_chunk(n_customers: int, first_id: int, seed: int) -> dict[str, np.n
     rate lambda ~ Gamma(r, alpha), dropout after each repeat purchase with p ~ Beta(a, b), Gamma
     spend per transaction around a customer mean nu ~ Gamma(q, gamma); rows sorted by customer."""
     rng = np.random.default_rng(seed)
-    lam = rng.gamma(PARAMS["r"], 1.0 / PARAMS["alpha"], n_customers)
-    p = rng.beta(PARAMS["a"], PARAMS["b"], n_customers)
-    t0 = rng.integers(0, 365, n_customers)
-    horizon = DAYS - t0
-    n_rep = rng.poisson(lam * horizon)
-    alive_for = rng.geometric(np.clip(p, 1e-6, 1.0)) - 1
-    cust = np.repeat(np.arange(n_customers), n_rep)
-    times = rng.uniform(0, np.repeat(horizon, n_rep))
-    order = np.lexsort((times, cust))
-    cust, times = cust[order], times[order]
-    starts = np.repeat(np.cumsum(n_rep) - n_rep, n_rep)
-    keep = (np.arange(cust.size) - starts) < alive_for[cust]
-    cust, times = cust[keep], times[keep]
-    all_cust = np.concatenate([np.arange(n_customers), cust])
-    days = np.concatenate([t0, t0[cust] + np.floor(times).astype(np.int64)])
+    all_cust, days = bgnbd_purchase_days(rng, n_customers, **PARAMS, days=DAYS)
     order = np.lexsort((days, all_cust))
     all_cust, days = all_cust[order], days[order]
     mean_spend = rng.gamma(6.0, 25.0 / 6.0, n_customers) + 5.0

@@ -35,6 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from _bgnbd_log import bgnbd_purchase_days
+
 WORK = Path(__file__).resolve().parent / "_work"
 START = np.datetime64("2022-01-01", "D")
 
@@ -49,25 +51,7 @@ def simulate_bgnbd(n_customers: int, seed: int = 0) -> pd.DataFrame:
     lambda ~ Gamma(r, alpha), dropout after each purchase with p ~ Beta(a, b), observed to the
     end of year 2. Vectorised over customers (no Python loop)."""
     rng = np.random.default_rng(seed)
-    r, alpha, a, b = 0.6, 60.0, 0.8, 2.4
-    lam = rng.gamma(r, 1.0 / alpha, n_customers)
-    p = rng.beta(a, b, n_customers)
-    t0 = rng.integers(0, 365, n_customers)
-    horizon = 730 - t0
-    # repeat purchases a Poisson process would make before the horizon ...
-    n_rep = rng.poisson(lam * horizon)
-    # ... of which the customer survives the first K: K ~ Geometric(p) - 1 purchases
-    alive_for = rng.geometric(np.clip(p, 1e-6, 1.0)) - 1
-    cust = np.repeat(np.arange(n_customers), n_rep)
-    times = rng.uniform(0, np.repeat(horizon, n_rep))
-    order = np.lexsort((times, cust))
-    cust, times = cust[order], times[order]
-    starts = np.repeat(np.cumsum(n_rep) - n_rep, n_rep)
-    rank = np.arange(cust.size) - starts
-    keep = rank < alive_for[cust]
-    cust, times = cust[keep], times[keep]
-    all_cust = np.concatenate([np.arange(n_customers), cust])
-    days = np.concatenate([t0, t0[cust] + np.floor(times).astype(np.int64)])
+    all_cust, days = bgnbd_purchase_days(rng, n_customers, r=0.6, alpha=60.0, a=0.8, b=2.4, days=730)
     spend_scale = rng.gamma(6.0, 1.0 / 0.15, n_customers)
     amount = np.round(rng.gamma(4.0, spend_scale[all_cust] / 4.0), 2)
     return pd.DataFrame(
