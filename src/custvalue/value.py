@@ -362,8 +362,12 @@ def _purchase_curve(
         ref_uniq, ref_idx = cache["ref"]
     else:
         ref = pd.DataFrame({"frequency": x, "recency": np.where(x > 0, T, 0.0), "T": T})
+        # a covariate model's posterior also depends on the customer's covariates
+        cov_cols = [c for c in _covariate_columns(model) if c in uniq.columns]
+        for c in cov_cols:
+            ref[c] = uniq[c].to_numpy()
         ref.attrs = dict(uniq.attrs)
-        ref_uniq, ref_idx = _compress(ref, ["frequency", "recency", "T"])
+        ref_uniq, ref_idx = _compress(ref, ["frequency", "recency", "T", *cov_cols])
         if cache is not None:
             cache["ref"] = (ref_uniq, ref_idx)
     if len(ref_uniq) > 0.5 * n:

@@ -874,9 +874,15 @@ class CovariateModelMixin:
 
     def summary(self, level: float = 0.95) -> Any:
         out = super().summary(level)  # type: ignore[misc]
+        encs = self._encodings()
+        for block, enc in encs.items():
+            for col in enc.constant:
+                out.notes.append(
+                    f"{block} covariate {col} is constant in the data: no effect estimated (the "
+                    "model is the one without it)"
+                )
         if not self._has_covariates():
             return out
-        mask = self._log_mask()
         out.notes = [
             n.replace(
                 "intervals are", "intervals of the model parameters are"
@@ -885,15 +891,11 @@ class CovariateModelMixin:
             else n
             for n in out.notes
         ]
-        del mask
         effects = self.covariate_effects(0.90)
-        encs = self._encodings()
         for block, enc in encs.items():
             for col, ref in enc.reference.items():
                 if col not in enc.constant:
                     out.notes.append(f"{block} covariate {col}: dummies relative to the reference level {ref!r}")
-            for col in enc.constant:
-                out.notes.append(f"{block} covariate {col} is constant in the data: no effect estimated")
         out.notes.extend(effects["sentence"].tolist())
         if getattr(self, "_lr_data", None) is not None:
             lr = self.likelihood_ratio_test()
