@@ -751,12 +751,21 @@ def _draw_population(rng: np.random.Generator, cfg: _Config, proc: _Process,
 
 
 def _draw_purchases(rng: np.random.Generator, proc: _Process, lam: np.ndarray, acq: np.ndarray,
-                    horizon: np.ndarray) -> _BasePurchases:
-    """Repeat purchases and lifetimes of the base process (see :func:`simulate`)."""
+                    horizon: np.ndarray, dropout_shift: np.ndarray | None = None) -> _BasePurchases:
+    """Repeat purchases and lifetimes of the base process (see :func:`simulate`).
+
+    ``dropout_shift`` (static covariates, :func:`_apply_covariate_effects`) is ``gamma' z_i`` of
+    the dropout process: BG/NBD ``a_i = a exp(shift)``, ``b_i = b exp(shift)``; Pareto/NBD
+    ``mu_i = mu * exp(shift)``, i.e. ``beta_i = beta exp(-shift)``.
+    """
     n = lam.size
     par_daily = proc.params_daily
     if proc.name in ("bgnbd", "mbgnbd"):
-        p_drop = np.clip(rng.beta(par_daily["a"], par_daily["b"], n), 1e-12, 1.0)
+        if dropout_shift is None:
+            p_drop = np.clip(rng.beta(par_daily["a"], par_daily["b"], n), 1e-12, 1.0)
+        else:
+            scale = np.exp(dropout_shift)
+            p_drop = np.clip(rng.beta(par_daily["a"] * scale, par_daily["b"] * scale), 1e-12, 1.0)
         m_events = rng.poisson(lam * horizon)
         # repeat purchases until dropout (the last one included); MBG/NBD can also drop out
         # right after the first purchase, so its count starts at 0
@@ -778,7 +787,10 @@ def _draw_purchases(rng: np.random.Generator, proc: _Process, lam: np.ndarray, a
             (n_until[alive_idx] - m_events[alive_idx]).astype(float), 1.0 / lam[alive_idx])
         latent_extra = {"p": p_drop}
     else:
-        mu = np.maximum(rng.gamma(par_daily["s"], 1.0 / par_daily["beta"], n), _MIN_RATE)
+        mu = rng.gamma(par_daily["s"], 1.0 / par_daily["beta"], n)
+        if dropout_shift is not None:
+            mu = mu * np.exp(dropout_shift)
+        mu = np.maximum(mu, _MIN_RATE)
         lifetime = rng.exponential(1.0 / mu)
         active = np.minimum(lifetime, horizon)
         counts = rng.poisson(lam * active)
@@ -789,6 +801,99 @@ def _draw_purchases(rng: np.random.Generator, proc: _Process, lam: np.ndarray, a
         alive_end=lifetime > horizon,
         active_until=np.minimum(lifetime, horizon),  # since acquisition
     )
+
+
+def _apply_covariate_effects(
+    rng: np.random.Generator, spec: Any, cfg: _Config, pop: _Population, region: np.ndarray
+) -> tuple[_Population, np.ndarray, np.ndarray, dict[str, Any]]:
+    """Static covariates that shift the true rates in CLVTools' parameterisation.
+
+    ``spec`` is ``{"purchase": {...}, "dropout": {...}, "membership_share": 0.3}``; each block
+    maps ``"channel"`` and ``"region"`` to ``{level: coefficient}`` (unlisted levels 0) and
+    ``"membership"`` to one coefficient (member vs not). With ``eta = gamma' z_i``:
+    purchase ``lambda_i = lambda * exp(eta)``, i.e. ``lambda_i ~ Gamma(r, alpha exp(-eta))``;
+    dropout as in :func:`_draw_purchases`. Channels are drawn without their ``tilt`` (the
+    covariate effect replaces it, and a tilt would make the channel depend on the latent rate
+    beyond the model). ``membership`` is a static flag, independent of everything else.
+
+    Returns the population with the shifted rates and redrawn channels, the membership flags,
+    the dropout shift and the truth: coefficients per block in the covariate models' term
+    names (``"channel[referral]"``, ``"membership[True]"``), the reference levels and the share.
+    """
+    if not isinstance(spec, Mapping):
+        raise ParameterError(
+            "covariate_effects must be a dict like {'purchase': {'channel': {'referral': 0.3}}, "
+            f"'dropout': {{'membership': -0.5}}}}; got {type(spec).__name__}"
+        )
+    unknown = [k for k in spec if k not in ("purchase", "dropout", "membership_share")]
+    if unknown:
+        raise ParameterError(
+            f"covariate_effects has unknown key(s) {unknown}; use 'purchase', 'dropout', "
+            "'membership_share'"
+        )
+    share = float(spec.get("membership_share", 0.3))
+    if not 0.0 < share < 0.5:
+        raise ParameterError(
+            f"covariate_effects['membership_share'] must be in (0, 0.5) (members are the minority, "
+            f"non-members the reference level); got {share}"
+        )
+    n = cfg.n
+    channel = _draw_categorical(rng, cfg.channel_shares, n)
+    membership = rng.random(n) < share
+    levels = {"channel": list(cfg.channel_names), "region": list(cfg.region_names)}
+    codes = {"channel": channel, "region": region}
+    blocks: dict[str, dict[str, Any]] = {}
+    for block in ("purchase", "dropout"):
+        given = spec.get(block) or {}
+        if not isinstance(given, Mapping):
+            raise ParameterError(f"covariate_effects[{block!r}] must be a dict; got {given!r}")
+        bad = [k for k in given if k not in ("channel", "region", "membership")]
+        if bad:
+            raise ParameterError(
+                f"covariate_effects[{block!r}] has unknown covariate(s) {bad}; the simulated "
+                "covariates are 'channel', 'region' and 'membership'"
+            )
+        blocks[block] = dict(given)
+    reference: dict[str, Any] = {"membership": False}
+    for col, names in levels.items():
+        nonzero = {lvl for b in blocks.values() for lvl, v in dict(b.get(col) or {}).items() if v}
+        for b, eff in blocks.items():
+            stray = [lvl for lvl in dict(eff.get(col) or {}) if lvl not in names]
+            if stray:
+                raise ParameterError(
+                    f"covariate_effects[{b!r}][{col!r}] names unknown level(s) {stray}; levels: {names}"
+                )
+        free = [lvl for lvl in names if lvl not in nonzero]
+        if not free:
+            raise ParameterError(
+                f"covariate_effects: every {col} level has an effect; give one level the effect 0 "
+                "(it is the reference level the others are compared with)"
+            )
+        reference[col] = free[0]
+    eta: dict[str, np.ndarray] = {}
+    truth: dict[str, Any] = {}
+    for block, eff in blocks.items():
+        e = np.zeros(n)
+        coefs: dict[str, float] = {}
+        for col, names in levels.items():
+            per_level = {k: float(v) for k, v in dict(eff.get(col) or {}).items()}
+            table = np.array([per_level.get(lvl, 0.0) for lvl in names])
+            e += table[codes[col]]
+            coefs.update({f"{col}[{lvl}]": per_level.get(lvl, 0.0) for lvl in names if lvl != reference[col]})
+        m_eff = float(eff.get("membership", 0.0))
+        e += m_eff * membership
+        coefs["membership[True]"] = m_eff
+        eta[block] = e
+        truth[block] = coefs
+    lam = np.maximum(pop.lam * np.exp(eta["purchase"]), _MIN_RATE)
+    pop = _Population(lam=lam, channel=channel, nu=pop.nu, favourite=pop.favourite)
+    truth["reference"] = reference
+    truth["membership_share"] = share
+    truth["parameterisation"] = (
+        "alpha_i = alpha exp(-gamma_purchase' z_i); Pareto/NBD beta_i = beta exp(-gamma_dropout' z_i); "
+        "BG/NBD a_i = a exp(gamma_dropout' z_i), b_i = b exp(gamma_dropout' z_i)"
+    )
+    return pop, membership, eta["dropout"], truth
 
 
 def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _Process,
@@ -1210,6 +1315,7 @@ def simulate(
     winback: Mapping[str, Any] | bool | None = None,
     mode: str = "transactions",
     subscription: Mapping[str, Any] | None = None,
+    covariate_effects: Mapping[str, Any] | None = None,
 ) -> Simulation:
     """Simulate a customer base with known truth.
 
@@ -1330,6 +1436,19 @@ def simulate(
         survival is ``S(t) = B(alpha, beta + t) / B(alpha, beta)`` (Fader & Hardie 2007, "How to
         project customer retention", J. Interactive Marketing 21(1), eq. 3). Months are
         365.25/12 days. Channel ``tilt`` acts on the normal score of ``1 - theta``.
+    covariate_effects : dict, optional
+        Static covariates that shift the true rates exactly as the covariate models
+        (:class:`~custvalue.models.ParetoNBDModel`, :class:`~custvalue.models.BetaGeoModel`
+        with ``purchase_covariates`` / ``dropout_covariates``, CLVTools' parameterisation)
+        assume: ``{"purchase": {"channel": {"referral": 0.4}, "region": {"South": -0.2},
+        "membership": 0.3}, "dropout": {...}, "membership_share": 0.3}``. With ``eta_i`` the
+        sum of a customer's coefficients, purchase ``alpha_i = alpha exp(-eta_i)``; dropout
+        Pareto/NBD ``beta_i = beta exp(-eta_i)``, BG/NBD ``a_i, b_i = a, b exp(eta_i)``.
+        Unlisted levels have coefficient 0 and the first of them is the reference level;
+        ``membership`` is a new static flag column of ``customers`` (a share
+        ``membership_share`` of members, default 0.3). Channels are drawn without ``tilt``.
+        ``truth["covariates"]`` holds the true coefficients per block in the models' term
+        names and the reference levels.
 
     Returns
     -------
@@ -1360,6 +1479,8 @@ def simulate(
     region = _draw_categorical(rng, cfg.region_shares, cfg.n)
 
     if cfg.subscription_mode:
+        if covariate_effects is not None:
+            raise ParameterError("covariate_effects apply to mode='transactions' only")
         _check_subscription_arguments(loyalty, winback, params, spend_params, categories)
         return _simulate_subscriptions(
             rng, cfg.n, seed, cfg.start_ts, cfg.end_ts, cfg.window_days, cfg.acq_days, acq,
@@ -1368,6 +1489,11 @@ def simulate(
         )
     if subscription is not None:
         raise ParameterError("subscription=... needs mode='subscription'")
+    if covariate_effects is not None and (loyalty or winback):
+        raise ParameterError(
+            "covariate_effects cannot be combined with loyalty= or winback= (their effects would "
+            "change the rates beyond the static-covariate model)"
+        )
 
     cat_names, cat_shares = _shares(
         DEFAULT_CATEGORIES if categories is None else categories, "categories")
@@ -1375,7 +1501,11 @@ def simulate(
     spend = _positive_params(spend_params, DEFAULT_SPEND_PARAMS, "spend_params")
 
     pop = _draw_population(rng, cfg, proc, spend, cat_shares)
-    base = _draw_purchases(rng, proc, pop.lam, acq, horizon)
+    cov_truth = membership = dropout_shift = None
+    if covariate_effects is not None:
+        pop, membership, dropout_shift, cov_truth = _apply_covariate_effects(
+            rng, covariate_effects, cfg, pop, region)
+    base = _draw_purchases(rng, proc, pop.lam, acq, horizon, dropout_shift=dropout_shift)
     events = _Events(cust=base.ev_cust, cal=acq[base.ev_cust] + base.ev_time)
 
     loyalty_cfg, member, join_cal, events = _apply_loyalty(
@@ -1406,6 +1536,9 @@ def simulate(
         memberships = customers.loc[member, ["customer_id", "join_date"]].reset_index(drop=True)
     truth = _assemble_truth(cfg, seed, proc, spend, pop, base, tx, cat_names, cat_shares,
                             loyalty_cfg, campaign_cfg)
+    if cov_truth is not None:
+        truth["covariates"] = cov_truth
+        customers["membership"] = membership
     for frame in (transactions, customers):
         frame.attrs["observation_end"] = cfg.end_ts
     return Simulation(
