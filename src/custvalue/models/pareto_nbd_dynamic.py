@@ -79,6 +79,7 @@ from scipy.special import digamma, gammaln
 from .._special import log_power_product_integral
 from .._time import DAYS_PER_UNIT, UNIT_NAMES, normalize_unit
 from ..errors import ConvergenceError, DataValidationError, ModelNotFittedError, ParameterError
+from ._covariates import CovariateEncoding, fit_encoding
 from .base import BoundaryFitWarning, ModelSummary
 
 __all__ = [
@@ -497,6 +498,8 @@ class _Grid:
     step: int  # period length in days
     zp: np.ndarray
     zd: np.ndarray
+    enc_p: CovariateEncoding
+    enc_d: CovariateEncoding
 
 
 @dataclass
@@ -509,28 +512,6 @@ class _Prepared:
     grid: _Grid
 
 
-def _numeric_block(table: pd.DataFrame, cols: Sequence[str], what: str) -> np.ndarray:
-    out = np.empty((len(table), len(cols)))
-    for j, col in enumerate(cols):
-        ser = table[col]
-        if ser.dtype == bool:
-            ser = ser.astype(np.float64)
-        if not (pd.api.types.is_numeric_dtype(ser)):
-            raise DataValidationError(
-                f"{what}: covariate column {col!r} is not numeric (dtype {ser.dtype}, e.g. "
-                f"{ser.head(3).tolist()}); code it as numbers (0/1 dummies for a category)"
-            )
-        arr = ser.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            raise DataValidationError(
-                f"{what}: covariate column {col!r} has {int(bad.sum())} missing or infinite "
-                f"values (rows {_examples(np.flatnonzero(bad).tolist())}); fill them"
-            )
-        out[:, j] = arr
-    return out
-
-
 def _grid(
     covariates: pd.DataFrame,
     index: pd.Index,
@@ -540,8 +521,15 @@ def _grid(
     d_cols: Sequence[str],
     step: int | None,
     what: str,
+    encodings: tuple[CovariateEncoding, CovariateEncoding] | None = None,
 ) -> _Grid:
-    """Validate the covariate table (columns, ids, regular periods) and sort it."""
+    """Validate the covariate table (columns, ids, regular periods), encode and sort it.
+
+    The covariate columns become design columns with the encoding of the static-covariate
+    models (:mod:`custvalue.models._covariates`: numbers as they are, categories as 0/1 dummies
+    against a reference level, constant columns dropped); ``encodings`` learnt at fit are
+    applied to later (prediction) tables.
+    """
     if not isinstance(covariates, pd.DataFrame):
         raise DataValidationError(
             f"{what}: covariates must be a pandas DataFrame with one row per customer and period; "
@@ -572,8 +560,12 @@ def _grid(
     days = _day_numbers(covariates[cov_date_col].to_numpy(), f"{what}: column {cov_date_col!r}")
     order = np.lexsort((days, pos))
     pos, days = pos[order], days[order]
-    zp = _numeric_block(covariates, p_cols, what)[order]
-    zd = _numeric_block(covariates, d_cols, what)[order]
+    if encodings is None:
+        encodings = (fit_encoding(covariates, p_cols, context=what),
+                     fit_encoding(covariates, d_cols, context=what))
+    enc_p, enc_d = encodings
+    zp = enc_p.transform(covariates, context=what)[order]
+    zd = enc_d.transform(covariates, context=what)[order]
     present = np.bincount(pos, minlength=len(index)) > 0
     if not present.all():
         who = index[~present]
@@ -621,7 +613,7 @@ def _grid(
             f"customer(s): periods are {step} days long but periods are missing: {shown}. "
             "Add the missing periods"
         )
-    return _Grid(cust=pos, start=days, step=step, zp=zp, zd=zd)
+    return _Grid(cust=pos, start=days, step=step, zp=zp, zd=zd, enc_p=enc_p, enc_d=enc_d)
 
 
 def _customer_bounds(grid: _Grid, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -804,8 +796,10 @@ class DynamicParetoNBDModel:
 
     # ------------------------------------------------------------------ names
     def _names(self) -> list[str]:
-        return [*_BASE, *(f"purchase:{c}" for c in self.purchase_covariates),
-                *(f"dropout:{c}" for c in self.dropout_covariates)]
+        prep = getattr(self, "_prepared", None)
+        tp = prep.grid.enc_p.terms if prep is not None else self.purchase_covariates
+        td = prep.grid.enc_d.terms if prep is not None else self.dropout_covariates
+        return [*_BASE, *(f"purchase:{c}" for c in tp), *(f"dropout:{c}" for c in td)]
 
     def _params_array(self) -> np.ndarray:
         params = getattr(self, "params_", None)
@@ -1133,7 +1127,9 @@ class DynamicParetoNBDModel:
                 "process": process, "covariate": col, "coefficient": g, "std_error": s_,
                 "ratio": ratio, "lower": lo, "upper": hi, "p_value": pval, "sentence": sentence,
             })
-        return pd.DataFrame(rows).set_index(["process", "covariate"])
+        cols = ["process", "covariate", "coefficient", "std_error", "ratio", "lower", "upper",
+                "p_value", "sentence"]
+        return pd.DataFrame(rows, columns=cols).set_index(["process", "covariate"])
 
     def summary(self, level: float = 0.95) -> ModelSummary:
         """Estimates, standard errors, Wald intervals, the LR test against the plain model."""
@@ -1191,7 +1187,8 @@ class DynamicParetoNBDModel:
             grid = prep.grid
         else:
             grid = _grid(covariates, prep.index, col_id, col_date, self.purchase_covariates,
-                         self.dropout_covariates, prep.grid.step, what)
+                         self.dropout_covariates, prep.grid.step, what,
+                         (prep.grid.enc_p, prep.grid.enc_d))
         u = DAYS_PER_UNIT[self.time_unit]
         end = prep.end_day
         horizon_days = t * u
@@ -1212,7 +1209,7 @@ class DynamicParetoNBDModel:
         lo = np.maximum(s_day[keep], end)
         hi = np.minimum(e_day[keep], end + horizon_days)
         theta = self._params_array()
-        p = len(self.purchase_covariates)
+        p = prep.grid.enc_p.n_terms
         gp, gd = theta[4:4 + p], theta[4 + p:]
         a = np.exp(_lin(grid.zp[keep], gp))
         c = np.exp(_lin(grid.zd[keep], gd))
