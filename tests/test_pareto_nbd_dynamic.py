@@ -521,3 +521,37 @@ def test_apparel_full_window_fit():
     assert model.lr_test_["p_value"] < 1e-10
     # high season: customers buy about twice as often (the effect CLVTools' data were built with)
     assert 1.6 < model.effects_.loc[("purchase", "High.Season"), "ratio"] < 2.5
+
+
+# ----------------------------------------------------------------------------- programme effect
+def test_dynamic_effect_recovers_the_membership_effects():
+    from custvalue.programs import dynamic_effect
+
+    sim = simulate_dynamic_covariates(600, seed=21, weeks=60,
+                                      purchase_effects={"season": 0.0, "member": 0.5},
+                                      dropout_effects={"season": 0.0, "member": -1.0})
+    res = dynamic_effect(sim.transactions, sim.memberships, date_col="join_date",
+                         grid_start=sim.truth["start"],
+                         observation_end=sim.truth["observation_end"])
+    assert list(res.table.index) == ["purchase rate", "dropout rate"]
+    # the covariate it builds from join dates is the simulator's own membership flag
+    direct = DynamicParetoNBDModel(["member"], ["member"]).fit(
+        sim.transactions, sim.covariates, observation_end=sim.truth["observation_end"])
+    np.testing.assert_allclose(res.model.params_.to_numpy(), direct.params_.to_numpy(), rtol=1e-8)
+    for label, proc in (("purchase rate", "purchase_effects"), ("dropout rate", "dropout_effects")):
+        row = res.table.loc[label]
+        true = sim.truth[proc]["member"]
+        assert abs(row["coefficient"] - true) <= 2.576 * row["std_error"], label
+        assert row["lower"] < row["ratio"] < row["upper"]
+    assert res.n_members == len(sim.memberships)
+    assert "times as often" in res.summary() and len(res.sentences) == 2
+
+
+def test_dynamic_effect_bad_treatments():
+    from custvalue.programs import dynamic_effect
+
+    tx, _ = _small()
+    with pytest.raises(DataValidationError, match="more than once"):
+        dynamic_effect(tx, pd.DataFrame({"customer_id": [1, 1], "date": ["2024-01-05"] * 2}))
+    with pytest.raises(DataValidationError, match="no customer is a member"):
+        dynamic_effect(tx, pd.DataFrame({"customer_id": [1], "date": ["2030-01-01"]}))
