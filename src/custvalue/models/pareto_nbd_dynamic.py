@@ -23,8 +23,8 @@ through the *effective* times
 
     A(t) = \\int_0^t e^{\\gamma_p' z(u)} du, \\qquad D(t) = \\int_0^t e^{\\gamma_d' w(u)} du,
 
-both piecewise linear. Integrating ``lambda`` and ``mu`` out of the individual likelihood
-(BMN 2021, eq. 6-9) gives, for ``x`` repeat purchases at ``t_1..t_x`` and age ``T``,
+both piecewise linear. Integrating ``lambda`` and ``mu`` out of the individual likelihood (as
+BMN 2021 derive it) gives, for ``x`` repeat purchases at ``t_1..t_x`` and age ``T``,
 
 .. math::
 
@@ -32,10 +32,10 @@ both piecewise linear. Integrating ``lambda`` and ``mu`` out of the individual l
         \\Big[ (\\alpha+A(T))^{-(r+x)}(\\beta+D(T))^{-s}
         + s \\int_{t_x}^{T} c(\\tau) (\\alpha+A(\\tau))^{-(r+x)} (\\beta+D(\\tau))^{-(s+1)} d\\tau \\Big]
 
-with ``a = exp(gamma_p' z)``, ``c = exp(gamma_d' w)``. BMN 2021 (eq. 10-14, CLVTools'
-``pnbd_dyncov_LL_i``) write the death-time integral as a sum over the covariate periods between
-the last purchase and ``T`` (the "auxiliary walk") of Gauss hypergeometric differences; in
-period ``i`` of that walk ``A(tau) - A(t_x) = B_i + A_i tau`` and ``D(tau) = D_i + C_i tau``
+with ``a = exp(gamma_p' z)``, ``c = exp(gamma_d' w)``. BMN 2021 (and CLVTools'
+``pnbd_dyncov_LL_i``, as ``log F0 + log(F1 F2 + F3)``) write the death-time integral as a sum
+over the covariate periods between the last purchase and ``T`` (the "auxiliary walk") of Gauss
+hypergeometric differences; in period ``i`` of that walk ``A(tau) - A(t_x) = B_i + A_i tau`` and ``D(tau) = D_i + C_i tau``
 (their ``A_i, C_i`` are our ``a, c`` in the period and their ``B_i(), D_i()`` the intercepts,
 :func:`dynamic_walk_terms`). custvalue evaluates each period's integral directly in log space
 with the same stable quadrature as the plain model
@@ -409,8 +409,8 @@ def dynamic_pareto_nbd_log_likelihood(
 ) -> np.ndarray:
     """Per-customer log-likelihood of the Pareto/NBD with time-varying covariates.
 
-    BMN 2021, eq. (6)-(14) (module docstring); all coefficients at 0 give the plain
-    Pareto/NBD likelihood (Fader & Hardie 2005, eq. 11) exactly.
+    BMN 2021 (module docstring; CLVTools' ``pnbd_dyncov_LL_i``); all coefficients at 0 give the
+    plain Pareto/NBD likelihood (Fader & Hardie 2005, eq. 11) exactly.
 
     Parameters
     ----------
@@ -1235,7 +1235,7 @@ class DynamicParetoNBDModel:
         """P(alive) of each fitted customer at the end of the estimation window, or ``t`` later.
 
         ``P(alive at T) = E1 / (E1 + s J)`` (the alive term's share of the likelihood bracket,
-        BMN 2021 eq. 15); ``t`` units later it is multiplied by
+        BMN 2021; CLVTools' ``pnbd_dyncov_palive``); ``t`` units later it is multiplied by
         ``((beta + D(T)) / (beta + D(T + t)))^s``, which needs the dropout covariates of the
         periods in ``(T, T + t]`` (from the table given to ``fit`` or ``covariates=``).
         """
@@ -1258,7 +1258,7 @@ class DynamicParetoNBDModel:
         covariate_customer_col: str = "customer_id",
         covariate_date_col: str = "period_start",
     ) -> pd.Series:
-        """Expected purchases of each fitted customer in ``(T, T + t]`` (BMN 2021, CET).
+        """Expected purchases of each fitted customer in ``(T, T + t]`` (CLVTools' CET).
 
         Given alive at ``T``, ``lambda ~ Gamma(r + x, alpha + A(T))`` and ``mu ~ Gamma(s,
         beta + D(T))``; hence ``E = P(alive) (r+x)/(alpha+A(T)) * sum_k a_k int_k ((beta+D(T)) /
