@@ -524,6 +524,19 @@ def test_apparel_full_window_fit():
 
 
 # ----------------------------------------------------------------------------- programme effect
+def test_membership_covariates_are_the_simulated_flag():
+    from custvalue.programs import membership_covariates
+
+    sim = simulate_dynamic_covariates(300, seed=4, weeks=40, acquisition_weeks=12)
+    end = sim.truth["observation_end"]
+    built = membership_covariates(sim.transactions, sim.memberships, date_col="join_date",
+                                  grid_start=sim.truth["start"], observation_end=end)
+    want = sim.covariates[sim.covariates["period_start"] <= end][
+        ["customer_id", "period_start", "member"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(built.reset_index(drop=True), want, check_dtype=False)
+
+
+@pytest.mark.slow
 def test_dynamic_effect_recovers_the_membership_effects():
     from custvalue.programs import dynamic_effect
 

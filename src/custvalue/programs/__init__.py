@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from .core import DESIGNS, estimate
 from .did import callaway_santanna, dr_did
-from .model_based import DynamicEffect, dynamic_effect
+from .model_based import DynamicEffect, dynamic_effect, membership_covariates
 from .panel import OUTCOMES, Panel, build_panel
 from .result import ProgramEffect
 from .retention import retention
 
 __all__ = ["DESIGNS", "OUTCOMES", "DynamicEffect", "Panel", "ProgramEffect", "build_panel",
-           "callaway_santanna", "dr_did", "dynamic_effect", "estimate", "retention"]
+           "callaway_santanna", "dr_did", "dynamic_effect", "estimate", "membership_covariates",
+           "retention"]

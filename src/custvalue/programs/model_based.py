@@ -31,7 +31,7 @@ import pandas as pd
 from ..errors import DataValidationError, ParameterError
 from .core import _transactions, _treatments
 
-__all__ = ["DynamicEffect", "dynamic_effect"]
+__all__ = ["DynamicEffect", "dynamic_effect", "membership_covariates"]
 
 _DAY_NS = 86_400_000_000_000
 
@@ -101,6 +101,89 @@ def _days(values: Any) -> np.ndarray:
     return np.floor_divide(ns, _DAY_NS)
 
 
+def _membership_table(
+    tx: pd.DataFrame, table: pd.DataFrame, observation_end: Any, step: int, grid_start: Any
+) -> tuple[pd.DataFrame, int, int, list[str]]:
+    """The covariate table (customer, period start, member) of every customer's window."""
+    notes: list[str] = []
+    days = _days(tx["date"].to_numpy())
+    end_day = int(days.max()) if observation_end is None else int(_days([observation_end])[0])
+    keep = days <= end_day
+    codes, uniq = pd.factorize(tx["customer_id"].to_numpy()[keep], sort=True)
+    index = pd.Index(uniq)
+    first = np.full(len(index), np.iinfo(np.int64).max)
+    np.minimum.at(first, codes, days[keep])
+    pos = index.get_indexer(table["customer_id"].to_numpy())
+    unknown = pos < 0
+    if unknown.any():
+        notes.append(
+            f"{int(unknown.sum())} member(s) have no purchase in the window and were left out "
+            f"(e.g. {table.loc[unknown, 'customer_id'].head(3).tolist()})")
+    join = np.full(len(index), np.inf)
+    join[pos[~unknown]] = _days(table["date"].to_numpy()[~unknown])
+    origin = int(first.min())
+    if grid_start is not None:
+        anchor = int(_days([grid_start])[0])
+        origin = anchor - step * math.ceil((anchor - origin) / step)  # on the grid, <= first
+    first_period = (first - origin) // step
+    last_period = (end_day - origin) // step
+    n_per = last_period - first_period + 1
+    cust = np.repeat(np.arange(len(index)), n_per)
+    offs = np.arange(cust.size) - np.repeat(np.cumsum(n_per) - n_per, n_per)
+    k = np.repeat(first_period, n_per) + offs
+    start_day = origin + step * k
+    member = (start_day >= join[cust]).astype(np.float64)
+    n_members = int(np.isfinite(join).sum() - (join[np.isfinite(join)] > end_day).sum())
+    if not member.any():
+        raise DataValidationError(
+            "no customer is a member in any whole period of the window (join dates after "
+            f"{np.datetime64(end_day, 'D')} or in its last period); nothing to estimate")
+    covariates = pd.DataFrame({
+        "customer_id": index.to_numpy()[cust],
+        "period_start": np.asarray(start_day, dtype="datetime64[D]").astype("datetime64[ns]"),
+        "member": member,
+    })
+    return covariates, end_day, n_members, notes
+
+
+def membership_covariates(
+    transactions: Any,
+    treatments: Any,
+    *,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    observation_end: Any = None,
+    period_days: int = 7,
+    grid_start: Any = None,
+) -> pd.DataFrame:
+    """The time-varying ``member`` covariate that :func:`dynamic_effect` fits, as a table.
+
+    One row per customer and period (``customer_id, period_start, member``) from the period of
+    the first purchase to the one holding ``observation_end``; ``member`` is 1 from the first
+    period that starts on or after the join date. Add other columns (a season flag, say) and
+    fit :class:`custvalue.models.DynamicParetoNBDModel` directly for a richer model.
+    Arguments as :func:`dynamic_effect`.
+    """
+    if int(period_days) != period_days or period_days < 1:
+        raise ParameterError(f"period_days must be a whole number >= 1; got {period_days!r}")
+    tx = _transactions(transactions, "customer_id", "date")
+    table = _check_treatments(_treatments(treatments, customer_col, date_col, None))
+    return _membership_table(tx, table, observation_end, int(period_days), grid_start)[0]
+
+
+def _check_treatments(table: pd.DataFrame) -> pd.DataFrame:
+    dup = table["customer_id"].duplicated(keep=False)
+    if dup.any():
+        raise DataValidationError(
+            f"treatments list {int(table.loc[dup, 'customer_id'].nunique())} customer(s) more than "
+            f"once (e.g. {table.loc[dup, 'customer_id'].head(3).tolist()}); keep one join date each")
+    if table["date"].isna().any():
+        raise DataValidationError(
+            f"{int(table['date'].isna().sum())} treatment rows have no join date; drop them or "
+            "fill them")
+    return table
+
+
 def dynamic_effect(
     transactions: Any,
     treatments: Any,
@@ -156,54 +239,12 @@ def dynamic_effect(
         raise ParameterError(f"period_days must be a whole number >= 1; got {period_days!r}")
     step = int(period_days)
     tx = _transactions(transactions, "customer_id", "date")
-    table = _treatments(treatments, customer_col, date_col, None)
+    table = _check_treatments(_treatments(treatments, customer_col, date_col, None))
     notes: list[str] = []
-    dup = table["customer_id"].duplicated(keep=False)
-    if dup.any():
-        raise DataValidationError(
-            f"treatments list {int(table.loc[dup, 'customer_id'].nunique())} customer(s) more than "
-            f"once (e.g. {table.loc[dup, 'customer_id'].head(3).tolist()}); keep one join date each")
-    if table["date"].isna().any():
-        raise DataValidationError(
-            f"{int(table['date'].isna().sum())} treatment rows have no join date; drop them or "
-            "fill them")
-    days = _days(tx["date"].to_numpy())
-    end_day = int(days.max()) if observation_end is None else int(_days([observation_end])[0])
-    keep = days <= end_day
-    codes, uniq = pd.factorize(tx["customer_id"].to_numpy()[keep], sort=True)
-    index = pd.Index(uniq)
-    first = np.full(len(index), np.iinfo(np.int64).max)
-    np.minimum.at(first, codes, days[keep])
-    pos = index.get_indexer(table["customer_id"].to_numpy())
-    unknown = pos < 0
-    if unknown.any():
-        notes.append(
-            f"{int(unknown.sum())} member(s) have no purchase in the window and were left out "
-            f"(e.g. {table.loc[unknown, 'customer_id'].head(3).tolist()})")
-    join = np.full(len(index), np.inf)
-    join[pos[~unknown]] = _days(table["date"].to_numpy()[~unknown])
-    origin = int(first.min())
-    if grid_start is not None:
-        anchor = int(_days([grid_start])[0])
-        origin = anchor - step * math.ceil((anchor - origin) / step)  # on the grid, <= first
-    first_period = (first - origin) // step
-    last_period = (end_day - origin) // step
-    n_per = last_period - first_period + 1
-    cust = np.repeat(np.arange(len(index)), n_per)
-    offs = np.arange(cust.size) - np.repeat(np.cumsum(n_per) - n_per, n_per)
-    k = np.repeat(first_period, n_per) + offs
-    start_day = origin + step * k
-    member = (start_day >= join[cust]).astype(np.float64)
-    n_members = int(np.isfinite(join).sum() - (join[np.isfinite(join)] > end_day).sum())
-    if not member.any():
-        raise DataValidationError(
-            "no customer is a member in any whole period of the window (join dates after "
-            f"{np.datetime64(end_day, 'D')} or in its last period); nothing to estimate")
-    covariates = pd.DataFrame({
-        "customer_id": index.to_numpy()[cust],
-        "period_start": np.asarray(start_day, dtype="datetime64[D]").astype("datetime64[ns]"),
-        "member": member,
-    })
+    covariates, end_day, n_members, extra = _membership_table(tx, table, observation_end, step,
+                                                             grid_start)
+    notes += extra
+    index = pd.Index(pd.unique(covariates["customer_id"]))
     model = DynamicParetoNBDModel(["member"], ["member"], time_unit=time_unit)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
