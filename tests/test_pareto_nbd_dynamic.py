@@ -568,3 +568,28 @@ def test_dynamic_effect_bad_treatments():
         dynamic_effect(tx, pd.DataFrame({"customer_id": [1, 1], "date": ["2024-01-05"] * 2}))
     with pytest.raises(DataValidationError, match="no customer is a member"):
         dynamic_effect(tx, pd.DataFrame({"customer_id": [1], "date": ["2030-01-01"]}))
+
+
+def test_discounted_purchases(apparel):
+    tx, cov = apparel
+    model = DynamicParetoNBDModel(["High.Season", "Gender"], ["High.Season", "Gender"])
+    prep = model.prepare(tx, cov, observation_end="2006-06-30", **APPAREL)
+    model._prepared, model.index_ = prep, prep.index
+    model.params_ = pd.Series([0.9, 30.0, 0.7, 50.0, 0.6, 0.2, -0.4, 0.3], index=model._names())
+    # no discounting: the closed-form expected purchases
+    np.testing.assert_allclose(model.expected_discounted_purchases(30.0, 0.0).to_numpy(),
+                               model.expected_purchases(30.0).to_numpy(), rtol=1e-12)
+    # coefficients at 0: the plain Pareto/NBD with discounting, integrated independently
+    model.params_[4:] = 0.0
+    from scipy.integrate import quad
+
+    w = prep.walks
+    delta = math.log(1.1) / (365.25 / 7)
+    got = model.expected_discounted_purchases(30.0, delta).to_numpy()
+    r, alpha, s, beta = 0.9, 30.0, 0.7, 50.0
+    pa = pareto_nbd_probability_alive(r, alpha, s, beta, w.x, w.tx, w.T)
+    for i in (0, 5, 77):
+        integ = quad(lambda u, i=i: math.exp(-delta * u) * ((beta + w.T[i]) / (beta + w.T[i] + u)) ** s,
+                     0, 30.0, epsabs=1e-13, epsrel=1e-13)[0]
+        want = pa[i] * (r + w.x[i]) / (alpha + w.T[i]) * integ
+        assert got[i] == pytest.approx(want, rel=1e-10)
