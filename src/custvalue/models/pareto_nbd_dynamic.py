@@ -1112,6 +1112,18 @@ class DynamicParetoNBDModel:
         z = stats.norm.ppf(0.5 + level / 2.0)
         rows = []
         pct = f"{100 * level:g}%"
+        grid = self._prepared.grid
+        where = {}
+        for proc, enc, z_ in (("purchase", grid.enc_p, grid.zp), ("dropout", grid.enc_d, grid.zd)):
+            for j, (term, col, lev) in enumerate(
+                    zip(enc.terms, enc.term_columns, enc.term_levels, strict=True)):
+                if lev is not None:
+                    where[(proc, term)] = (f"in periods with {col} = {lev} (against "
+                                           f"{enc.reference[col]})")
+                elif np.isin(z_[:, j], (0.0, 1.0)).all():
+                    where[(proc, term)] = f"in periods with {col} = 1 (against 0)"
+                else:
+                    where[(proc, term)] = f"with {col} one unit higher"
         for j, name in enumerate(self._names()[4:], start=4):
             process, col = name.split(":", 1)
             g, s_ = theta[j], se[j]
@@ -1120,7 +1132,7 @@ class DynamicParetoNBDModel:
             what = "buy" if process == "purchase" else "drop out"
             how = "as often" if process == "purchase" else "as fast"
             sentence = (
-                f"with {col} one unit higher, customers {what} {ratio:.3g} times {how} "
+                f"{where[(process, col)]}, customers {what} {ratio:.3g} times {how} "
                 f"({pct} CI {lo:.3g}-{hi:.3g})"
             )
             rows.append({
