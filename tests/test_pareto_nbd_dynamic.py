@@ -501,7 +501,7 @@ def test_interval_coverage_over_seeds():
     """95% Wald intervals of the four coefficients cover the truth about 95% of the time."""
     covered = []
     for seed in range(12):
-        sim = simulate_dynamic_covariates(1000, seed=100 + seed, weeks=78)
+        sim = simulate_dynamic_covariates(800, seed=100 + seed, weeks=78)
         model = DynamicParetoNBDModel(["season", "member"], ["season", "member"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
