@@ -8,6 +8,8 @@ Subcommands::
     .venv/bin/python benchmarks/bench_covariates.py prepare --n 1000000 --out /tmp/cov1m.parquet
     # one fit of that file (for farm-bench: with vs without covariates)
     .venv/bin/python benchmarks/bench_covariates.py fit --data /tmp/cov1m.parquet --model pareto --covariates 3
+    # CLVTools' apparel data, Gender and Channel on both processes, beside pymc-marketing's MAP
+    .venv/bin/python benchmarks/bench_covariates.py apparel --pymc /tmp/pymc-venv/bin/python
     # all fits in one process, optionally with pymc-marketing's MAP fit from a separate venv
     .venv/bin/python benchmarks/bench_covariates.py scale --data /tmp/cov1m.parquet --pymc /tmp/pymc-venv/bin/python
 
@@ -28,6 +30,7 @@ import sys
 import time
 import warnings
 
+import numpy as np
 import pandas as pd
 
 from custvalue.datasets import simulate
@@ -182,7 +185,11 @@ for model_name in which:
         m = klass(data=frame, model_config={"purchase_covariate_cols": cov, "dropout_covariate_cols": cov})
         m.fit(method="map")
         post = m.idata.posterior
-        params = {k: np.asarray(post[k].values).ravel().tolist() for k in post.data_vars}
+        params = {k: np.asarray(post[k].values).ravel().tolist() for k in post.data_vars
+                  if "customer_id" not in post[k].dims}
+        coords = {d: [str(v) for v in post.coords[d].values] for d in post.coords
+                  if d.endswith("covariate")}
+        params["_coords"] = coords
         out[model_name] = {"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0,
                            "params": params}
     except Exception as exc:
@@ -229,6 +236,81 @@ def cmd_scale(args: argparse.Namespace) -> dict:
     return res
 
 
+PYMC_APPAREL = r"""
+import json, sys, time
+import numpy as np
+import pandas as pd
+from pymc_marketing.clv import BetaGeoModel, ParetoNBDModel
+data = pd.read_parquet(sys.argv[1])
+cov = ["Gender", "Channel"]
+out = {}
+for name, klass in (("pareto", ParetoNBDModel), ("bgnbd", BetaGeoModel)):
+    t0 = time.perf_counter()
+    m = klass(data=data, model_config={"purchase_covariate_cols": cov, "dropout_covariate_cols": cov})
+    m.fit(method="map")
+    post = m.idata.posterior
+    out[name] = {"seconds": time.perf_counter() - t0,
+                 "params": {k: np.asarray(post[k].values).ravel().tolist() for k in post.data_vars
+                            if "customer_id" not in post[k].dims}}
+print(json.dumps(out))
+"""
+
+
+def apparel_summary(path: str) -> pd.DataFrame:
+    """CLVTools' apparel data, weekly, 104-week calibration (its vignette's estimation.split)."""
+    tx = pd.read_csv(os.path.join(path, "apparelTrans.csv"), parse_dates=["Date"])
+    cov = pd.read_csv(os.path.join(path, "apparelStaticCov.csv")).set_index("Id")
+    end = tx["Date"].min() + pd.Timedelta(weeks=104) - pd.Timedelta(days=1)
+    rfm = rfm_summary(tx, freq="W", observation_end=end, customer_col="Id", date_col="Date",
+                      amount_col="Price")
+    data = rfm.join(cov)
+    data.attrs = dict(rfm.attrs)
+    return data
+
+
+def cmd_apparel(args: argparse.Namespace) -> dict:
+    data = apparel_summary(args.path)
+    cols = ["Gender", "Channel"]
+    res: dict = {"n": len(data)}
+    for name, klass in MODELS.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            m, wall, _cpu = timed(lambda k=klass: k(purchase_covariates=cols, dropout_covariates=cols).fit(data))
+        res[name] = {"wall": wall, "log_likelihood": m.log_likelihood_, "params": m.params_.to_dict(),
+                     "std_errors": m.standard_errors_.to_dict(),
+                     "warnings": [str(w.message)[:200] for w in caught],
+                     "lr_test": m.likelihood_ratio_test()}
+        print(name, json.dumps(res[name], default=str)[:1500], flush=True)
+    if args.pymc:
+        path = "/tmp/apparel_summary.parquet"
+        frame = data[["frequency", "recency", "T", *cols]].reset_index()
+        frame = frame.rename(columns={frame.columns[0]: "customer_id"})
+        frame.to_parquet(path)
+        proc = subprocess.run([args.pymc, "-c", PYMC_APPAREL, path], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": ""})
+        if proc.returncode != 0:
+            res["pymc_marketing"] = {"error": proc.stderr[-3000:]}
+        else:
+            res["pymc_marketing"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            # pymc-marketing's Pareto/NBD MAP under our likelihood (same parameterisation)
+            pp = res["pymc_marketing"]["pareto"]["params"]
+            ours = ParetoNBDModel(purchase_covariates=cols, dropout_covariates=cols).fit(data)
+            vec = {"r": pp["r"][0], "alpha": pp["alpha_scale"][0], "s": pp["s"][0],
+                   "beta": pp["beta_scale"][0],
+                   "purchase:Gender": pp["purchase_coefficient"][0],
+                   "purchase:Channel": pp["purchase_coefficient"][1],
+                   "dropout:Gender": pp["dropout_coefficient"][0],
+                   "dropout:Channel": pp["dropout_coefficient"][1]}
+            at = ours.with_params(vec)
+            arrays = {c: data[c].to_numpy(float) for c in ("frequency", "recency", "T")}
+            arrays.update(at._extra_fit_arrays(data, data.index))
+            phi = np.concatenate([np.log(list(vec.values())[:4]), list(vec.values())[4:]])
+            ll = float(at._log_likelihood_rows(phi, at._prepare_data(arrays)).sum())
+            res["pymc_marketing"]["pareto"]["log_likelihood_ours"] = ll
+        print("pymc-marketing", json.dumps(res["pymc_marketing"])[:3000], flush=True)
+    return res
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -249,6 +331,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="pareto", choices=sorted(MODELS))
     p.add_argument("--covariates", type=int, default=3, choices=[0, 1, 2, 3])
     p.add_argument("--json", default=None)
+    p = sub.add_parser("apparel")
+    p.add_argument("--path", default="/work/shared/reference/clvtools-apparel")
+    p.add_argument("--pymc", default=None, help="python of a venv with pymc-marketing")
+    p.add_argument("--json", default=None)
     p = sub.add_parser("scale")
     p.add_argument("--data", required=True)
     p.add_argument("--models", default="bgnbd,pareto")
@@ -256,7 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pymc-models", default=None)
     p.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    out = {"coverage": cmd_coverage, "prepare": cmd_prepare, "fit": cmd_fit, "scale": cmd_scale}[args.cmd](args)
+    commands = {"coverage": cmd_coverage, "prepare": cmd_prepare, "fit": cmd_fit,
+                "scale": cmd_scale, "apparel": cmd_apparel}
+    out = commands[args.cmd](args)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(out, fh, indent=2, default=str)
