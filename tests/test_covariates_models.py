@@ -8,7 +8,9 @@ and simulation with known coefficients (``datasets.simulate(covariate_effects=..
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -295,3 +297,44 @@ def test_coverage_over_seeds_pareto():
     rate = np.mean(hits, axis=0)
     # 40 seeds: binomial sd of a 95% rate is 3.4 points; accept 85%-100%
     assert np.all(rate >= 0.85), rate
+
+
+APPAREL = Path(os.environ.get("CUSTVALUE_APPAREL_DIR", "/work/shared/reference/clvtools-apparel"))
+
+
+@pytest.fixture(scope="module")
+def apparel() -> pd.DataFrame:
+    """CLVTools' apparel retailer (600 customers, static Gender and Channel), 104 weeks of
+    calibration as in CLVTools' vignette (``estimation.split = 104``)."""
+    if not (APPAREL / "apparelTrans.csv").exists():  # pragma: no cover - machine without the data
+        pytest.skip(f"CLVTools apparel reference data not found in {APPAREL}")
+    tx = pd.read_csv(APPAREL / "apparelTrans.csv", parse_dates=["Date"])
+    cov = pd.read_csv(APPAREL / "apparelStaticCov.csv").set_index("Id")
+    end = tx["Date"].min() + pd.Timedelta(weeks=104) - pd.Timedelta(days=1)
+    rfm = rfm_summary(tx, freq="W", observation_end=end, customer_col="Id", date_col="Date",
+                      amount_col="Price")
+    data = rfm.join(cov)
+    data.attrs = dict(rfm.attrs)
+    return data
+
+
+def test_apparel_pareto_nbd_gender_and_channel_on_both_processes(apparel):
+    cols = ["Gender", "Channel"]
+    model = ParetoNBDModel(purchase_covariates=cols, dropout_covariates=cols).fit(apparel)
+    assert model.diagnostics_["converged"]
+    assert model.diagnostics_["gradient_norm_per_customer"] < 1e-6
+    info = np.linalg.eigvalsh(np.linalg.inv(model.covariance_.to_numpy()))
+    assert np.all(info > 0)  # an interior maximum
+    assert model.n_unique_rows_ <= len(apparel)
+    # the covariates matter here (CLVTools' vignette: women and offline customers buy more)
+    assert model.params_["purchase:Gender"] > 0 and model.params_["purchase:Channel"] > 0
+    assert model.likelihood_ratio_test()["p_value"] < 1e-6
+    # refitting from a different start (other time unit of the same data) lands on the same optimum
+    daily = apparel.copy()
+    daily[["recency", "T"]] = daily[["recency", "T"]] * 7.0
+    daily.attrs = {**apparel.attrs, "freq": "D"}
+    again = ParetoNBDModel(purchase_covariates=cols, dropout_covariates=cols).fit(daily)
+    np.testing.assert_allclose(again.params_[4:].to_numpy(), model.params_[4:].to_numpy(), atol=1e-4)
+    # each repeat-purchase time density gains the Jacobian 1/7 when weeks become days
+    jacobian = float(apparel["frequency"].sum()) * np.log(7.0)
+    assert again.log_likelihood_ == pytest.approx(model.log_likelihood_ - jacobian, abs=1e-4)
