@@ -161,6 +161,7 @@ def cmd_fit(args: argparse.Namespace) -> dict:
 
 PYMC_SNIPPET = r"""
 import json, sys, time
+import numpy as np
 import pandas as pd
 from pymc_marketing.clv import BetaGeoModel, ParetoNBDModel
 data = pd.read_parquet(sys.argv[1]).reset_index()
