@@ -39,12 +39,45 @@ NEVER = np.iinfo(np.int64).max // 4
 _Z = float(stats.norm.ppf(0.975))
 
 
-def _usable_columns(x: np.ndarray) -> np.ndarray:
-    """Keep the constant and the columns that vary and are not collinear (QR pivoting)."""
+def pattern_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows of ``x`` and the row of each customer among them.
+
+    Pre-period RFM covariates are counts, so a million customers share a few thousand
+    distinct covariate rows; the logit and the outcome regression of :func:`dr_did` are then
+    fitted on the distinct rows with frequency weights (the same likelihood and least-squares
+    objective, summed in another order).
+
+    Returns
+    -------
+    codes : numpy.ndarray of int64, shape (n,)
+    patterns : numpy.ndarray, shape (n_patterns, k)
+        ``x == patterns[codes]``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    key = np.zeros(n, dtype=np.int64)
+    for j in range(x.shape[1]):
+        col, levels = pd.factorize(x[:, j])
+        key = pd.factorize(key * np.int64(len(levels)) + col)[0].astype(np.int64)
+    _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    return codes.astype(np.int64).reshape(-1), x[first]
+
+
+def _usable_columns(x: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Keep the constant and the columns that vary and are not collinear (QR pivoting).
+
+    ``weights``: frequency of each row (rows are distinct covariate patterns); the QR of
+    ``sqrt(weights) * (x - mean)`` has the same ``R`` as that of the expanded rows.
+    """
     keep = [0] + [j for j in range(1, x.shape[1]) if np.ptp(x[:, j]) > 1e-12]
     x = x[:, keep]
     if x.shape[1] > 1:
-        _, r = np.linalg.qr(x - np.r_[0.0, x[:, 1:].mean(axis=0)][None, :])
+        if weights is None:
+            centred = x - np.r_[0.0, x[:, 1:].mean(axis=0)][None, :]
+        else:
+            mean = weights @ x[:, 1:] / weights.sum()
+            centred = (x - np.r_[0.0, mean][None, :]) * np.sqrt(weights)[:, None]
+        _, r = np.linalg.qr(centred)
         diag = np.abs(np.diag(r))
         ok = diag > 1e-8 * max(diag.max(), 1.0)
         ok[0] = True
@@ -52,29 +85,39 @@ def _usable_columns(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _logit(x: np.ndarray, d: np.ndarray, max_iter: int = 50, ridge: float = 1e-8
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _logit(x: np.ndarray, d: np.ndarray, max_iter: int = 50, ridge: float = 1e-8,
+           weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Logit by Newton-Raphson: fitted probabilities and ``(X'WX/n)^-1``.
 
     A tiny ridge penalty (``ridge * n`` on the slopes of standardised covariates) keeps the
     fit finite under (quasi-)separation; with overlap it changes nothing visible.
+
+    ``weights``: rows are distinct covariate patterns, ``weights`` their frequencies and
+    ``d`` the number of treated customers in each (the likelihood of the expanded rows);
+    ``n`` is then ``weights.sum()``.
     """
-    n, k = x.shape
+    nw = np.ones(x.shape[0]) if weights is None else weights
+    n, k = float(nw.sum()), x.shape[1]
     beta = np.zeros(k)
-    p1 = d.mean()
+    p1 = d.sum() / n
     beta[0] = np.log(p1 / (1 - p1))
-    scale = np.r_[0.0, x[:, 1:].var(axis=0)] if k > 1 else np.zeros(1)
+    if k > 1:
+        mean = nw @ x[:, 1:] / n
+        scale = np.r_[0.0, nw @ (x[:, 1:] - mean) ** 2 / n]
+    else:
+        scale = np.zeros(1)
     pen = ridge * n * np.diag(scale)
+
     def objective(b: np.ndarray) -> float:
         eta = x @ b
-        return float(np.sum(d * eta - np.logaddexp(0.0, eta)) - 0.5 * b @ pen @ b)
+        return float(np.sum(d * eta - nw * np.logaddexp(0.0, eta)) - 0.5 * b @ pen @ b)
 
     current = objective(beta)
     for _ in range(max_iter):
         p = special.expit(x @ beta)
-        w = p * (1 - p)
+        w = nw * p * (1 - p)
         hess = (x * w[:, None]).T @ x + pen
-        step = np.linalg.lstsq(hess, x.T @ (d - p) - pen @ beta, rcond=None)[0]
+        step = np.linalg.lstsq(hess, x.T @ (d - nw * p) - pen @ beta, rcond=None)[0]
         for _half in range(30):  # step halving keeps every iteration an ascent
             trial = objective(beta + step)
             if trial >= current - 1e-12:
@@ -86,7 +129,7 @@ def _logit(x: np.ndarray, d: np.ndarray, max_iter: int = 50, ridge: float = 1e-8
         if np.max(np.abs(step)) < 1e-9 or abs(improvement) < 1e-12:
             break
     p = special.expit(x @ beta)
-    w = p * (1 - p)
+    w = nw * p * (1 - p)
     info = ((x * w[:, None]).T @ x + pen) / n
     return p, np.linalg.pinv(info)
 
@@ -113,32 +156,58 @@ def dr_did(dy: np.ndarray, d: np.ndarray, x: np.ndarray | None = None
         ``mean(influence ** 2) / n``. Includes the estimation effect of the logit propensity
         score and of the least-squares outcome regression (Sant'Anna & Zhao 2020, Thm 3.1).
     """
-    d = d.astype(np.float64)
+    n = np.asarray(d).size
+    if x is None:
+        codes, patterns = np.zeros(n, dtype=np.int64), np.ones((1, 1))
+    else:
+        codes, patterns = pattern_codes(np.asarray(x, dtype=np.float64))
+    return _dr_did_patterns(np.asarray(dy, dtype=np.float64), np.asarray(d) == 1, codes,
+                            patterns)
+
+
+def _dr_did_patterns(dy: np.ndarray, d: np.ndarray, codes: np.ndarray, patterns: np.ndarray
+                     ) -> tuple[float, np.ndarray]:
+    """:func:`dr_did` with the covariates given as distinct rows ``patterns`` and each
+    customer's row ``codes``: the nuisance fits run on the distinct rows with frequency
+    weights, the influence function (Sant'Anna & Zhao 2020, Thm 3.1) is assembled per
+    customer from per-row scalars, so the cost per customer is a few vector operations."""
     n = d.size
-    x = np.ones((n, 1)) if x is None else _usable_columns(np.asarray(x, dtype=np.float64))
-    ps, hess_ps = _logit(x, d)
-    ps = np.minimum(ps, 1 - 1e-6)
-    trim = np.where(d == 1, 1.0, (ps < 0.995).astype(np.float64))
-    ctrl = d == 0
-    x0 = x[ctrl]
-    beta = np.linalg.lstsq(x0, dy[ctrl], rcond=None)[0]
-    m = x @ beta
-    w_t = trim * d
-    w_c = trim * ps * (1 - d) / (1 - ps)
-    att_t = w_t * (dy - m)
-    att_c = w_c * (dy - m)
-    eta_t = att_t.mean() / w_t.mean()
-    eta_c = att_c.mean() / w_c.mean()
+    n_pat = patterns.shape[0]
+    count = np.bincount(codes, minlength=n_pat)
+    present = np.flatnonzero(count)
+    local = np.zeros(n_pat, dtype=np.int64)
+    local[present] = np.arange(present.size)
+    u = local[codes]
+    nw = count[present].astype(np.float64)
+    n1_p = np.bincount(u[d], minlength=present.size).astype(np.float64)
+    n0_p = nw - n1_p
+    x = _usable_columns(patterns[present], nw)
+    ps_p, hess_ps = _logit(x, n1_p, weights=nw)
+    ps_p = np.minimum(ps_p, 1 - 1e-6)
+    ctrl = ~d
+    # outcome regression of the controls' change: least squares on the distinct rows with
+    # the controls' frequencies and mean change (the same objective up to a constant)
+    sum_dy0 = np.bincount(u[ctrl], weights=dy[ctrl], minlength=present.size)
+    mean_dy0 = np.divide(sum_dy0, n0_p, out=np.zeros_like(sum_dy0), where=n0_p > 0)
+    sw = np.sqrt(n0_p)
+    beta = np.linalg.lstsq(x * sw[:, None], sw * mean_dy0, rcond=None)[0]
+    r = dy - (x @ beta)[u]
+    wc_p = np.where(ps_p < 0.995, ps_p / (1 - ps_p), 0.0)  # trimmed odds weights
+    wc = np.where(ctrl, wc_p[u], 0.0)
+    n1 = float(n1_p.sum())
+    eta_t = float(np.sum(r[d]) / n1)
+    sum_wc = float(wc.sum())
+    eta_c = float(np.sum(wc * r) / sum_wc)
     # influence functions: OLS of the controls' change, logit of the propensity score
-    w_ols = 1.0 - d
-    xpx = (x * w_ols[:, None]).T @ x / n
-    lin_ols = (x * (w_ols * (dy - m))[:, None]) @ np.linalg.pinv(xpx)
-    lin_ps = (x * (d - ps)[:, None]) @ hess_ps
-    inf_t = (att_t - w_t * eta_t - lin_ols @ (w_t[:, None] * x).mean(axis=0)) / w_t.mean()
-    m2 = (x * (w_c * (dy - m - eta_c))[:, None]).mean(axis=0)
-    m3 = (w_c[:, None] * x).mean(axis=0)
-    inf_c = (att_c - w_c * eta_c + lin_ps @ m2 - lin_ols @ m3) / w_c.mean()
-    return float(eta_t - eta_c), inf_t - inf_c
+    xpx_inv = np.linalg.pinv((x * n0_p[:, None]).T @ x / n)
+    m1 = x.T @ n1_p / n                                   # mean of w_t x
+    m2 = x.T @ np.bincount(u, weights=wc * (r - eta_c), minlength=present.size) / n
+    m3 = x.T @ (wc_p * n0_p) / n                          # mean of w_c x
+    a_p, b_p, c_p = x @ (xpx_inv @ m1), x @ (hess_ps @ m2), x @ (xpx_inv @ m3)
+    rc = np.where(ctrl, r, 0.0)
+    inf_t = (np.where(d, r - eta_t, 0.0) - rc * a_p[u]) / (n1 / n)
+    inf_c = (wc * (r - eta_c) + (d.astype(np.float64) - ps_p[u]) * b_p[u] - rc * c_p[u]) / (sum_wc / n)
+    return eta_t - eta_c, inf_t - inf_c
 
 
 @dataclass(frozen=True)
@@ -193,6 +262,7 @@ def callaway_santanna(
     control: str = "notyettreated",
     max_pre: int | None = 6,
     last_time: np.ndarray | None = None,
+    patterns: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
 ) -> CSResult:
     """Group-time ATTs with not-yet-treated controls and doubly robust adjustment.
 
@@ -218,10 +288,20 @@ def callaway_santanna(
     last_time : array (n,), optional
         Last column in which a treated customer counts as treated (placebo analyses stop
         before the real joining); default: the last column.
+    patterns : dict, optional
+        Cache of the covariates' distinct rows (:func:`pattern_codes`), keyed by the id of
+        the array ``covariates`` returns; pass one dict to several calls that share
+        covariates so they are encoded once.
 
     Returns
     -------
     CSResult
+
+    Notes
+    -----
+    The cells are a Python loop (at most ``T ** 2``); within a cell everything is vectorised
+    over customers and the nuisance models are fitted on the distinct covariate rows
+    (:func:`pattern_codes`), so a cell costs a few passes over its customers.
     """
     n, n_t = y.shape
     groups = np.unique(group[(group >= 1) & (group < n_t)])
@@ -231,34 +311,47 @@ def callaway_santanna(
             "compare before and after joining")
     n_total = n
     last = np.full(n, n_t - 1) if last_time is None else last_time
+    cache = {} if patterns is None else patterns
+    ones = (np.zeros(n, dtype=np.int64), np.ones((1, 1)))
+
+    def encoded(base: int) -> tuple[np.ndarray, np.ndarray]:
+        if covariates is None:
+            return ones
+        x = covariates(base)
+        key = id(x)
+        if key not in cache or cache[key][0] is not x:
+            cache[key] = (x, *pattern_codes(x))
+        return cache[key][1], cache[key][2]
+
     cells = []
     for g in groups:
         for t in range(1, n_t):
             base = g - 1 if t >= g else t - 1
             if t < g and max_pre is not None and g - t > max_pre:
                 continue
-            obs = entry <= min(base, t)
-            tr = obs & (group == g) & (last >= t)
-            if control == "nevertreated":
-                ct = obs & (group >= NEVER)
-            else:
-                ct = obs & (group > max(t, base)) & (group != g)
-            cells.append((int(g), t, base, tr, ct))
+            cells.append((int(g), t, base))
     # aggregates: overall (post cells) and each event time
-    ev_times = sorted({t - g for g, t, *_ in cells})
+    ev_times = sorted({t - g for g, t, _ in cells})
     agg_names = ["overall", *[f"e{e}" for e in ev_times]]
     col_of = {name: i for i, name in enumerate(agg_names)}
     weights_total = np.zeros(len(agg_names))
     usable = []
     dropped = []
-    for g, t, base, tr, ct in cells:
-        nt, nc = int(tr.sum()), int(ct.sum())
+    for g, t, base in cells:
+        obs = entry <= min(base, t)
+        tr = obs & (group == g) & (last >= t)
+        nt = int(np.count_nonzero(tr))
         if nt == 0:
             continue
+        if control == "nevertreated":
+            ct = obs & (group >= NEVER)
+        else:
+            ct = obs & (group > max(t, base)) & (group != g)
+        nc = int(np.count_nonzero(ct))
         if nc == 0:
             dropped.append((g, t))
             continue
-        usable.append((g, t, base, tr, ct, nt, nc))
+        usable.append((g, t, base, nt, nc))
         weights_total[col_of[f"e{t - g}"]] += nt
         if t >= g:
             weights_total[0] += nt
@@ -266,21 +359,27 @@ def callaway_santanna(
         raise DataValidationError(
             "no treated customer-period after joining has not-yet-treated or never-treated "
             "customers to compare with: the design cannot estimate an effect")
-    phi = np.zeros((n, len(agg_names)))
+    y_cols = np.ascontiguousarray(y.T)  # one contiguous row per period
+    phi = np.zeros((len(agg_names), n))  # per-aggregate influence, one row each
     rows = []
-    for g, t, base, tr, ct, nt, nc in usable:
-        sel = tr | ct
-        idx = np.flatnonzero(sel)
-        dy = y[idx, t] - y[idx, base]
-        x = None if covariates is None else covariates(base)[idx]
-        att, inf = dr_did(dy, tr[idx], x)
+    for g, t, base, nt, nc in usable:
+        obs = entry <= min(base, t)
+        tr = obs & (group == g) & (last >= t)
+        if control == "nevertreated":
+            ct = obs & (group >= NEVER)
+        else:
+            ct = obs & (group > max(t, base)) & (group != g)
+        idx = np.flatnonzero(tr | ct)
+        dy = y_cols[t][idx] - y_cols[base][idx]
+        codes, pats = encoded(base)
+        att, inf = _dr_did_patterns(dy, tr[idx], codes[idx], pats)
         phi_cell = inf / idx.size
         se = float(np.sqrt(np.sum(phi_cell ** 2)))
         rows.append({"group": g, "time": t, "event_time": t - g, "estimate": att,
                      "std_error": se, "n_treated": nt, "n_control": nc})
         targets = [col_of[f"e{t - g}"]] + ([0] if t >= g else [])
         for j in targets:
-            phi[idx, j] += (nt / weights_total[j]) * phi_cell
+            phi[j, idx] += (nt / weights_total[j]) * phi_cell
     att_gt = pd.DataFrame(rows)
     est = np.zeros(len(agg_names))
     for j, name in enumerate(agg_names):
@@ -294,12 +393,13 @@ def callaway_santanna(
         est[j] = float(np.sum(sub["estimate"] * sub["n_treated"]) / weights_total[j])
     # estimated weights' influence (Callaway & Sant'Anna 2021, Appendix; with weights
     # c_k = n_treated_k / n): phi_i += sum over cells k treating i of (att_k - a) / (n S)
-    for (g, t, _base, tr, _ct, _nt, _nc), row in zip(usable, rows, strict=True):
+    for (g, t, base, _nt, _nc), row in zip(usable, rows, strict=True):
+        tr = (entry <= min(base, t)) & (group == g) & (last >= t)
         targets = [col_of[f"e{t - g}"]] + ([0] if t >= g else [])
         for j in targets:
             s = weights_total[j] / n_total
-            phi[tr, j] += (row["estimate"] - est[j]) / (n_total * s)
-    se = np.sqrt(np.sum(phi ** 2, axis=0))
+            phi[j, tr] += (row["estimate"] - est[j]) / (n_total * s)
+    se = np.sqrt(np.einsum("ij,ij->i", phi, phi))
     # treated mean after joining (for the ratio scale), its influence
     post_cells = np.zeros(n)
     post_sum = np.zeros(n)
@@ -315,7 +415,7 @@ def callaway_santanna(
     n_cells = float(post_cells.sum())
     mu1 = float(post_sum.sum() / n_cells)
     phi_mu1 = (post_sum - mu1 * post_cells) / n_cells
-    a, phi_a = est[0], phi[:, 0]
+    a, phi_a = est[0], phi[0]
     mu0 = mu1 - a
     ratio = a / mu0 if mu0 > 0 else np.nan
     phi_r = (phi_a * mu1 - phi_mu1 * a) / mu0 ** 2 if mu0 > 0 else np.zeros(n)
@@ -329,7 +429,7 @@ def callaway_santanna(
     pre = [col_of[f"e{e}"] for e in ev_times if e < 0 and np.isfinite(est[col_of[f"e{e}"]])]
     if pre:
         b = est[pre]
-        v = phi[:, pre].T @ phi[:, pre]
+        v = phi[pre] @ phi[pre].T
         stat = float(b @ np.linalg.pinv(v) @ b)
         dof = int(np.linalg.matrix_rank(v))
         p_pre = float(stats.chi2.sf(stat, dof)) if dof > 0 else float("nan")
@@ -341,7 +441,7 @@ def callaway_santanna(
         treated_mean=mu1, att_gt=att_gt, event_study=event_study,
         pretrend_stat=stat, pretrend_df=dof, pretrend_p=p_pre,
         n_treated=int(np.sum(np.isin(group, groups) & (entry <= group - 1))),
-        n_cells=int(n_cells), dropped_cells=dropped, influence=phi_a,
+        n_cells=int(n_cells), dropped_cells=dropped, influence=phi_a.copy(),
     )
 
 
