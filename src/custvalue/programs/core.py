@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataValidationError, ParameterError
-from .did import NEVER, callaway_santanna, imputation_did, long_panel, twfe
+from .did import NEVER, callaway_santanna, imputation_wide, twfe_wide
 from .experiment import itt_cuped
 from .panel import OUTCOMES, Panel, build_panel, rfm_covariates
 from .result import ProgramEffect, effect_frame
@@ -385,6 +385,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
             "no untreated or not-yet-treated customers: every customer joined at the first "
             "joining date, so there is no comparison group")
     cache: dict[int, np.ndarray] = {}
+    patterns: dict = {}  # distinct covariate rows, shared by every pass below
 
     def cov(base: int) -> np.ndarray:
         if base not in cache:
@@ -401,7 +402,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         at_launch = np.zeros((panel.shape[0], 1 + len(_COVARIATE_NAMES)))
         for c in np.unique(reached):
             rows_c = reached == c
-            at_launch[rows_c] = rfm_covariates(panel, int(c))[rows_c]
+            at_launch[rows_c] = rfm_covariates(panel, int(c), rows=rows_c)
 
     def cov_launch(base: int) -> np.ndarray:
         return at_launch
@@ -422,7 +423,8 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
                     _warnings.simplefilter("ignore")
                     part = callaway_santanna(np.where(inside[:, None], y, np.nan),
                                              np.where(inside, entry_k, panel.shape[1]), group,
-                                             cov_fn, control=control, max_pre=1)
+                                             cov_fn, control=control, max_pre=1,
+                                             patterns=patterns)
             except (DataValidationError, np.linalg.LinAlgError):
                 continue
             seg_rows[name] = {**_row(*part.overall, "segment"), "n_treated": part.n_treated}
@@ -432,7 +434,8 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
                 segments[c] = segments[c].astype(np.float64)
             segments["n_treated"] = segments["n_treated"].astype(np.int64)
             segments.index.name = "activity in the 3 periods before the programme"
-    cs = callaway_santanna(y, entry_k, group, cov_fn, control=control, max_pre=max_pre)
+    cs = callaway_santanna(y, entry_k, group, cov_fn, control=control, max_pre=max_pre,
+                           patterns=patterns)
     if cs.dropped_cells:
         warns.append(f"{len(cs.dropped_cells)} group-period cell(s) had no comparison "
                      "customers and were left out (late periods where everyone had joined)")
@@ -442,17 +445,17 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
     cs_plain = callaway_santanna(y, entry_k, group, None, control=control, max_pre=1)
     rows["Callaway & Sant'Anna without covariates"] = _row(*cs_plain.overall, "check")
     if secondary:
-        frame = long_panel(np.nan_to_num(y), entry_k, group, keep & (entry_k < panel.shape[1]))
+        observed = keep & (entry_k < panel.shape[1])
         rows["imputation (Borusyak, Jaravel & Spiess; did2s)"] = _row(
-            *imputation_did(frame), "check", "unit and period effects fitted on untreated cells")
+            *imputation_wide(y, entry_k, group, observed), "check",
+            "unit and period effects fitted on untreated cells")
         try:
-            with _warnings.catch_warnings():
-                _warnings.simplefilter("ignore")
-                rows["two-way fixed effects"] = _row(
-                    *twfe(frame), "benchmark",
-                    "biased with staggered joining and changing effects (Goodman-Bacon 2021)")
-        except Exception as exc:  # the benchmark must not sink the main estimate
-            warns.append(f"the TWFE benchmark (pyfixest) failed ({type(exc).__name__}: {exc})")
+            rows["two-way fixed effects"] = _row(
+                *twfe_wide(y, entry_k, group, observed), "benchmark",
+                "biased with staggered joining and changing effects (Goodman-Bacon 2021)")
+        except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError) as exc:
+            # the benchmark must not sink the main estimate
+            warns.append(f"the TWFE benchmark failed ({type(exc).__name__}: {exc})")
     naive_level, naive_ratio = _naive(y, group, entry_k)
     rows["naive member vs non-member gap"] = _row(*naive_level, "naive",
                                                   "self-selection, not an effect")
@@ -469,7 +472,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         try:
             pl = callaway_santanna(y, entry_k, np.where(valid, shifted, np.where(
                 treated, group + 0, NEVER)), cov_fn, control=control, max_pre=1,
-                last_time=np.where(valid, group - 1, panel.shape[1] - 1))
+                last_time=np.where(valid, group - 1, panel.shape[1] - 1), patterns=patterns)
             fals[f"placebo joining {placebo_shift} periods earlier"] = _row(
                 *pl.overall, "placebo", "data cut before the real joining; expect zero")
         except DataValidationError as exc:
@@ -496,7 +499,8 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
             rev = cs
         else:
             rev = callaway_santanna(np.where(keep[:, None], panel.outcomes["revenue"], np.nan),
-                                    entry_k, group, cov_fn, control=control, max_pre=1)
+                                    entry_k, group, cov_fn, control=control, max_pre=1,
+                                    patterns=patterns)
         n_treated_k = int(np.sum(treated & keep))
         t = np.arange(panel.shape[1])[None, :]
         post = (t >= group[:, None]) & (treated & keep)[:, None]

@@ -16,7 +16,8 @@
 * :func:`imputation_did` -- the imputation estimator (Borusyak, Jaravel & Spiess 2024,
   Review of Economic Studies 91(6); Gardner 2022 "did2s"), vectorised here (pyfixest's did2s,
   which the tests compare it with, takes minutes on a few thousand customers);
-  :func:`twfe` -- two-way fixed effects through ``pyfixest``, a labelled benchmark only.
+  :func:`twfe` -- two-way fixed effects by Frisch-Waugh-Lovell on the wide arrays (checked
+  against ``pyfixest.feols`` in the tests), a labelled benchmark only.
 
 Everything is vectorised over customers; the only Python loop is over the (group, period)
 cells, of which there are at most ``periods ** 2``.
@@ -33,7 +34,8 @@ from scipy import special, stats
 
 from ..errors import DataValidationError
 
-__all__ = ["CSResult", "callaway_santanna", "dr_did", "imputation_did", "twfe"]
+__all__ = ["CSResult", "callaway_santanna", "dr_did", "imputation_did", "imputation_wide",
+           "pattern_codes", "twfe", "twfe_wide"]
 
 NEVER = np.iinfo(np.int64).max // 4
 _Z = float(stats.norm.ppf(0.975))
@@ -462,24 +464,75 @@ def long_panel(y: np.ndarray, entry: np.ndarray, group: np.ndarray, keep: np.nda
     })
 
 
-def _two_way_fe(unit: np.ndarray, time: np.ndarray, y: np.ndarray, n_units: int,
-                n_times: int, tol: float = 1e-11, max_iter: int = 5000
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares unit and period effects ``y ~ a_unit + l_time`` by alternating
-    projections (Gauss-Seidel on the normal equations), vectorised with ``bincount``."""
-    cu = np.bincount(unit, minlength=n_units).astype(float)
-    ct = np.bincount(time, minlength=n_times).astype(float)
-    a = np.zeros(n_units)
-    lam = np.zeros(n_times)
-    for _ in range(max_iter):
-        a_new = np.bincount(unit, weights=y - lam[time], minlength=n_units) / np.maximum(cu, 1)
-        lam_new = np.bincount(time, weights=y - a_new[unit], minlength=n_times) / np.maximum(
-            ct, 1)
-        change = max(np.max(np.abs(a_new - a)), np.max(np.abs(lam_new - lam)))
-        a, lam = a_new, lam_new
-        if change < tol:
-            break
+def wide_cells(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A long panel (``unit, time, y, treat`` and optionally ``first_treat``, as from
+    :func:`long_panel`) as wide arrays: outcome (0 where unobserved), observed mask, treated
+    mask and each unit's cohort label (``first_treat``, else the unit)."""
+    unit = pd.factorize(frame["unit"])[0]
+    time = pd.factorize(frame["time"], sort=True)[0]
+    n_u, n_t = int(unit.max()) + 1, int(time.max()) + 1
+    y = np.zeros((n_u, n_t))
+    obs = np.zeros((n_u, n_t), dtype=bool)
+    treated = np.zeros((n_u, n_t), dtype=bool)
+    y[unit, time] = frame["y"].to_numpy(dtype=np.float64)
+    obs[unit, time] = True
+    treated[unit, time] = frame["treat"].to_numpy() == 1
+    cohort = np.zeros(n_u, dtype=np.int64)
+    cohort[unit] = (frame["first_treat"].to_numpy() if "first_treat" in frame
+                    else np.arange(n_u)[unit])
+    return y, obs, treated, cohort
+
+
+def _two_way_solve(m: np.ndarray, rhs_u: np.ndarray, rhs_t: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Solve the normal equations of ``y ~ a_unit + l_time`` on the cells ``m`` (0/1, units
+    x periods) for right-hand sides ``rhs_u = sum_t m y`` and ``rhs_t = sum_u m y``.
+
+    The unit effects are eliminated (``a = (rhs_u - m l) / n_u``), leaving the periods x
+    periods system ``(diag(n_t) - m' diag(1/n_u) m) l = rhs_t - m' (rhs_u / n_u)``, solved by
+    least squares (its null space is the usual shift between ``a`` and ``l``, which leaves
+    every fitted ``a_u + l_t`` unchanged). Exact, where alternating projections converge
+    slowly when few units span many periods. Units without cells get ``a = 0``.
+    """
+    cu = m.sum(axis=1)
+    ct = m.sum(axis=0)
+    inv = np.divide(1.0, cu, out=np.zeros_like(cu), where=cu > 0)
+    mw = m * inv[:, None]
+    lhs = np.diag(ct) - mw.T @ m
+    lam = np.linalg.lstsq(lhs, rhs_t - m.T @ (rhs_u * inv), rcond=None)[0]
+    a = (rhs_u - m @ lam) * inv
     return a, lam
+
+
+def _imputation(y: np.ndarray, obs: np.ndarray, treated: np.ndarray, cohort: np.ndarray
+                ) -> tuple[float, float]:
+    """Imputation ATT and its conservative clustered standard error on wide arrays (see
+    :func:`imputation_did`)."""
+    untreated = obs & ~treated
+    m = untreated.astype(np.float64)
+    my = np.where(untreated, y, 0.0)
+    a, lam = _two_way_solve(m, my.sum(axis=1), my.sum(axis=0))
+    del my
+    ok1 = treated & (m.sum(axis=1) > 0)[:, None] & (m.sum(axis=0) > 0)[None, :]
+    n1 = int(np.count_nonzero(ok1))
+    if n1 == 0:
+        raise DataValidationError("imputation estimator: no treated customer-period has "
+                                  "untreated customer-periods of the same customer and period")
+    resid = y - a[:, None] - lam[None, :]
+    rows, cols = np.nonzero(ok1)
+    tau = resid[rows, cols]
+    att = float(tau.mean())
+    w1 = 1.0 / n1
+    # implied weights on the untreated cells: v0 = -Z0 (Z0'Z0)^-1 Z1' w1, i.e. minus the fitted
+    # values of the FE normal equations whose right-hand side is the treated weights
+    bu, bt = _two_way_solve(m, ok1.sum(axis=1) * w1, ok1.sum(axis=0) * w1)
+    contrib = -np.einsum("ij,ij->i", m * (bu[:, None] + bt[None, :]), resid)
+    del resid, m
+    n_t = y.shape[1]
+    cell = pd.factorize(cohort[rows] * np.int64(n_t) + cols)[0]
+    cell_mean = np.bincount(cell, weights=tau) / np.bincount(cell)
+    contrib += np.bincount(rows, weights=w1 * (tau - cell_mean[cell]), minlength=y.shape[0])
+    return att, float(np.sqrt(np.sum(contrib ** 2)))
 
 
 def imputation_did(frame: pd.DataFrame) -> tuple[float, float]:
@@ -492,58 +545,65 @@ def imputation_did(frame: pd.DataFrame) -> tuple[float, float]:
     ``sum_i (sum_t v_it e_it)^2`` with the estimator's implied weights ``v`` (the treated
     weights, and minus the fitted effects of the weighted treated cells on the untreated ones)
     and residuals ``e`` (first-stage residuals; treated effects minus their group-period mean).
+    The fixed effects are solved exactly (:func:`_two_way_solve`).
 
     Parameters
     ----------
     frame : DataFrame
         Long panel with ``unit, time, y, treat`` (as from :func:`long_panel`).
     """
-    unit = pd.factorize(frame["unit"])[0]
-    time = pd.factorize(frame["time"], sort=True)[0]
-    y = frame["y"].to_numpy(dtype=np.float64)
-    d = frame["treat"].to_numpy() == 1
-    n_u, n_t = unit.max() + 1, time.max() + 1
-    u0, t0 = unit[~d], time[~d]
-    has_u = np.bincount(u0, minlength=n_u) > 0
-    has_t = np.bincount(t0, minlength=n_t) > 0
-    ok1 = d & has_u[unit] & has_t[time]
-    if not ok1.any():
-        raise DataValidationError("imputation estimator: no treated customer-period has "
-                                  "untreated customer-periods of the same customer and period")
-    a, lam = _two_way_fe(u0, t0, y[~d], n_u, n_t)
-    tau = y[ok1] - a[unit[ok1]] - lam[time[ok1]]
-    att = float(tau.mean())
-    w1 = np.full(int(ok1.sum()), 1.0 / ok1.sum())
-    # implied weights on the untreated cells: v0 = -Z0 (Z0'Z0)^-1 Z1' w1, i.e. minus the fitted
-    # values of the FE normal equations whose right-hand side is the treated weights
-    rhs_u = np.bincount(unit[ok1], weights=w1, minlength=n_u)
-    rhs_t = np.bincount(time[ok1], weights=w1, minlength=n_t)
-    cu = np.bincount(u0, minlength=n_u).astype(float)
-    ct = np.bincount(t0, minlength=n_t).astype(float)
-    bu, bt = np.zeros(n_u), np.zeros(n_t)
-    for _ in range(5000):
-        bu_new = (rhs_u - np.bincount(u0, weights=bt[t0], minlength=n_u)) / np.maximum(cu, 1)
-        bt_new = (rhs_t - np.bincount(t0, weights=bu_new[u0], minlength=n_t)) / np.maximum(ct, 1)
-        change = max(np.max(np.abs(bu_new - bu)), np.max(np.abs(bt_new - bt)))
-        bu, bt = bu_new, bt_new
-        if change < 1e-14:
-            break
-    v0 = -(bu[u0] + bt[t0])
-    e0 = y[~d] - a[u0] - lam[t0]
-    first = frame["first_treat"].to_numpy()[ok1] if "first_treat" in frame else unit[ok1]
-    cell = pd.factorize(pd.MultiIndex.from_arrays([first, time[ok1]]))[0]
-    cell_mean = np.bincount(cell, weights=tau) / np.bincount(cell)
-    e1 = tau - cell_mean[cell]
-    contrib = (np.bincount(u0, weights=v0 * e0, minlength=n_u)
-               + np.bincount(unit[ok1], weights=w1 * e1, minlength=n_u))
-    return att, float(np.sqrt(np.sum(contrib ** 2)))
+    return _imputation(*wide_cells(frame))
+
+
+def imputation_wide(y: np.ndarray, entry: np.ndarray, group: np.ndarray, keep: np.ndarray
+                    ) -> tuple[float, float]:
+    """:func:`imputation_did` on the customer x period arrays (no long panel): the customers
+    in ``keep``, observed from ``entry``, treated from column ``group``."""
+    obs, treated, cohort = _wide_masks(entry, group, keep, y.shape[1])
+    return _imputation(np.where(obs, np.nan_to_num(y), 0.0), obs, treated, cohort)
+
+
+def _wide_masks(entry: np.ndarray, group: np.ndarray, keep: np.ndarray, n_t: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    t = np.arange(n_t)[None, :]
+    obs = keep[:, None] & (t >= entry[:, None])
+    return obs, obs & (t >= group[:, None]), np.asarray(group, dtype=np.int64)
+
+
+def _twfe(y: np.ndarray, obs: np.ndarray, treated: np.ndarray) -> tuple[float, float]:
+    """Static TWFE ``y ~ treat | unit + time`` by Frisch-Waugh-Lovell on wide arrays, CRV1
+    errors clustered by unit with fixest's / pyfixest's small-sample factor
+    ``G/(G-1) * (N-1)/(N-K)``, ``K = 1 + periods`` (the unit effects are nested in the
+    clusters and count once)."""
+    m = obs.astype(np.float64)
+    units = m.sum(axis=1) > 0
+    y, m, d = y[units], m[units], treated[units].astype(np.float64)
+    ay, ly = _two_way_solve(m, (m * y).sum(axis=1), (m * y).sum(axis=0))
+    ad, ld = _two_way_solve(m, (m * d).sum(axis=1), (m * d).sum(axis=0))
+    dt = m * (d - ad[:, None] - ld[None, :])
+    yt = m * (y - ay[:, None] - ly[None, :])
+    sdd = float(np.sum(dt * dt))
+    beta = float(np.sum(dt * yt)) / sdd
+    score = np.einsum("ij,ij->i", dt, yt - beta * dt)
+    n_obs, n_g = float(m.sum()), int(units.sum())
+    n_periods = int(np.count_nonzero(m.sum(axis=0)))
+    adj = n_g / (n_g - 1) * (n_obs - 1) / (n_obs - 1 - n_periods)
+    return beta, float(np.sqrt(adj * np.sum(score ** 2)) / sdd)
 
 
 def twfe(frame: pd.DataFrame) -> tuple[float, float]:
     """Static two-way fixed effects regression ``y ~ treat | unit + time`` (benchmark only:
     with staggered joining and heterogeneous effects it mixes already-treated customers into
-    the comparison, Goodman-Bacon 2021), errors clustered by customer."""
-    import pyfixest as pf
+    the comparison, Goodman-Bacon 2021), errors clustered by customer.
 
-    fit = pf.feols("y ~ treat | unit + time", data=frame, vcov={"CRV1": "unit"})
-    return float(fit.coef()["treat"]), float(fit.se()["treat"])
+    Computed on wide arrays (:func:`_twfe`, the tests check it against ``pyfixest.feols``
+    with ``vcov={"CRV1": "unit"}``)."""
+    y, obs, treated, _ = wide_cells(frame)
+    return _twfe(y, obs, treated)
+
+
+def twfe_wide(y: np.ndarray, entry: np.ndarray, group: np.ndarray, keep: np.ndarray
+              ) -> tuple[float, float]:
+    """:func:`twfe` on the customer x period arrays (no long panel)."""
+    obs, treated, _ = _wide_masks(entry, group, keep, y.shape[1])
+    return _twfe(np.where(obs, np.nan_to_num(y), 0.0), obs, treated)
