@@ -134,14 +134,15 @@ def test_sample_ratio_mismatch_is_flagged(campaign_sim):
 def club_sim():
     # acquired over six months, club launched two months later: active heavy buyers join
     return simulate(2500, seed=5, acquisition_period="180D",
-                    loyalty={"history": True, "effect": 1.5, "launch": "2022-09-01"})
+                    loyalty={"history": True, "effect": 1.5, "launch": "2022-09-01",
+                             "placebo": True})
 
 
 @pytest.fixture(scope="module")
 def club_effect(club_sim):
     return programs.estimate(club_sim.transactions, club_sim.memberships,
                              date_col="join_date", secondary=False, margin=0.3,
-                             cost_per_member=2.0)
+                             cost_per_member=2.0, placebo_events=club_sim.placebo)
 
 
 def test_staggered_club_recovers_the_true_effect_not_the_naive_gap(club_sim, club_effect):
@@ -164,6 +165,33 @@ def test_staggered_club_recovers_the_true_effect_not_the_naive_gap(club_sim, clu
     seg = r.segments
     assert seg is not None and seg["n_treated"].sum() <= r.n_treated
     assert (seg["lower"] <= seg["upper"]).all()
+
+
+def test_placebo_outcome_shares_the_selection_but_shows_no_effect(club_sim, club_effect):
+    """Known truth: the simulation's "service contacts" follow each customer's latent rate and
+    dropout (so members have more of them) but membership never changes them. The estimator
+    finds no effect on them although the naive gap is large; fed the real purchases as
+    "placebo" events it reproduces the main estimate, so the check can fail."""
+    from custvalue.programs.core import _naive
+    from custvalue.programs.panel import build_panel
+
+    row = club_effect.falsification.loc["placebo outcome (events the programme cannot affect)"]
+    assert abs(row["estimate"]) < 4 * row["std_error"]
+    assert row["role"] == "placebo outcome"
+    p = build_panel(club_sim.transactions)
+    counts = programs.core._event_counts(club_sim.placebo, p, "customer_id", "date", [])
+    g = programs.core._groups_from_dates(
+        club_sim.memberships.rename(columns={"join_date": "date"}), p, [])
+    (gap, gap_se), _ = _naive(counts, g, p.entry)
+    assert gap > 4 * gap_se  # members do have more contacts: the selection is there
+    real = programs.estimate(club_sim.transactions, club_sim.memberships, date_col="join_date",
+                             secondary=False, heterogeneity=False,
+                             placebo_events=club_sim.transactions)
+    again = real.falsification.loc["placebo outcome (events the programme cannot affect)"]
+    assert again["estimate"] == pytest.approx(real.att.loc["level", "estimate"], rel=1e-9)
+    with pytest.raises(DataValidationError, match="placebo events lack"):
+        programs.estimate(club_sim.transactions, club_sim.memberships, date_col="join_date",
+                          placebo_events=club_sim.placebo.rename(columns={"date": "when"}))
 
 
 def test_program_effect_prints_and_renders(club_effect):
@@ -320,6 +348,7 @@ def test_retention_uses_membership_as_a_time_varying_covariate():
     fit = programs.retention(subs, table, observation_end=obs)
     row = fit.table.loc["member"]
     assert abs(row["coef"] - np.log(hr)) < 4 * row["std_error"]
+    assert "clustered on customer_id" in fit.covariance_type
     naive = cox_ph(subs.assign(duration=(subs["end"].fillna(obs) - subs["start"]).dt.days / month,
                                event=subs["end"].notna(),
                                ever=subs["customer_id"].isin(table["customer_id"]).astype(float)),

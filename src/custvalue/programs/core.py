@@ -107,6 +107,48 @@ def _check_table(table: pd.DataFrame, panel: Panel, warns: list[str]) -> pd.Data
     return table.reset_index(drop=True)
 
 
+def _event_counts(events: Any, panel: Panel, customer_col: str, date_col: str,
+                  warns: list[str]) -> np.ndarray:
+    """Events per customer and period on the panel's grid (NaN before entry), e.g. a placebo
+    outcome; events of customers without transactions or outside the panel are dropped
+    with a warning."""
+    if isinstance(events, str | Path):
+        path = Path(events)
+        if not path.exists():
+            raise DataValidationError(f"placebo events {path} do not exist")
+        events = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
+                  else pd.read_csv(path))
+    if not isinstance(events, pd.DataFrame):
+        raise ParameterError("placebo_events must be a DataFrame or a CSV/Parquet path, got "
+                             f"{type(events).__name__}")
+    missing = [c for c in (customer_col, date_col) if c not in events.columns]
+    if missing:
+        raise DataValidationError(
+            f"placebo events lack column(s) {missing}; they have {list(events.columns)}: name "
+            "them with customer_col= and placebo_date_col=")
+    try:
+        dates = pd.to_datetime(events[date_col].to_numpy())
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(f"placebo events column {date_col!r} has values that are "
+                                  "not dates") from exc
+    n, n_t = panel.shape
+    rows = panel.customers.get_indexer(events[customer_col].to_numpy())
+    cols = panel.column_of(dates)
+    unknown = rows < 0
+    if unknown.all():
+        raise DataValidationError(
+            f"none of the {len(events):,} placebo events belong to a customer in the "
+            "transactions: check the customer id column and its type")
+    if unknown.any():
+        warns.append(f"{int(unknown.sum()):,} placebo event(s) of customers without "
+                     "transactions were ignored")
+    inside = ~unknown & (cols >= 0) & (cols < n_t)
+    counts = np.bincount(rows[inside] * n_t + cols[inside], minlength=n * n_t).astype(
+        np.float64).reshape(n, n_t)
+    counts[np.arange(n_t)[None, :] < panel.entry[:, None]] = np.nan
+    return counts
+
+
 def _groups_from_dates(table: pd.DataFrame, panel: Panel, warns: list[str]) -> np.ndarray:
     """Treatment column per panel customer (NEVER when untreated within the panel)."""
     n, n_t = panel.shape
@@ -253,6 +295,8 @@ def estimate(
     cost_per_contact: float = 0.0,
     planned_share: float = 0.5,
     heterogeneity: bool = True,
+    placebo_events: Any = None,
+    placebo_date_col: str = "date",
 ) -> ProgramEffect:
     """Estimate the effect of a programme or campaign on the treated customers.
 
@@ -297,6 +341,19 @@ def estimate(
         joining, and per contacted customer (randomised treatment group).
     planned_share : float
         Randomised design: planned share of the treatment group (sample-ratio check).
+    placebo_events : DataFrame or path, optional
+        A placebo outcome (falsification): events the programme cannot affect, one row per
+        event with ``customer_col`` and ``placebo_date_col`` -- e.g. purchases in a store or
+        category the programme does not cover, or service contacts. Their count per
+        customer and period shares the customers' self-selection (heavy buyers have more of
+        them) but not the programme's effect, so the same estimator (same design, same
+        comparison customers and covariates) must find no effect on it: a clearly non-zero
+        estimate means the comparison does not remove self-selection (Imbens 2015, J. Human
+        Resources 50(2), sec. 6 "pseudo-outcomes"; Athey & Imbens 2017, J. Economic
+        Perspectives 31(2), sec. 5). ``custvalue.datasets.simulate(loyalty={"placebo":
+        True})`` draws one.
+    placebo_date_col : str
+        Date column of ``placebo_events``.
     heterogeneity : bool
         Also estimate the effect by segment of activity before the programme reached the
         customer (purchases in the last three periods: none, one, two or more), segments
@@ -354,15 +411,19 @@ def estimate(
     if design == "randomised":
         return _randomised(panel, table, outcome, reason, warns, planned_share, margin,
                            cost_per_contact)
+    placebo_y = None
+    if placebo_events is not None:
+        placebo_y = _event_counts(placebo_events, panel, customer_col, placebo_date_col, warns)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
                           placebo_shift, secondary, margin, cost_per_member, cost_per_reward,
-                          launch, heterogeneity)
+                          launch, heterogeneity, placebo_y)
 
 
 def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str, reason: str,
                    warns: list[str], covariates: str | None, max_pre: int, placebo_shift: int,
                    secondary: bool, margin: float | None, cost_per_member: float,
-                   cost_per_reward: float, launch: Any, heterogeneity: bool) -> ProgramEffect:
+                   cost_per_reward: float, launch: Any, heterogeneity: bool,
+                   placebo_y: np.ndarray | None = None) -> ProgramEffect:
     group = _groups_from_dates(table, panel, warns)
     entry = panel.entry
     treated = group < NEVER
@@ -477,6 +538,15 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
                 *pl.overall, "placebo", "data cut before the real joining; expect zero")
         except DataValidationError as exc:
             warns.append(f"placebo analysis not possible: {exc}")
+    if placebo_y is not None:
+        try:
+            po = callaway_santanna(np.where(keep[:, None], placebo_y, np.nan), entry_k, group,
+                                   cov_fn, control=control, max_pre=1, patterns=patterns)
+            fals["placebo outcome (events the programme cannot affect)"] = _row(
+                *po.overall, "placebo outcome",
+                "same estimator on an outcome with the same self-selection; expect zero")
+        except DataValidationError as exc:
+            warns.append(f"placebo outcome not analysed: {exc}")
     if np.isfinite(cs.pretrend_p):
         fals["pre-trend test (joint Wald, chi2)"] = {
             "estimate": cs.pretrend_stat, "std_error": np.nan, "lower": np.nan,
