@@ -194,6 +194,46 @@ def test_placebo_outcome_shares_the_selection_but_shows_no_effect(club_sim, club
                           placebo_events=club_sim.placebo.rename(columns={"date": "when"}))
 
 
+def test_effect_on_clv_beyond_the_window_covers_the_realised_truth(club_sim, club_effect):
+    """Known truth: after the window a member alive for another ``d`` days (of the 12 months)
+    buys ``(effect - 1) * lambda * d`` extra on average (the programme lifts her rate while
+    alive, dropout unchanged). The projection applies the estimated ratio to her BG/NBD
+    expectation; its interval must cover the realised sum over the members."""
+    clv = club_effect.clv
+    assert clv is not None and clv.attrs["horizon"] == 12
+    assert list(clv.columns) == ["estimate", "std_error", "lower", "upper"]
+    c = club_sim.customers.set_index("customer_id")
+    m = c.loc[c["member"]]
+    end = club_sim.truth["observation_end"]
+    since = (m["first_purchase"] - end).dt.total_seconds() / 86400  # days, negative
+    left = (since + m["lifetime_days"]).clip(0, 12 * 365.25 / 12)  # alive days ahead
+    members = programs.estimate(club_sim.transactions, club_sim.memberships,
+                                date_col="join_date", secondary=False, heterogeneity=False,
+                                margin=0.3).n_treated
+    assert clv.attrs["members"] == members
+    row = clv.loc["incremental purchases"]
+    rows = m.index.isin(_clv_members(club_sim))
+    truth = float((0.5 * m["lambda"] * left)[rows].sum())
+    assert row["lower"] < truth < row["upper"]
+    money = clv.loc["incremental margin"]
+    value = clv.attrs["value_per_purchase"]
+    assert money["estimate"] == pytest.approx(row["estimate"] * value * 0.3)
+    assert clv.loc["incremental margin per member", "estimate"] == pytest.approx(
+        money["estimate"] / members)
+    assert "effect on CLV" in str(club_effect)
+    with pytest.raises(ParameterError, match="clv_horizon"):
+        programs.estimate(club_sim.transactions, club_sim.memberships, date_col="join_date",
+                          margin=0.3, clv_horizon=0)
+
+
+def _clv_members(sim):
+    """Members with a month before joining (those the effect is estimated on)."""
+    p = build_panel(sim.transactions)
+    g = programs.core._groups_from_dates(sim.memberships.rename(columns={"join_date": "date"}),
+                                         p, [])
+    return p.customers[(g < NEVER) & (g > p.entry)]
+
+
 def test_program_effect_prints_and_renders(club_effect):
     r = club_effect
     text = str(r)

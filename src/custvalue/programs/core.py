@@ -297,6 +297,7 @@ def estimate(
     heterogeneity: bool = True,
     placebo_events: Any = None,
     placebo_date_col: str = "date",
+    clv_horizon: int | None = 12,
 ) -> ProgramEffect:
     """Estimate the effect of a programme or campaign on the treated customers.
 
@@ -354,6 +355,12 @@ def estimate(
         True})`` draws one.
     placebo_date_col : str
         Date column of ``placebo_events``.
+    clv_horizon : int or None
+        With economics (``margin`` or a cost given): the programme's effect on CLV, the
+        incremental purchases, revenue and margin of the members over this many periods
+        after the observation window (:func:`custvalue.programs.value.clv_effect`: the
+        estimated relative effect on purchases applied to the members' BG/NBD-expected
+        purchases; assumptions stated there). None: skip.
     heterogeneity : bool
         Also estimate the effect by segment of activity before the programme reached the
         customer (purchases in the last three periods: none, one, two or more), segments
@@ -414,16 +421,38 @@ def estimate(
     placebo_y = None
     if placebo_events is not None:
         placebo_y = _event_counts(placebo_events, panel, customer_col, placebo_date_col, warns)
+    if clv_horizon is not None and (int(clv_horizon) != clv_horizon or clv_horizon < 1):
+        raise ParameterError(f"clv_horizon={clv_horizon!r} must be a positive whole number of "
+                             "periods (or None)")
+    clv_args = None if not clv_horizon else (tx, int(clv_horizon), observation_end)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
                           placebo_shift, secondary, margin, cost_per_member, cost_per_reward,
-                          launch, heterogeneity, placebo_y)
+                          launch, heterogeneity, placebo_y, clv_args)
+
+
+def _clv(clv_args: tuple[pd.DataFrame, int, Any], panel: Panel, members: pd.Index,
+         ratio: tuple[float, float], margin: float | None, warns: list[str]
+         ) -> pd.DataFrame | None:
+    """The effect on CLV beyond the window (:func:`custvalue.programs.value.clv_effect`)."""
+    from .value import clv_effect
+
+    tx, horizon, end = clv_args
+    if not np.all(np.isfinite(ratio)):
+        warns.append("the effect on CLV was not projected: the effect on purchases on the "
+                     "ratio scale is not finite")
+        return None
+    if end is None:  # the window the effect was measured in ends with the last full period
+        end = panel.periods[-1].end_time.normalize()
+    return clv_effect(tx, members, ratio, horizon=horizon, freq=panel.freq,
+                      margin=1.0 if margin is None else margin, observation_end=end)
 
 
 def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str, reason: str,
                    warns: list[str], covariates: str | None, max_pre: int, placebo_shift: int,
                    secondary: bool, margin: float | None, cost_per_member: float,
                    cost_per_reward: float, launch: Any, heterogeneity: bool,
-                   placebo_y: np.ndarray | None = None) -> ProgramEffect:
+                   placebo_y: np.ndarray | None = None,
+                   clv_args: tuple[pd.DataFrame, int, Any] | None = None) -> ProgramEffect:
     group = _groups_from_dates(table, panel, warns)
     entry = panel.entry
     treated = group < NEVER
@@ -577,6 +606,13 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         purchases_treated = float(np.nansum(np.where(post, panel.outcomes["purchases"], 0.0)))
         economics = _economics(rev.overall, rev.n_cells, n_treated_k, 0, purchases_treated,
                                margin, cost_per_member, cost_per_reward, 0.0)
+    clv = None
+    if economics is not None and clv_args is not None:
+        purch = cs if outcome == "purchases" else callaway_santanna(
+            np.where(keep[:, None], panel.outcomes["purchases"], np.nan), entry_k, group,
+            cov_fn, control=control, max_pre=1, patterns=patterns)
+        members = panel.customers[treated & keep & (group > entry_k)]
+        clv = _clv(clv_args, panel, members, purch.ratio, margin, warns)
     n_control = int(np.sum(keep & ~treated))
     return ProgramEffect(
         design=design, design_reason=reason, outcome=outcome, freq=panel.freq,
@@ -586,7 +622,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         cohorts=_cohorts(np.where(keep, group, NEVER), panel), balance=balance,
         overlap=overlap, falsification=falsification, economics=economics,
         experiment={"n_cells": cs.n_cells, "treated_mean": cs.treated_mean},
-        segments=segments,
+        segments=segments, clv=clv,
         warnings=warns,
     )
 
