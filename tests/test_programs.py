@@ -293,6 +293,42 @@ def test_no_pre_period_and_no_comparison_are_errors(club_sim):
         programs.estimate(tx, everyone)
 
 
+def test_dates_outside_the_data_and_missing_pre_periods_are_warnings(club_sim):
+    """Joining before the data start or in the customer's first period leaves no pre-period;
+    joining after the last complete period is not yet treated: each is said in a warning
+    (the report prints them) and the rest is analysed."""
+    tx, m = club_sim.transactions, club_sim.memberships.copy()
+    first = tx.groupby("customer_id")["date"].min()
+    m.loc[m.index[:4], "join_date"] = pd.Timestamp("2019-05-01")  # before the data
+    m.loc[m.index[4:7], "join_date"] = pd.Timestamp("2031-01-01")  # after the data
+    ids = m["customer_id"].iloc[7:9]
+    m.loc[m.index[7:9], "join_date"] = first.loc[ids].to_numpy()  # in their first month
+    r = programs.estimate(tx, m, date_col="join_date", secondary=False, heterogeneity=False)
+    text = " | ".join(r.warnings)
+    assert "4 customer(s) joined before the data start" in text
+    assert "3 customer(s) joined after the last complete period" in text
+    assert "joined in (or before) their first observed period" in text
+    assert np.isfinite(r.att.loc["level", "estimate"])
+    assert r.n_treated <= len(m) - 9
+
+
+def test_no_untreated_or_not_yet_treated_customers(club_sim):
+    """Everyone joins: with two joining dates the later cohort is the comparison for the
+    earlier one until it joins (cells after that are dropped, with a warning); with one
+    date there is no comparison at all, an error for the staggered design."""
+    tx = club_sim.transactions
+    ids = np.sort(tx["customer_id"].unique())
+    two = pd.DataFrame({"customer_id": ids,
+                        "date": np.where(ids % 2 == 0, pd.Timestamp("2023-02-10"),
+                                         pd.Timestamp("2023-06-10"))})
+    r = programs.estimate(tx, two, secondary=False, heterogeneity=False, max_pre=1)
+    assert r.design == "staggered" and r.n_control == 0
+    assert any("had no comparison customers" in w for w in r.warnings)
+    one = two.assign(date=pd.Timestamp("2023-02-10"))
+    with pytest.raises(DataValidationError, match="no untreated or not-yet-treated"):
+        programs.estimate(tx, one, design="staggered")
+
+
 def test_arguments_are_checked(club_sim):
     tx, m = club_sim.transactions, club_sim.memberships
     with pytest.raises(ParameterError, match="unpack"):

@@ -168,6 +168,10 @@ def _groups_from_dates(table: pd.DataFrame, panel: Panel, warns: list[str]) -> n
         raise DataValidationError(
             f"every joining date is before the data start ({panel.periods[0]}): there is no "
             "pre-period to compare with")
+    if early.any():
+        warns.append(f"{int(early.sum()):,} customer(s) joined before the data start "
+                     f"({panel.periods[0]}; e.g. {dated['customer_id'][early].head(3).tolist()}):"
+                     " no pre-period, left out of the analysis")
     g = np.where(late, NEVER, cols)
     group[rows] = g
     return group
@@ -457,9 +461,10 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
     entry = panel.entry
     treated = group < NEVER
     no_pre = treated & (group <= entry)
-    if no_pre.any():
-        warns.append(f"{int(no_pre.sum()):,} treated customer(s) joined in (or before) their "
-                     "first observed period: no pre-period, left out of the analysis")
+    first_period = no_pre & (group >= 0)  # (joined before the data start: warned above)
+    if first_period.any():
+        warns.append(f"{int(first_period.sum()):,} treated customer(s) joined in (or before) "
+                     "their first observed period: no pre-period, left out of the analysis")
     if no_pre.all() and treated.any():
         raise DataValidationError(
             "no treated customer has a period before joining: the effect cannot be "
