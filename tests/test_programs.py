@@ -223,7 +223,7 @@ def test_effect_on_clv_beyond_the_window_covers_the_realised_truth(club_sim, clu
     assert "effect on CLV" in str(club_effect)
     with pytest.raises(ParameterError, match="clv_horizon"):
         programs.estimate(club_sim.transactions, club_sim.memberships, date_col="join_date",
-                          margin=0.3, clv_horizon=0)
+                          margin=0.3, clv_horizon=-1)
 
 
 def _clv_members(sim):

@@ -4,6 +4,7 @@ with a known effect (slow)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -64,6 +65,25 @@ def test_parameters_and_checks():
         program_report.check_params({"treatments": "x.csv", "response_col": "r"})
 
 
+def test_notebook_parameters_match_the_declaration():
+    """The notebook's parameters cell holds every declared parameter with its default, and
+    papermill parses all of them (a comment it cannot parse would hide one)."""
+    import nbformat
+    import papermill
+
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "program_report.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cell = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    names: dict = {}
+    exec(cell[0].source, {}, names)  # plain assignments
+    spec = get_report("program")
+    assert set(names) == set(spec.param_names) | {"output_dir"}
+    for p in spec.params:
+        assert names[p.name] == p.default, p.name
+    found = papermill.inspect_notebook(str(path))
+    assert set(found) == set(spec.param_names) | {"output_dir"}
+
+
 @pytest.mark.slow
 def test_demo_report_states_the_true_effect_beside_the_estimate(tmp_path):
     result = program_report.demo(out=tmp_path, n_customers=1500)
@@ -76,3 +96,7 @@ def test_demo_report_states_the_true_effect_beside_the_estimate(tmp_path):
         assert heading in page
     assert "true effect is" in page and "not an effect" in page
     assert "program_report.analyse(" not in page  # no code shown
+    assert "placebo outcome" in page and "Beyond the observed window" in page
+    assert metrics["clv_horizon"] == 12 and "clv_incremental_margin_per_member" in metrics
+    assert set(metrics["placebo_p_values"]) >= {
+        "placebo outcome (events the programme cannot affect)"}

@@ -364,7 +364,7 @@ def estimate(
         incremental purchases, revenue and margin of the members over this many periods
         after the observation window (:func:`custvalue.programs.value.clv_effect`: the
         estimated relative effect on purchases applied to the members' BG/NBD-expected
-        purchases; assumptions stated there). None: skip.
+        purchases; assumptions stated there). 0 or None: skip.
     heterogeneity : bool
         Also estimate the effect by segment of activity before the programme reached the
         customer (purchases in the last three periods: none, one, two or more), segments
@@ -425,9 +425,9 @@ def estimate(
     placebo_y = None
     if placebo_events is not None:
         placebo_y = _event_counts(placebo_events, panel, customer_col, placebo_date_col, warns)
-    if clv_horizon is not None and (int(clv_horizon) != clv_horizon or clv_horizon < 1):
-        raise ParameterError(f"clv_horizon={clv_horizon!r} must be a positive whole number of "
-                             "periods (or None)")
+    if clv_horizon is not None and (int(clv_horizon) != clv_horizon or clv_horizon < 0):
+        raise ParameterError(f"clv_horizon={clv_horizon!r} must be a whole number of periods "
+                             "(0 or None: no projection)")
     clv_args = None if not clv_horizon else (tx, int(clv_horizon), observation_end)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
                           placebo_shift, secondary, margin, cost_per_member, cost_per_reward,

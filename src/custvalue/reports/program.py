@@ -73,6 +73,17 @@ class ProgramReport:
             for name in e.index:
                 key = name.split(" (")[0].replace(" ", "_").lower()
                 out[key] = e.loc[name, "estimate"]
+        if self.effect.clv is not None:
+            c = self.effect.clv
+            out["clv_horizon"] = c.attrs["horizon"]
+            for name in c.index:
+                key = "clv_" + name.replace(" ", "_").lower()
+                out[key] = c.loc[name, "estimate"]
+                out[key + "_lower"] = c.loc[name, "lower"]
+                out[key + "_upper"] = c.loc[name, "upper"]
+        fals = self.effect.falsification
+        if fals is not None and len(fals):
+            out["placebo_p_values"] = {k: float(v) for k, v in fals["p_value"].items()}
         return out
 
 
@@ -189,13 +200,20 @@ PROGRAM_PARAMS: tuple[Param, ...] = (
     Param("freq", "choice", "M", "period length", feeds=(programs.estimate, "freq")),
     Param("observation_end", "date", None, "last observed day (auto: last transaction)",
           nullable=True),
-    Param("margin", "float", 0.3, "margin as a share of revenue (0.3 = 30%)", minimum=0.0,
-          maximum=1.0, exclusive_minimum=True),
+    Param("margin", "float", 0.3, "margin as a share of revenue, e.g. 0.3 for 30%",
+          minimum=0.0, maximum=1.0, exclusive_minimum=True),
     Param("cost_per_member", "float", 0.0, "programme cost per treated customer", minimum=0.0),
     Param("cost_per_reward", "float", 0.0, "cost per purchase of a member after joining",
           minimum=0.0),
     Param("cost_per_contact", "float", 0.0, "cost per contacted customer (randomised)",
           minimum=0.0),
+    Param("placebo_events", "path", None,
+          "placebo outcome (CSV/Parquet): events the programme cannot affect, one row per "
+          "event with the customer id and a date, e.g. purchases in a store the programme does "
+          "not cover", nullable=True),
+    Param("placebo_date_col", "str", "date", "date column of the placebo events"),
+    Param("clv_horizon", "int", 12, "periods after the observation window over which the "
+          "effect on CLV is projected (0: no projection)", minimum=0),
     Param("true_effect", "float", None, "known true effect per customer and period (simulated "
           "data only), shown beside the estimate", nullable=True),
     Param("seed", "int", 42, "random seed (simulated data)", minimum=0),
@@ -223,19 +241,24 @@ def demo(*, out: str | os.PathLike[str] = "reports", n_customers: int = 5000,
     The simulation (``loyalty={"history": True}``: active, heavy buyers join more and earlier;
     members buy 30% more while alive) is written next to the report, and the true effect per
     member-month (computed from each member's untreated path) is stated beside the estimate.
+    Its "service contacts" (same self-selection, no effect) are the placebo outcome.
     """
     from ..datasets import simulate
 
     sim = simulate(n_customers, seed=seed, acquisition_period="180D",
-                   loyalty={"history": True, "effect": 1.3, "launch": "2022-09-01"})
+                   loyalty={"history": True, "effect": 1.3, "launch": "2022-09-01",
+                            "placebo": True})
     folder = Path(out) / "program_demo_data"
     folder.mkdir(parents=True, exist_ok=True)
     tx_path, m_path = folder / "transactions.parquet", folder / "members.csv"
+    p_path = folder / "service_contacts.csv"
     tx = sim.transactions.copy()
     tx.attrs = {}  # parquet metadata cannot hold timestamps; the end is a parameter instead
     tx.to_parquet(tx_path)
     sim.memberships.to_csv(m_path, index=False)
+    sim.placebo.to_csv(p_path, index=False)
     params = {"treatments": str(m_path), "treatment_date_col": "join_date",
+              "placebo_events": str(p_path),
               "observation_end": sim.truth["observation_end"].strftime("%Y-%m-%d"),
               "true_effect": sim.truth["loyalty"]["att"]["level"], "margin": 0.3,
               "cost_per_member": 2.0}
