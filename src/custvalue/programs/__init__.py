@@ -16,7 +16,10 @@ falsification, balance and economics tables. The design decides the estimator:
 
 :func:`retention` estimates the programme's effect on cancellation (subscriptions) with a Cox
 model in which membership is a time-varying covariate (start-stop rows), never membership at
-baseline.
+baseline, with customer-clustered robust errors (Lin & Wei 1989). :func:`clv_effect` projects
+the effect beyond the observation window (the programme's effect on CLV,
+``ProgramEffect.clv``). Falsification: placebo joining dates, the pre-trend test and a
+placebo outcome (``placebo_events=``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .did import callaway_santanna, dr_did
 from .panel import OUTCOMES, Panel, build_panel
 from .result import ProgramEffect
 from .retention import retention
+from .value import clv_effect
 
 __all__ = ["DESIGNS", "OUTCOMES", "Panel", "ProgramEffect", "build_panel", "callaway_santanna",
-           "dr_did", "estimate", "retention"]
+           "clv_effect", "dr_did", "estimate", "retention"]
