@@ -175,6 +175,12 @@ def test_placebo_outcome_shares_the_selection_but_shows_no_effect(club_sim, club
     from custvalue.programs.core import _naive
     from custvalue.programs.panel import build_panel
 
+    # the placebo stream has its own generator: the rest of the simulation is unchanged
+    plain = simulate(2500, seed=5, acquisition_period="180D",
+                     loyalty={"history": True, "effect": 1.5, "launch": "2022-09-01"})
+    pd.testing.assert_frame_equal(plain.transactions, club_sim.transactions)
+    pd.testing.assert_frame_equal(plain.memberships, club_sim.memberships)
+    assert plain.placebo is None and len(club_sim.placebo) > 1000
     row = club_effect.falsification.loc["placebo outcome (events the programme cannot affect)"]
     assert abs(row["estimate"]) < 4 * row["std_error"]
     assert row["role"] == "placebo outcome"
