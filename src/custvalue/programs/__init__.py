@@ -20,16 +20,22 @@ baseline, with customer-clustered robust errors (Lin & Wei 1989). :func:`clv_eff
 the effect beyond the observation window (the programme's effect on CLV,
 ``ProgramEffect.clv``). Falsification: placebo joining dates, the pre-trend test and a
 placebo outcome (``placebo_events=``).
+
+:func:`dynamic_effect` gives a model-based second view: membership as a time-varying covariate
+of the Pareto/NBD (Bachmann, Meierer & Näf 2021), with separate multiplicative effects on the
+purchase rate and on dropout.
 """
 
 from __future__ import annotations
 
 from .core import DESIGNS, estimate
 from .did import callaway_santanna, dr_did
+from .model_based import DynamicEffect, dynamic_effect, membership_covariates
 from .panel import OUTCOMES, Panel, build_panel
 from .result import ProgramEffect
 from .retention import retention
 from .value import clv_effect
 
-__all__ = ["DESIGNS", "OUTCOMES", "Panel", "ProgramEffect", "build_panel", "callaway_santanna",
-           "clv_effect", "dr_did", "estimate", "retention"]
+__all__ = ["DESIGNS", "OUTCOMES", "DynamicEffect", "Panel", "ProgramEffect", "build_panel",
+           "callaway_santanna", "clv_effect", "dr_did", "dynamic_effect", "estimate",
+           "membership_covariates", "retention"]
