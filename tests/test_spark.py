@@ -178,3 +178,35 @@ def test_summary_functions_route_spark_dataframes_and_engine_spark(cdnow_sdf, cd
 
     with pytest.raises(ParameterError, match="engine='numpy' cannot read a Spark DataFrame"):
         summary.rfm_summary(cdnow_sdf, engine="numpy")
+
+
+def test_attributes_that_are_value_or_summary_columns_are_refused_like_duckdb(cdnow_sdf, cdnow):
+    from custvalue.errors import ParameterError
+
+    small = cdnow.head(200).assign(frequency=1)
+    for attrs, match in ((["amount"], "already used"), (["date"], "already used"),
+                         (["frequency"], "would overwrite summary columns")):
+        with pytest.raises(ParameterError, match=match) as duck:
+            summary.rfm_summary(small, attributes=attrs, engine="duckdb")
+        with pytest.raises(ParameterError, match=match) as spark:
+            cs.rfm_summary(_sdf(cdnow_sdf.sparkSession, small), attributes=attrs)
+        assert str(spark.value) == str(duck.value)
+    with pytest.raises(ParameterError, match="already used"):
+        cs.calibration_holdout(cdnow_sdf, calibration_end="1997-09-30", attributes=["amount"])
+
+
+def test_empty_transactions_are_a_clear_error(spark_session, cdnow_sdf, cdnow):
+    from custvalue.errors import DataValidationError
+
+    empty = cdnow_sdf.limit(0)
+    for call in (
+        lambda: cs.rfm_summary(empty),
+        lambda: cs.calibration_holdout(empty, calibration_end="1997-09-30"),
+        lambda: cs.cohort_table(empty),
+        lambda: summary.rfm_summary(empty),
+    ):
+        with pytest.raises(DataValidationError, match=r"\(Spark DataFrame\) are empty"):
+            call()
+    # a pandas frame without rows has no schema Spark could infer: the same error, not pyspark's
+    with pytest.raises(DataValidationError, match=r"\(DataFrame with 0 rows\) are empty"):
+        summary.rfm_summary(cdnow.iloc[:0], engine="spark")

@@ -151,9 +151,12 @@ def _as_spark(tx: Any, spark: SparkSession | None) -> tuple[SparkDataFrame, str]
         return tx, "Spark DataFrame"
     spark = spark or local_session()
     if isinstance(tx, pd.DataFrame):
+        description = f"DataFrame with {len(tx):,} rows"
+        if len(tx) == 0:  # Spark cannot infer a schema from no rows
+            _summary_helpers()._row_count({"n": 0}, description)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyspark 4.x warns about pandas 3 on every call
-            return spark.createDataFrame(tx), f"DataFrame with {len(tx):,} rows"
+            return spark.createDataFrame(tx), description
     if isinstance(tx, (str, os.PathLike)) or (
         isinstance(tx, (list, tuple)) and tx and all(isinstance(p, (str, os.PathLike)) for p in tx)
     ):
@@ -334,10 +337,11 @@ def _setup(
     unit = summary._normalize_freq(freq, freq_name)
     sdf, description = _as_spark(tx, spark)
     session = sdf.sparkSession
-    order, attrs, _ = summary._choose_columns(
+    order, attrs, used = summary._choose_columns(
         list(sdf.columns), description, customer_col, date_col, amount_col, order_col,
         attributes, show=lambda names, limit: repr(names),
     )
+    summary._check_attributes(attrs, used)
     ts = _spark_ts(sdf, date_col, amount_col)
     cols = summary._Columns(customer_col, date_col, amount_col, order, attrs, ts, description)
     profile = _profile(session, sdf, cols)

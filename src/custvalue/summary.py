@@ -266,6 +266,44 @@ def _choose_columns(
     return order_col, attrs, used
 
 
+_RESERVED = frozenset({
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "first_purchase",
+    "last_purchase",
+    "n_orders",
+    "total_spend",
+    "customer_id",
+    "frequency_holdout",
+    "monetary_value_holdout",
+    "duration_holdout",
+    "total_spend_holdout",
+})
+
+
+def _check_attributes(attrs: Sequence[str], used: set[str]) -> None:
+    """Refuse attributes that are a customer/date/amount/order column or a summary column.
+
+    Shared by the DuckDB engine and :mod:`custvalue.spark` (an attribute named like the amount
+    column would otherwise be selected twice, and one named like a summary column would
+    overwrite it).
+    """
+    clash = [a for a in attrs if a in used]
+    if clash:
+        raise ParameterError(
+            f"attribute column(s) {clash!r} are already used as customer/date/amount/order "
+            "columns; list only extra columns in attributes="
+        )
+    clash = [a for a in attrs if a in _RESERVED]
+    if clash:
+        raise ParameterError(
+            f"attribute column(s) {clash!r} would overwrite summary columns; rename them or "
+            "exclude them with attributes=[...]"
+        )
+
+
 def _resolve_columns(
     source: _Source,
     customer_col: str,
@@ -278,34 +316,7 @@ def _resolve_columns(
         source.columns, source.description, customer_col, date_col, amount_col, order_col,
         attributes, hint=" (or load the data with custvalue.load_transactions)",
     )
-    if attributes is not None:
-        clash = [a for a in attrs if a in used]
-        if clash:
-            raise ParameterError(
-                f"attribute column(s) {clash!r} are already used as customer/date/amount/order "
-                "columns; list only extra columns in attributes="
-            )
-    reserved = {
-        "frequency",
-        "recency",
-        "T",
-        "monetary_value",
-        "first_purchase",
-        "last_purchase",
-        "n_orders",
-        "total_spend",
-        "customer_id",
-        "frequency_holdout",
-        "monetary_value_holdout",
-        "duration_holdout",
-        "total_spend_holdout",
-    }
-    clash = [a for a in attrs if a in reserved]
-    if clash:
-        raise ParameterError(
-            f"attribute column(s) {clash!r} would overwrite summary columns; rename them or "
-            "exclude them with attributes=[...]"
-        )
+    _check_attributes(attrs, used)
     date_type = source.types[date_col].upper()
     if "WITH TIME ZONE" in date_type:
         raise DataValidationError(
