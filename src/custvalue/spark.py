@@ -83,8 +83,9 @@ def _pyspark() -> Any:
 
 def is_spark_dataframe(obj: Any) -> bool:
     """Whether ``obj`` is a PySpark DataFrame (classic or Spark Connect), without importing pyspark."""
-    mod = type(obj).__module__ or ""
-    return mod.startswith("pyspark.sql") and type(obj).__name__ == "DataFrame"
+    from ._sources import _is_spark_dataframe
+
+    return _is_spark_dataframe(obj)
 
 
 def local_session(

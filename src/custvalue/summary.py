@@ -114,6 +114,18 @@ def _open_source(tx: Any, memory_limit: str | None, threads: int | None = None) 
     return open_source(tx, memory_limit=memory_limit, threads=threads, stream=True)
 
 
+def _frame_engine(tx: Any, engine: str) -> str:
+    """``engine``, or for ``"auto"`` the engine a pandas frame asks for in ``attrs["engine"]``.
+
+    :func:`custvalue.reports.load_report_data` tags the transactions it loads with the report's
+    ``engine`` parameter this way, so that every summary a report computes from them runs on
+    that engine without each analysis passing it along.
+    """
+    if engine == "auto" and isinstance(tx, pd.DataFrame) and tx.attrs.get("engine") == "spark":
+        return "spark"
+    return engine  # "duckdb" in attrs: the local engines, as "auto" chooses them
+
+
 def _use_spark(tx: Any, engine: str) -> bool:
     """Whether the Spark engine (custvalue.spark) computes this summary."""
     from .spark import is_spark_dataframe
@@ -1005,8 +1017,10 @@ def rfm_summary(
         column, numeric amounts, no nulls, no order column and no attributes. ``"auto"`` uses
         numpy when it can (faster and leaner on frames that fit in memory) and DuckDB otherwise.
         Both give identical frames (tested). ``"spark"`` (also chosen for a Spark DataFrame
-        ``tx``) runs the same SQL in Spark (:func:`custvalue.spark.rfm_summary`) and collects
-        the result; keep it distributed with :mod:`custvalue.spark` directly.
+        ``tx``, a path Spark reads, or a frame whose ``attrs["engine"]`` is ``"spark"``, as
+        :func:`custvalue.reports.load_report_data` tags a report's transactions) runs the same
+        SQL in Spark (:func:`custvalue.spark.rfm_summary`) and collects the result; keep it
+        distributed with :mod:`custvalue.spark` directly.
 
     Returns
     -------
@@ -1034,6 +1048,7 @@ def rfm_summary(
     unit = _normalize_freq(freq)
     if engine not in (*_ENGINES, "spark"):
         raise ParameterError(f"engine={engine!r} is not one of {(*_ENGINES, 'spark')}")
+    engine = _frame_engine(tx, engine)
     if _use_spark(tx, engine):
         from . import spark as _spark
 
@@ -1133,6 +1148,7 @@ def calibration_holdout(
     unit = _normalize_freq(freq)
     if calibration_end is None:
         raise ParameterError("calibration_end is required, e.g. calibration_end='2024-06-30'")
+    engine = _frame_engine(tx, engine)
     if _use_spark(tx, engine):
         from . import spark as _spark
 
@@ -1240,6 +1256,7 @@ def cohort_table(
         raise ParameterError(
             f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}"
         )
+    engine = _frame_engine(tx, engine)
     if _use_spark(tx, engine):
         from . import spark as _spark
 
