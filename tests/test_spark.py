@@ -275,3 +275,44 @@ def test_value_report_runs_with_engine_spark_and_equals_duckdb(cdnow, tmp_path):
 
     metrics = {k: json.loads((r.run_dir / "metrics.json").read_text()) for k, r in runs.items()}
     assert metrics["spark"]["run"]["parameters"]["engine"] == "spark"
+
+
+def test_a_new_session_attaches_to_the_master_the_environment_names(monkeypatch):
+    """CUSTVALUE_SPARK_MASTER (inherited by a report's kernel) and SPARK_REMOTE choose where a
+    new session runs; an active session always wins. A recording stand-in for the builder:
+    no second JVM is started."""
+    import pyspark.sql as ps
+
+    seen: list[tuple[str, str]] = []
+
+    class Builder:
+        def __getattr__(self, name):
+            def record(*args):
+                seen.append((name, args[0] if args else ""))
+                return self
+            return record
+
+        def getOrCreate(self):
+            seen.append(("getOrCreate", ""))
+            return _Session()
+
+    class _Session:
+        class sparkContext:  # mimics the attribute
+            @staticmethod
+            def setLogLevel(level):
+                pass
+
+    monkeypatch.setattr(ps.SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.setattr(ps.SparkSession, "builder", Builder())
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.setenv(cs.MASTER_ENV, "spark://cluster:7077")
+    cs.local_session()
+    assert ("master", "spark://cluster:7077") in seen
+    seen.clear()
+    monkeypatch.delenv(cs.MASTER_ENV)
+    cs.local_session(3)
+    assert ("master", "local[3]") in seen
+    seen.clear()
+    monkeypatch.setenv("SPARK_REMOTE", "sc://connect:15002")
+    cs.local_session()
+    assert ("remote", "sc://connect:15002") in seen and not any(k == "master" for k, _ in seen)

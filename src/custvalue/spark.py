@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .summary import _Columns, _Profile
 
 __all__ = [
+    "MASTER_ENV",
     "calibration_holdout",
     "cohort_table",
     "is_spark_dataframe",
@@ -88,6 +89,14 @@ def is_spark_dataframe(obj: Any) -> bool:
     return _is_spark_dataframe(obj)
 
 
+#: Environment variable naming the Spark master a new session attaches to (``yarn``,
+#: ``spark://host:7077``, ``k8s://...``) instead of ``local[cores]``; a report's kernel inherits
+#: it, so ``CUSTVALUE_SPARK_MASTER=yarn custvalue report value --engine spark`` runs the
+#: report's summaries on the cluster. ``SPARK_REMOTE`` (Spark Connect, ``sc://host:15002``)
+#: is honoured the same way.
+MASTER_ENV = "CUSTVALUE_SPARK_MASTER"
+
+
 def local_session(
     cores: int = 2,
     *,
@@ -95,7 +104,12 @@ def local_session(
     driver_memory: str = "1g",
     app_name: str = "custvalue",
 ) -> SparkSession:
-    """A local Spark session (``local[cores]``), or the active session if there is one.
+    """The active Spark session, else a new one: on the cluster the environment names, else local.
+
+    In order: the active session (``spark`` in a notebook attached to a cluster, or under
+    ``spark-submit``); a Spark Connect session when ``SPARK_REMOTE`` is set; a session on the
+    master in ``$CUSTVALUE_SPARK_MASTER`` (:data:`MASTER_ENV`); a local ``local[cores]`` one.
+    The options below apply to new sessions only.
 
     Parameters
     ----------
@@ -121,9 +135,19 @@ def local_session(
     # Python workers run this interpreter (with custvalue and pandas), not whatever `python3`
     # is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    remote = os.environ.get("SPARK_REMOTE")
+    if remote:
+        try:
+            return ps.SparkSession.builder.remote(remote).appName(app_name).getOrCreate()
+        except Exception as exc:
+            raise ParameterError(
+                f"cannot connect to the Spark Connect server SPARK_REMOTE={remote!r} "
+                f"({_first_line(exc)})"
+            ) from None
+    master = os.environ.get(MASTER_ENV) or f"local[{int(cores)}]"
     try:
         spark = (
-            ps.SparkSession.builder.master(f"local[{int(cores)}]")
+            ps.SparkSession.builder.master(master)
             .appName(app_name)
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
@@ -136,7 +160,9 @@ def local_session(
             .getOrCreate()
         )
     except Exception as exc:  # no Java: pyspark raises PySparkRuntimeError
-        raise ParameterError(f"cannot start a local Spark session ({exc}); {_SPARK_HINT}") from None
+        raise ParameterError(
+            f"cannot start a Spark session on {master} ({_first_line(exc)}); {_SPARK_HINT}"
+        ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
