@@ -332,6 +332,7 @@ def _customer_sql(cols: _Columns, freq: str, where: str, obs_period: int) -> str
                    {order_key}{attr_select}
             FROM {{tx}}
             {where_clause}
+            DISTRIBUTE BY customer_id
         ),
         {orders}
         per AS (
