@@ -316,3 +316,34 @@ def test_a_new_session_attaches_to_the_master_the_environment_names(monkeypatch)
     monkeypatch.setenv("SPARK_REMOTE", "sc://connect:15002")
     cs.local_session()
     assert ("remote", "sc://connect:15002") in seen and not any(k == "master" for k, _ in seen)
+
+
+def test_cli_summarize_and_report_take_an_engine(spark_session, cdnow, tmp_path):
+    from click.testing import CliRunner
+
+    from custvalue.cli import main
+
+    path = tmp_path / "tx.parquet"
+    cdnow.to_parquet(path, index=False, coerce_timestamps="us")
+    runner = CliRunner()
+    outs = {}
+    for engine in ("spark", "duckdb"):
+        outs[engine] = tmp_path / f"rfm_{engine}.parquet"
+        res = runner.invoke(main, ["summarize", "--data", str(path), "--freq", "W", "--engine",
+                                   engine, "--out", str(outs[engine]), "-q"])
+        assert res.exit_code == 0, res.output
+    got, want = (pd.read_parquet(outs[k]) for k in ("spark", "duckdb"))
+    _assert_same(got, want, exact=False)
+    bad = runner.invoke(main, ["summarize", "--data", str(path), "--engine", "polars",
+                               "--out", str(tmp_path / "x.parquet")])
+    assert bad.exit_code == 2 and "polars" in bad.output
+    # every report declares the engine parameter, checked before any kernel starts
+    from custvalue import reports
+
+    for name in ("value", "segment", "program"):
+        spec = reports.get_report(name)
+        assert spec.param_names[spec.param_names.index("data") + 1] == "engine"
+        param = spec.param("engine")
+        assert param.parse("spark") == "spark" and param.parse("auto") is None
+    res = runner.invoke(main, ["report", "value", "--data", str(path), "--engine", "polars"])
+    assert res.exit_code == 2 and "polars" in res.output
