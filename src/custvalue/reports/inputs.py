@@ -99,8 +99,9 @@ def load_report_data(
 
     ``engine`` (the reports' ``engine`` parameter: ``None``/``"auto"``, ``"duckdb"`` or
     ``"spark"``) says where the report's summaries are computed. With ``"spark"`` a Parquet or
-    CSV path is read by Spark (so any path the cluster reads works: ``s3a://``, ``hdfs://``...),
-    and the transactions carry ``attrs["engine"] = "spark"``, so that every
+    CSV path is read by Spark (so any path the cluster reads works: ``s3a://``, ``hdfs://``...;
+    CSV columns then have the types Spark infers, not the loader's every-value CSV rules), and
+    the transactions carry ``attrs["engine"] = "spark"``, so that every
     :mod:`custvalue.summary` function the analysis calls on them runs in Spark
     (:mod:`custvalue.spark`, on the active session or a local one).
     """
