@@ -245,7 +245,13 @@ def step_spark(work: Path, opts: dict) -> dict:
     rfm = cs.rfm_summary(sdf.select("customer_id", "date", "amount"), freq="W")
     rfm.write.parquet(str(out))
     wall = time.perf_counter() - t
-    stats = cs.sufficient_statistics(rfm)
+    # the statistics the driver collects, from the summary just written (``rfm`` itself is a
+    # lazy query: collecting from it would run the whole summary again)
+    t = time.perf_counter()
+    written = spark.read.parquet(str(out))
+    stats = cs.sufficient_statistics(written)
+    spend = cs.sufficient_statistics(written, spend=True)
+    t_stats = time.perf_counter() - t
     spark.stop()
     # the Spark summary against the DuckDB one (summary step): same customers and statistics
     import duckdb
@@ -264,7 +270,12 @@ def step_spark(work: Path, opts: dict) -> dict:
     con.close()
     return {
         "summary_write_s": round(wall, 2),
+        "stats_collect_s": round(t_stats, 2),
         "distinct_rows_collected": len(stats),
+        "distinct_spend_rows_collected": len(spend),
+        "collected_mib": round(
+            (stats.memory_usage(index=False).sum() + spend.memory_usage(index=False).sum()) / 2**20, 1
+        ),
         "equals_duckdb_summary": None if ours is None else ours == theirs,
     }
 

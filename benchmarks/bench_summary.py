@@ -13,6 +13,11 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench_summary.py all          # (a) and (b)
     .venv/bin/python benchmarks/bench_summary.py a --customers 1000000
     .venv/bin/python benchmarks/bench_summary.py b --rows 50000000 [--reuse] [--memory-limit 2GB]
+    .venv/bin/python benchmarks/bench_summary.py once custvalue|lifetimes PATH [OUT]  # one, whole
+
+``once`` runs one contender as a whole command (read the file, summarise, exit) so that a
+whole-process timer (``/usr/bin/time -v``, or any harness that alternates two commands) can
+put the two side by side; it prints the summary call's own time too.
 
 Data go to benchmarks/_work/ (git-ignored). Results are printed as a Markdown table.
 """
@@ -294,9 +299,34 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def once(kind: str, source: str, out: str = "") -> None:
+    """One contender as a whole command, for a whole-process timer run beside the other:
+    read the Parquet file into pandas, summarise it daily, print the summary call's own time
+    (and write frequency/recency/T/monetary_value to ``out`` for the comparison)."""
+    tx = pd.read_parquet(source)
+    if kind == "custvalue":
+        from custvalue.summary import rfm_summary
+
+        t = time.perf_counter()
+        res = rfm_summary(tx, freq="D")
+    else:
+        from lifetimes.utils import summary_data_from_transaction_data
+
+        t = time.perf_counter()
+        res = summary_data_from_transaction_data(
+            tx, "customer_id", "date", monetary_value_col="amount", freq="D"
+        )
+    print(f"{kind} summary call {time.perf_counter() - t:.3f} s, {len(res):,} customers", flush=True)
+    if out:
+        res[["frequency", "recency", "T", "monetary_value"]].to_parquet(out)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         child(*sys.argv[2:5])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "once":  # once custvalue|lifetimes PATH [OUT]
+        once(*sys.argv[2:5])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("which", choices=["a", "b", "all"])

@@ -178,3 +178,172 @@ def test_summary_functions_route_spark_dataframes_and_engine_spark(cdnow_sdf, cd
 
     with pytest.raises(ParameterError, match="engine='numpy' cannot read a Spark DataFrame"):
         summary.rfm_summary(cdnow_sdf, engine="numpy")
+
+
+def test_attributes_that_are_value_or_summary_columns_are_refused_like_duckdb(cdnow_sdf, cdnow):
+    from custvalue.errors import ParameterError
+
+    small = cdnow.head(200).assign(frequency=1)
+    for attrs, match in ((["amount"], "already used"), (["date"], "already used"),
+                         (["frequency"], "would overwrite summary columns")):
+        with pytest.raises(ParameterError, match=match) as duck:
+            summary.rfm_summary(small, attributes=attrs, engine="duckdb")
+        with pytest.raises(ParameterError, match=match) as spark:
+            cs.rfm_summary(_sdf(cdnow_sdf.sparkSession, small), attributes=attrs)
+        assert str(spark.value) == str(duck.value)
+    with pytest.raises(ParameterError, match="already used"):
+        cs.calibration_holdout(cdnow_sdf, calibration_end="1997-09-30", attributes=["amount"])
+
+
+def test_empty_transactions_are_a_clear_error(spark_session, cdnow_sdf, cdnow):
+    from custvalue.errors import DataValidationError
+
+    empty = cdnow_sdf.limit(0)
+    for call in (
+        lambda: cs.rfm_summary(empty),
+        lambda: cs.calibration_holdout(empty, calibration_end="1997-09-30"),
+        lambda: cs.cohort_table(empty),
+        lambda: summary.rfm_summary(empty),
+    ):
+        with pytest.raises(DataValidationError, match=r"\(Spark DataFrame\) are empty"):
+            call()
+    # a pandas frame without rows has no schema Spark could infer: the same error, not pyspark's
+    with pytest.raises(DataValidationError, match=r"\(DataFrame with 0 rows\) are empty"):
+        summary.rfm_summary(cdnow.iloc[:0], engine="spark")
+
+
+def test_load_transactions_reads_a_spark_dataframe(cdnow_sdf, cdnow):
+    from custvalue.data import load_transactions
+
+    got, quality = load_transactions(cdnow_sdf)
+    want, want_quality = load_transactions(cdnow)
+    pd.testing.assert_frame_equal(got, want)
+    assert quality.n_rows_in == want_quality.n_rows_in == len(cdnow)
+    assert "Spark DataFrame" in quality.source
+
+
+def test_report_data_with_engine_spark_is_read_and_summarised_in_spark(
+    spark_session, cdnow, tmp_path, monkeypatch
+):
+    from custvalue import reports
+
+    path = tmp_path / "tx.parquet"
+    cdnow.to_parquet(path, index=False, coerce_timestamps="us")
+    tx, _ = reports.load_report_data(str(path), engine="spark")
+    local, _ = reports.load_report_data(str(path))
+    assert tx.attrs["engine"] == "spark" and "engine" not in local.attrs
+    pd.testing.assert_frame_equal(tx, local, check_like=False)
+    calls = []
+    for name in ("rfm_summary", "calibration_holdout", "cohort_table"):
+        real = getattr(cs, name)
+        monkeypatch.setattr(cs, name, lambda *a, _real=real, _name=name, **k: (
+            calls.append(_name), _real(*a, **k))[1])
+    _assert_same(summary.rfm_summary(tx, freq="W"), summary.rfm_summary(local, freq="W"),
+                 exact=False)
+    _assert_same(summary.calibration_holdout(tx, calibration_end="1997-09-30", freq="W"),
+                 summary.calibration_holdout(local, calibration_end="1997-09-30", freq="W"),
+                 exact=False)
+    _assert_same(summary.cohort_table(tx).reset_index(drop=True),
+                 summary.cohort_table(local).reset_index(drop=True), exact=False)
+    assert calls == ["rfm_summary", "calibration_holdout", "cohort_table"]
+    # a subset keeps the tag; an explicit engine wins over it
+    assert tx[tx["amount"] > 0].attrs["engine"] == "spark"
+    summary.rfm_summary(tx, freq="W", engine="duckdb")
+    assert calls == ["rfm_summary", "calibration_holdout", "cohort_table"]
+
+
+def test_value_report_runs_with_engine_spark_and_equals_duckdb(cdnow, tmp_path):
+    """A small value report run end to end in a kernel whose summaries run in Spark local
+    mode (command line: ``custvalue report value --engine spark``), against the same report
+    on the DuckDB engine."""
+    from custvalue import reports
+
+    path = tmp_path / "tx.parquet"
+    cdnow.head(4000).to_parquet(path, index=False, coerce_timestamps="us")
+    params = {"models": "bgnbd", "n_draws": 0, "freq": "W"}
+    runs = {
+        engine: reports.run("value", data=str(path), params={**params, "engine": engine},
+                            out=tmp_path / engine, log=lambda line: None, progress=False,
+                            kernel="python3")  # the venv's own kernel: inherits PYTHONPATH
+        for engine in ("spark", "duckdb")
+    }
+    scores = {k: pd.read_parquet(r.run_dir / "scores.parquet") for k, r in runs.items()}
+    assert len(scores["spark"]) == cdnow.head(4000)["customer_id"].nunique()
+    pd.testing.assert_frame_equal(scores["spark"], scores["duckdb"], check_exact=False,
+                                  rtol=1e-9)
+    import json
+
+    metrics = {k: json.loads((r.run_dir / "metrics.json").read_text()) for k, r in runs.items()}
+    assert metrics["spark"]["run"]["parameters"]["engine"] == "spark"
+
+
+def test_a_new_session_attaches_to_the_master_the_environment_names(monkeypatch):
+    """CUSTVALUE_SPARK_MASTER (inherited by a report's kernel) and SPARK_REMOTE choose where a
+    new session runs; an active session always wins. A recording stand-in for the builder:
+    no second JVM is started."""
+    import pyspark.sql as ps
+
+    seen: list[tuple[str, str]] = []
+
+    class Builder:
+        def __getattr__(self, name):
+            def record(*args):
+                seen.append((name, args[0] if args else ""))
+                return self
+            return record
+
+        def getOrCreate(self):
+            seen.append(("getOrCreate", ""))
+            return _Session()
+
+    class _Session:
+        class sparkContext:  # mimics the attribute
+            @staticmethod
+            def setLogLevel(level):
+                pass
+
+    monkeypatch.setattr(ps.SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.setattr(ps.SparkSession, "builder", Builder())
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.setenv(cs.MASTER_ENV, "spark://cluster:7077")
+    cs.local_session()
+    assert ("master", "spark://cluster:7077") in seen
+    seen.clear()
+    monkeypatch.delenv(cs.MASTER_ENV)
+    cs.local_session(3)
+    assert ("master", "local[3]") in seen
+    seen.clear()
+    monkeypatch.setenv("SPARK_REMOTE", "sc://connect:15002")
+    cs.local_session()
+    assert ("remote", "sc://connect:15002") in seen and not any(k == "master" for k, _ in seen)
+
+
+def test_cli_summarize_and_report_take_an_engine(spark_session, cdnow, tmp_path):
+    from click.testing import CliRunner
+
+    from custvalue.cli import main
+
+    path = tmp_path / "tx.parquet"
+    cdnow.to_parquet(path, index=False, coerce_timestamps="us")
+    runner = CliRunner()
+    outs = {}
+    for engine in ("spark", "duckdb"):
+        outs[engine] = tmp_path / f"rfm_{engine}.parquet"
+        res = runner.invoke(main, ["summarize", "--data", str(path), "--freq", "W", "--engine",
+                                   engine, "--out", str(outs[engine]), "-q"])
+        assert res.exit_code == 0, res.output
+    got, want = (pd.read_parquet(outs[k]) for k in ("spark", "duckdb"))
+    _assert_same(got, want, exact=False)
+    bad = runner.invoke(main, ["summarize", "--data", str(path), "--engine", "polars",
+                               "--out", str(tmp_path / "x.parquet")])
+    assert bad.exit_code == 2 and "polars" in bad.output
+    # every report declares the engine parameter, checked before any kernel starts
+    from custvalue import reports
+
+    for name in ("value", "segment", "program"):
+        spec = reports.get_report(name)
+        assert spec.param_names[spec.param_names.index("data") + 1] == "engine"
+        param = spec.param("engine")
+        assert param.parse("spark") == "spark" and param.parse("auto") is None
+    res = runner.invoke(main, ["report", "value", "--data", str(path), "--engine", "polars"])
+    assert res.exit_code == 2 and "polars" in res.output

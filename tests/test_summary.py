@@ -746,6 +746,36 @@ def test_engines_agree_on_times_of_day_string_ids_and_nanoseconds() -> None:
     assert out["n_orders"].sum() > 0
 
 
+@pytest.mark.parametrize(
+    ("dtype", "base", "scale"),
+    [
+        ("int64", 1_000_000, 1),  # a dense id range: ids are sort keys, no hashing
+        ("int32", -5_000, 7),  # negative ids, a narrow dtype
+        ("int64", -(2**62), 2**52),  # a range too wide for one key: factorised
+        ("uint64", 2**63 + 5, 3),  # ids above the int64 range: factorised
+    ],
+)
+def test_engines_agree_on_integer_ids_of_any_range(dtype: str, base: int, scale: int) -> None:
+    rng = np.random.default_rng(11)
+    n = 4_000
+    ids = np.array([base + scale * int(k) for k in rng.integers(0, 500, n)], dtype=object)
+    tx = pd.DataFrame(
+        {
+            "customer_id": ids.astype(dtype),
+            "date": pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 300, n), unit="D"),
+            "amount": rng.gamma(2.0, 20.0, n).round(2),
+        }
+    )
+    before = tx.copy()
+    for freq in ("D", "W"):
+        out = _assert_engines_agree(tx, freq=freq)
+        out_auto = rfm_summary(tx, freq=freq)
+        pd.testing.assert_frame_equal(out_auto, out)
+    assert out.index.is_monotonic_increasing and out.index.dtype == np.dtype(dtype)
+    assert set(out.index) == set(tx["customer_id"])
+    pd.testing.assert_frame_equal(tx, before)  # the caller's frame is not modified
+
+
 def test_auto_engine_falls_back_to_duckdb_for_what_numpy_does_not_handle() -> None:
     tx = pd.DataFrame(
         {

@@ -11,6 +11,9 @@ Sources
 * CSV files (``.csv``, ``.tsv``, ``.txt``, also ``.gz``/``.zst`` compressed) and Parquet files,
   given as a path, a glob (``"exports/*.parquet"``, ``**`` recursive), a directory (every CSV or
   Parquet file below it) or a list of these; remote URLs (``s3://``, ``https://``...) too;
+* a Spark DataFrame -- collected to the driver as Arrow (``toArrow``) and scanned in place;
+  only :func:`custvalue.data.load_transactions` opens one here (its result is a pandas frame
+  anyway): the summaries compute a Spark DataFrame's statistics in Spark;
 * a DuckDB relation, or the name of a table in a caller's DuckDB ``connection`` (copied into
   the loader's own connection, so nothing is created in, or read through, the caller's one);
 * a database URL, ``postgresql://user@host/db?table=orders`` (or ``?query=SELECT ...``) or
@@ -759,6 +762,31 @@ def _open_files(
     return fmt, desc, files, decimal
 
 
+def _is_spark_dataframe(obj: Any) -> bool:
+    """Whether ``obj`` is a PySpark DataFrame, without importing pyspark."""
+    mod = type(obj).__module__ or ""
+    return mod.startswith("pyspark.sql") and type(obj).__name__ == "DataFrame"
+
+
+def _spark_to_arrow(sdf: Any) -> Any:
+    """A Spark DataFrame's rows as one Arrow table on the driver (``DataFrame.toArrow``).
+
+    For the loader, whose result is a pandas frame anyway; the summaries of a Spark DataFrame
+    stay in Spark (:mod:`custvalue.spark`) and collect only their result.
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyspark 4.x warns about pandas 3 on every call
+            return sdf.toArrow()
+    except Exception as exc:  # AnalysisException, Py4JJavaError...
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        raise DataValidationError(
+            f"cannot read the Spark DataFrame: {lines[0] if lines else type(exc).__name__}"
+        ) from None
+
+
 def open_source(
     source: Any,
     *,
@@ -802,11 +830,12 @@ def open_source(
         and len(source) > 0
         and all(isinstance(p, str | os.PathLike) for p in source)
     )
-    if not (isinstance(source, pd.DataFrame | duckdb.DuckDBPyRelation) or is_paths):
+    spark_frame = _is_spark_dataframe(source)
+    if not (isinstance(source, pd.DataFrame | duckdb.DuckDBPyRelation) or is_paths or spark_frame):
         raise DataValidationError(
             f"unsupported transaction source of type {type(source).__name__}: pass a pandas "
             "DataFrame, a CSV/Parquet path, glob, directory or list of paths, a DuckDB relation, "
-            "or a table name together with connection="
+            "a Spark DataFrame, or a table name together with connection="
         )
     con = connect(memory_limit, threads, stream=stream)
     notes: list[str] = []
@@ -823,6 +852,11 @@ def open_source(
                     f"cannot read the DuckDB relation: {first_line(exc)}"
                 ) from exc
             kind, desc = "relation", "DuckDB relation"
+        elif spark_frame:
+            table = _spark_to_arrow(source)
+            con.register(TABLE, table)
+            kind = "spark"
+            desc = f"Spark DataFrame ({table.num_rows:,} rows x {table.num_columns} columns)"
         elif isinstance(source, pd.DataFrame):
             _open_frame(con, source)
             kind = "frame"

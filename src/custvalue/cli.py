@@ -398,8 +398,12 @@ def validate(
 @click.option("--out", "out", required=True, metavar="PATH",
               help="Output file: .parquet or .csv (written atomically).")
 @click.option("-q", "--quiet", is_flag=True, help="Do not print the data-quality report.")
+@click.option("--engine", type=click.Choice(["auto", "duckdb", "spark"]), default="auto",
+              show_default=True,
+              help="Where the summary is computed: DuckDB on this machine, or Spark (the "
+              "active session, else a local one).")
 def summarize(
-    freq: str, observation_end: str | None, out: str, quiet: bool, **kwargs: Any
+    freq: str, observation_end: str | None, out: str, quiet: bool, engine: str, **kwargs: Any
 ) -> None:
     """Validate transactions and write one row per customer (frequency, recency, T, ...)."""
     from ._time import normalize_unit
@@ -415,7 +419,8 @@ def summarize(
         # the names the loader gave the attributes: one parser for both
         attributes = [name for name, _ in parse_attributes(kwargs["attributes"])]
         summary = rfm_summary(
-            tx, freq=unit, observation_end=observation_end, attributes=attributes or None
+            tx, freq=unit, observation_end=observation_end, attributes=attributes or None,
+            engine=engine,
         )
         _write_frame(summary, tmp, fmt)
     if not quiet:
@@ -614,6 +619,12 @@ def _fail(message: str, code: int) -> None:
 @click.option("--order-col", help="Column with the order id.")
 @click.option("--attribute", "attributes", multiple=True, help="Attribute column (repeatable).")
 @click.option(
+    "--engine",
+    type=click.Choice(["auto", "duckdb", "spark"]),
+    default=None,
+    help="Where the summaries are computed (the report's engine parameter; default auto).",
+)
+@click.option(
     "-p",
     "--param",
     "param_pairs",
@@ -652,6 +663,7 @@ def report_command(
     amount_col: str | None,
     order_col: str | None,
     attributes: tuple[str, ...],
+    engine: str | None,
     param_pairs: tuple[str, ...],
     out: str,
     kernel: str | None,
@@ -683,6 +695,7 @@ def report_command(
             ("date_col", date_col),
             ("amount_col", amount_col),
             ("order_col", order_col),
+            ("engine", engine),
         ):
             if value is not None:
                 params[key] = value

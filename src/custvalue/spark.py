@@ -21,12 +21,15 @@ only the compressed sufficient statistics the models are fitted on are collected
 
 What moves where (scaling out)
 ------------------------------
-The summary shuffles the transactions once per GROUP BY level, hashed on customer id (orders,
-customer x period, customer), so each stage's data is spread evenly over the cluster; the
-customer rows stay distributed. ``sufficient_statistics`` collects one row per distinct
-``(x, t_x, T)``: at most ``(periods + 1)^2 / 2 * periods`` rows whatever the number of customers
-(a few hundred thousand for daily data over two years, far fewer in weeks). Scoring ships the
-fitted model (a few parameters) to every task and shuffles nothing.
+The summary shuffles the transactions once: ``DISTRIBUTE BY customer_id`` hashes the rows (id,
+timestamp, amount) over the partitions, and the three GROUP BY levels (orders, customer x
+period, customer) then run inside each partition with no further exchange; the customer rows
+stay distributed. A profile pass before it (row count, nulls, date range) is one scan with a
+one-row result. ``sufficient_statistics`` collects one row per distinct ``(x, t_x, T)``: with
+``x <= t_x <= T <= P`` periods in the window, at most ``(P + 1)(P + 2)(P + 3) / 6`` rows whatever
+the number of customers (111,552 rows for 22.8M customers over two years in weeks), and for
+Gamma-Gamma one row per distinct ``(x, m_x)`` (2.2M rows there; ``benchmarks/RESULTS.md``).
+Scoring ships the fitted models (a few parameters) to every task and shuffles nothing.
 
 Sessions
 --------
@@ -56,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .summary import _Columns, _Profile
 
 __all__ = [
+    "MASTER_ENV",
     "calibration_holdout",
     "cohort_table",
     "is_spark_dataframe",
@@ -83,8 +87,17 @@ def _pyspark() -> Any:
 
 def is_spark_dataframe(obj: Any) -> bool:
     """Whether ``obj`` is a PySpark DataFrame (classic or Spark Connect), without importing pyspark."""
-    mod = type(obj).__module__ or ""
-    return mod.startswith("pyspark.sql") and type(obj).__name__ == "DataFrame"
+    from ._sources import _is_spark_dataframe
+
+    return _is_spark_dataframe(obj)
+
+
+#: Environment variable naming the Spark master a new session attaches to (``yarn``,
+#: ``spark://host:7077``, ``k8s://...``) instead of ``local[cores]``; a report's kernel inherits
+#: it, so ``CUSTVALUE_SPARK_MASTER=yarn custvalue report value --engine spark`` runs the
+#: report's summaries on the cluster. ``SPARK_REMOTE`` (Spark Connect, ``sc://host:15002``)
+#: is honoured the same way.
+MASTER_ENV = "CUSTVALUE_SPARK_MASTER"
 
 
 def local_session(
@@ -94,7 +107,12 @@ def local_session(
     driver_memory: str = "1g",
     app_name: str = "custvalue",
 ) -> SparkSession:
-    """A local Spark session (``local[cores]``), or the active session if there is one.
+    """The active Spark session, else a new one: on the cluster the environment names, else local.
+
+    In order: the active session (``spark`` in a notebook attached to a cluster, or under
+    ``spark-submit``); a Spark Connect session when ``SPARK_REMOTE`` is set; a session on the
+    master in ``$CUSTVALUE_SPARK_MASTER`` (:data:`MASTER_ENV`); a local ``local[cores]`` one.
+    The options below apply to new sessions only.
 
     Parameters
     ----------
@@ -120,9 +138,19 @@ def local_session(
     # Python workers run this interpreter (with custvalue and pandas), not whatever `python3`
     # is first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    remote = os.environ.get("SPARK_REMOTE")
+    if remote:
+        try:
+            return ps.SparkSession.builder.remote(remote).appName(app_name).getOrCreate()
+        except Exception as exc:
+            raise ParameterError(
+                f"cannot connect to the Spark Connect server SPARK_REMOTE={remote!r} "
+                f"({_first_line(exc)})"
+            ) from None
+    master = os.environ.get(MASTER_ENV) or f"local[{int(cores)}]"
     try:
         spark = (
-            ps.SparkSession.builder.master(f"local[{int(cores)}]")
+            ps.SparkSession.builder.master(master)
             .appName(app_name)
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
@@ -135,7 +163,9 @@ def local_session(
             .getOrCreate()
         )
     except Exception as exc:  # no Java: pyspark raises PySparkRuntimeError
-        raise ParameterError(f"cannot start a local Spark session ({exc}); {_SPARK_HINT}") from None
+        raise ParameterError(
+            f"cannot start a Spark session on {master} ({_first_line(exc)}); {_SPARK_HINT}"
+        ) from None
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
@@ -151,9 +181,12 @@ def _as_spark(tx: Any, spark: SparkSession | None) -> tuple[SparkDataFrame, str]
         return tx, "Spark DataFrame"
     spark = spark or local_session()
     if isinstance(tx, pd.DataFrame):
+        description = f"DataFrame with {len(tx):,} rows"
+        if len(tx) == 0:  # Spark cannot infer a schema from no rows
+            _summary_helpers()._row_count({"n": 0}, description)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyspark 4.x warns about pandas 3 on every call
-            return spark.createDataFrame(tx), f"DataFrame with {len(tx):,} rows"
+            return spark.createDataFrame(tx), description
     if isinstance(tx, (str, os.PathLike)) or (
         isinstance(tx, (list, tuple)) and tx and all(isinstance(p, (str, os.PathLike)) for p in tx)
     ):
@@ -302,6 +335,7 @@ def _customer_sql(cols: _Columns, freq: str, where: str, obs_period: int) -> str
                    {order_key}{attr_select}
             FROM {{tx}}
             {where_clause}
+            DISTRIBUTE BY customer_id
         ),
         {orders}
         per AS (
@@ -334,10 +368,11 @@ def _setup(
     unit = summary._normalize_freq(freq, freq_name)
     sdf, description = _as_spark(tx, spark)
     session = sdf.sparkSession
-    order, attrs, _ = summary._choose_columns(
+    order, attrs, used = summary._choose_columns(
         list(sdf.columns), description, customer_col, date_col, amount_col, order_col,
         attributes, show=lambda names, limit: repr(names),
     )
+    summary._check_attributes(attrs, used)
     ts = _spark_ts(sdf, date_col, amount_col)
     cols = summary._Columns(customer_col, date_col, amount_col, order, attrs, ts, description)
     profile = _profile(session, sdf, cols)

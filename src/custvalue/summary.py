@@ -114,6 +114,18 @@ def _open_source(tx: Any, memory_limit: str | None, threads: int | None = None) 
     return open_source(tx, memory_limit=memory_limit, threads=threads, stream=True)
 
 
+def _frame_engine(tx: Any, engine: str) -> str:
+    """``engine``, or for ``"auto"`` the engine a pandas frame asks for in ``attrs["engine"]``.
+
+    :func:`custvalue.reports.load_report_data` tags the transactions it loads with the report's
+    ``engine`` parameter this way, so that every summary a report computes from them runs on
+    that engine without each analysis passing it along.
+    """
+    if engine == "auto" and isinstance(tx, pd.DataFrame) and tx.attrs.get("engine") == "spark":
+        return "spark"
+    return engine  # "duckdb" in attrs: the local engines, as "auto" chooses them
+
+
 def _use_spark(tx: Any, engine: str) -> bool:
     """Whether the Spark engine (custvalue.spark) computes this summary."""
     from .spark import is_spark_dataframe
@@ -266,6 +278,44 @@ def _choose_columns(
     return order_col, attrs, used
 
 
+_RESERVED = frozenset({
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "first_purchase",
+    "last_purchase",
+    "n_orders",
+    "total_spend",
+    "customer_id",
+    "frequency_holdout",
+    "monetary_value_holdout",
+    "duration_holdout",
+    "total_spend_holdout",
+})
+
+
+def _check_attributes(attrs: Sequence[str], used: set[str]) -> None:
+    """Refuse attributes that are a customer/date/amount/order column or a summary column.
+
+    Shared by the DuckDB engine and :mod:`custvalue.spark` (an attribute named like the amount
+    column would otherwise be selected twice, and one named like a summary column would
+    overwrite it).
+    """
+    clash = [a for a in attrs if a in used]
+    if clash:
+        raise ParameterError(
+            f"attribute column(s) {clash!r} are already used as customer/date/amount/order "
+            "columns; list only extra columns in attributes="
+        )
+    clash = [a for a in attrs if a in _RESERVED]
+    if clash:
+        raise ParameterError(
+            f"attribute column(s) {clash!r} would overwrite summary columns; rename them or "
+            "exclude them with attributes=[...]"
+        )
+
+
 def _resolve_columns(
     source: _Source,
     customer_col: str,
@@ -278,34 +328,7 @@ def _resolve_columns(
         source.columns, source.description, customer_col, date_col, amount_col, order_col,
         attributes, hint=" (or load the data with custvalue.load_transactions)",
     )
-    if attributes is not None:
-        clash = [a for a in attrs if a in used]
-        if clash:
-            raise ParameterError(
-                f"attribute column(s) {clash!r} are already used as customer/date/amount/order "
-                "columns; list only extra columns in attributes="
-            )
-    reserved = {
-        "frequency",
-        "recency",
-        "T",
-        "monetary_value",
-        "first_purchase",
-        "last_purchase",
-        "n_orders",
-        "total_spend",
-        "customer_id",
-        "frequency_holdout",
-        "monetary_value_holdout",
-        "duration_holdout",
-        "total_spend_holdout",
-    }
-    clash = [a for a in attrs if a in reserved]
-    if clash:
-        raise ParameterError(
-            f"attribute column(s) {clash!r} would overwrite summary columns; rename them or "
-            "exclude them with attributes=[...]"
-        )
+    _check_attributes(attrs, used)
     date_type = source.types[date_col].upper()
     if "WITH TIME ZONE" in date_type:
         raise DataValidationError(
@@ -727,6 +750,68 @@ def _frame_arrays(tx: Any, cols: _Columns) -> tuple[_Arrays | None, str]:
     return _Arrays(customer, ts_us, amount, profile), ""
 
 
+def _frame_columns(
+    tx: Any,
+    customer_col: str,
+    date_col: str,
+    amount_col: str,
+    order_col: str | None,
+    attributes: Iterable[str] | None,
+) -> _Columns | None:
+    """The columns of a pandas frame the in-memory engine could take, without opening DuckDB.
+
+    ``None`` when anything needs the DuckDB engine's resolution or its messages: not a frame,
+    column names that are not all strings, a missing column, an order column or attributes.
+    """
+    if not isinstance(tx, pd.DataFrame) or not all(isinstance(c, str) for c in tx.columns):
+        return None
+    available = list(tx.columns)
+    if len(set(available)) != len(available):
+        return None
+    if any(c not in available for c in (customer_col, date_col, amount_col)):
+        return None
+    try:
+        order, attrs, _ = _choose_columns(
+            available, "DataFrame", customer_col, date_col, amount_col, order_col, attributes
+        )
+    except DataValidationError:  # worded by the DuckDB engine's resolution
+        return None
+    if order is not None or attrs:
+        return None
+    return _Columns(customer_col, date_col, amount_col, None, [], "", f"DataFrame with {len(tx):,} rows")
+
+
+def _numpy_summary(
+    tx: Any, cols: _Columns, unit: str, observation_end: Any, engine: str
+) -> tuple[pd.DataFrame | None, str]:
+    """The in-memory engine's summary, or ``(None, why not)`` when it cannot take the frame.
+
+    With ``engine="numpy"`` a frame it cannot take is a :class:`ParameterError`.
+    """
+    try:
+        arrays, why_not = _frame_arrays(tx, cols)
+    except TypeError as exc:  # e.g. customer ids of mixed, unorderable types
+        arrays, why_not = None, str(exc)
+    if arrays is None:
+        if engine == "numpy" and cols.ts_expr:  # resolved by DuckDB: nothing else to try
+            raise ParameterError(f"engine='numpy' cannot summarise these transactions: {why_not}")
+        return None, why_not
+    profile = arrays.profile
+    obs_end = _resolve_observation_end(observation_end, profile)
+    cutoff = None
+    if obs_end < profile.last:
+        end = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
+        cutoff = (end - pd.Timestamp(0)) // pd.Timedelta(microseconds=1)
+        cutoff -= 1 if obs_end == obs_end.normalize() else 0
+    try:
+        result = _sorted_summary(arrays, unit, cutoff, _period_index(obs_end, unit))
+    except TypeError as exc:  # unorderable ids surface in the sort
+        if engine == "numpy":
+            raise ParameterError(f"engine='numpy' cannot summarise these transactions: {exc}") from None
+        return None, str(exc)
+    return _finish(result, {"freq": unit, "observation_end": obs_end.isoformat()}), ""
+
+
 def _day_period(day: np.ndarray, freq: str) -> np.ndarray:
     """Vectorised twin of ``_PERIOD_SQL`` on day numbers since 1970-01-01."""
     if freq == "D":
@@ -748,6 +833,25 @@ def _segment_starts(*keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(change)
 
 
+def _customer_keys(customer: np.ndarray, span: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Customer sort keys: ``(None, id - min id)`` for integer ids whose range times ``span``
+    fits an int64 key (no hashing: the sort orders them), else ``(sorted distinct ids, rank)``
+    by factorising (a hash pass, then a sort of the distinct ids only). Both keys order the
+    customers by id, so the two give the same summary."""
+    if customer.dtype.kind in "iu" and len(customer):
+        low, high = int(customer.min()), int(customer.max())
+        if high < 2**63 and (high - low + 1) * span < 2**62:
+            key = customer.astype(np.int64)  # a fresh array: the caller's column is untouched
+            key -= low
+            return None, key
+    codes, ids = pd.factorize(customer)  # hash, order of first appearance
+    rank = np.argsort(ids, kind="stable")  # then sort only the distinct ids
+    ids = ids[rank]
+    position = np.empty(len(rank), dtype=np.int64)
+    position[rank] = np.arange(len(rank))
+    return ids, position[codes]  # customer codes in id order, int64
+
+
 def _sorted_summary(
     arrays: _Arrays, freq: str, cutoff_us: int | None, obs_period: int
 ) -> pd.DataFrame:
@@ -763,19 +867,13 @@ def _sorted_summary(
         keep = ts <= cutoff_us
         customer, ts, amount = customer[keep], ts[keep], amount[keep]
         del keep
-    codes, ids = pd.factorize(customer)  # hash, order of first appearance
-    rank = np.argsort(ids, kind="stable")  # then sort only the distinct ids
-    ids = ids[rank]
-    position = np.empty(len(rank), dtype=np.int64)
-    position[rank] = np.arange(len(rank))
-    key = position[codes]  # customer codes in id order, int64
-    del codes, position, rank
     # One int64 sort key (customer, time) when it fits, built in place to keep memory low.
     dates_only = arrays.profile.dates_only
     t = np.floor_divide(ts, _US_PER_DAY) if dates_only else ts
     lo = int(t.min())
     span = int(t.max()) - lo + 1
-    if len(ids) * span < 2**62:
+    ids, key = _customer_keys(customer, span)
+    if ids is None or len(ids) * span < 2**62:
         key *= span
         key += t
         key -= lo
@@ -802,6 +900,8 @@ def _sorted_summary(
     # orders per customer, first and last purchase instants
     n_o = len(o_code)
     co = _segment_starts(o_code)
+    if ids is None:  # o_code holds id - min id: the distinct ids, sorted
+        ids = (o_code[co] + int(customer.min())).astype(customer.dtype)
     co_end = np.append(co[1:], n_o)
     n_orders = co_end - co
     first_purchase, last_purchase = o_t[co], o_t[co_end - 1]
@@ -839,7 +939,8 @@ def _sorted_summary(
             "n_orders": n_orders.astype(np.int64, copy=False),
             "total_spend": total,
         },
-        index=pd.Index(ids, name="customer_id"),
+        index=pd.Index(ids, name="customer_id", copy=False),
+        copy=False,  # fresh arrays: no need to copy them into consolidated blocks
     )
 
 
@@ -916,8 +1017,10 @@ def rfm_summary(
         column, numeric amounts, no nulls, no order column and no attributes. ``"auto"`` uses
         numpy when it can (faster and leaner on frames that fit in memory) and DuckDB otherwise.
         Both give identical frames (tested). ``"spark"`` (also chosen for a Spark DataFrame
-        ``tx``) runs the same SQL in Spark (:func:`custvalue.spark.rfm_summary`) and collects
-        the result; keep it distributed with :mod:`custvalue.spark` directly.
+        ``tx``, a path Spark reads, or a frame whose ``attrs["engine"]`` is ``"spark"``, as
+        :func:`custvalue.reports.load_report_data` tags a report's transactions) runs the same
+        SQL in Spark (:func:`custvalue.spark.rfm_summary`) and collects the result; keep it
+        distributed with :mod:`custvalue.spark` directly.
 
     Returns
     -------
@@ -945,6 +1048,7 @@ def rfm_summary(
     unit = _normalize_freq(freq)
     if engine not in (*_ENGINES, "spark"):
         raise ParameterError(f"engine={engine!r} is not one of {(*_ENGINES, 'spark')}")
+    engine = _frame_engine(tx, engine)
     if _use_spark(tx, engine):
         from . import spark as _spark
 
@@ -952,34 +1056,25 @@ def rfm_summary(
             tx, freq=unit, observation_end=observation_end, customer_col=customer_col,
             date_col=date_col, amount_col=amount_col, order_col=order_col, attributes=attributes,
         ))
+    tried = False
+    if engine != "duckdb":
+        # The in-memory engine needs no SQL connection: try it on the frame's own columns first
+        # (anything it cannot take, including every error to word, goes on to DuckDB below).
+        cols = _frame_columns(tx, customer_col, date_col, amount_col, order_col, attributes)
+        if cols is not None:
+            tried = True
+            result, _ = _numpy_summary(tx, cols, unit, observation_end, engine)
+            if result is not None:
+                return result
     with _open_source(tx, memory_limit, threads) as source:
         cols = _resolve_columns(source, customer_col, date_col, amount_col, order_col, attributes)
-        arrays, why_not = (None, "engine='duckdb'")
-        if engine != "duckdb":
-            try:
-                arrays, why_not = _frame_arrays(tx, cols)
-            except TypeError as exc:  # e.g. customer ids of mixed, unorderable types
-                arrays, why_not = None, str(exc)
-        if engine == "numpy" and arrays is None:
-            raise ParameterError(f"engine='numpy' cannot summarise these transactions: {why_not}")
-        profile = arrays.profile if arrays is not None else _profile(source, cols)
+        if engine == "numpy" or (engine == "auto" and not tried):
+            result, _ = _numpy_summary(tx, cols, unit, observation_end, engine)
+            if result is not None:
+                return result
+        profile = _profile(source, cols)
         obs_end = _resolve_observation_end(observation_end, profile)
         attrs = {"freq": unit, "observation_end": obs_end.isoformat()}
-        if arrays is not None:
-            cutoff = None
-            if obs_end < profile.last:
-                end = obs_end + pd.Timedelta(days=1) if obs_end == obs_end.normalize() else obs_end
-                cutoff = (end - pd.Timestamp(0)) // pd.Timedelta(microseconds=1)
-                cutoff -= 1 if obs_end == obs_end.normalize() else 0
-            try:
-                result = _sorted_summary(arrays, unit, cutoff, _period_index(obs_end, unit))
-            except TypeError as exc:  # unorderable ids surface in the sort
-                if engine == "numpy":
-                    raise ParameterError(
-                        f"engine='numpy' cannot summarise these transactions: {exc}"
-                    ) from None
-            else:
-                return _finish(result, attrs)
         op, literal = _cutoff(obs_end)
         sql = _customer_sql(
             cols,
@@ -1053,6 +1148,7 @@ def calibration_holdout(
     unit = _normalize_freq(freq)
     if calibration_end is None:
         raise ParameterError("calibration_end is required, e.g. calibration_end='2024-06-30'")
+    engine = _frame_engine(tx, engine)
     if _use_spark(tx, engine):
         from . import spark as _spark
 
@@ -1160,6 +1256,7 @@ def cohort_table(
         raise ParameterError(
             f"values={values!r} is not a cohort column; use one of {COHORT_VALUES}"
         )
+    engine = _frame_engine(tx, engine)
     if _use_spark(tx, engine):
         from . import spark as _spark
 

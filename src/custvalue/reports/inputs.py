@@ -18,10 +18,11 @@ from typing import Any, Literal, get_args
 
 from .. import _sources
 from ..errors import CustvalueError, DataValidationError, ParameterError
-from .spec import DATASET_NAMES, is_remote
+from .spec import DATASET_NAMES, Param, is_remote
 
 __all__ = [
     "CANONICAL_COLUMNS",
+    "ENGINE_PARAM",
     "DataProvenance",
     "Freq",
     "check_freq",
@@ -86,34 +87,75 @@ def load_report_data(
     returns: str = "net",
     observation_end: str | None = None,
     seed: int = 0,
+    engine: Literal["duckdb", "spark"] | None = None,
 ) -> tuple[Any, Any]:
     """Load a report's transactions: a path/glob via ``load_transactions``, or a bundled dataset.
 
     ``data`` may be ``"cdnow-sample"`` / ``"cdnow-master"`` (Fader & Hardie's CDNOW, shipped with
-    lifetimes), ``"simulated"`` (``custvalue.datasets.simulate(2000, seed)``), or a CSV/Parquet
-    path or glob. Returns ``(transactions, DataQuality)`` exactly as
-    :func:`custvalue.data.load_transactions` does, so the runner's pre-flight check and the
-    notebook see the same rows.
+    lifetimes), ``"simulated"`` (``custvalue.datasets.simulate(2000, seed)``), a CSV/Parquet
+    path or glob, a database URL, or a Spark DataFrame. Returns ``(transactions, DataQuality)``
+    exactly as :func:`custvalue.data.load_transactions` does, so the runner's pre-flight check
+    and the notebook see the same rows.
+
+    ``engine`` (the reports' ``engine`` parameter: ``None``/``"auto"``, ``"duckdb"`` or
+    ``"spark"``) says where the report's summaries are computed. With ``"spark"`` a Parquet or
+    CSV path is read by Spark (so any path the cluster reads works: ``s3a://``, ``hdfs://``...;
+    CSV columns then have the types Spark infers, not the loader's every-value CSV rules), and
+    the transactions carry ``attrs["engine"] = "spark"``, so that every
+    :mod:`custvalue.summary` function the analysis calls on them runs in Spark
+    (:mod:`custvalue.spark`, on the active session or a local one).
     """
     from .. import data as _data
 
+    if engine not in (None, "auto", "duckdb", "spark"):
+        raise ParameterError(f"engine must be auto, duckdb or spark; got {engine!r}")
     kwargs: dict[str, Any] = {"returns": returns, "observation_end": observation_end}
-    if data in DATASET_NAMES:
+    if isinstance(data, str) and data in DATASET_NAMES:
         bundled = _sources.bundled_dataset(data)
         frame = bundled.loader(seed)
         attrs = [c for c in (attributes or bundled.attributes) if c in frame.columns]
-        return _data.load_transactions(
+        tx, quality = _data.load_transactions(
             frame, order_col=bundled.order_col, attributes=tuple(attrs), **kwargs
         )
-    return _data.load_transactions(
-        data,
-        customer_col=customer_col,
-        date_col=date_col,
-        amount_col=amount_col,
-        order_col=order_col,
-        attributes=tuple(attributes),
-        **kwargs,
-    )
+    else:
+        source: Any = data
+        if engine == "spark" and isinstance(data, str) and not _database_url(data):
+            from .. import spark as _spark
+
+            source, _ = _spark._as_spark(data, None)
+        tx, quality = _data.load_transactions(
+            source,
+            customer_col=customer_col,
+            date_col=date_col,
+            amount_col=amount_col,
+            order_col=order_col,
+            attributes=tuple(attributes),
+            **kwargs,
+        )
+    if engine not in (None, "auto"):
+        tx.attrs["engine"] = engine
+    return tx, quality
+
+
+#: Where a report's summaries are computed, shared by every report with a ``data`` parameter
+#: (:class:`~custvalue.reports.spec.ReportSpec` adds it after ``data``) and passed to
+#: :func:`load_report_data`, which reads a path with Spark for ``spark`` and tags the
+#: transactions so that every summary of the analysis runs there.
+ENGINE_PARAM = Param(
+    "engine",
+    "choice",
+    None,
+    "where summaries are computed: duckdb (this machine) or spark (the active or a local Spark "
+    "session; a path is read by Spark); auto: duckdb",
+    nullable=True,
+    feeds=(load_report_data, "engine"),
+)
+
+
+def _database_url(source: str) -> bool:
+    from .._database import is_database_url
+
+    return is_database_url(source)
 
 
 def check_freq(freq: Any) -> None:
@@ -262,6 +304,7 @@ def preflight(values: Mapping[str, Any]) -> tuple[DataProvenance | None, Any]:
             "returns",
             "observation_end",
             "seed",
+            "engine",
         )
         if k in values and values[k] is not None
     }

@@ -298,6 +298,15 @@ class ReportSpec:
     outputs: tuple[str, ...] = ()
     requirements: Callable[[Any, dict[str, Any]], None] | None = None
 
+    def __post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        if "data" in names and "engine" not in names:  # every report reading transactions
+            from .inputs import ENGINE_PARAM
+
+            at = names.index("data") + 1
+            params = (*self.params[:at], ENGINE_PARAM, *self.params[at:])
+            object.__setattr__(self, "params", params)
+
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:
