@@ -6,6 +6,7 @@ no output file (not even a temporary one) left behind.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -268,6 +269,24 @@ def test_demo_runs_the_value_report_and_prints_where_it_is(runner, tmp_path):
         assert str(seg_runs[0] / listing) in result.stdout
     program_html = (tmp_path / "r" / "program" / "latest.html").read_text(encoding="utf-8")
     assert "true effect" in program_html.lower()
+    program_run = next(p for p in (tmp_path / "r" / "program").iterdir()
+                       if p.is_dir() and p.name != "failed")
+    metrics = json.loads((program_run / "metrics.json").read_text())["metrics"]
+    assert (f"the simulation's true effect is {metrics['true_effect']:.4f}" in result.stdout
+            and f"estimated effect {metrics['att_level']:.4f}" in result.stdout)
+
+
+def test_programme_headline_reads_metrics(tmp_path):
+    from custvalue.cli import _programme_headline
+
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"metrics": {"att_level": 0.05, "att_level_lower": 0.03,
+                                            "att_level_upper": 0.07, "true_effect": 0.052,
+                                            "naive_gap_level": 0.19}}))
+    line = _programme_headline(path)
+    assert "estimated effect 0.0500" in line and "95% CI 0.0300 to 0.0700" in line
+    assert "true effect is 0.0520" in line and "naive member vs non-member gap says 0.1900" in line
+    assert "no headline numbers" in _programme_headline(tmp_path / "missing.json")
 
 
 def test_demo_refuses_an_unknown_report(runner, tmp_path):
