@@ -35,7 +35,7 @@ import custvalue  # noqa: E402
 
 project = "custvalue"
 author = "the custvalue authors"
-copyright = "the custvalue authors"  # noqa: A001
+copyright = "the custvalue authors"
 version = release = custvalue.__version__
 
 extensions = [
@@ -74,20 +74,40 @@ API_MODULES = [
 def _public_names(modname: str) -> list[str]:
     """The names of ``modname.__all__`` that are documented objects, not submodules."""
     module = importlib.import_module(modname)
-    names = []
+    return [name for name in module.__all__
+            if not name.startswith("__") and not inspect.ismodule(getattr(module, name))]
+
+
+def _public_submodules(modname: str) -> list[str]:
+    """Submodules a module lists in its ``__all__`` (``custvalue.reports.runner`` ...)."""
+    module = importlib.import_module(modname)
+    found = []
     for name in module.__all__:
         obj = getattr(module, name)
-        if inspect.ismodule(obj) or name.startswith("__"):
+        if inspect.ismodule(obj) and obj.__name__.startswith(modname + "."):
+            found.append(obj.__name__)
+    return found
+
+
+def api_modules() -> list[tuple[str, str]]:
+    """Every documented module with its title: :data:`API_MODULES` and their public submodules."""
+    out: list[tuple[str, str]] = []
+    for modname, title in API_MODULES:
+        out.append((modname, title))
+        if modname == "custvalue":
             continue
-        names.append(name)
-    return names
+        for sub in _public_submodules(modname):
+            if sub not in {m for m, _ in API_MODULES}:
+                doc = (importlib.import_module(sub).__doc__ or sub).strip().splitlines()[0]
+                out.append((sub, doc.rstrip(".")))
+    return out
 
 
 def _write_api_pages() -> None:
     api = DOCS / "api"
     api.mkdir(exist_ok=True)
-    documented: dict[str, str] = {}  # name -> the submodule page that documents it
-    for modname, title in API_MODULES:
+    modules = api_modules()
+    for modname, title in modules:
         heading = f"``{modname}`` — {title}"
         lines = [heading, "=" * len(heading), "", f".. automodule:: {modname}", "   :no-members:", ""]
         if modname == "custvalue":
@@ -97,19 +117,32 @@ def _write_api_pages() -> None:
                 "",
             ]
             for name in _public_names(modname):
-                home = next(m for m, _ in API_MODULES[1:] if name in _public_names(m))
+                home = next(m for m, _ in modules[1:] if name in _public_names(m))
                 lines.append(f"- :py:obj:`cv.{name} <{home}.{name}>` (``{home}``)")
             lines.append("")
         else:
-            lines += [f".. currentmodule:: {modname}", "", ".. autosummary::",
-                      "   :toctree: generated", "   :template: object.rst", ""]
-            for name in _public_names(modname):
-                documented.setdefault(name, modname)
-                lines.append(f"   {name}")
+            names = _public_names(modname)
+            if names:
+                lines += [f".. currentmodule:: {modname}", "", ".. autosummary::",
+                          "   :toctree: generated", "   :template: object.rst", ""]
+                lines += [f"   {name}" for name in names] + [""]
+            subs = _public_submodules(modname)
+            if subs:
+                lines += ["Submodules:", ""] + [f"- :mod:`{sub}`" for sub in subs] + [""]
         text = "\n".join(lines) + "\n"
         path = api / f"{modname}.rst"
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
+    index = ["# API reference", "",
+             "Every public name, generated from the docstrings: the names in "
+             "`custvalue.__all__`, every public submodule's `__all__`, and the submodules a "
+             "package lists in its `__all__`. Each formula's docstring names the paper and "
+             "equation it implements.", "", "```{toctree}", ":maxdepth: 1", ""]
+    index += [m for m, _ in modules] + ["```", ""]
+    text = "\n".join(index)
+    path = api / "index.md"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
 
 
 def _copy_tour() -> None:
