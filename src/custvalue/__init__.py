@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "BetaGeoModel": "models",
     "ModifiedBetaGeoModel": "models",
     "ParetoNBDModel": "models",
+    "DynamicParetoNBDModel": "models",
     "GammaGammaModel": "models",
     "BetaGeoBetaBinomModel": "models",
     "ShiftedBetaGeoModel": "models",

@@ -362,8 +362,12 @@ def _purchase_curve(
         ref_uniq, ref_idx = cache["ref"]
     else:
         ref = pd.DataFrame({"frequency": x, "recency": np.where(x > 0, T, 0.0), "T": T})
+        # a covariate model's posterior also depends on the customer's covariates
+        cov_cols = [c for c in _covariate_columns(model) if c in uniq.columns]
+        for c in cov_cols:
+            ref[c] = uniq[c].to_numpy()
         ref.attrs = dict(uniq.attrs)
-        ref_uniq, ref_idx = _compress(ref, ["frequency", "recency", "T"])
+        ref_uniq, ref_idx = _compress(ref, ["frequency", "recency", "T", *cov_cols])
         if cache is not None:
             cache["ref"] = (ref_uniq, ref_idx)
     if len(ref_uniq) > 0.5 * n:
@@ -387,8 +391,23 @@ def _spend_component(model: Any, uniq: pd.DataFrame) -> np.ndarray:
     return as_float_array(model.expected_spend(uniq), "expected_spend", len(uniq))
 
 
-def _spend_columns(data: pd.DataFrame) -> list[str]:
-    return [c for c in ("frequency", "monetary_value") if c in data.columns]
+def _spend_columns(data: pd.DataFrame, model: Any = None) -> list[str]:
+    cols = [c for c in ("frequency", "monetary_value") if c in data.columns]
+    return cols + [c for c in _covariate_columns(model) if c not in cols]
+
+
+def _covariate_columns(model: Any) -> list[str]:
+    """Columns of the customer table a covariate model reads (its fitted encodings), in order.
+
+    A model fitted with covariates predicts from each customer's covariates, so the compressed
+    rows it is evaluated on must carry them: two customers with the same (frequency, recency, T)
+    but different channels are different rows.
+    """
+    encodings = getattr(model, "covariate_encodings_", None) or {}
+    out: list[str] = []
+    for enc in encodings.values():
+        out += [c for c in enc.columns if c not in out]
+    return out
 
 
 def _draw_models(model: Any, n_draws: int, seed: int | None, role: str) -> list[Any]:
@@ -423,13 +442,21 @@ def _log_jacobian(
         )
     theta = pd.Series(model.params_, dtype=float)
     cov = np.asarray(cov, dtype=float)
+    # covariate coefficients are unconstrained: differentiate them directly, not on the log scale
+    log_mask = getattr(model, "_log_mask", None)
+    mask = np.asarray(log_mask(), dtype=bool) if log_mask is not None else np.ones(len(theta), bool)
     jac = np.empty((len(f0), len(theta)))
     for j, name in enumerate(theta.index):  # one pair of evaluations per parameter
         up, down = theta.copy(), theta.copy()
-        up[name] *= math.exp(step)
-        down[name] *= math.exp(-step)
+        if mask[j]:
+            up[name] *= math.exp(step)
+            down[name] *= math.exp(-step)
+        else:
+            up[name] += step
+            down[name] -= step
         jac[:, j] = (fn(model.with_params(up)) - fn(model.with_params(down))) / (2.0 * step)
-    return jac, cov / np.outer(theta.to_numpy(), theta.to_numpy())
+    scale = np.where(mask, theta.to_numpy(), 1.0)
+    return jac, cov / np.outer(scale, scale)
 
 # ----------------------------------------------------------------------------------------------
 # results
@@ -907,12 +934,17 @@ def _prepare(
     )
     n = len(data)
     tx_cols = [c for c in data.columns if c != "weight"] if contractual else list(_TX_COLUMNS)
-    tx_uniq, tx_idx = _compress(data, tx_cols)
+    cov_cols = [c for c in _covariate_columns(transaction_model) if c not in tx_cols]
+    if cov_cols:
+        require_columns(data, cov_cols, "customer_lifetime_value (covariates of the transaction model)")
+    tx_uniq, tx_idx = _compress(data, tx_cols + cov_cols)
     spend_fixed = sp_uniq = sp_idx = None
     if spend_model is not None:
         # spend inputs (frequency, a continuous average) are nearly unique per customer and the
         # spend model is cheap: evaluate it row by row rather than hashing the rows first
-        sp_uniq = data.loc[:, _spend_columns(data)]  # keeps the ids for error messages
+        spend_cols = _spend_columns(data, spend_model)
+        require_columns(data, spend_cols, "customer_lifetime_value (spend model)")
+        sp_uniq = data.loc[:, spend_cols]  # keeps the ids for error messages
         sp_uniq.attrs = dict(data.attrs)
         sp_idx = np.arange(n)
     else:

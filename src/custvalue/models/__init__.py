@@ -11,6 +11,7 @@ from .beta_geo import BetaGeoModel, ModifiedBetaGeoModel
 from .bg_bb import BetaGeoBetaBinomModel
 from .gamma_gamma import GammaGammaModel
 from .pareto_nbd import ParetoNBDModel as ParetoNBDModel
+from .pareto_nbd_dynamic import DynamicParetoNBDModel
 from .recommend import Recommendation, recommend
 from .shifted_beta_geo import ShiftedBetaGeoModel
 
@@ -19,6 +20,7 @@ __all__ = [
     "BetaGeoBetaBinomModel",
     "BetaGeoModel",
     "BoundaryFitWarning",
+    "DynamicParetoNBDModel",
     "GammaGammaModel",
     "ModelSummary",
     "ModifiedBetaGeoModel",

@@ -434,6 +434,52 @@ class BaseModel:
         """Columns :meth:`fit` collects, validates and compresses (default ``_data_columns``)."""
         return type(self)._data_columns
 
+    def _compress_columns(self) -> tuple[str, ...]:
+        """Columns of the fit data compressed into unique rows: the fit columns plus any that
+        :meth:`_extra_fit_arrays` adds (covariate design columns)."""
+        return self._fit_columns()
+
+    def _extra_fit_arrays(self, data: Any, index: pd.Index) -> dict[str, np.ndarray]:
+        """Further per-row float arrays the likelihood needs, read from the fit table and
+        validated by the hook itself (default none; covariate models add their design columns)."""
+        return {}
+
+    def _log_mask(self) -> np.ndarray:
+        """Which parameters are positive and optimised on the log scale (default: all).
+
+        Covariate coefficients are unconstrained: the optimiser works on them directly, their
+        intervals are symmetric and their draws normal.
+        """
+        return np.ones(len(self._names()), dtype=bool)
+
+    def _natural(self, phi: np.ndarray) -> np.ndarray:
+        """Optimiser coordinates -> parameters (``exp`` for the log-scale ones)."""
+        mask = self._log_mask()
+        if mask.all():
+            return np.exp(phi)
+        return np.where(mask, np.exp(np.where(mask, phi, 0.0)), phi)
+
+    def _dnatural(self, theta: np.ndarray) -> np.ndarray:
+        """d(parameter)/d(optimiser coordinate): ``theta`` on the log scale, 1 otherwise."""
+        mask = self._log_mask()
+        return np.where(mask, theta, 1.0)
+
+    def _checked_params(self, params: Mapping[str, Any]) -> pd.Series:
+        """Validate a full parameter mapping for this instance (default: the class check)."""
+        return type(self)._check_params(params)
+
+    def _extra_state(self) -> dict[str, Any] | None:
+        """Fitted state beyond the parameters that :meth:`save` must write (default none)."""
+        return None
+
+    def _restore_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`_extra_state` wrote (called by :meth:`load` before the params)."""
+        return None
+
+    def _copy_state(self, other: BaseModel) -> None:
+        """Carry fitted state other than parameters to a model built by :meth:`with_params`."""
+        return None
+
     def _log_likelihood_rows(
         self, log_params: np.ndarray, data: Mapping[str, np.ndarray]
     ) -> np.ndarray:  # pragma: no cover - abstract
@@ -586,7 +632,8 @@ class BaseModel:
         The new model carries no covariance or fit statistics.
         """
         new = type(self)(**self._options())
-        new.params_ = self._check_params(dict(params))
+        self._copy_state(new)
+        new.params_ = new._checked_params(dict(params))
         new.time_unit_ = self._unit()
         new.covariance_ = None
         new.standard_errors_ = None
@@ -623,14 +670,23 @@ class BaseModel:
         if int(n) < 1:
             raise ParameterError(f"n must be a positive integer; got {n!r}")
         rng = np.random.default_rng(seed)
-        cov_log = np.asarray(cov, dtype=np.float64) / np.outer(theta, theta)
+        mask = self._log_mask()
+        jac = self._dnatural(theta)
+        cov_log = np.asarray(cov, dtype=np.float64) / np.outer(jac, jac)
         # symmetric square root via eigen-decomposition tolerates singular (boundary) covariances
         vals, vecs = np.linalg.eigh((cov_log + cov_log.T) / 2.0)
         root = vecs * np.sqrt(np.clip(vals, 0.0, None))
         z = rng.standard_normal((int(n), theta.size))
         # einsum, not BLAS: the draws must not depend on the CPU or the BLAS thread count
-        draws = np.exp(np.log(theta) + np.einsum("nk,jk->nj", z, root))
-        draws = np.clip(draws, np.finfo(float).tiny, np.finfo(float).max / 1e10)
+        if mask.all():
+            draws = np.exp(np.log(theta) + np.einsum("nk,jk->nj", z, root))
+            draws = np.clip(draws, np.finfo(float).tiny, np.finfo(float).max / 1e10)
+        else:
+            phi = np.where(mask, np.log(np.where(mask, theta, 1.0)), theta)
+            draws = self._natural(phi + np.einsum("nk,jk->nj", z, root))
+            draws = np.where(
+                mask, np.clip(draws, np.finfo(float).tiny, np.finfo(float).max / 1e10), draws
+            )
         return pd.DataFrame(draws, columns=list(self._names()))
 
     # ------------------------------------------------------------------ input handling
@@ -854,6 +910,13 @@ class BaseModel:
         """Return (fun, grad) of the *total* penalised log-likelihood in log-parameter space."""
         total_w = float(weights.sum())
         pen = float(self.penalizer_coef)
+        all_log = bool(self._log_mask().all())
+
+        def pen_grad(phi: np.ndarray) -> np.ndarray:
+            if all_log:
+                return total_w * pen * 2.0 * np.exp(2.0 * phi)
+            theta = self._natural(phi)
+            return total_w * pen * 2.0 * theta * self._dnatural(theta)
 
         memo: dict[str, Any] = {}
 
@@ -877,7 +940,10 @@ class BaseModel:
                 ll = pair[0] if pair is not None else self._log_likelihood_rows(phi, data)
                 value = float(np.einsum("i,i->", weights, ll))  # no BLAS: threads contend
             if pen:
-                value -= total_w * pen * float(np.sum(np.exp(2.0 * phi)))
+                if all_log:
+                    value -= total_w * pen * float(np.sum(np.exp(2.0 * phi)))
+                else:
+                    value -= total_w * pen * float(np.sum(self._natural(phi) ** 2))
             return value
 
         def grad(phi: np.ndarray) -> np.ndarray:
@@ -885,7 +951,7 @@ class BaseModel:
             if memo["totals"] is not None:
                 g = np.array(memo["totals"][1], dtype=np.float64)
                 if pen:
-                    g = g - total_w * pen * 2.0 * np.exp(2.0 * phi)
+                    g = g - pen_grad(phi)
                 return g
             rows = pair[1] if pair is not None else self._gradient_rows(phi, data)
             if rows is None:
@@ -898,7 +964,7 @@ class BaseModel:
                 return g
             g = np.einsum("ij,i->j", rows, weights)
             if pen:
-                g = g - total_w * pen * 2.0 * np.exp(2.0 * phi)
+                g = g - pen_grad(phi)
             return np.asarray(g, dtype=np.float64)
 
         return loglik, grad
@@ -1015,6 +1081,7 @@ class BaseModel:
         self._check_values(arrays, index)
         self._validate(arrays, index)
         self._validate_fit(arrays, index)
+        arrays.update(self._extra_fit_arrays(data, index))
         if weights is None and isinstance(data, pd.DataFrame) and "weight" in data.columns:
             weights = data["weight"].to_numpy()
         if weights is None:
@@ -1048,7 +1115,7 @@ class BaseModel:
         self.time_unit_ = self._resolve_unit(data)
         arrays, scale = self._scale_fit_data(arrays, w)
         # compress identical rows into weights
-        cols = list(self._fit_columns())
+        cols = list(self._compress_columns())
         if self._compress_rows:
             uniq, inverse = unique_rows([arrays[c] for c in cols])
             cw = np.bincount(inverse, weights=w, minlength=uniq[0].size)
@@ -1089,7 +1156,8 @@ class BaseModel:
 
     def _start_points(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
         """Log-scale starting points: the model's own (moment-based) and a vector of zeros."""
-        k = len(self._names())
+        mask = self._log_mask()
+        k = int(mask.sum())  # positive parameters come first; coefficients start at 0
         with np.errstate(all="ignore"):
             init = np.asarray(self._initial_params(data, weights), dtype=np.float64)
         init = np.atleast_2d(init)
@@ -1098,6 +1166,9 @@ class BaseModel:
         starts = [np.log(row) for row in init]
         if len(starts) < 2:
             starts.append(np.zeros(k))
+        extra = mask.size - k
+        if extra:
+            starts = [np.concatenate([s, np.zeros(extra)]) for s in starts]
         return starts
 
     def _multi_start(self, obj: _Objective, starts: Sequence[np.ndarray]) -> list[Any]:
@@ -1153,7 +1224,7 @@ class BaseModel:
         one more contender.
         """
         pick = self._warm_subset(obj.weights)
-        raw = {c: np.asarray(obj.data[c])[pick] for c in self._fit_columns()}
+        raw = {c: np.asarray(obj.data[c])[pick] for c in self._compress_columns()}
         sub_w = obj.weights[pick]
         sub_w = sub_w * (float(obj.weights.sum()) / max(float(sub_w.sum()), 1e-300))
         sub = self._objective(self._prepare_data(raw), sub_w)
@@ -1203,9 +1274,10 @@ class BaseModel:
             ". Try another time unit (weeks instead of days), more data or a longer observation "
             "window, or a small penalty such as penalizer_coef=0.01"
         )
-        problem = self._fit_problem(np.exp(phi), data, weights)
+        problem = self._fit_problem(self._natural(phi), data, weights)
         if problem:
             raise ConvergenceError(f"{type(self).__name__} did not converge: {problem}{advice}")
+        mask = self._log_mask()
         runaway = [
             j
             for j, name in enumerate(names)
@@ -1215,8 +1287,15 @@ class BaseModel:
             raise ConvergenceError(
                 f"{type(self).__name__} did not converge: parameter(s) ran away "
                 + ", ".join(
-                    f"{names[j]} {'to infinity' if phi[j] > 0 else 'to zero'} "
-                    f"(value {np.exp(phi[j]):.3g})"
+                    (
+                        f"{names[j]} {'to infinity' if phi[j] > 0 else 'to zero'} "
+                        f"(value {np.exp(phi[j]):.3g})"
+                    )
+                    if mask[j]
+                    else (
+                        f"coefficient {names[j]} to {phi[j]:+.3g} (the covariate separates "
+                        "customers perfectly, or its scale is extreme: rescale it or merge levels)"
+                    )
                     for j in runaway
                 )
                 + advice
@@ -1247,9 +1326,12 @@ class BaseModel:
             )
         if hess_log is None:
             hess_log = self._hessian_log(grad, phi, central=central)
-        theta = np.exp(phi)
-        # information in log space including the gradient term: I = -(H_log - diag(g))
-        info_log = -(hess_log - np.diag(g_log))
+        theta = self._natural(phi)
+        mask = self._log_mask()
+        jac = self._dnatural(theta)
+        # information in log space including the gradient term: I = -(H_log - diag(g)) (the
+        # term comes from the log transform, so only log-scale parameters have it)
+        info_log = -(hess_log - np.diag(np.where(mask, g_log, 0.0)))
         info_log = (info_log + info_log.T) / 2.0
         notes: list[str] = []
         vals_e, vecs_e = np.linalg.eigh(info_log)
@@ -1275,7 +1357,7 @@ class BaseModel:
                     "standard errors use its pseudo-inverse on the identified directions"
                 )
         cov_log = (cov_log + cov_log.T) / 2.0
-        cov_nat = cov_log * np.outer(theta, theta)
+        cov_nat = cov_log * np.outer(jac, jac)
         self.params_ = pd.Series(theta, index=names, name="estimate", dtype=np.float64)
         self._set_covariance(cov_nat)
         self.log_likelihood_ = ll
@@ -1283,7 +1365,7 @@ class BaseModel:
         self.n_unique_rows_ = int(weights.size)
         self.aic_ = 2 * k - 2 * ll
         self.bic_ = k * math.log(max(total_w, 1.0)) - 2 * ll
-        hess_nat = (hess_log - np.diag(g_log)) / np.outer(theta, theta)
+        hess_nat = (hess_log - np.diag(np.where(mask, g_log, 0.0))) / np.outer(jac, jac)
         try:
             cond = float(np.linalg.cond(hess_nat))
         except np.linalg.LinAlgError:  # pragma: no cover
@@ -1351,9 +1433,10 @@ class BaseModel:
             warnings.warn(msg, BoundaryFitWarning, stacklevel=3)
         se = getattr(self, "standard_errors_", None)
         rel_se = (se / params) if se is not None else pd.Series(0.0, index=params.index)
+        positive = dict(zip(self._names(), self._log_mask(), strict=True))
         edge = [
             n for n in self._names()
-            if n not in covered
+            if n not in covered and positive[n]
             and (not 1e-4 <= float(params[n]) <= 1e6 or float(rel_se[n]) > 10.0)
         ]
         if edge:
@@ -1474,14 +1557,26 @@ class BaseModel:
         self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
         se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         self.standard_errors_ = pd.Series(se, index=names, name="std_error")
-        self.confidence_intervals_ = self._wald_intervals(theta, se, 0.95)
+        self.confidence_intervals_ = self._wald_intervals(theta, se, 0.95, self._log_mask())
 
     @staticmethod
-    def _wald_intervals(theta: np.ndarray, se: np.ndarray, level: float) -> pd.DataFrame:
+    def _wald_intervals(
+        theta: np.ndarray, se: np.ndarray, level: float, mask: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """Log-scale Wald intervals for positive parameters, plain ones for coefficients."""
         z = stats.norm.ppf(0.5 + level / 2.0)
-        se_log = np.minimum(se / theta, 50.0)
+        if mask is None or np.all(mask):
+            se_log = np.minimum(se / theta, 50.0)
+            return pd.DataFrame(
+                {"lower": theta * np.exp(-z * se_log), "upper": theta * np.exp(z * se_log)}
+            )
+        pos = np.where(mask, theta, 1.0)
+        se_log = np.minimum(se / pos, 50.0)
         return pd.DataFrame(
-            {"lower": theta * np.exp(-z * se_log), "upper": theta * np.exp(z * se_log)}
+            {
+                "lower": np.where(mask, pos * np.exp(-z * se_log), theta - z * se),
+                "upper": np.where(mask, pos * np.exp(z * se_log), theta + z * se),
+            }
         )
 
     def conf_int(self, level: float = 0.95) -> pd.DataFrame:
@@ -1497,7 +1592,7 @@ class BaseModel:
                 f"{type(self).__name__} has no standard errors: fit it or pass covariance="
             )
         theta = self._params_array()
-        out = self._wald_intervals(theta, self.standard_errors_.to_numpy(), level)
+        out = self._wald_intervals(theta, self.standard_errors_.to_numpy(), level, self._log_mask())
         out.index = list(self._names())
         return out
 
@@ -1576,6 +1671,9 @@ class BaseModel:
             "params": {k: float(v) for k, v in self.params_.items()},
             "covariance": None if cov is None else np.asarray(cov, dtype=float).tolist(),
         }
+        extra = self._extra_state()
+        if extra is not None:
+            payload["state"] = extra
         if getattr(self, "log_likelihood_", None) is not None:
             payload["fit"] = {
                 "log_likelihood": self.log_likelihood_,
@@ -1611,7 +1709,9 @@ class BaseModel:
         if cls is not BaseModel and not issubclass(klass, cls):
             raise ParameterError(f"{path} holds a {name} model, not a {cls.__name__}")
         model = klass(**payload.get("options", {}))
-        model.params_ = klass._check_params(payload["params"])
+        if payload.get("state") is not None:
+            model._restore_state(payload["state"])
+        model.params_ = model._checked_params(payload["params"])
         model.time_unit_ = normalize_unit(payload.get("time_unit", "D"))
         if payload.get("covariance") is not None:
             model._set_covariance(np.asarray(payload["covariance"], dtype=float))

@@ -45,6 +45,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln
 
 from .._special import log_gamma_ratio
 from ..errors import ParameterError
+from ._covariates import CovariateModelMixin
 from .base import BaseModel, CoreRowsMixin, _dot, unique_rows
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel", "bg_alive_expectation"]
@@ -262,6 +263,54 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         grad = np.column_stack([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
         return ll, grad
 
+    def _row_core(
+        self, lp_groups: np.ndarray, groups: np.ndarray, data: Mapping[str, Any], need_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_core` with ``alpha_i``, ``a_i``, ``b_i`` per covariate pattern (CLVTools
+        ``bgnbd_staticcov``: ``alpha_i = alpha exp(-g_p' z)``, ``a_i = a exp(g_d' z)``,
+        ``b_i = b exp(g_d' z)``); gamma-function terms run per distinct (x, pattern)."""
+        r = float(np.exp(lp_groups[0, 0]))
+        m = 1.0 if self._modified else 0.0
+        x, tx, T = data["frequency"], data["recency"], data["T"]
+        xg = data.get("_xg")
+        if xg is None:
+            (ux_g, ug), ixg = unique_rows([x, groups.astype(np.float64)])
+            xg = (ux_g, ug.astype(np.int64), ixg)
+            if isinstance(data, dict):
+                data["_xg"] = xg  # type: ignore[index]
+        ux, ug, ixg = xg
+        ag, bg = np.exp(lp_groups[:, 2])[ug], np.exp(lp_groups[:, 3])[ug]
+        x_terms = log_gamma_ratio(r, ux) + log_gamma_ratio(bg, ux + m) - log_gamma_ratio(ag + bg, ux + m)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dead_u = np.log(ag) - np.log(bg + ux + m - 1.0)
+        if not self._modified:
+            dead_u = np.where(ux > 0, dead_u, -np.inf)
+        log_alpha = lp_groups[:, 1][groups]
+        alpha = np.exp(log_alpha)
+        rx = r + x
+        lat = np.log(alpha + T)
+        lax = np.log(alpha + tx)
+        log_a3 = -rx * lat
+        log_a4 = dead_u[ixg] - rx * lax
+        d = log_a4 - log_a3
+        with np.errstate(invalid="ignore"):
+            e = np.exp(-np.abs(d))
+        pos = d > 0
+        ll = r * log_alpha + x_terms[ixg] + log_a3 + np.where(pos, d, 0.0) + np.log1p(e)
+        if not need_grad:
+            return ll, None
+        w4 = np.where(pos, 1.0, e) / (1.0 + e)
+        w3 = 1.0 - w4
+        d_r = (digamma(r + ux) - digamma(r))[ixg] + log_alpha - w3 * lat - w4 * lax
+        d_alpha = r / alpha - rx * (w3 / (alpha + T) + w4 / (alpha + tx))
+        dg_ab = (digamma(ag + bg) - digamma(ag + bg + ux + m))[ixg]
+        a_r, b_r = ag[ixg], bg[ixg]
+        d_a = dg_ab + w4 / a_r
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_dead = np.where(ux + m - 1.0 + bg > 0, 1.0 / (bg + ux + m - 1.0), 0.0)[ixg]
+        d_b = dg_ab + (digamma(bg + ux + m) - digamma(bg))[ixg] - w4 * inv_dead
+        return ll, np.column_stack([d_r * r, d_alpha * alpha, d_a * a_r, d_b * b_r])
+
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, T = data["frequency"], data["T"]
         wsum = float(weights.sum())
@@ -332,8 +381,8 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         pd.Series
             Values in [0, 1], indexed like ``data``.
         """
-        params = self._params_array()
         arr, index = self._prediction_input(data, context="probability_alive")
+        params = self._rows_from_table(data, len(index), "probability_alive")
         t = self._horizon(t, data, index)
         pa = self._p_alive(params, arr["frequency"], arr["recency"], arr["T"] + t)
         return self._as_series(pa, index, "probability_alive")
@@ -345,10 +394,21 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
     def _expected_purchases_arrays(
         self, params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: Any
     ) -> np.ndarray:
-        r, alpha, a, _ = params
+        r, alpha, a, b = params
         tt = np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape)
         if x.size == 0 or not np.any(tt > 0):
             return np.zeros(x.shape)
+        if np.ndim(alpha) or np.ndim(a) or np.ndim(b):
+            # covariates: Q depends on (x, T, t) and the customer's (alpha_i, a_i, b_i)
+            cols = [x, T, tt, *(np.broadcast_to(np.asarray(v, dtype=np.float64), x.shape) for v in (alpha, a, b))]
+            (ux, uT, ut, ual, ua, ub), inv = unique_rows(cols)
+            q = np.zeros(ux.shape)
+            pos = ut > 0
+            q[pos] = bg_alive_expectation(
+                r + ux[pos], ua[pos], self._alive_beta((r, ual, ua, ub[pos]), ux[pos]),
+                ut[pos] / (ual[pos] + uT[pos]),
+            )
+            return self._p_alive(params, x, tx, T) * q[inv]
         # Q depends on (x, T, t) only: evaluate it once per distinct triple
         (ux, uT, ut), inv = unique_rows([x, T, tt])
         q = np.zeros(ux.shape)
@@ -379,13 +439,13 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         pd.Series
             Non-negative expected purchases, indexed like ``data``.
         """
-        params = self._params_array()
         arr, index = self._prediction_input(data, context="expected_purchases")
+        params = self._rows_from_table(data, len(index), "expected_purchases")
         t = self._horizon(t, data, index)
         vals = self._expected_purchases_arrays(params, arr["frequency"], arr["recency"], arr["T"], t)
         return self._as_series(vals, index, "expected_purchases")
 
-    def expected_purchases_new_customer(self, t: Any) -> pd.Series | float:
+    def expected_purchases_new_customer(self, t: Any, covariates: Any = None) -> pd.Series | float:
         """Expected repeat purchases in ``(0, t]`` of a customer just acquired.
 
         BG/NBD: FHL (2005) eq. 9, ``(a+b-1)/(a-1) [1 - (alpha/(alpha+t))^r 2F1(r, b; a+b-1;
@@ -397,18 +457,29 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         ----------
         t : float or array-like
             Horizon(s) in the model's time unit.
+        covariates : dict or DataFrame, optional
+            For a model with covariates: the prospect's covariates (a dict such as
+            ``{"channel": "referral"}`` or a one-row frame); its ``alpha_i, a_i, b_i`` enter the
+            formula. Several rows give one value per prospect (scalar ``t`` only).
 
         Returns
         -------
-        float, or pd.Series indexed by ``t`` when ``t`` is array-like.
+        float, or pd.Series indexed by ``t`` when ``t`` is array-like (by prospect for several
+        prospects).
         """
-        r, alpha, a, b = params = self._params_array()
+        (r, alpha, a, b), index = self._prospect_params(covariates, "expected_purchases_new_customer")
         scalar = np.ndim(t) == 0
         tt = np.atleast_1d(self._horizon_array(t))
+        if index is not None and not scalar:
+            raise ParameterError("expected_purchases_new_customer: pass one horizon t for several prospects")
+        alpha, a, b = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64) for v in (alpha, a, b)))
+        tt = np.broadcast_to(tt, np.broadcast_shapes(tt.shape, alpha.shape))
         zeros = np.zeros(tt.shape)
-        q = bg_alive_expectation(r + zeros, a, self._alive_beta(params, zeros), tt / alpha)
+        q = bg_alive_expectation(r + zeros, a, self._alive_beta((r, alpha, a, b), zeros), tt / alpha)
         if self._modified:
             q = q * b / (a + b)
+        if index is not None:
+            return pd.Series(q, index=index, name="expected_purchases")
         if scalar:
             return float(q[0])
         return pd.Series(q, index=pd.Index(tt, name="t"), name="expected_purchases")
@@ -443,12 +514,12 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         pd.Series
             Probabilities in [0, 1], indexed like ``data``.
         """
-        params = self._params_array()
-        r, alpha, a, _ = params
         if int(n) != n or n < 0:
             raise ParameterError(f"n must be a whole number >= 0; got {n!r}")
         n = int(n)
         arr, index = self._prediction_input(data, context="probability_of_purchases")
+        params = self._rows_from_table(data, len(index), "probability_of_purchases")
+        r, alpha, a, _ = params
         t = self._horizon(t, data, index)
         x, tx, T = arr["frequency"], arr["recency"], arr["T"]
         pa = self._p_alive(params, x, tx, T)
@@ -491,9 +562,15 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
             out = out + np.exp(log_beta_ratio) * tail
         return np.where(at_zero, 1.0 if n == 0 else 0.0, out)
 
-    def probability_of_purchases_new_customer(self, n: int, t: float) -> float:
-        """P(X(t) = n) for a newly acquired customer: FHL (2005) eq. 8 (MBG: Batislam et al.)."""
-        r, alpha, a, b = self._params_array()
+    def probability_of_purchases_new_customer(self, n: int, t: float, covariates: Any = None) -> float:
+        """P(X(t) = n) for a newly acquired customer: FHL (2005) eq. 8 (MBG: Batislam et al.).
+
+        ``covariates`` (a dict or one-row frame) describes the prospect of a covariate model.
+        """
+        (r, alpha, a, b), index = self._prospect_params(covariates, "probability_of_purchases_new_customer")
+        if index is not None:
+            raise ParameterError("probability_of_purchases_new_customer takes one prospect")
+        alpha, a, b = (float(np.asarray(v).reshape(-1)[0]) for v in (alpha, a, b))
         t = self._check_horizon(t)
         if int(n) != n or n < 0:
             raise ParameterError(f"n must be a whole number >= 0; got {n!r}")
@@ -505,7 +582,35 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         return float(self._bg_pmf(r, alpha, a, b, n, t))
 
 
-class BetaGeoModel(_BetaGeoFamily):
+_BG_BLOCKS = (
+    ("purchase", "purchase_covariates", (("alpha", -1.0),)),
+    ("dropout", "dropout_covariates", (("a", 1.0), ("b", 1.0))),
+)
+
+
+class _BetaGeoCovariates(CovariateModelMixin, _BetaGeoFamily):
+    """BG/NBD family with static covariates (constructor shared by both public classes)."""
+
+    _covariate_blocks = _BG_BLOCKS
+
+    def __init__(
+        self,
+        penalizer_coef: float = 0.0,
+        time_unit: str | None = None,
+        *,
+        purchase_covariates: list[str] | None = None,
+        dropout_covariates: list[str] | None = None,
+        covariate_reference: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)
+        self._init_covariates(
+            covariate_reference,
+            purchase_covariates=purchase_covariates,
+            dropout_covariates=dropout_covariates,
+        )
+
+
+class BetaGeoModel(_BetaGeoCovariates):
     """BG/NBD model (Fader, Hardie & Lee 2005, Marketing Science 24(2)).
 
     Parameters
@@ -514,6 +619,10 @@ class BetaGeoModel(_BetaGeoFamily):
         Optional L2 penalty (lifetimes' definition, see :class:`~custvalue.models.base.BaseModel`).
     time_unit : str, optional
         Time unit of the summary; default from ``data.attrs["freq"]``, else days.
+    purchase_covariates, dropout_covariates, covariate_reference
+        Static covariates (see :class:`~custvalue.models._covariates.CovariateModelMixin`):
+        ``alpha_i = alpha exp(-gamma_purchase' z_i)``; ``a_i = a exp(gamma_dropout' z_i)`` and
+        ``b_i = b exp(gamma_dropout' z_i)`` as in CLVTools' ``bgnbd_staticcov``.
 
     Attributes
     ----------
@@ -531,7 +640,7 @@ class BetaGeoModel(_BetaGeoFamily):
     _modified = False
 
 
-class ModifiedBetaGeoModel(_BetaGeoFamily):
+class ModifiedBetaGeoModel(_BetaGeoCovariates):
     """MBG/NBD model (Batislam, Denizel & Filiztekin 2007), as lifetimes' ModifiedBetaGeoFitter.
 
     Like BG/NBD, but a customer may drop out right after the first purchase, so customers with
@@ -541,6 +650,8 @@ class ModifiedBetaGeoModel(_BetaGeoFamily):
     ----------
     penalizer_coef : float, default 0.0
     time_unit : str, optional
+    purchase_covariates, dropout_covariates, covariate_reference
+        Static covariates, as for :class:`BetaGeoModel`.
     """
 
     _model_name = "MBG/NBD, Batislam, Denizel & Filiztekin 2007"

@@ -22,32 +22,14 @@ from scipy.special import digamma, gammaln
 
 from .._special import digamma_difference, log_gamma_ratio
 from ..errors import DataValidationError, ParameterError
+from ._covariates import CovariateModelMixin
 from .base import BaseModel, CoreRowsMixin, _dot, _examples
 
 __all__ = ["GammaGammaModel"]
 
 
-class GammaGammaModel(CoreRowsMixin, BaseModel):
-    """Gamma-Gamma spend model (Colombo & Jiang 1999; Fader, Hardie & Lee 2005).
-
-    Parameters
-    ----------
-    penalizer_coef : float, default 0.0
-        Optional L2 penalty, as lifetimes' ``GammaGammaFitter``.
-    time_unit : str, optional
-        Only recorded (spend does not depend on time); default from ``data.attrs["freq"]``.
-
-    Attributes
-    ----------
-    params_ : pd.Series
-        ``p`` (shape of transaction values), ``q`` and ``gamma`` (shape and rate of the
-        customer-level ``nu``).
-
-    Notes
-    -----
-    The model assumes the average spend is independent of the purchase process; check with the
-    correlation of ``frequency`` and ``monetary_value`` among repeat customers before use.
-    """
+class _GammaGammaBase(CoreRowsMixin, BaseModel):
+    """Likelihood and predictions of :class:`GammaGammaModel` (the public class adds covariates)."""
 
     _param_names = ("p", "q", "gamma")
     _data_columns = ("frequency", "monetary_value")
@@ -223,13 +205,24 @@ class GammaGammaModel(CoreRowsMixin, BaseModel):
         return np.array([[p0, q0, gamma0], [1.0, 1.0, 1.0]], dtype=np.float64)
 
     # ------------------------------------------------------------------ predictions
-    def expected_population_spend(self) -> float:
+    def expected_population_spend(self, covariates: Any = None) -> float:
         """Mean transaction value of a randomly chosen customer, ``p * gamma / (q - 1)``.
 
         Fader, Hardie & Lee (2005b), the mean of ``p / nu`` with ``nu ~ Gamma(q, gamma)``;
-        infinite when ``q <= 1``.
+        infinite when ``q <= 1``. For a model with spend covariates, ``covariates`` (a dict or
+        one-row frame) describes the prospect and ``gamma_i = gamma exp(-delta' z)`` is used.
         """
-        p, q, gamma = self._params_array()
+        if covariates is not None or self._has_covariates():
+            (p, q, gamma), index = self._prospect_params(covariates, "expected_population_spend")
+            if index is not None:
+                raise ParameterError("expected_population_spend takes one prospect")
+            gamma = float(np.asarray(gamma).reshape(-1)[0])
+            if q <= 1:
+                raise ParameterError(
+                    f"the population mean spend is infinite because q = {q:.4g} <= 1"
+                )
+            return float(p * gamma / (q - 1.0))
+        p, q, gamma = self._params_array()[:3]
         if q <= 1:
             raise ParameterError(
                 f"the population mean spend is infinite because q = {q:.4g} <= 1 (very heavy "
@@ -261,8 +254,8 @@ class GammaGammaModel(CoreRowsMixin, BaseModel):
         ParameterError
             When ``p x + q <= 1`` for some row (the posterior mean spend is infinite).
         """
-        p, q, gamma = self._params_array()
         arr, index = self._prediction_input(data, context="expected_spend")
+        p, q, gamma = self._rows_from_table(data, len(index), "expected_spend")
         x = arr["frequency"]
         m = np.where(x > 0, arr["monetary_value"], 0.0)
         denom = p * x + q - 1.0
@@ -276,3 +269,74 @@ class GammaGammaModel(CoreRowsMixin, BaseModel):
             )
         vals = p * (gamma + x * m) / denom
         return self._as_series(vals, index, "expected_spend")
+
+    def _row_core(
+        self, lp_groups: np.ndarray, groups: np.ndarray, data: Mapping[str, Any], need_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_core` (Fader & Hardie 2013 eq. 3) with ``gamma_i`` per covariate pattern."""
+        if "_u_x" not in data:
+            data = self._prepare_data(dict(data))  # type: ignore[arg-type]
+        p, q = float(np.exp(lp_groups[0, 0])), float(np.exp(lp_groups[0, 1]))
+        log_gamma = lp_groups[:, 2][groups]
+        gamma = np.exp(log_gamma)
+        ux, ix = data["_u_x"], data["_i_x"]
+        x, xm = data["frequency"], data["_xm"]
+        pux = p * ux
+        l1 = np.log1p(gamma / xm)
+        ll = (
+            log_gamma_ratio(pux, q)[ix]
+            - gammaln(q)
+            + q * log_gamma
+            - data["_log_m"]
+            - q * data["_log_xm"]
+            - (p * x + q) * l1
+        )
+        if not need_grad:
+            return ll, None
+        d_p = x * (digamma_difference(pux, q)[ix] - l1)
+        d_q = (digamma(pux + q) - digamma(q))[ix] - np.log1p(xm / gamma)
+        d_gamma = q / gamma - (p * x + q) / (gamma + xm)
+        return ll, np.column_stack([d_p * p, d_q * q, d_gamma * gamma])
+
+
+class GammaGammaModel(CovariateModelMixin, _GammaGammaBase):
+    """Gamma-Gamma spend model (Colombo & Jiang 1999; Fader, Hardie & Lee 2005).
+
+    Parameters
+    ----------
+    penalizer_coef : float, default 0.0
+        Optional L2 penalty, as lifetimes' ``GammaGammaFitter``.
+    time_unit : str, optional
+        Only recorded (spend does not depend on time); default from ``data.attrs["freq"]``.
+    spend_covariates : list of str, optional
+        Columns of the fitted table that shift the spend scale, ``gamma_i = gamma exp(-delta' z_i)``
+        (``gamma`` is placed like the purchase model's ``alpha``), so the mean spend per
+        transaction ``p gamma_i / (q - 1)`` is multiplied by ``exp(-delta' z_i)``. CLVTools has
+        no covariate Gamma-Gamma; this follows the issue's parameterisation.
+    covariate_reference : dict, optional
+        Reference level per categorical covariate (default: its most frequent level).
+
+    Attributes
+    ----------
+    params_ : pd.Series
+        ``p`` (shape of transaction values), ``q`` and ``gamma`` (shape and rate of the
+        customer-level ``nu``).
+
+    Notes
+    -----
+    The model assumes the average spend is independent of the purchase process; check with the
+    correlation of ``frequency`` and ``monetary_value`` among repeat customers before use.
+    """
+
+    _covariate_blocks = (("spend", "spend_covariates", (("gamma", -1.0),)),)
+
+    def __init__(
+        self,
+        penalizer_coef: float = 0.0,
+        time_unit: str | None = None,
+        *,
+        spend_covariates: list[str] | None = None,
+        covariate_reference: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)
+        self._init_covariates(covariate_reference, spend_covariates=spend_covariates)

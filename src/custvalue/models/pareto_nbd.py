@@ -49,6 +49,7 @@ from .._special import (
     log_tricomi_u_ss,
 )
 from ..errors import ParameterError
+from ._covariates import CovariateModelMixin
 from .base import BaseModel, _dot
 
 __all__ = [
@@ -80,21 +81,30 @@ class _PairLayout:
     the likelihood, so the rounding error of the difference is a rounding error of the total.
     """
 
-    def __init__(self, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> None:
+    def __init__(
+        self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, groups: np.ndarray | None = None
+    ) -> None:
         n = x.size
         frame = pd.DataFrame({"x": np.concatenate([x, x]), "y": np.concatenate([tx, T])})
-        codes = frame.groupby(["x", "y"], sort=False).ngroup().to_numpy()
+        keys = ["x", "y"]
+        if groups is not None:  # covariate pattern: alpha_i and beta_i differ between groups
+            frame["g"] = np.concatenate([groups, groups])
+            keys.append("g")
+        codes = frame.groupby(keys, sort=False).ngroup().to_numpy()
         n_pairs = int(codes.max()) + 1 if codes.size else 0
         first = np.empty(n_pairs, dtype=np.int64)
         first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
         self.x = frame["x"].to_numpy()[first]
         self.y = frame["y"].to_numpy()[first]
+        self.row = first % max(n, 1)  # a row of each pair (its covariate pattern)
         self.idx_tx = codes[:n]
         self.idx_T = codes[n:]
 
 
-def _layout(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> _PairLayout:
-    return _PairLayout(x, tx, T)
+def _layout(
+    x: np.ndarray, tx: np.ndarray, T: np.ndarray, groups: np.ndarray | None = None
+) -> _PairLayout:
+    return _PairLayout(x, tx, T, groups)
 
 
 def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
@@ -103,21 +113,41 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
     Everything that depends on a row only through ``(x, T)`` or ``(x, t_x)`` is computed once per
     pair and gathered; per row only the combination remains.
 
+    ``alpha`` and ``beta`` are numbers, or one value per row (static covariates, CLVTools'
+    ``alpha_i = alpha exp(-gamma' z_i)``, ``beta_i = beta exp(-gamma' z_i)``); then the pairs are
+    formed per covariate pattern (``layout`` built with the row groups, or from the distinct
+    ``(alpha_i, beta_i)``).
+
     Returns ``(ll, log_alive, log_died, grad_or_None)``.
     """
     x, tx, T = _arrays(x, tx, T)
-    r, alpha, s, beta = (float(v) for v in (r, alpha, s, beta))
-    if layout is None:
-        layout = _layout(x, tx, T)
+    r, s = float(r), float(s)
+    scalar = np.ndim(alpha) == 0 and np.ndim(beta) == 0
+    if scalar:
+        alpha, beta = float(alpha), float(beta)
+        if layout is None:
+            layout = _layout(x, tx, T)
+        alpha_p, beta_p = alpha, beta
+        la0_p = la0 = math.log(alpha)
+        lb0_p = lb0 = math.log(beta)
+    else:
+        alpha, beta = (np.broadcast_to(np.asarray(v, dtype=np.float64), x.shape) for v in (alpha, beta))
+        if layout is None:
+            from .base import unique_rows
+
+            layout = _layout(x, tx, T, unique_rows([alpha, beta])[1])
+        alpha_p, beta_p = alpha[layout.row], beta[layout.row]
+        la0_p, lb0_p = np.log(alpha_p), np.log(beta_p)
+        la0, lb0 = np.log(alpha), np.log(beta)
     px, py = layout.x, layout.y
     i_tx, i_T = layout.idx_tx, layout.idx_T
-    res = log_power_product_integral(py, np.inf, alpha, r + px, beta, s + 1.0, moments=gradient)
+    res = log_power_product_integral(py, np.inf, alpha_p, r + px, beta_p, s + 1.0, moments=gradient)
     log_g, mom = (res if gradient else (res, None))
     # pair-level pieces (the (x, T) pairs are a subset of all pairs)
-    la_p = np.log(alpha + py)
-    lb_p = np.log(beta + py)
+    la_p = np.log(alpha_p + py)
+    lb_p = np.log(beta_p + py)
     log_alive_p = -(r + px) * la_p - s * lb_p
-    const_p = gammaln(r + px) + (r * math.log(alpha) + s * math.log(beta) - gammaln(r))
+    const_p = gammaln(r + px) + (r * la0_p + s * lb0_p - gammaln(r))
     # row level. The death-time integral is J = G(x, tx) - G(x, T) = G(x, tx) * om with
     # om = 1 - G(x, T)/G(x, tx); the bracket is E1 + s J = E1 (1 + e), e = exp(q) * om with
     # q = log(s G(x, tx) / E1). Three transcendental calls per row (expm1, exp, log1p).
@@ -155,9 +185,9 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
 
     dig_p = digamma(r + px) - digamma(r)
     grad = np.empty((x.size, 4))
-    grad[:, 0] = dig_p[i_T] + math.log(alpha) - w * la_p[i_T] - died_moment(mom.log_a)
+    grad[:, 0] = dig_p[i_T] + la0 - w * la_p[i_T] - died_moment(mom.log_a)
     grad[:, 1] = r / alpha - (r + x) * (w / (alpha + T) + died_moment(mom.inv_a))
-    grad[:, 2] = math.log(beta) - w * lb_p[i_T] + v / s - died_moment(mom.log_b)
+    grad[:, 2] = lb0 - w * lb_p[i_T] + v / s - died_moment(mom.log_b)
     grad[:, 3] = s / beta - w * (s / (beta + T)) - (s + 1.0) * died_moment(mom.inv_b)
     return ll, log_alive, None, grad
 
@@ -359,26 +389,8 @@ def pareto_nbd_expected_residual_transactions(r, alpha, s, beta, x, tx, T, disco
     return np.exp(log_p + np.log(r + x) - np.log(alpha + T) + np.log(beta + T) + log_k)
 
 
-class ParetoNBDModel(BaseModel):
-    """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987) with a stable, fast likelihood.
-
-    Parameters
-    ----------
-    penalizer_coef : float, default 0.0
-        L2 penalty on the parameters as in lifetimes (see :class:`BaseModel`).
-    time_unit : str, optional
-        Unit of ``recency``/``T``; ``None`` takes ``data.attrs["freq"]`` or days.
-
-    Attributes
-    ----------
-    params_ : pd.Series
-        ``r, alpha, s, beta`` (``alpha``, ``beta`` in ``time_unit_``).
-
-    Examples
-    --------
-    >>> model = ParetoNBDModel().fit(rfm)                        # doctest: +SKIP
-    >>> model.expected_purchases(rfm, t=52)                       # doctest: +SKIP
-    """
+class _ParetoNBDBase(BaseModel):
+    """Likelihood and predictions of :class:`ParetoNBDModel` (the public class adds covariates)."""
 
     _param_names: ClassVar[tuple[str, ...]] = ("r", "alpha", "s", "beta")
     _data_columns: ClassVar[tuple[str, ...]] = _COLUMNS
@@ -394,7 +406,7 @@ class ParetoNBDModel(BaseModel):
     def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, Any]:
         """Add the distinct ``(x, t_x)`` / ``(x, T)`` pairs on which the quadrature runs."""
         out: dict[str, Any] = dict(data)
-        out["_layout"] = _layout(data["frequency"], data["recency"], data["T"])
+        out["_layout"] = _layout(data["frequency"], data["recency"], data["T"], data.get("_grp"))
         return out
 
     def _loglik_and_gradient_rows(
@@ -441,7 +453,7 @@ class ParetoNBDModel(BaseModel):
         """``fn(r, alpha, s, beta, x, t_x, T, t)`` per customer, with per-customer ``t``."""
         x, tx, T, index = self._inputs(data, name)
         t = self._horizon(t, data, index)
-        r, alpha, s, beta = self._params_array()
+        r, alpha, s, beta = self._rows_from_table(data, len(index), name)
         with np.errstate(over="ignore", under="ignore"):
             values = fn(r, alpha, s, beta, x, tx, T, t)
         return self._as_series(values, index, name)
@@ -506,26 +518,41 @@ class ParetoNBDModel(BaseModel):
             raise ParameterError(f"n must be a whole number >= 0; got {n!r}")
         x, tx, T, index = self._inputs(data, "probability_of_purchases")
         t = self._horizon(t, data, index)
-        r, alpha, s, beta = self._params_array()
+        r, alpha, s, beta = self._rows_from_table(data, len(index), "probability_of_purchases")
         with np.errstate(over="ignore", under="ignore"):
             p = pareto_nbd_probability_of_purchases(r, alpha, s, beta, x, tx, T, int(n), t)
         return self._as_series(p, index, f"probability_of_{int(n)}_purchases")
 
-    def expected_purchases_new_customer(self, t: Any) -> float | np.ndarray:
+    def expected_purchases_new_customer(
+        self, t: Any, covariates: Any = None
+    ) -> float | np.ndarray | pd.Series:
         """Expected purchases of a newly acquired customer in ``(0, t]`` (SMC 1987 eq. 17).
 
         Parameters
         ----------
         t : float or array_like
             Horizon(s) in the model's time unit.
+        covariates : dict or DataFrame, optional
+            For a model with covariates: the prospect's covariates, e.g.
+            ``{"channel": "referral"}`` (a dict or a one-row frame); several rows give one value
+            per prospect for a scalar ``t``. Its ``alpha_i`` and ``beta_i`` enter eq. 17.
 
         Returns
         -------
-        float or np.ndarray
-            A float for a scalar ``t``.
+        float, np.ndarray or pd.Series
+            A float for a scalar ``t`` and one prospect; an array for an array ``t``; a Series
+            indexed like ``covariates`` for several prospects.
         """
         arr = self._horizon_array(t)
-        r, alpha, s, beta = self._params_array()
+        (r, alpha, s, beta), index = self._prospect_params(covariates, "expected_purchases_new_customer")
+        if index is not None:
+            if arr.ndim:
+                raise ParameterError(
+                    "expected_purchases_new_customer: pass one horizon t for several prospects"
+                )
+            out = pareto_nbd_expected_purchases_new_customer(r, alpha, s, beta, arr)
+            return pd.Series(out, index=index, name="expected_purchases")
+        alpha, beta = (float(np.asarray(v).reshape(-1)[0]) for v in (alpha, beta))
         out = pareto_nbd_expected_purchases_new_customer(r, alpha, s, beta, arr)
         return float(out) if out.ndim == 0 else out
 
@@ -548,8 +575,86 @@ class ParetoNBDModel(BaseModel):
         """
         delta = self._check_rate(discount_rate, "(continuous rate per model time unit)")
         x, tx, T, index = self._inputs(data, "expected_residual_transactions")
-        r, alpha, s, beta = self._params_array()
+        r, alpha, s, beta = self._rows_from_table(data, len(index), "expected_residual_transactions")
         with np.errstate(over="ignore", under="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             d = pareto_nbd_expected_residual_transactions(r, alpha, s, beta, x, tx, T, delta)
         return self._as_series(d, index, "expected_residual_transactions")
+
+
+class ParetoNBDModel(CovariateModelMixin, _ParetoNBDBase):
+    """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987) with a stable, fast likelihood.
+
+    Parameters
+    ----------
+    penalizer_coef : float, default 0.0
+        L2 penalty on the parameters as in lifetimes (see :class:`BaseModel`).
+    time_unit : str, optional
+        Unit of ``recency``/``T``; ``None`` takes ``data.attrs["freq"]`` or days.
+    purchase_covariates : list of str, optional
+        Columns of the fitted table that shift the purchase rate:
+        ``alpha_i = alpha exp(-gamma_purchase' z_i)`` (CLVTools ``pnbd`` with static covariates,
+        Bachmann, Meierer & Naef 2021), so ``exp(gamma)`` multiplies the mean purchase rate.
+        Numeric columns enter as they are, categorical ones dummy-coded
+        (:mod:`custvalue.models._covariates`).
+    dropout_covariates : list of str, optional
+        Columns that shift the dropout rate: ``beta_i = beta exp(-gamma_dropout' z_i)``.
+    covariate_reference : dict, optional
+        Reference level per categorical covariate (default: its most frequent level).
+
+    Attributes
+    ----------
+    params_ : pd.Series
+        ``r, alpha, s, beta`` (``alpha``, ``beta`` in ``time_unit_``; with covariates, those of
+        a customer whose covariates are all 0 / at the reference level), then the coefficients
+        ``"purchase:<term>"`` and ``"dropout:<term>"``.
+    covariate_encodings_ : dict
+        Block (``"purchase"``, ``"dropout"``) -> :class:`~custvalue.models._covariates.CovariateEncoding`.
+
+    Examples
+    --------
+    >>> model = ParetoNBDModel().fit(rfm)                        # doctest: +SKIP
+    >>> model.expected_purchases(rfm, t=52)                       # doctest: +SKIP
+    """
+
+    _covariate_blocks = (
+        ("purchase", "purchase_covariates", (("alpha", -1.0),)),
+        ("dropout", "dropout_covariates", (("beta", -1.0),)),
+    )
+
+    def __init__(
+        self,
+        penalizer_coef: float = 0.0,
+        time_unit: str | None = None,
+        *,
+        purchase_covariates: list[str] | None = None,
+        dropout_covariates: list[str] | None = None,
+        covariate_reference: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)
+        self._init_covariates(
+            covariate_reference,
+            purchase_covariates=purchase_covariates,
+            dropout_covariates=dropout_covariates,
+        )
+
+    def _row_core(
+        self, lp_groups: np.ndarray, groups: np.ndarray, data: Any, need_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """FH 2005 eq. (11) with ``alpha_i``, ``beta_i`` per covariate pattern (pairs per pattern)."""
+        r, s = math.exp(lp_groups[0, 0]), math.exp(lp_groups[0, 2])
+        alpha = np.exp(lp_groups[:, 1])[groups]
+        beta = np.exp(lp_groups[:, 3])[groups]
+        layout = data.get("_layout")
+        with np.errstate(over="ignore", under="ignore"):
+            ll, _, _, g = _core(
+                r, alpha, s, beta, data["frequency"], data["recency"], data["T"],
+                layout=layout, gradient=need_grad,
+            )
+        if not need_grad:
+            return ll, None
+        g[:, 0] *= r
+        g[:, 1] *= alpha
+        g[:, 2] *= s
+        g[:, 3] *= beta
+        return ll, g

@@ -17,15 +17,21 @@ falsification, balance and economics tables. The design decides the estimator:
 :func:`retention` estimates the programme's effect on cancellation (subscriptions) with a Cox
 model in which membership is a time-varying covariate (start-stop rows), never membership at
 baseline.
+
+:func:`dynamic_effect` gives a model-based second view: membership as a time-varying covariate
+of the Pareto/NBD (Bachmann, Meierer & Näf 2021), with separate multiplicative effects on the
+purchase rate and on dropout.
 """
 
 from __future__ import annotations
 
 from .core import DESIGNS, estimate
 from .did import callaway_santanna, dr_did
+from .model_based import DynamicEffect, dynamic_effect, membership_covariates
 from .panel import OUTCOMES, Panel, build_panel
 from .result import ProgramEffect
 from .retention import retention
 
-__all__ = ["DESIGNS", "OUTCOMES", "Panel", "ProgramEffect", "build_panel", "callaway_santanna",
-           "dr_did", "estimate", "retention"]
+__all__ = ["DESIGNS", "OUTCOMES", "DynamicEffect", "Panel", "ProgramEffect", "build_panel",
+           "callaway_santanna", "dr_did", "dynamic_effect", "estimate", "membership_covariates",
+           "retention"]

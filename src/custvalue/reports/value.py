@@ -230,12 +230,37 @@ class ValueReport:
     segment: str | None
     heuristic: pd.DataFrame
     heuristic_vs_model: pd.DataFrame
+    covariates: list[str] = dataclasses.field(default_factory=list)
+    covariate_effects: pd.DataFrame | None = None
+    covariate_test: dict[str, float] | None = None
 
     # ---------------------------------------------------------------- headline numbers
     @property
     def chosen_model(self) -> Any:
         """The chosen model as fitted on the calibration period."""
         return self.comparison.chosen
+
+    @property
+    def reference_model(self) -> Any:
+        """The final model for a customer at every covariate's reference level (or 0): the model
+        itself without covariates. Plots over (frequency, recency) use it."""
+        if not self.covariates:
+            return self.final_model
+        k0 = len(self.final_model._base_names())
+        base = self.final_model.params_.iloc[:k0]
+        return type(self.final_model).from_params(time_unit=self.final_model.time_unit_, **base.to_dict())
+
+    @property
+    def covariate_reference_text(self) -> str:
+        """Which customers :attr:`reference_model` describes, in words."""
+        encs = getattr(self.final_model, "covariate_encodings_", {}) or {}
+        parts: list[str] = []
+        for enc in encs.values():
+            for col in enc.columns:
+                text = f"{col} = {enc.reference[col]}" if col in enc.reference else f"{col} = 0"
+                if text not in parts:
+                    parts.append(text)
+        return ", ".join(parts)
 
     @property
     def has_interval(self) -> bool:
@@ -488,6 +513,7 @@ def analyse(
     models: Sequence[ModelKey] = tuple(CANDIDATE_MODELS),
     top_n: int = 20,
     seed: int | None = 42,
+    covariates: Sequence[str] = (),
 ) -> ValueReport:
     """Run the value report's analysis on validated transactions.
 
@@ -519,6 +545,13 @@ def analyse(
         Rows of :attr:`ValueReport.top_customers`.
     seed : int, optional
         Seed of the parameter draws.
+    covariates : sequence of str, default ()
+        Customer attributes (columns among the transactions' attributes, e.g. ``channel``)
+        that shift both the purchase and the dropout rate of the chosen model when it is
+        refitted on all the data (static covariates in CLVTools' parameterisation, see
+        :class:`custvalue.models.ParetoNBDModel`). The model comparison itself is done
+        without covariates; :attr:`ValueReport.covariate_effects` holds the effects with a
+        sentence each and :attr:`ValueReport.covariate_test` the likelihood-ratio test.
 
     Returns
     -------
@@ -539,6 +572,13 @@ def analyse(
     candidates = _candidates(models)
     # customer base
     cal_end, obs_end, attributes, customers = customer_base(tx, freq, calibration_end, observation_end)
+    covariates = list(covariates or [])
+    missing_cov = [c for c in covariates if c not in attributes]
+    if missing_cov:
+        raise ParameterError(
+            f"covariates {missing_cov} are not customer attributes of the data (attributes: "
+            f"{attributes}); list them in attributes= as well"
+        )
     cal = cvsummary.calibration_holdout(
         tx,
         calibration_end=cal_end,
@@ -566,7 +606,15 @@ def analyse(
 
     # value: the chosen model refitted on all the data; spend from Gamma-Gamma fitted on the
     # repeat customers with positive spend (the likelihood has ln m); every customer is valued
-    final_model = type(comparison.chosen)().fit(customers)
+    if covariates:
+        final_model = type(comparison.chosen)(
+            purchase_covariates=covariates, dropout_covariates=covariates
+        ).fit(customers)
+        covariate_effects = final_model.covariate_effects(0.90)
+        covariate_test = final_model.likelihood_ratio_test()
+    else:
+        final_model = type(comparison.chosen)().fit(customers)
+        covariate_effects = covariate_test = None
     repeat = customers["frequency"] > 0
     spend_model = cvmodels.GammaGammaModel().fit(
         customers[repeat & (customers["monetary_value"] > 0)]
@@ -635,6 +683,7 @@ def analyse(
         cohort_summary=cohort_summary, cohort_value=value_by(scores, "cohort"),
         segment_value={c: value_by(scores, c) for c in SEGMENT_COLUMNS if c in scores.columns},
         segment=segment, heuristic=heuristic, heuristic_vs_model=heuristic_vs_model,
+        covariates=covariates, covariate_effects=covariate_effects, covariate_test=covariate_test,
     )  # fmt: skip
 
 
@@ -651,6 +700,12 @@ def check_params(values: dict[str, Any]) -> None:
             f"parameter 'calibration_end' ({cal}) must be before 'observation_end' ({obs})"
         )
     Money(values.get("currency") or "")  # a currency that cannot be written is refused here
+    stray = [c for c in values.get("covariates") or [] if c not in (values.get("attributes") or [])]
+    if stray:
+        raise ParameterError(
+            f"parameter 'covariates' names {stray}, which are not in 'attributes' "
+            f"({values.get('attributes') or []}); a covariate must be a carried attribute"
+        )
     if not values.get("models"):
         raise ParameterError(
             f"parameter 'models' needs at least one of {', '.join(CANDIDATE_MODELS)}"
@@ -815,6 +870,12 @@ VALUE_PARAMS: tuple[Param, ...] = (
         list(CANDIDATE_MODELS),
         "transaction models to compare",
         feeds=(analyse, "models"),
+    ),
+    Param(
+        "covariates",
+        "list",
+        [],
+        "attributes that shift purchase and dropout rates in the refitted model (e.g. channel)",
     ),
     Param("top_n", "int", 20, "rows in the top-customers table", minimum=1, maximum=1000),
     Param("seed", "int", 42, "random seed (intervals, simulated data)", minimum=0),

@@ -1365,6 +1365,12 @@ def channel_economics(
     target_ratio: float = 3.0,
     horizon_months: float | None = None,
     interval: float = 0.9,
+    model: Any = None,
+    spend_model: Any = None,
+    discount_rate: float = 0.1,
+    margin: float = 1.0,
+    n_draws: int = 200,
+    seed: int | None = 0,
 ) -> SegmentResult:
     """CLV by acquisition channel (or any attribute) with intervals, against acquisition cost.
 
@@ -1407,6 +1413,26 @@ def channel_economics(
         the horizon of ``clv`` when in months).
     interval : float, default 0.9
         Coverage of the sampling part of the interval.
+    model : fitted transaction model, optional
+        A BG/NBD, MBG/NBD or Pareto/NBD model fitted with ``by`` among its covariates
+        (``purchase_covariates`` / ``dropout_covariates``). The table then gets
+        ``new_customer_clv`` (with ``_lower`` / ``_upper``): the value of a customer acquired
+        today through the channel, from the covariate model's expected repeat purchases of a new
+        customer (FHL 2005 eq. 9 / SMC 1987 eq. 17 at the channel's ``alpha_i``, ``beta_i`` or
+        ``a_i, b_i``) month by month over ``horizon_months``, times ``margin`` and the expected
+        spend, discounted at ``discount_rate`` a year; other covariates of the model are those of
+        the channel's customers (their average new-customer value). The interval re-evaluates it
+        at ``n_draws`` parameter draws (``model.sample_params``). ``ltv_cac``, ``max_cac`` and the
+        payback then use ``new_customer_clv`` - the value the acquisition cost buys - instead of
+        the mean CLV of the existing customers.
+    spend_model : GammaGammaModel, optional
+        Expected spend per purchase of a new customer (``expected_population_spend``, by channel
+        when it has spend covariates); default 1 (value in purchases).
+    discount_rate, margin : float
+        Annual discount rate and margin for ``new_customer_clv``.
+    n_draws : int, default 200
+        Parameter draws for the interval of ``new_customer_clv`` (0: none).
+    seed : int, optional
     """
     from statistics import NormalDist
 
@@ -1438,6 +1464,26 @@ def channel_economics(
     notes = [
         f"mean CLV per customer acquired through each {by}, {interval:.0%} interval (parameter and sampling uncertainty)"
     ]
+    value_col = "mean_clv"
+    monthly_flows = None
+    if model is not None:
+        h = horizon_months if horizon_months is not None else (
+            clv_horizon if clv_unit in ("M", "month") else None)
+        if h is None:
+            raise ParameterError("channel_economics with model= needs horizon_months=")
+        new, lo, hi, monthly_flows = _new_customer_value(
+            model, spend_model, customers, by, list(table.index), float(h), discount_rate, margin,
+            interval, n_draws, seed,
+        )
+        table["new_customer_clv"] = new
+        if lo is not None:
+            table["new_customer_clv_lower"], table["new_customer_clv_upper"] = lo, hi
+        value_col = "new_customer_clv"
+        notes.append(
+            f"new_customer_clv: value over {h:g} months of a customer acquired today through each "
+            f"{by}, from {type(model).__name__}'s covariate effects (repeat purchases, margin "
+            f"{margin:g}, discounted at {discount_rate:.0%} a year); LTV/CAC, max CAC and payback use it"
+        )
     cac = _costs(costs, customers, by)
     if cac is not None:
         missing = [c for c in table.index if c not in cac.index]
@@ -1450,18 +1496,25 @@ def channel_economics(
             raise DataValidationError(f"acquisition costs must be finite and >= 0: {given.to_dict()}")
         table["cac"] = given.to_numpy(float)
         paid = table["cac"].where(table["cac"] > 0)  # no ratio for a channel that costs nothing
-        table["ltv_cac"] = table["mean_clv"] / paid
-        table["ltv_cac_lower"] = table["mean_clv_lower"] / paid
-        table["ltv_cac_upper"] = table["mean_clv_upper"] / paid
+        lower_col = f"{value_col}_lower" if f"{value_col}_lower" in table else value_col
+        upper_col = f"{value_col}_upper" if f"{value_col}_upper" in table else value_col
+        table["ltv_cac"] = table[value_col] / paid
+        table["ltv_cac_lower"] = table[lower_col] / paid
+        table["ltv_cac_upper"] = table[upper_col] / paid
         if (table["cac"] == 0).any():
             notes.append(f"{by} with no acquisition cost have no LTV/CAC ratio and a payback of 0")
-        table["max_cac"] = table["mean_clv"] / target_ratio
-        table["max_cac_lower"] = table["mean_clv_lower"].clip(lower=0) / target_ratio
+        table["max_cac"] = table[value_col] / target_ratio
+        table["max_cac_lower"] = table[lower_col].clip(lower=0) / target_ratio
         flows = sorted(
             (c for c in frame.columns if c.startswith("cash_flow_")),
             key=lambda c: int(c.rsplit("_", 1)[1]),
         )
-        if flows and monthly_unit:
+        if monthly_flows is not None:
+            cum = np.cumsum(monthly_flows, axis=1)
+            table["payback_months"] = [
+                _payback(c, k) for c, k in zip(cum, table["cac"], strict=True)
+            ]
+        elif flows and monthly_unit:
             mean_flows = (
                 data.groupby("_group", sort=True)[flows].mean().reindex(table.index).to_numpy(float)
             )
@@ -1491,6 +1544,81 @@ def channel_economics(
     return SegmentResult(
         f"economics by {by}", data.drop(columns="_group").assign(**{by: group.to_numpy()}), table, notes
     )
+
+
+def _new_customer_value(
+    model: Any, spend_model: Any, customers: pd.DataFrame, by: str, groups: list[str],
+    horizon_months: float, discount_rate: float, margin: float, interval: float, n_draws: int,
+    seed: int | None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Discounted value of a new customer per group from a covariate transaction model.
+
+    Month ``k`` contributes ``margin * spend * (E[X(k)] - E[X(k-1)]) / (1 + d)^(k/12)`` with
+    ``E[X(t)]`` the model's ``expected_purchases_new_customer(t, covariates=...)``; for several
+    prospects (other covariates taken from the group's customers) their mean. Returns the values,
+    the interval bounds (None without draws) and the monthly discounted flows ``(groups, months)``.
+    """
+    encs = getattr(model, "covariate_encodings_", None) or {}
+    cols = sorted({c for enc in encs.values() for c in enc.columns})
+    if by not in cols:
+        raise ParameterError(
+            f"channel_economics: model= must be fitted with {by!r} among its covariates "
+            f"(purchase_covariates/dropout_covariates); its covariates are {cols}"
+        )
+    if not 0 < float(horizon_months) <= 1200:
+        raise ParameterError(f"horizon_months must be in (0, 1200]; got {horizon_months}")
+    months = np.arange(1, math.ceil(horizon_months) + 1, dtype=float)
+    months[-1] = float(horizon_months)
+    unit = normalize_unit(getattr(model, "time_unit_", None) or "D")
+    t_model = months * (365.25 / 12.0) / DAYS_PER_UNIT[unit]
+    disc = (1.0 + float(discount_rate)) ** (-months / 12.0)
+    others = [c for c in cols if c != by]
+    known = customers[by].astype(str)
+    prospects: dict[str, pd.DataFrame] = {}
+    for g in groups:
+        rows = customers.loc[known == g]
+        if rows.empty:
+            raise DataValidationError(f"no customer with {by} = {g!r} to describe a new customer")
+        level = rows[by].iloc[0]
+        if others:
+            weight = rows.groupby(others, observed=True, sort=False).size()
+            frame = weight.rename("_w").reset_index()
+        else:
+            frame = pd.DataFrame({"_w": [1.0]})
+        frame[by] = [level] * len(frame)
+        prospects[g] = frame
+
+    def flows_for(m: Any) -> np.ndarray:
+        out = np.empty((len(groups), months.size))
+        for i, g in enumerate(groups):  # one small closed-form evaluation per channel
+            frame = prospects[g]
+            w = frame["_w"].to_numpy(float)
+            cum = np.empty((len(frame), months.size))
+            for p in range(len(frame)):  # prospects: the distinct covariate rows of the channel
+                val = m.expected_purchases_new_customer(t_model, covariates=frame[cols].iloc[[p]])
+                cum[p] = np.asarray(val, dtype=float).reshape(-1)
+            per_month = np.diff(cum, axis=1, prepend=0.0)
+            if spend_model is None:
+                spend = np.ones(len(frame))
+            elif getattr(spend_model, "covariate_encodings_", None):
+                spend = np.array([
+                    spend_model.expected_population_spend(frame[cols].iloc[[k]]) for k in range(len(frame))
+                ])
+            else:
+                spend = np.full(len(frame), spend_model.expected_population_spend())
+            value = per_month * spend[:, None] * float(margin) * disc[None, :]
+            out[i] = np.einsum("p,pk->k", w, value) / w.sum()
+        return out
+
+    flows = flows_for(model)
+    total = flows.sum(axis=1)
+    if n_draws <= 0 or getattr(model, "covariance_", None) is None:
+        return total, None, None, flows
+    draws = model.sample_params(int(n_draws), seed=seed)
+    sims = np.array([flows_for(model.with_params(row)).sum(axis=1)
+                     for row in draws.to_dict("records")])
+    q = (1.0 - float(interval)) / 2.0
+    return total, np.quantile(sims, q, axis=0), np.quantile(sims, 1.0 - q, axis=0), flows
 
 
 def _payback(cum: np.ndarray, cac: float) -> float:

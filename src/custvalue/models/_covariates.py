@@ -1,0 +1,905 @@
+"""Customer covariates as a design matrix for the lifetime models.
+
+The covariate models (CLVTools' static-covariate Pareto/NBD and BG/NBD, Bachmann, Meierer &
+Naef 2021, "The Role of Time-Varying Contextual Factors in Latent Attrition Models for
+Customer Base Analysis", *Marketing Science* 40(4), 783-809) let a model parameter vary by
+customer as ``theta_i = theta * exp(+-gamma' z_i)``. This module turns named columns of a
+customer table into the numeric vector ``z_i``:
+
+* numeric columns (int, float) enter as they are: the coefficient is the effect of one unit;
+* categorical columns (object, string, category, bool) are dummy-coded: one 0/1 term per level
+  other than a *reference level*, which is the most frequent level (ties: the first in sorted
+  order, or the category order of a ``category`` column) unless the caller names one;
+* a constant column (one value, or one level) gives no term at all, so a model "with" it is
+  exactly the model without it (its effect is not identified: it would only rescale ``theta``).
+
+An encoding is learnt once, from the table given to ``fit`` (:func:`fit_encoding`), and applied to
+every later table (:meth:`CovariateEncoding.transform`), so prediction tables get the same terms in
+the same order; a level the fit never saw is an error, not a silent zero row.
+
+Public names
+------------
+:class:`CovariateEncoding`
+    The learnt encoding: ``columns``, ``terms``, ``term_columns``, ``term_levels``, ``kinds``,
+    ``levels``, ``reference``, ``constant``; ``transform(data)`` -> ``(n, p)`` float array;
+    ``describe()`` -> a table of the terms; ``to_dict()`` / ``from_dict()`` for JSON.
+:func:`fit_encoding`
+    Learn an encoding from a table.
+:func:`design_matrix`
+    Both at once: ``(Z, encoding)``.
+:func:`covariate_table`
+    The rows of a table as a DataFrame with the named columns (a dict or a one-row frame for a
+    single prospect), validated.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataValidationError, ModelNotFittedError, ParameterError
+
+__all__ = [
+    "CovariateEncoding",
+    "CovariateModelMixin",
+    "covariate_table",
+    "design_matrix",
+    "fit_encoding",
+]
+
+_NUMERIC = "numeric"
+_CATEGORICAL = "categorical"
+
+
+def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
+    return ", ".join(repr(i) for i in list(index[np.asarray(mask)][:k]))
+
+
+def _is_categorical(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return bool(
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def _level_key(value: Any) -> Any:
+    """Levels as plain Python values (numpy scalars become int/float/bool/str) for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _sort_levels(levels: Sequence[Any]) -> list[Any]:
+    try:
+        return sorted(levels)
+    except TypeError:  # mixed types: sort by their text
+        return sorted(levels, key=lambda v: (type(v).__name__, str(v)))
+
+
+def covariate_table(
+    data: Any, columns: Sequence[str], *, context: str = "covariates"
+) -> pd.DataFrame:
+    """The named covariate columns of ``data`` as a DataFrame (the caller's data is not changed).
+
+    Parameters
+    ----------
+    data : DataFrame, dict or Series
+        A customer table, or a single prospect as a dict ``{"channel": "online"}``, a Series or
+        a one-row DataFrame.
+    columns : sequence of str
+        Covariate column names.
+    context : str
+        Who asks (for the message), e.g. ``"ParetoNBDModel.fit"``.
+
+    Raises
+    ------
+    DataValidationError
+        ``data`` is not a table, or a column is missing (the message lists those present).
+    """
+    cols = list(columns)
+    if isinstance(data, pd.Series):
+        data = data.to_frame().T
+    elif isinstance(data, Mapping) and not isinstance(data, pd.DataFrame):
+        try:
+            data = pd.DataFrame({k: np.atleast_1d(np.asarray(v, dtype=object)) for k, v in data.items()})
+        except ValueError as exc:
+            raise DataValidationError(f"{context}: covariates {dict(data)!r} are not a table ({exc})") from exc
+        # object arrays lose dtypes: let pandas infer numbers back
+        data = data.infer_objects()
+    if not isinstance(data, pd.DataFrame):
+        raise DataValidationError(
+            f"{context} needs the covariates {cols} as columns of a pandas DataFrame (or a dict "
+            f"for one prospect); got {type(data).__name__}"
+        )
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        present = [str(c) for c in data.columns][:20]
+        raise DataValidationError(
+            f"{context}: covariate column(s) {missing} not found in the customer table "
+            f"(columns present: {present}); merge the covariates onto the summary by customer id"
+        )
+    return data.loc[:, cols]
+
+
+@dataclass(frozen=True)
+class CovariateEncoding:
+    """How named customer columns become the covariate vector ``z_i`` (see the module docstring).
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The source columns, in the order given.
+    kinds : dict
+        Column -> ``"numeric"`` or ``"categorical"``.
+    levels : dict
+        Categorical column -> its levels seen at fit, reference level first.
+    reference : dict
+        Categorical column -> reference level (the level every dummy is compared with).
+    constant : tuple of str
+        Columns with a single value at fit; they give no term (no identified effect).
+    terms : tuple of str
+        Names of the design columns: a numeric column's own name, ``"column[level]"`` for a dummy.
+    term_columns : tuple of str
+        Source column of each term.
+    term_levels : tuple
+        Level of each dummy term (``None`` for numeric terms).
+    """
+
+    columns: tuple[str, ...]
+    kinds: dict[str, str]
+    levels: dict[str, tuple[Any, ...]]
+    reference: dict[str, Any]
+    constant: tuple[str, ...]
+    terms: tuple[str, ...] = field(default=())
+    term_columns: tuple[str, ...] = field(default=())
+    term_levels: tuple[Any, ...] = field(default=())
+
+    @property
+    def n_terms(self) -> int:
+        """Number of design columns ``p``."""
+        return len(self.terms)
+
+    def transform(self, data: Any, *, context: str = "predict") -> np.ndarray:
+        """The ``(n, p)`` design matrix of ``data`` (float64, row order of ``data``).
+
+        Parameters
+        ----------
+        data : DataFrame, dict or Series
+            A table with every column of :attr:`columns` (extra columns are ignored), or one
+            prospect as a dict.
+        context : str
+            Who asks, for the message.
+
+        Raises
+        ------
+        DataValidationError
+            A column is missing, has missing or non-finite values, a numeric column holds text,
+            or a categorical column holds a level the fit never saw (the message names the column,
+            the levels and example rows).
+        """
+        table = covariate_table(data, self.columns, context=context)
+        n = len(table)
+        out = np.zeros((n, self.n_terms), dtype=np.float64)
+        for j, (col, level) in enumerate(zip(self.term_columns, self.term_levels, strict=True)):
+            series = table[col]
+            if self.kinds[col] == _NUMERIC:
+                out[:, j] = _numeric_values(series, col, table.index, context)
+            else:
+                codes = _level_codes(series, col, self.levels[col], table.index, context)
+                out[:, j] = codes == self.levels[col].index(level)
+        # columns that produce no term still have to be valid (a missing value is an error)
+        for col in self.columns:
+            if col in self.term_columns:
+                continue
+            if self.kinds[col] == _NUMERIC:
+                _numeric_values(table[col], col, table.index, context)
+            else:
+                _level_codes(table[col], col, self.levels[col], table.index, context)
+        return out
+
+    def describe(self) -> pd.DataFrame:
+        """One row per term: source column, kind, level and reference level."""
+        rows = []
+        for term, col, level in zip(self.terms, self.term_columns, self.term_levels, strict=True):
+            rows.append(
+                {
+                    "term": term,
+                    "column": col,
+                    "kind": self.kinds[col],
+                    "level": level,
+                    "reference": self.reference.get(col),
+                }
+            )
+        return pd.DataFrame(rows, columns=["term", "column", "kind", "level", "reference"]).set_index("term")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description (levels as plain values); inverse of :meth:`from_dict`."""
+        return {
+            "columns": list(self.columns),
+            "kinds": dict(self.kinds),
+            "levels": {k: [_level_key(v) for v in vals] for k, vals in self.levels.items()},
+            "reference": {k: _level_key(v) for k, v in self.reference.items()},
+            "constant": list(self.constant),
+        }
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> CovariateEncoding:
+        """Rebuild an encoding written by :meth:`to_dict`."""
+        return _build(
+            tuple(payload["columns"]),
+            dict(payload["kinds"]),
+            {k: tuple(v) for k, v in payload["levels"].items()},
+            dict(payload["reference"]),
+            tuple(payload["constant"]),
+        )
+
+
+def _numeric_values(series: pd.Series, col: str, index: pd.Index, context: str) -> np.ndarray:
+    try:
+        values = pd.to_numeric(series, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(
+            f"{context}: covariate {col!r} was numeric when the model was fitted but holds "
+            f"non-numeric values here (e.g. {series.iloc[:3].tolist()}): {exc}"
+        ) from exc
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataValidationError(
+            f"{context}: covariate {col!r} has {int(bad.sum())} of {values.size} rows missing or "
+            f"non-finite (customers {_examples(index, bad)}); fill or drop them first"
+        )
+    return values
+
+
+def _level_codes(
+    series: pd.Series, col: str, levels: Sequence[Any], index: pd.Index, context: str
+) -> np.ndarray:
+    missing = series.isna().to_numpy()
+    if missing.any():
+        raise DataValidationError(
+            f"{context}: covariate {col!r} has {int(missing.sum())} of {len(series)} rows missing "
+            f"(customers {_examples(index, missing)}); fill them (e.g. with an 'unknown' level) "
+            "or drop those customers"
+        )
+    values = [_level_key(v) for v in series.to_numpy(dtype=object)]
+    lookup = {lvl: i for i, lvl in enumerate(levels)}
+    codes = np.fromiter((lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+    unknown = codes < 0
+    if unknown.any():
+        seen = sorted({repr(v) for v, u in zip(values, unknown, strict=True) if u})[:5]
+        raise DataValidationError(
+            f"{context}: covariate {col!r} has level(s) {', '.join(seen)} that the model never saw "
+            f"when it was fitted ({int(unknown.sum())} rows, customers {_examples(index, unknown)}); "
+            f"known levels: {list(levels)}. Refit with these customers, or map them to a known level"
+        )
+    return codes
+
+
+def _build(
+    columns: tuple[str, ...],
+    kinds: dict[str, str],
+    levels: dict[str, tuple[Any, ...]],
+    reference: dict[str, Any],
+    constant: tuple[str, ...],
+) -> CovariateEncoding:
+    terms: list[str] = []
+    term_columns: list[str] = []
+    term_levels: list[Any] = []
+    for col in columns:
+        if col in constant:
+            continue
+        if kinds[col] == _NUMERIC:
+            terms.append(col)
+            term_columns.append(col)
+            term_levels.append(None)
+        else:
+            for level in levels[col]:
+                if level == reference[col]:
+                    continue
+                terms.append(f"{col}[{level}]")
+                term_columns.append(col)
+                term_levels.append(level)
+    return CovariateEncoding(
+        columns=columns,
+        kinds=kinds,
+        levels=levels,
+        reference=reference,
+        constant=constant,
+        terms=tuple(terms),
+        term_columns=tuple(term_columns),
+        term_levels=tuple(term_levels),
+    )
+
+
+def fit_encoding(
+    data: Any,
+    columns: Sequence[str],
+    *,
+    reference: Mapping[str, Any] | None = None,
+    context: str = "fit",
+) -> CovariateEncoding:
+    """Learn the encoding of ``columns`` from a customer table.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The table the model is fitted on (one row per customer).
+    columns : sequence of str
+        Covariate columns; each name once.
+    reference : mapping, optional
+        Reference level per categorical column (default: its most frequent level).
+    context : str
+        Who asks, for the message.
+
+    Returns
+    -------
+    CovariateEncoding
+
+    Raises
+    ------
+    ParameterError
+        ``columns`` is not a list of names, names a column twice, or ``reference`` names a column
+        that is not a categorical covariate or a level that does not occur.
+    DataValidationError
+        A column is missing or has missing / non-finite values.
+    """
+    if isinstance(columns, str):
+        raise ParameterError(
+            f"{context}: covariates must be a list of column names, not the string {columns!r} "
+            f"(write [{columns!r}])"
+        )
+    cols = tuple(str(c) for c in columns)
+    dupes = sorted({c for c in cols if cols.count(c) > 1})
+    if dupes:
+        raise ParameterError(f"{context}: covariate column(s) {dupes} are listed more than once")
+    ref_in = dict(reference or {})
+    table = covariate_table(data, cols, context=context)
+    kinds: dict[str, str] = {}
+    levels: dict[str, tuple[Any, ...]] = {}
+    refs: dict[str, Any] = {}
+    constant: list[str] = []
+    for col in cols:
+        series = table[col]
+        if _is_categorical(series):
+            kinds[col] = _CATEGORICAL
+            missing = series.isna().to_numpy()
+            if missing.any():
+                _level_codes(series, col, (), table.index, context)  # raises with examples
+            values = pd.Series([_level_key(v) for v in series.to_numpy(dtype=object)], dtype=object)
+            counts = values.value_counts(sort=False)
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                order = [_level_key(v) for v in series.cat.categories if _level_key(v) in counts.index]
+            else:
+                order = _sort_levels(list(counts.index))
+            if col in ref_in:
+                ref = _level_key(ref_in[col])
+                if ref not in order:
+                    raise ParameterError(
+                        f"{context}: reference level {ref!r} for covariate {col!r} does not occur in "
+                        f"the data; its levels are {order}"
+                    )
+            else:
+                top = max(int(counts[v]) for v in order)
+                ref = next(v for v in order if int(counts[v]) == top)
+            levels[col] = (ref, *[v for v in order if v != ref])
+            refs[col] = ref
+            if len(order) == 1:
+                constant.append(col)
+        else:
+            kinds[col] = _NUMERIC
+            values = _numeric_values(series, col, table.index, context)
+            if values.size and np.all(values == values[0]):
+                constant.append(col)
+    stray = [c for c in ref_in if c not in refs]
+    if stray:
+        raise ParameterError(
+            f"{context}: reference levels given for {stray}, which are not categorical covariates "
+            f"(categorical: {sorted(refs)})"
+        )
+    return _build(cols, kinds, levels, refs, tuple(constant))
+
+
+def design_matrix(
+    data: Any,
+    columns: Sequence[str],
+    *,
+    reference: Mapping[str, Any] | None = None,
+    context: str = "fit",
+) -> tuple[np.ndarray, CovariateEncoding]:
+    """Learn the encoding of ``columns`` from ``data`` and return ``(Z, encoding)``.
+
+    ``Z`` is the ``(n, p)`` float64 design matrix in the row order of ``data`` (no intercept
+    column: the model's own parameter is the intercept). See :func:`fit_encoding`.
+    """
+    enc = fit_encoding(data, columns, reference=reference, context=context)
+    return enc.transform(data, context=context), enc
+
+
+# ---------------------------------------------------------------------------------------------
+# covariate models: the machinery the lifetime models share
+
+_BLOCK_WORDS = {
+    # block -> (what exp(+-coef) multiplies, verb phrase used in sentences)
+    "purchase": "purchase rate",
+    "dropout": "dropout",
+    "spend": "spend per transaction",
+}
+
+
+class CovariateModelMixin:
+    """Static covariates for a :class:`~custvalue.models.base.BaseModel` (put it first in the bases).
+
+    A model lists its covariate *blocks* in ``_covariate_blocks``: ``(block, option, targets)``
+    with ``option`` the constructor argument holding the column names and ``targets`` the model
+    parameters the block moves, each with a sign: ``theta_i = theta * exp(sign * gamma' z_i)``.
+    CLVTools' parameterisation (Bachmann, Meierer & Naef 2021; CLVTools ``pnbd_staticcov`` and
+    ``bgnbd_staticcov``):
+
+    * Pareto/NBD: ``alpha_i = alpha exp(-gamma_purchase' z_i)``, ``beta_i = beta exp(-gamma_dropout' z_i)``;
+    * BG/NBD and MBG/NBD: ``alpha_i = alpha exp(-gamma_purchase' z_i)``,
+      ``a_i = a exp(gamma_dropout' z_i)``, ``b_i = b exp(gamma_dropout' z_i)`` (one coefficient
+      vector moves both Beta parameters);
+    * Gamma-Gamma: ``gamma_i = gamma exp(-delta' z_i)`` (the spend-rate scale, placed like ``alpha``).
+
+    With every coefficient 0 each ``theta_i = theta``: the model without covariates. The
+    parameter vector is the model's own parameters (optimised on the log scale) followed by the
+    coefficients (unconstrained), named ``"<block>:<term>"``, e.g. ``"purchase:channel[offline]"``.
+
+    The model's likelihood hook ``_row_core(lp_groups, groups, data, need_grad)`` receives the
+    per-covariate-pattern log-parameters ``(G, k)`` and each row's pattern, and returns the row
+    log-likelihood and its derivatives with respect to the row's log-parameters ``(n, k)``; the
+    chain rule to the coefficients is done here: ``d ll_i / d gamma = sign * d ll_i / d log theta_i
+    * z_i``.
+    """
+
+    _covariate_blocks: ClassVar[tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...]] = ()
+
+    # ---- options and fitted encodings
+    def _init_covariates(self, covariate_reference: Mapping[str, Any] | None, **lists: Any) -> None:
+        name = type(self).__name__
+        for option, cols in lists.items():
+            if cols is None:
+                setattr(self, option, None)
+                continue
+            if isinstance(cols, str) or not all(isinstance(c, str) for c in cols):
+                raise ParameterError(
+                    f"{name}: {option} must be a list of column names; got {cols!r}"
+                    + (f" (write [{cols!r}])" if isinstance(cols, str) else "")
+                )
+            setattr(self, option, list(cols))
+        if covariate_reference is not None and not isinstance(covariate_reference, Mapping):
+            raise ParameterError(
+                f"{name}: covariate_reference must be a dict column -> reference level; got "
+                f"{covariate_reference!r}"
+            )
+        self.covariate_reference = None if covariate_reference is None else dict(covariate_reference)
+
+    def _encodings(self) -> dict[str, CovariateEncoding]:
+        return dict(getattr(self, "covariate_encodings_", None) or {})
+
+    def _base_names(self) -> tuple[str, ...]:
+        return type(self)._param_names  # type: ignore[attr-defined]
+
+    def _coef_names(self) -> list[str]:
+        return [f"{block}:{term}" for block, enc in self._encodings().items() for term in enc.terms]
+
+    def _names(self) -> tuple[str, ...]:
+        return (*self._base_names(), *self._coef_names())
+
+    def _has_covariates(self) -> bool:
+        return bool(self._coef_names())
+
+    def _log_mask(self) -> np.ndarray:
+        k0, p = len(self._base_names()), len(self._coef_names())
+        return np.concatenate([np.ones(k0, dtype=bool), np.zeros(p, dtype=bool)])
+
+    def _z_keys(self) -> list[str]:
+        return [f"_z_{block}_{j}" for block, enc in self._encodings().items() for j in range(enc.n_terms)]
+
+    def _compress_columns(self) -> tuple[str, ...]:
+        return (*self._fit_columns(), *self._z_keys())  # type: ignore[attr-defined]
+
+    def _extra_fit_arrays(self, data: Any, index: pd.Index) -> dict[str, np.ndarray]:
+        """Learn each block's encoding from the fit table and add its design columns."""
+        name = type(self).__name__
+        refs = getattr(self, "covariate_reference", None) or {}
+        wanted = [c for _, option, _ in self._covariate_blocks for c in (getattr(self, option) or [])]
+        stray = [c for c in refs if c not in wanted]
+        if stray:
+            raise ParameterError(
+                f"{name}: covariate_reference names {stray}, which are not covariates of this model "
+                f"({wanted})"
+            )
+        encodings: dict[str, CovariateEncoding] = {}
+        out: dict[str, np.ndarray] = {}
+        for block, option, _ in self._covariate_blocks:
+            cols = getattr(self, option) or []
+            if not cols:
+                continue
+            ctx = f"{name}.fit ({option})"
+            enc = fit_encoding(
+                data, cols, reference={c: refs[c] for c in cols if c in refs}, context=ctx
+            )
+            z = enc.transform(data, context=ctx)
+            encodings[block] = enc
+            for j in range(enc.n_terms):
+                out[f"_z_{block}_{j}"] = z[:, j]
+        self.covariate_encodings_ = encodings
+        self.__dict__.pop("_lr_cache", None)
+        return out
+
+    # ---- likelihood
+    def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, Any]:
+        if self._has_covariates():
+            out: dict[str, Any] = dict(data)
+            keys = self._z_keys()
+            from .base import unique_rows
+
+            uniq, groups = unique_rows([np.asarray(data[k], dtype=np.float64) for k in keys])
+            out["_grp"] = np.asarray(groups, dtype=np.int64)
+            pos = 0
+            for block, enc in self._encodings().items():
+                p = enc.n_terms
+                out[f"_zg_{block}"] = np.column_stack(uniq[pos : pos + p]) if p else None
+                pos += p
+            data = out
+        return super()._prepare_data(data)  # type: ignore[misc]
+
+    def _targets(self) -> list[tuple[str, int, int, list[tuple[int, float]]]]:
+        """(block, offset in the parameter vector, number of terms, [(param index, sign)])."""
+        base = list(self._base_names())
+        out = []
+        offset = len(base)
+        encs = self._encodings()
+        for block, _, targets in self._covariate_blocks:
+            enc = encs.get(block)
+            if enc is None or enc.n_terms == 0:
+                continue
+            out.append((block, offset, enc.n_terms, [(base.index(t), float(s)) for t, s in targets]))
+            offset += enc.n_terms
+        return out
+
+    def _group_log_params(self, phi: np.ndarray, data: Mapping[str, Any]) -> np.ndarray:
+        k0 = len(self._base_names())
+        n_groups = int(data["_grp"].max()) + 1 if data["_grp"].size else 0
+        lp = np.tile(np.asarray(phi[:k0], dtype=np.float64), (n_groups, 1))
+        for block, off, p, targets in self._targets():
+            eta = np.einsum("gp,p->g", data[f"_zg_{block}"], phi[off : off + p])  # no BLAS
+            for j, sign in targets:
+                lp[:, j] += sign * eta
+        return lp
+
+    def _cov_rows(
+        self, phi: np.ndarray, data: Mapping[str, Any], need_grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        if "_grp" not in data:
+            data = self._prepare_data(dict(data))
+        lpg = self._group_log_params(np.asarray(phi, dtype=np.float64), data)
+        groups = data["_grp"]
+        ll, d = self._row_core(lpg, groups, data, need_grad)  # type: ignore[attr-defined]
+        if not need_grad:
+            return ll, None
+        k0 = len(self._base_names())
+        grad = np.empty((ll.size, k0 + len(self._coef_names())))
+        grad[:, :k0] = d
+        for block, off, p, targets in self._targets():
+            s = np.zeros(ll.size)
+            for j, sign in targets:
+                s += sign * d[:, j]
+            grad[:, off : off + p] = s[:, None] * data[f"_zg_{block}"][groups]
+        return ll, grad
+
+    def _log_likelihood_rows(self, log_params: np.ndarray, data: Mapping[str, Any]) -> np.ndarray:
+        if not self._has_covariates():
+            return super()._log_likelihood_rows(log_params, data)  # type: ignore[misc]
+        return self._cov_rows(log_params, data, need_grad=False)[0]
+
+    def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, Any]) -> np.ndarray:
+        if not self._has_covariates():
+            return super()._gradient_rows(log_params, data)  # type: ignore[misc]
+        return self._cov_rows(log_params, data, need_grad=True)[1]  # type: ignore[return-value]
+
+    def _loglik_and_gradient_rows(
+        self, log_params: np.ndarray, data: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if not self._has_covariates():
+            return super()._loglik_and_gradient_rows(log_params, data)  # type: ignore[misc]
+        return self._cov_rows(log_params, data, need_grad=True)  # type: ignore[return-value]
+
+    def _loglik_and_gradient_totals(
+        self, log_params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray
+    ) -> tuple[float, np.ndarray] | None:
+        if self._has_covariates():
+            return None
+        return super()._loglik_and_gradient_totals(log_params, data, weights)  # type: ignore[misc]
+
+    def _fit_problem(self, params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray) -> str | None:
+        k0 = len(self._base_names())
+        return super()._fit_problem(np.asarray(params)[:k0], data, weights)  # type: ignore[misc]
+
+    def _fit_core(self, data: dict[str, Any], weights: np.ndarray) -> None:
+        super()._fit_core(data, weights)  # type: ignore[misc]
+        if self._has_covariates():
+            # kept for the likelihood-ratio test against the model without covariates
+            cols = list(self._fit_columns())  # type: ignore[attr-defined]
+            self._lr_data = ({c: np.asarray(data[c]) for c in cols}, np.asarray(weights))
+            self._lr_ll = float(self.log_likelihood_)  # type: ignore[attr-defined]
+
+    # ---- parameters
+    def _checked_params(self, params: Mapping[str, Any]) -> pd.Series:
+        names = list(self._names())
+        missing = [n for n in names if n not in params]
+        extra = [n for n in params if n not in names]
+        if missing or extra:
+            raise ParameterError(
+                f"{type(self).__name__} needs exactly the parameters {names}; missing {missing}, "
+                f"unexpected {extra}"
+            )
+        values = np.array([float(params[n]) for n in names], dtype=np.float64)
+        mask = self._log_mask()
+        bad = ~np.isfinite(values) | (mask & (values <= 0))
+        if bad.any():
+            shown = {n: params[n] for n, b in zip(names, bad, strict=True) if b}
+            raise ParameterError(
+                f"{type(self).__name__}: model parameters must be finite and > 0 and covariate "
+                f"coefficients finite; got {shown}"
+            )
+        return pd.Series(values, index=names, name="estimate", dtype=np.float64)
+
+    def _extra_state(self) -> dict[str, Any] | None:
+        encs = self._encodings()
+        if not encs:
+            return None
+        return {"covariates": {block: enc.to_dict() for block, enc in encs.items()}}
+
+    def _restore_state(self, state: Mapping[str, Any]) -> None:
+        self.covariate_encodings_ = {
+            block: CovariateEncoding.from_dict(d) for block, d in dict(state.get("covariates", {})).items()
+        }
+
+    def _copy_state(self, other: Any) -> None:
+        other.covariate_encodings_ = self._encodings()
+
+    # ---- per-customer parameters for predictions
+    def _rows_from_table(self, data: Any, n: int, context: str) -> list[Any]:
+        """Natural parameters per customer: a float for a parameter no covariate moves, else
+        an array with one value per row of ``data``."""
+        theta = self._params_array()  # type: ignore[attr-defined]
+        k0 = len(self._base_names())
+        base = [float(v) for v in theta[:k0]]
+        if not self._has_covariates():
+            return base
+        lp = np.tile(np.log(theta[:k0]), (n, 1))
+        moved: set[int] = set()
+        encs = self._encodings()
+        option_of = {block: option for block, option, _ in self._covariate_blocks}
+        for block, off, p, targets in self._targets():
+            z = encs[block].transform(data, context=f"{type(self).__name__}.{context} ({option_of[block]})")
+            if z.shape[0] != n:
+                raise DataValidationError(
+                    f"{type(self).__name__}.{context}: the covariates have {z.shape[0]} rows but "
+                    f"the summary has {n}"
+                )
+            eta = np.einsum("np,p->n", z, theta[off : off + p])
+            for j, sign in targets:
+                lp[:, j] += sign * eta
+                moved.add(j)
+        return [np.exp(lp[:, j]) if j in moved else base[j] for j in range(k0)]
+
+    def _prospect_params(self, covariates: Any, context: str) -> tuple[list[Any], pd.Index | None]:
+        """Parameters of new customers described by ``covariates`` (a dict or a frame)."""
+        name = type(self).__name__
+        if not self._has_covariates():
+            if covariates is not None and self._encodings() == {} and not any(
+                getattr(self, option, None) for _, option, _ in self._covariate_blocks
+            ):
+                raise ParameterError(
+                    f"{name}.{context}: the model has no covariates, so covariates= has no effect; "
+                    "drop it, or fit the model with purchase_covariates=/dropout_covariates="
+                )
+            return self._rows_from_table(None, 1, context), None
+        if covariates is None:
+            cols = sorted({c for enc in self._encodings().values() for c in enc.columns})
+            raise ParameterError(
+                f"{name}.{context}: the model has covariates {cols}; describe the prospect with "
+                f"covariates={{{', '.join(repr(c) + ': ...' for c in cols)}}} (a dict or a one-row "
+                "DataFrame)"
+            )
+        table = covariate_table(
+            covariates,
+            sorted({c for enc in self._encodings().values() for c in enc.columns}),
+            context=f"{name}.{context}",
+        )
+        index = table.index if isinstance(covariates, pd.DataFrame) and len(table) > 1 else None
+        return self._rows_from_table(table, len(table), context), index
+
+    # ---- inference
+    def likelihood_ratio_test(self) -> dict[str, float]:
+        """Likelihood-ratio test of the covariates against the same model without them.
+
+        Refits the model without covariates on the rows this fit used and compares twice the
+        difference in log-likelihood with a chi-squared distribution with as many degrees of
+        freedom as there are coefficients (Wilks 1938). Computed once and cached.
+
+        Returns
+        -------
+        dict
+            ``statistic``, ``df``, ``p_value``, ``log_likelihood`` (with covariates) and
+            ``log_likelihood_restricted`` (without).
+        """
+        cached = getattr(self, "_lr_cache", None)
+        if cached is not None:
+            return dict(cached)
+        stored = getattr(self, "_lr_data", None)
+        if stored is None:
+            raise ModelNotFittedError(
+                f"{type(self).__name__} has no fit with covariates to test (fit it to data with "
+                "covariates first; a loaded model keeps no data)"
+            )
+        from scipy import stats
+
+        data, weights = stored
+        base_opts = {"penalizer_coef": getattr(self, "penalizer_coef", 0.0), "time_unit": self._unit()}  # type: ignore[attr-defined]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            restricted = type(self)(**base_opts).fit(pd.DataFrame(data), weights=weights)
+        # both log-likelihoods on the rows the optimiser saw (Gamma-Gamma: the same rescaled
+        # spend, so the Jacobian of the rescaling cancels in the difference)
+        ll_r = float(restricted.log_likelihood_)
+        ll_f = float(self._lr_ll)
+        df = len(self._coef_names())
+        stat = max(2.0 * (ll_f - ll_r), 0.0)
+        shift = float(self.log_likelihood_) - ll_f  # type: ignore[attr-defined]
+        out = {
+            "statistic": stat,
+            "df": float(df),
+            "p_value": float(stats.chi2.sf(stat, df)),
+            "log_likelihood": ll_f + shift,
+            "log_likelihood_restricted": ll_r + shift,
+        }
+        self._lr_cache = out
+        return dict(out)
+
+    def covariate_effects(self, level: float = 0.90) -> pd.DataFrame:
+        """One row per coefficient: estimate, standard error, Wald interval, the multiplier it
+        implies and a sentence a marketer reads.
+
+        The multiplier is what the term does to the quantity its block moves, relative to the
+        reference level of a dummy (or per unit of a numeric covariate):
+
+        * ``purchase``: the mean purchase rate ``r / alpha_i`` is multiplied by ``exp(gamma)``;
+        * ``dropout`` (Pareto/NBD): the mean dropout rate ``s / beta_i`` by ``exp(gamma)``;
+        * ``dropout`` (BG/NBD, MBG/NBD): ``a_i`` and ``b_i`` both by ``exp(gamma)``, which keeps
+          the mean dropout probability ``a / (a + b)`` and concentrates the Beta around it;
+        * ``spend`` (Gamma-Gamma): the mean spend per transaction ``p gamma_i / (q - 1)`` by
+          ``exp(-delta)``.
+
+        Intervals are Wald intervals ``gamma +- z se`` mapped through the multiplier.
+
+        Parameters
+        ----------
+        level : float, default 0.90
+
+        Returns
+        -------
+        pd.DataFrame
+            Indexed by parameter name (``"purchase:channel[offline]"``).
+        """
+        if not 0 < level < 1:
+            raise ParameterError(f"level must be between 0 and 1; got {level}")
+        from scipy import stats
+
+        theta = self._params_array()  # type: ignore[attr-defined]
+        se_all = getattr(self, "standard_errors_", None)
+        z = float(stats.norm.ppf(0.5 + level / 2.0))
+        rows = []
+        pct = f"{100 * level:g}%"
+        encs = self._encodings()
+        for block, off, p, targets in self._targets():
+            enc = encs[block]
+            sign = targets[0][1]
+            for j in range(p):
+                name = f"{block}:{enc.terms[j]}"
+                coef = float(theta[off + j])
+                se = float(se_all.iloc[off + j]) if se_all is not None else float("nan")
+                lo, hi = coef - z * se, coef + z * se
+                # multiplier on the quantity the block moves
+                m_sign = -1.0 if block == "spend" else 1.0
+                if block == "dropout" and sign < 0:  # Pareto/NBD: beta_i = beta exp(-g z)
+                    m_sign = 1.0
+                mult = float(np.exp(m_sign * coef))
+                ml, mh = sorted((float(np.exp(m_sign * lo)), float(np.exp(m_sign * hi))))
+                col, lvl = enc.term_columns[j], enc.term_levels[j]
+                who = (
+                    f"customers with {col} = {lvl}" if lvl is not None else f"each additional unit of {col}"
+                )
+                than = f" as those with {col} = {enc.reference[col]}" if lvl is not None else ""
+                ci = f"{pct} CI {ml:.3g}-{mh:.3g}"
+                if block == "purchase":
+                    text = (
+                        f"{who[0].upper() + who[1:]} buy {mult:.3g} times as often{than} ({ci})"
+                        if lvl is not None
+                        else f"Each additional unit of {col} multiplies the purchase rate by {mult:.3g} ({ci})"
+                    )
+                elif block == "spend":
+                    text = (
+                        f"{who[0].upper() + who[1:]} spend {mult:.3g} times as much per transaction{than} ({ci})"
+                        if lvl is not None
+                        else f"Each additional unit of {col} multiplies the spend per transaction by {mult:.3g} ({ci})"
+                    )
+                elif sign < 0:  # Pareto/NBD dropout rate
+                    text = (
+                        f"{who[0].upper() + who[1:]} drop out {mult:.3g} times as fast{than} ({ci})"
+                        if lvl is not None
+                        else f"Each additional unit of {col} multiplies the dropout rate by {mult:.3g} ({ci})"
+                    )
+                else:  # BG/NBD: a and b move together
+                    text = (
+                        f"For {who}, compared with those with {col} = {enc.reference.get(col)}, the dropout-probability "
+                        f"distribution's a and b are {mult:.3g} times as large ({ci}): the same mean "
+                        "dropout probability per purchase, more concentrated around it when above 1"
+                        if lvl is not None
+                        else f"Each additional unit of {col} multiplies a and b of the dropout-probability "
+                        f"distribution by {mult:.3g} ({ci}); the mean dropout probability is unchanged"
+                    )
+                p_value = float(2.0 * stats.norm.sf(abs(coef) / se)) if se > 0 else float("nan")
+                rows.append(
+                    {
+                        "name": name,
+                        "block": block,
+                        "column": col,
+                        "level": lvl,
+                        "reference": enc.reference.get(col),
+                        "coefficient": coef,
+                        "std_error": se,
+                        f"lower {pct}": lo,
+                        f"upper {pct}": hi,
+                        "p_value": p_value,
+                        "multiplier": mult,
+                        f"multiplier lower {pct}": ml,
+                        f"multiplier upper {pct}": mh,
+                        "sentence": text,
+                    }
+                )
+        frame = pd.DataFrame(rows)
+        return frame.set_index("name") if len(frame) else frame
+
+    def summary(self, level: float = 0.95) -> Any:
+        out = super().summary(level)  # type: ignore[misc]
+        encs = self._encodings()
+        for block, enc in encs.items():
+            for col in enc.constant:
+                out.notes.append(
+                    f"{block} covariate {col} is constant in the data: no effect estimated (the "
+                    "model is the one without it)"
+                )
+        if not self._has_covariates():
+            return out
+        out.notes = [
+            n.replace(
+                "intervals are", "intervals of the model parameters are"
+            ).replace("always positive", "always positive; coefficients get plain Wald intervals")
+            if n.startswith("intervals are")
+            else n
+            for n in out.notes
+        ]
+        effects = self.covariate_effects(0.90)
+        for block, enc in encs.items():
+            for col, ref in enc.reference.items():
+                if col not in enc.constant:
+                    out.notes.append(f"{block} covariate {col}: dummies relative to the reference level {ref!r}")
+        out.notes.extend(effects["sentence"].tolist())
+        if getattr(self, "_lr_data", None) is not None:
+            lr = self.likelihood_ratio_test()
+            out.info["LR test vs no covariates"] = (
+                f"chi2 = {lr['statistic']:.4g}, df = {lr['df']:g}, p = {lr['p_value']:.3g}"
+            )
+        return out

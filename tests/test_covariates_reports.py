@@ -1,0 +1,98 @@
+"""Covariates in the value report and in channel economics (issue 14, phase 2)."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from lifetimes import ParetoNBDFitter
+
+from custvalue import data, datasets, reports, value_report
+from custvalue.errors import ParameterError
+from custvalue.models import BetaGeoModel, GammaGammaModel, ParetoNBDModel
+from custvalue.reports import value as value_module
+from custvalue.segments import channel_economics
+from custvalue.summary import rfm_summary
+from custvalue.value import customer_lifetime_value
+
+EFFECTS = {"purchase": {"channel": {"referral": 0.6}}, "dropout": {"channel": {"referral": -0.7}}}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return datasets.simulate(1500, seed=5, process="pareto_nbd", covariate_effects=EFFECTS)
+
+
+def test_value_report_analysis_shows_covariate_effects(sim):
+    tx, _ = data.load_transactions(sim.transactions, attributes=("region", "channel"))
+    result = value_report.analyse(tx, models=["pareto_nbd"], n_draws=0, covariates=["channel"])
+    assert result.covariates == ["channel"]
+    eff = result.covariate_effects
+    assert "purchase:channel[referral]" in eff.index and "dropout:channel[referral]" in eff.index
+    assert eff["sentence"].str.contains("times as").all()
+    assert result.covariate_test["df"] == len(eff)
+    # the refitted model values each customer with their channel
+    assert isinstance(result.final_model, ParetoNBDModel) and result.final_model._has_covariates()
+    assert result.reference_model.params_.index.tolist() == ["r", "alpha", "s", "beta"]
+    assert "channel = " in result.covariate_reference_text
+    with pytest.raises(ParameterError, match="not customer attributes"):
+        value_report.analyse(tx, models=["pareto_nbd"], n_draws=0, covariates=["tier"])
+
+
+def test_value_report_parameter_is_checked_before_running():
+    spec = reports.get_report("value")
+    assert "covariates" in spec.param_names
+    with pytest.raises(ParameterError, match="not in 'attributes'"):
+        value_module.check_params({"covariates": ["channel"], "attributes": [], "models": ["bgnbd"]})
+
+
+@pytest.mark.slow
+def test_value_report_runner_with_covariates(tmp_path: Path) -> None:
+    res = reports.run(
+        "value", data="simulated",
+        params={"n_draws": 0, "models": "bgnbd", "attributes": ["channel", "region"],
+                "covariates": ["channel"]},
+        out=tmp_path, log=lambda line: None,
+    )
+    text = html.unescape(re.sub(r"<[^>]+>", " ", res.html.read_text()))
+    assert "Covariate effects" in text
+    assert "likelihood-ratio" in text and "times as often as those with channel =" in text
+    assert "reference levels of the covariates" in text
+
+
+def test_channel_economics_values_a_new_customer_per_channel(sim):
+    rfm = rfm_summary(sim.transactions, freq="W")
+    model = ParetoNBDModel(purchase_covariates=["channel"], dropout_covariates=["channel"]).fit(rfm)
+    gg = GammaGammaModel().fit(rfm[rfm["frequency"] > 0])
+    clv = customer_lifetime_value(model, gg, rfm, horizon=12, time_unit="M", discount_rate=0.1)
+    costs = {"organic": 0.0, "paid_search": 25.0, "social": 15.0, "referral": 10.0}
+    res = channel_economics(clv, rfm, by="channel", costs=costs, model=model, spend_model=gg,
+                            horizon_months=12, n_draws=20, seed=1)
+    table = res.table
+    # reference: lifetimes' Pareto/NBD new-customer expectation at the channel's alpha_i, beta_i
+    p = model.params_
+    months = np.arange(1, 13)
+    t = months * 365.25 / 12 / 7
+    for ch in costs:
+        ref = ParetoNBDFitter()
+        ref.params_ = pd.Series({
+            "r": p["r"], "alpha": p["alpha"] * np.exp(-p.get(f"purchase:channel[{ch}]", 0.0)),
+            "s": p["s"], "beta": p["beta"] * np.exp(-p.get(f"dropout:channel[{ch}]", 0.0)),
+        })
+        cum = np.array([float(np.squeeze(ref.expected_number_of_purchases_up_to_time(x))) for x in t])
+        expected = float(np.sum(np.diff(cum, prepend=0.0) * gg.expected_population_spend()
+                                * 1.1 ** (-months / 12)))
+        assert table.loc[ch, "new_customer_clv"] == pytest.approx(expected, rel=1e-6)
+        assert table.loc[ch, "new_customer_clv_lower"] <= expected <= table.loc[ch, "new_customer_clv_upper"]
+    paid = table["cac"] > 0
+    np.testing.assert_allclose(
+        table.loc[paid, "ltv_cac"], table.loc[paid, "new_customer_clv"] / table.loc[paid, "cac"]
+    )
+    assert table.loc["referral", "new_customer_clv"] > table.loc["organic", "new_customer_clv"]
+    assert any("new_customer_clv" in n for n in res.notes)
+    with pytest.raises(ParameterError, match="among its covariates"):
+        channel_economics(clv, rfm, by="channel", model=BetaGeoModel().fit(rfm), horizon_months=12)
