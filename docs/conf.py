@@ -167,6 +167,26 @@ numpydoc_show_inherited_class_members = False
 numpydoc_attributes_as_param_list = True
 
 # --- notebooks (myst-nb) -------------------------------------------------------------------------
+
+
+def _kernel_aliases() -> dict[str, str]:
+    """Run the notebooks' ``custvalue`` kernel, or this Python's when that one is unusable.
+
+    ``make env`` registers ``custvalue`` for the checkout's virtualenv; when it is missing, or
+    its interpreter no longer exists (a moved or deleted clone), the notebooks run on
+    ``python3``, the kernel of the interpreter running Sphinx (the PYTHONPATH set above makes
+    either import this checkout).
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec("custvalue").argv
+    except NoSuchKernel:
+        return {"custvalue": "python3"}
+    return {} if argv and shutil.which(argv[0]) else {"custvalue": "python3"}
+
+
+nb_kernel_rgx_aliases = _kernel_aliases()
 nb_execution_mode = "force"
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True

@@ -16,10 +16,16 @@ NOTEBOOKS = ["first_hour_cdnow", "messy_export", "clv_to_winback", "club_payoff"
 
 
 def _kernel() -> str:
-    """The `custvalue` kernel when registered (`make env`), else the running Python's."""
-    from jupyter_client.kernelspec import KernelSpecManager
+    """The `custvalue` kernel when registered (`make env`) and usable, else this Python's."""
+    import shutil
 
-    return "custvalue" if "custvalue" in KernelSpecManager().find_kernel_specs() else "python3"
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        argv = KernelSpecManager().get_kernel_spec("custvalue").argv
+    except NoSuchKernel:
+        return "python3"
+    return "custvalue" if argv and shutil.which(argv[0]) else "python3"
 
 
 def test_the_tour_is_the_four_notebooks_the_docs_list() -> None:
