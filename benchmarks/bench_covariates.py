@@ -6,7 +6,7 @@ Subcommands::
     .venv/bin/python benchmarks/bench_covariates.py coverage --process pareto_nbd --seeds 200 --n 1000
     # a 1,000,000-customer summary with channel, region and membership (written once)
     .venv/bin/python benchmarks/bench_covariates.py prepare --n 1000000 --out /tmp/cov1m.parquet
-    # one fit of that file (for farm-bench: with vs without covariates)
+    # one fit of that file (to time as a whole command: with vs without covariates)
     .venv/bin/python benchmarks/bench_covariates.py fit --data /tmp/cov1m.parquet --model pareto --covariates 3
     # CLVTools' apparel data, Gender and Channel on both processes, beside pymc-marketing's MAP
     .venv/bin/python benchmarks/bench_covariates.py apparel --pymc /tmp/pymc-venv/bin/python
@@ -161,6 +161,7 @@ def cmd_fit(args: argparse.Namespace) -> dict:
 
 PYMC_SNIPPET = r"""
 import json, sys, time
+import numpy as np
 import pandas as pd
 from pymc_marketing.clv import BetaGeoModel, ParetoNBDModel
 data = pd.read_parquet(sys.argv[1]).reset_index()

@@ -256,3 +256,39 @@ def test_value_report_renders_cleanly(browser: str, value_page: Path) -> None:
     for section in ("Summary", "Customer base", "Models", "Value", "Rule of thumb", "Exports"):
         assert section in toc, toc
     assert value_page.stat().st_size < 5 * 1024 * 1024
+
+
+# ---------------------------------------------------------------------------- programme report
+
+
+@pytest.fixture(scope="module")
+def program_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from custvalue.reports import program
+
+    out = tmp_path_factory.mktemp("browser-program")
+    result = program.demo(out=out, n_customers=1500)
+    keep = ARTIFACTS / "program-report.html"
+    keep.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(result.html, keep)
+    return result.html
+
+
+@pytest.mark.slow
+def test_program_report_renders_cleanly(browser: str, program_page: Path) -> None:
+    """The programme-effect report (make demo's simulated club) opens without console errors,
+    every plot decodes and has a description, the sections are in the table of contents and
+    no code is shown."""
+    checks = open_page(browser, program_page, ARTIFACTS / "program-report.png")
+    assert_page_is_sound(checks, expect_images=True, expect_toc=True)
+    assert checks["header"] and checks["footer"]
+    assert len(checks["images"]) >= 3  # cohorts, raw means, event study
+    assert all(img["alt"] and "No description" not in img["alt"] for img in checks["images"])
+    toc = " | ".join(t["text"] for t in checks["toc"])
+    for section in ("What was estimated", "Timing and cohort sizes", "Raw means around joining",
+                    "The estimators side by side", "Effect by time since joining",
+                    "Falsification", "Return on investment", "Threats to validity"):
+        assert section in toc, toc
+    page = program_page.read_text()
+    assert "program_report." not in page and "import " not in page  # no code shown
+    assert "true effect is" in page
+    assert program_page.stat().st_size < 5 * 1024 * 1024

@@ -220,7 +220,7 @@ def test_clv_with_intervals_uses_covariates(cdnow, fitted):
     gg = GammaGammaModel().fit(d)
     model = fitted[ParetoNBDModel]
     res = customer_lifetime_value(
-        model, gg, d, horizon=12, time_unit="M", discount_rate=0.1, interval=0.9, n_draws=50, seed=1
+        model, gg, d, horizon=12, time_unit="M", discount_rate=0.1, interval=0.9, n_draws=10, seed=1
     )
     frame = res.to_frame() if hasattr(res, "to_frame") else res.frame
     assert frame["clv"].notna().all()

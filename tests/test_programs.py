@@ -134,14 +134,15 @@ def test_sample_ratio_mismatch_is_flagged(campaign_sim):
 def club_sim():
     # acquired over six months, club launched two months later: active heavy buyers join
     return simulate(2500, seed=5, acquisition_period="180D",
-                    loyalty={"history": True, "effect": 1.5, "launch": "2022-09-01"})
+                    loyalty={"history": True, "effect": 1.5, "launch": "2022-09-01",
+                             "placebo": True})
 
 
 @pytest.fixture(scope="module")
 def club_effect(club_sim):
     return programs.estimate(club_sim.transactions, club_sim.memberships,
                              date_col="join_date", secondary=False, margin=0.3,
-                             cost_per_member=2.0)
+                             cost_per_member=2.0, placebo_events=club_sim.placebo)
 
 
 def test_staggered_club_recovers_the_true_effect_not_the_naive_gap(club_sim, club_effect):
@@ -164,6 +165,79 @@ def test_staggered_club_recovers_the_true_effect_not_the_naive_gap(club_sim, clu
     seg = r.segments
     assert seg is not None and seg["n_treated"].sum() <= r.n_treated
     assert (seg["lower"] <= seg["upper"]).all()
+
+
+def test_placebo_outcome_shares_the_selection_but_shows_no_effect(club_sim, club_effect):
+    """Known truth: the simulation's "service contacts" follow each customer's latent rate and
+    dropout (so members have more of them) but membership never changes them. The estimator
+    finds no effect on them although the naive gap is large; fed the real purchases as
+    "placebo" events it reproduces the main estimate, so the check can fail."""
+    from custvalue.programs.core import _naive
+    from custvalue.programs.panel import build_panel
+
+    # the placebo stream has its own generator: the rest of the simulation is unchanged
+    plain = simulate(2500, seed=5, acquisition_period="180D",
+                     loyalty={"history": True, "effect": 1.5, "launch": "2022-09-01"})
+    pd.testing.assert_frame_equal(plain.transactions, club_sim.transactions)
+    pd.testing.assert_frame_equal(plain.memberships, club_sim.memberships)
+    assert plain.placebo is None and len(club_sim.placebo) > 1000
+    row = club_effect.falsification.loc["placebo outcome (events the programme cannot affect)"]
+    assert abs(row["estimate"]) < 4 * row["std_error"]
+    assert row["role"] == "placebo outcome"
+    p = build_panel(club_sim.transactions)
+    counts = programs.core._event_counts(club_sim.placebo, p, "customer_id", "date", [])
+    g = programs.core._groups_from_dates(
+        club_sim.memberships.rename(columns={"join_date": "date"}), p, [])
+    (gap, gap_se), _ = _naive(counts, g, p.entry)
+    assert gap > 4 * gap_se  # members do have more contacts: the selection is there
+    real = programs.estimate(club_sim.transactions, club_sim.memberships, date_col="join_date",
+                             secondary=False, heterogeneity=False,
+                             placebo_events=club_sim.transactions)
+    again = real.falsification.loc["placebo outcome (events the programme cannot affect)"]
+    assert again["estimate"] == pytest.approx(real.att.loc["level", "estimate"], rel=1e-9)
+    with pytest.raises(DataValidationError, match="placebo events lack"):
+        programs.estimate(club_sim.transactions, club_sim.memberships, date_col="join_date",
+                          placebo_events=club_sim.placebo.rename(columns={"date": "when"}))
+
+
+def test_effect_on_clv_beyond_the_window_covers_the_realised_truth(club_sim, club_effect):
+    """Known truth: after the window a member alive for another ``d`` days (of the 12 months)
+    buys ``(effect - 1) * lambda * d`` extra on average (the programme lifts her rate while
+    alive, dropout unchanged). The projection applies the estimated ratio to her BG/NBD
+    expectation; its interval must cover the realised sum over the members."""
+    clv = club_effect.clv
+    assert clv is not None and clv.attrs["horizon"] == 12
+    assert list(clv.columns) == ["estimate", "std_error", "lower", "upper"]
+    c = club_sim.customers.set_index("customer_id")
+    m = c.loc[c["member"]]
+    end = club_sim.truth["observation_end"]
+    since = (m["first_purchase"] - end).dt.total_seconds() / 86400  # days, negative
+    left = (since + m["lifetime_days"]).clip(0, 12 * 365.25 / 12)  # alive days ahead
+    members = programs.estimate(club_sim.transactions, club_sim.memberships,
+                                date_col="join_date", secondary=False, heterogeneity=False,
+                                margin=0.3).n_treated
+    assert clv.attrs["members"] == members
+    row = clv.loc["incremental purchases"]
+    rows = m.index.isin(_clv_members(club_sim))
+    truth = float((0.5 * m["lambda"] * left)[rows].sum())
+    assert row["lower"] < truth < row["upper"]
+    money = clv.loc["incremental margin"]
+    value = clv.attrs["value_per_purchase"]
+    assert money["estimate"] == pytest.approx(row["estimate"] * value * 0.3)
+    assert clv.loc["incremental margin per member", "estimate"] == pytest.approx(
+        money["estimate"] / members)
+    assert "effect on CLV" in str(club_effect)
+    with pytest.raises(ParameterError, match="clv_horizon"):
+        programs.estimate(club_sim.transactions, club_sim.memberships, date_col="join_date",
+                          margin=0.3, clv_horizon=-1)
+
+
+def _clv_members(sim):
+    """Members with a month before joining (those the effect is estimated on)."""
+    p = build_panel(sim.transactions)
+    g = programs.core._groups_from_dates(sim.memberships.rename(columns={"join_date": "date"}),
+                                         p, [])
+    return p.customers[(g < NEVER) & (g > p.entry)]
 
 
 def test_program_effect_prints_and_renders(club_effect):
@@ -225,6 +299,42 @@ def test_no_pre_period_and_no_comparison_are_errors(club_sim):
         programs.estimate(tx, everyone)
 
 
+def test_dates_outside_the_data_and_missing_pre_periods_are_warnings(club_sim):
+    """Joining before the data start or in the customer's first period leaves no pre-period;
+    joining after the last complete period is not yet treated: each is said in a warning
+    (the report prints them) and the rest is analysed."""
+    tx, m = club_sim.transactions, club_sim.memberships.copy()
+    first = tx.groupby("customer_id")["date"].min()
+    m.loc[m.index[:4], "join_date"] = pd.Timestamp("2019-05-01")  # before the data
+    m.loc[m.index[4:7], "join_date"] = pd.Timestamp("2031-01-01")  # after the data
+    ids = m["customer_id"].iloc[7:9]
+    m.loc[m.index[7:9], "join_date"] = first.loc[ids].to_numpy()  # in their first month
+    r = programs.estimate(tx, m, date_col="join_date", secondary=False, heterogeneity=False)
+    text = " | ".join(r.warnings)
+    assert "4 customer(s) joined before the data start" in text
+    assert "3 customer(s) joined after the last complete period" in text
+    assert "joined in (or before) their first observed period" in text
+    assert np.isfinite(r.att.loc["level", "estimate"])
+    assert r.n_treated <= len(m) - 9
+
+
+def test_no_untreated_or_not_yet_treated_customers(club_sim):
+    """Everyone joins: with two joining dates the later cohort is the comparison for the
+    earlier one until it joins (cells after that are dropped, with a warning); with one
+    date there is no comparison at all, an error for the staggered design."""
+    tx = club_sim.transactions
+    ids = np.sort(tx["customer_id"].unique())
+    two = pd.DataFrame({"customer_id": ids,
+                        "date": np.where(ids % 2 == 0, pd.Timestamp("2023-02-10"),
+                                         pd.Timestamp("2023-06-10"))})
+    r = programs.estimate(tx, two, secondary=False, heterogeneity=False, max_pre=1)
+    assert r.design == "staggered" and r.n_control == 0
+    assert any("had no comparison customers" in w for w in r.warnings)
+    one = two.assign(date=pd.Timestamp("2023-02-10"))
+    with pytest.raises(DataValidationError, match="no untreated or not-yet-treated"):
+        programs.estimate(tx, one, design="staggered")
+
+
 def test_arguments_are_checked(club_sim):
     tx, m = club_sim.transactions, club_sim.memberships
     with pytest.raises(ParameterError, match="unpack"):
@@ -270,6 +380,34 @@ def test_imputation_estimator_matches_pyfixest_did2s():
     assert ours[1] == pytest.approx(float(fit.se()["treat"]), rel=0.15)
 
 
+def test_twfe_and_imputation_on_wide_arrays_match_pyfixest_and_the_long_panel():
+    """The TWFE benchmark (Frisch-Waugh-Lovell on the customer x period arrays, exact fixed
+    effects) equals pyfixest's feols with CRV1 errors (its demeaning run to 1e-13), and the
+    wide imputation estimator equals the one on the long panel."""
+    import pyfixest as pf
+
+    from custvalue.programs import did
+    from custvalue.programs.core import _groups_from_dates
+
+    sim = simulate(500, seed=9, acquisition_period="180D",
+                   loyalty={"history": True, "effect": 1.5, "launch": "2022-09-01"})
+    p = build_panel(sim.transactions)
+    g = _groups_from_dates(sim.memberships.rename(columns={"join_date": "date"}), p, [])
+    keep = ~((g < NEVER) & (g <= p.entry))
+    y = p.outcomes["purchases"]
+    frame = did.long_panel(np.nan_to_num(y), p.entry, g, keep)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = pf.feols("y ~ treat | unit + time", data=frame, vcov={"CRV1": "unit"},
+                       fixef_tol=1e-13)
+    ours = did.twfe(frame)
+    assert ours[0] == pytest.approx(float(fit.coef()["treat"]), rel=1e-9)
+    assert ours[1] == pytest.approx(float(fit.se()["treat"]), rel=1e-9)
+    np.testing.assert_allclose(did.twfe_wide(y, p.entry, g, keep), ours, rtol=1e-12)
+    np.testing.assert_allclose(did.imputation_wide(y, p.entry, g, keep),
+                               did.imputation_did(frame), rtol=1e-12)
+
+
 def test_retention_uses_membership_as_a_time_varying_covariate():
     """Known truth: churn hazard 0.05 per month, multiplied by 0.6 from joining on; joining
     times independent of churn. Membership at baseline ("ever joined") shows the immortal-time
@@ -292,6 +430,7 @@ def test_retention_uses_membership_as_a_time_varying_covariate():
     fit = programs.retention(subs, table, observation_end=obs)
     row = fit.table.loc["member"]
     assert abs(row["coef"] - np.log(hr)) < 4 * row["std_error"]
+    assert "clustered on customer_id" in fit.covariance_type
     naive = cox_ph(subs.assign(duration=(subs["end"].fillna(obs) - subs["start"]).dt.days / month,
                                event=subs["end"].notna(),
                                ever=subs["customer_id"].isin(table["customer_id"]).astype(float)),

@@ -370,6 +370,22 @@ def test_kernel_falls_back_to_python3_with_a_note(monkeypatch: pytest.MonkeyPatc
         reports.runner._kernel_name("other")
 
 
+def test_kernel_whose_interpreter_is_gone_is_not_used(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # a real kernel spec left behind by a deleted virtual environment (a removed clone)
+    spec = tmp_path / "kernels" / "custvalue"
+    spec.mkdir(parents=True)
+    gone = str(tmp_path / "deleted-venv" / "bin" / "python")
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [gone, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python (custvalue)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path))
+    name, note = reports.runner._kernel_name(None)
+    assert name == "python3" and gone in note and "does not exist" in note
+    with pytest.raises(ParameterError, match=r"starts .*deleted-venv.* which does not exist"):
+        reports.runner._kernel_name("custvalue")
+
+
 # ---------------------------------------------------------------------------- batches
 
 

@@ -258,6 +258,68 @@ def test_numpy_engine_equals_statsmodels_phreg(layout):
     assert fast.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-12)
 
 
+@pytest.mark.parametrize("layout", ["start_stop", "strata"])
+def test_cluster_robust_errors_equal_statsmodels_phreg_groups(layout):
+    """Customer-clustered sandwich errors (Lin & Wei 1989) of the numpy engine equal
+    statsmodels' PHReg.fit(groups=...) on the same start-stop rows; and a customer repeated
+    with all her rows doubled keeps her coefficient but not her model-based error."""
+    rng = np.random.default_rng(17)
+    n = 1_500
+    x = rng.normal(size=n)
+    join = rng.exponential(6.0, n)
+    first = rng.exponential(1 / (0.08 * np.exp(0.3 * x)))
+    dur = np.where(first < join, first,
+                   join + rng.exponential(1 / (0.08 * np.exp(0.3 * x - 0.5)), n))
+    dur = np.round(dur, 1) + 0.05  # ties
+    spells = pd.DataFrame({"customer_id": np.arange(n), "duration": np.minimum(dur, 20.0),
+                           "event": dur < 20.0, "member": 0.0, "x": x,
+                           "cohort": rng.integers(0, 3, n)})
+    changes = pd.DataFrame({"customer_id": np.arange(n), "time": join, "member": 1.0})
+    rows = sv.start_stop(spells, changes, covariates=["member"])
+    kw = dict(duration_col="stop", entry_col="start", event_col="event", id_col="customer_id",
+              cluster_col="customer_id")
+    if layout == "strata":
+        kw["strata_col"] = "cohort"
+    from statsmodels.duration.hazard_regression import PHReg
+
+    # PHReg itself, on the rows that are at risk at some event time (the others add nothing
+    # to the likelihood; PHReg gives them NaN score residuals)
+    times = np.sort(rows.loc[rows["event"], "stop"].unique())
+    at_risk = (np.searchsorted(times, rows["stop"], side="right")
+               > np.searchsorted(times, rows["start"], side="right"))
+    sub = rows[at_risk]
+    sm = PHReg(sub["stop"].to_numpy(), sub[["member", "x"]].to_numpy(),
+               status=sub["event"].to_numpy(dtype=float), entry=sub["start"].to_numpy(),
+               strata=sub["cohort"].to_numpy() if layout == "strata" else None,
+               ties="breslow").fit(groups=sub["customer_id"].to_numpy())
+    ref = sv.cox_ph(rows, ["member", "x"], engine="statsmodels", **kw)
+    fast = sv.cox_ph(rows, ["member", "x"], engine="numpy", **kw)
+    np.testing.assert_allclose(fast.table["coef"], sm.params, rtol=1e-7)
+    np.testing.assert_allclose(fast.covariance.to_numpy(), sm.cov_params(), rtol=1e-6)
+    model = sv.cox_ph(rows, ["member", "x"], engine="numpy",
+                      **{k: v for k, v in kw.items() if k != "cluster_col"})
+    assert "Lin & Wei" in fast.covariance_type and model.covariance_type == "model"
+    assert "clustered on customer_id" in str(fast.summary())
+    np.testing.assert_allclose(fast.table["coef"], ref.table["coef"], rtol=1e-8)
+    np.testing.assert_allclose(fast.covariance.to_numpy(), ref.covariance.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(fast.table["coef"], model.table["coef"])
+    # the sandwich is a different estimate of the same variance: close, not equal
+    ratio = fast.table["std_error"] / model.table["std_error"]
+    assert ((ratio > 0.8) & (ratio < 1.25)).all() and (ratio != 1).all()
+    # duplicated customers: the model-based error shrinks by sqrt(2), the clustered one on the
+    # customer does not (each customer's score is doubled, so is the information)
+    twice = pd.concat([rows, rows], ignore_index=True)
+    m2 = sv.cox_ph(twice, ["member", "x"], engine="numpy",
+                   **{k: v for k, v in kw.items() if k != "cluster_col"})
+    c2 = sv.cox_ph(twice, ["member", "x"], engine="numpy", **kw)
+    np.testing.assert_allclose(m2.table["std_error"] * np.sqrt(2), model.table["std_error"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(c2.table["std_error"], fast.table["std_error"], rtol=1e-6)
+    with pytest.raises(DataValidationError, match="cluster column"):
+        sv.cox_ph(rows, ["member"], engine="numpy", duration_col="stop", entry_col="start",
+                  event_col="event", cluster_col="nope")
+
+
 # ---------------------------------------------------------------------------------------------
 # estimator convention (options in the constructor, fit -> self, fitted attributes end in "_")
 # ---------------------------------------------------------------------------------------------

@@ -104,7 +104,8 @@ DEFAULT_SUBSCRIPTION: dict[str, Any] = {
 }
 
 _DEFAULT_LOYALTY: dict[str, Any] = {"join_rate": 0.002, "selection": 1.0, "effect": 1.3, "launch": None,
-                                    "recency": None, "recent_days": 30, "history": None}
+                                    "recency": None, "recent_days": 30, "history": None,
+                                    "placebo": None}
 _DEFAULT_WINBACK: dict[str, Any] = {
     "send_date": None,
     "lapsed_days": 120,
@@ -304,6 +305,10 @@ class Simulation:
         have made after joining without the programme (the base process's own draws, which
         the programme replaced). Together with the observed purchases this gives each member's
         untreated path, from which ``truth["loyalty"]["att"]`` is computed.
+    placebo : pandas.DataFrame or None
+        With ``loyalty={"placebo": ...}``: ``customer_id, date`` of "service contacts", an
+        outcome with the purchases' self-selection that membership does not affect (a
+        placebo outcome for :func:`custvalue.programs.estimate`).
     truth : dict
         The generating process and its parameters (see :func:`simulate`).
     """
@@ -315,6 +320,7 @@ class Simulation:
     subscriptions: pd.DataFrame | None = None
     truth: dict[str, Any] = field(default_factory=dict)
     counterfactual: pd.DataFrame | None = None
+    placebo: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
         parts = [
@@ -1001,6 +1007,18 @@ def _apply_loyalty(rng: np.random.Generator, loyalty: Any, cfg: _Config, proc: _
             "after a purchase, and customers may join after their last purchase")
     truth["_lifted"] = _Events(cust=m_idx[li], cal=lt)
     truth["_counterfactual"] = counterfactual
+    placebo = loyalty_cfg["placebo"]
+    if placebo is not None and placebo is not False:
+        rate = 0.5 if placebo is True else _number(loyalty_cfg, "placebo", "loyalty")
+        if not (np.isfinite(rate) and rate > 0):
+            raise ParameterError(f"loyalty['placebo']={placebo!r} must be True or a positive "
+                                 "rate multiplier")
+        # own generator: the programme's and the purchases' draws stay as without it
+        prng = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])
+        alive = np.minimum(active_until, np.maximum(cfg.window_days - acq, 0.0))
+        pi, pt = _uniform_events(prng, acq, acq + alive, prng.poisson(rate * lam * alive))
+        truth["placebo_rate"] = rate
+        truth["_placebo"] = _Events(cust=pi, cal=pt)
     return truth, member, join_cal, _Events(cust=ev_cust, cal=ev_cal)
 
 
@@ -1415,7 +1433,12 @@ def simulate(
         so far, times ``(lambda / E[lambda]) ** selection``, where ``selection`` defaults to 0
         in this mode, so that joining depends on the latent rate only through the observed
         history; staggered joining that the Callaway & Sant'Anna design can identify). In both, customers may join after
-        their last purchase (joining does not reveal that they are alive).
+        their last purchase (joining does not reveal that they are alive). ``placebo``
+        (None; True or a rate multiplier, True = 0.5): also draw ``Simulation.placebo``, an
+        outcome the programme cannot affect with the same self-selection -- "service
+        contacts" at ``placebo * lambda`` per day while the customer is alive (the same
+        latent rate and dropout as her purchases, never lifted by membership), from a
+        generator spawned off the seed, so the other draws do not change.
     winback : dict or True, optional
         Randomised win-back campaign, keys (defaults): ``send_date`` (``end`` - 90 days),
         ``lapsed_days`` (120), ``response_days`` (30), ``treatment_share`` (0.5), ``effect``
@@ -1528,6 +1551,12 @@ def simulate(
                 "customer_id": (untreated.cust[order] + 1).astype(np.int64),
                 "date": _days_to_dates(cfg.start_ts, untreated.cal[order]),
             })
+    placebo_df = None
+    if loyalty_cfg is not None and "_placebo" in loyalty_cfg:
+        pl = loyalty_cfg.pop("_placebo")
+        order = np.lexsort((pl.cal, pl.cust))
+        placebo_df = pd.DataFrame({"customer_id": (pl.cust[order] + 1).astype(np.int64),
+                                   "date": _days_to_dates(cfg.start_ts, pl.cal[order])})
     transactions = _assemble_transactions(cfg, tx, region, pop.channel, cat_names)
     customers = _assemble_customers(cfg, acq, region, pop, base, spend, member, join_cal,
                                     cat_names)
@@ -1549,6 +1578,7 @@ def simulate(
         subscriptions=None,
         truth=truth,
         counterfactual=counterfactual,
+        placebo=placebo_df,
     )
 
 

@@ -675,6 +675,8 @@ class CoxResult(_SummaryViews):
         Partial log-likelihood at the estimate.
     n_rows, n_customers, n_events : int
     ties : str
+    covariance_type : str
+        ``"model"`` (inverse information) or the clustered robust sandwich (``cluster_col``).
     """
 
     table: pd.DataFrame
@@ -688,6 +690,7 @@ class CoxResult(_SummaryViews):
     exog_names: list[str]
     results: Any = None
     engine: str = "statsmodels"
+    covariance_type: str = "model"
 
     @property
     def params(self) -> pd.Series:
@@ -703,6 +706,8 @@ class CoxResult(_SummaryViews):
             f"Cox proportional hazards ({self.ties} ties): {self.n_customers} customers, "
             f"{self.n_rows} rows, {self.n_events} cancellations, partial log-likelihood "
             f"{self.log_likelihood:.6g}; intervals {100 * self.level:g}% for the hazard ratio"
+            + ("" if self.covariance_type == "model" else
+               f"; standard errors {self.covariance_type}")
         )
         return _table_summary(head, self.table, title="Cox proportional hazards")
 
@@ -860,6 +865,70 @@ def _cox_newton(x, stop, status, entry, strata, max_iter: int = 50):
     return beta, cov, ll
 
 
+def _score_residuals(x: np.ndarray, stop: np.ndarray, status: np.ndarray,
+                     entry: np.ndarray | None, strata: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Score residuals of the Breslow partial likelihood, one row per data row.
+
+    For row ``i`` (Lin & Wei 1989, eq. 2.1; Therneau & Grambsch 2000, sec. 7.3)
+    ``W_i = d_i (x_i - xbar(t_i)) - sum_k Y_i(t_k) w_i (dN_k / S0_k) (x_i - xbar(t_k))``
+    over the distinct event times ``t_k`` of the row's stratum at which it is at risk
+    (``entry_i < t_k <= stop_i``), with ``w_i = exp(x_i' beta)``, ``S0_k`` the risk set's sum of
+    ``w`` and ``xbar_k = S1_k / S0_k``. The inner sum is a difference of two cumulative sums
+    over event times, found by binary search, so the cost is a sort per stratum.
+    """
+    n, p = x.shape
+    out = np.zeros((n, p))
+    eta = x @ beta
+    for s_code in np.unique(strata):
+        rows = np.nonzero(strata == s_code)[0]
+        st, ev = stop[rows], status[rows] > 0
+        if not ev.any():
+            continue
+        xs = x[rows]
+        w = np.exp(eta[rows] - eta[rows].max())
+        times, inv = np.unique(st[ev], return_inverse=True)
+        d = np.bincount(inv, minlength=times.size).astype(float)
+        vals = np.column_stack([w, xs * w[:, None]])
+
+        def at_least(keys: np.ndarray, vals: np.ndarray = vals,
+                     times: np.ndarray = times) -> np.ndarray:
+            # sum of vals over rows with key >= each event time (suffix sums, sorted once)
+            order = np.argsort(keys, kind="stable")[::-1]
+            csum = np.vstack([np.zeros(vals.shape[1]), np.cumsum(vals[order], axis=0)])
+            count = keys.size - np.searchsorted(np.sort(keys), times, side="left")
+            return csum[count]
+
+        sums = at_least(st)
+        if entry is not None:
+            sums = sums - at_least(entry[rows])
+        s0 = np.maximum(sums[:, 0], np.finfo(float).tiny)
+        xbar = sums[:, 1:] / s0[:, None]
+        haz = d / s0
+        c0 = np.r_[0.0, np.cumsum(haz)]
+        c1 = np.vstack([np.zeros(p), np.cumsum(haz[:, None] * xbar, axis=0)])
+        hi = np.searchsorted(times, st, side="right")
+        lo = (np.zeros(rows.size, dtype=np.int64) if entry is None
+              else np.searchsorted(times, entry[rows], side="right"))
+        a = c0[hi] - c0[lo]
+        b = c1[hi] - c1[lo]
+        own = np.searchsorted(times, st, side="left").clip(max=times.size - 1)
+        resid = -(w[:, None] * (xs * a[:, None] - b))
+        resid[ev] += xs[ev] - xbar[own[ev]]
+        out[rows] = resid
+    return out
+
+
+def _cluster_sandwich(cov: np.ndarray, resid: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Robust covariance ``I^-1 (sum_c U_c U_c') I^-1`` with ``U_c`` the sum of the score
+    residuals of cluster ``c`` (Lin & Wei 1989, eq. 2.3; no small-sample factor, as in
+    statsmodels' ``PHReg.fit(groups=...)`` and lifelines' ``cluster_col``)."""
+    codes = pd.factorize(clusters)[0]
+    k = int(codes.max()) + 1
+    u = np.column_stack([np.bincount(codes, weights=resid[:, j], minlength=k)
+                         for j in range(resid.shape[1])])
+    return cov @ (u.T @ u) @ cov
+
+
 _FAST_ROWS = 20_000
 
 
@@ -872,6 +941,7 @@ class _CoxColumns(TypedDict, total=False):
     entry_col: str | None
     strata_col: str | None
     id_col: str | None
+    cluster_col: str | None
 
 
 def cox_ph(
@@ -906,6 +976,12 @@ def cox_ph(
         Stratify the baseline hazard (e.g. by cohort).
     id_col : str, optional
         Customer id of start-stop rows (used to count customers).
+    cluster_col : str, optional
+        Rows with the same value (a customer's start-stop rows) may be dependent: the
+        standard errors are then the robust sandwich of Lin & Wei (1989), clustered on this
+        column, ``I^-1 (sum_c U_c U_c') I^-1`` with ``U_c`` the cluster's summed score
+        residuals (statsmodels' ``PHReg.fit(groups=...)``; tested against it), and
+        ``covariance_type`` says so.
     ties : {"breslow", "efron"}
     level : float
         Confidence level of the hazard-ratio intervals.
@@ -945,7 +1021,8 @@ def _fit_cox(
 ) -> CoxResult:
     """Partial-likelihood fit (the body of :meth:`CoxPH.fit`); ``columns`` as :class:`_CoxColumns`."""
     duration_col, event_col = columns.get("duration_col"), columns.get("event_col")
-    entry_col, strata_col, id_col = (columns.get(k) for k in ("entry_col", "strata_col", "id_col"))
+    entry_col, strata_col, id_col, cluster_col = (
+        columns.get(k) for k in ("entry_col", "strata_col", "id_col", "cluster_col"))
     from statsmodels.duration.hazard_regression import PHReg
 
     data, duration_col, event_col, time, status = _resolve_duration(data, duration_col, event_col)
@@ -966,6 +1043,16 @@ def _fit_cox(
         if strata_col not in data.columns:
             raise DataValidationError(f"strata column {strata_col!r} not found")
         strata = pd.factorize(data[strata_col])[0]
+    clusters = None
+    if cluster_col is not None:
+        if cluster_col not in data.columns:
+            raise DataValidationError(f"cluster column {cluster_col!r} not found; the frame has "
+                                      f"{list(data.columns)[:12]}")
+        if data[cluster_col].isna().any():
+            raise DataValidationError(
+                f"cluster column {cluster_col!r} has {int(data[cluster_col].isna().sum())} "
+                "missing values; every row needs its customer")
+        clusters = pd.factorize(data[cluster_col])[0]
     if isinstance(covariates, str):
         import patsy
 
@@ -983,9 +1070,11 @@ def _fit_cox(
     xa = x.to_numpy(dtype=float)
     res = None
     if use_numpy:
-        beta, cov, llf = _cox_newton(
-            xa, time, status, entry, strata if strata is not None else np.zeros(len(time), dtype=np.int64)
-        )
+        strata_codes = strata if strata is not None else np.zeros(len(time), dtype=np.int64)
+        beta, cov, llf = _cox_newton(xa, time, status, entry, strata_codes)
+        if clusters is not None:
+            cov = _cluster_sandwich(
+                cov, _score_residuals(xa, time, status, entry, strata_codes, beta), clusters)
     else:
         model = PHReg(time, xa, status=status, entry=entry, strata=strata, ties=ties)
         with warnings.catch_warnings():
@@ -1000,6 +1089,13 @@ def _fit_cox(
         beta = np.asarray(res.params, dtype=float)
         cov = np.asarray(res.cov_params(), dtype=float)
         llf = float(res.llf)
+        if clusters is not None:
+            # PHReg's own groups= path marks rows that are at risk at no event time NaN (their
+            # score residual is 0) and then returns a NaN covariance; the same sandwich here
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                resid = np.nan_to_num(np.asarray(res.score_residuals, dtype=float))
+            cov = _cluster_sandwich(cov, resid, clusters)
     if not (np.all(np.isfinite(beta)) and np.all(np.isfinite(cov))):
         raise ConvergenceError(
             "Cox fit did not converge (non-finite estimates); check for covariates that "
@@ -1035,6 +1131,9 @@ def _fit_cox(
         exog_names=names,
         results=res,
         engine="numpy" if use_numpy else "statsmodels",
+        covariance_type=("model" if clusters is None else
+                         f"robust, clustered on {cluster_col} ({int(clusters.max()) + 1:,} "
+                         "clusters; Lin & Wei 1989)"),
     )
 
 

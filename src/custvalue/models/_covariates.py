@@ -188,21 +188,19 @@ class CovariateEncoding:
         table = covariate_table(data, self.columns, context=context)
         n = len(table)
         out = np.zeros((n, self.n_terms), dtype=np.float64)
-        for j, (col, level) in enumerate(zip(self.term_columns, self.term_levels, strict=True)):
-            series = table[col]
-            if self.kinds[col] == _NUMERIC:
-                out[:, j] = _numeric_values(series, col, table.index, context)
-            else:
-                codes = _level_codes(series, col, self.levels[col], table.index, context)
-                out[:, j] = codes == self.levels[col].index(level)
-        # columns that produce no term still have to be valid (a missing value is an error)
+        # every column is validated (also those that give no term: a missing value is an error)
+        # and decoded once
+        decoded: dict[str, np.ndarray] = {}
         for col in self.columns:
-            if col in self.term_columns:
-                continue
             if self.kinds[col] == _NUMERIC:
-                _numeric_values(table[col], col, table.index, context)
+                decoded[col] = _numeric_values(table[col], col, table.index, context)
             else:
-                _level_codes(table[col], col, self.levels[col], table.index, context)
+                decoded[col] = _level_codes(table[col], col, self.levels[col], table.index, context)
+        for j, (col, level) in enumerate(zip(self.term_columns, self.term_levels, strict=True)):
+            if self.kinds[col] == _NUMERIC:
+                out[:, j] = decoded[col]
+            else:
+                out[:, j] = decoded[col] == self.levels[col].index(level)
         return out
 
     def describe(self) -> pd.DataFrame:
@@ -269,12 +267,17 @@ def _level_codes(
             f"(customers {_examples(index, missing)}); fill them (e.g. with an 'unknown' level) "
             "or drop those customers"
         )
-    values = [_level_key(v) for v in series.to_numpy(dtype=object)]
-    lookup = {lvl: i for i, lvl in enumerate(levels)}
-    codes = np.fromiter((lookup.get(v, -1) for v in values), dtype=np.int64, count=len(values))
+    known = pd.Index(list(levels), dtype=object)
+    if isinstance(series.dtype, pd.CategoricalDtype):  # decode the categories, not every row
+        cats = pd.Index([_level_key(c) for c in series.cat.categories], dtype=object)
+        cat_codes = series.cat.codes.to_numpy()
+        codes = np.asarray(known.get_indexer(cats), dtype=np.int64)[cat_codes] if len(cats) else cat_codes
+    else:
+        codes = np.asarray(known.get_indexer(series.to_numpy(dtype=object)), dtype=np.int64)
     unknown = codes < 0
     if unknown.any():
-        seen = sorted({repr(v) for v, u in zip(values, unknown, strict=True) if u})[:5]
+        values = [_level_key(v) for v in series.to_numpy(dtype=object)[unknown]]
+        seen = sorted({repr(v) for v in values})[:5]
         raise DataValidationError(
             f"{context}: covariate {col!r} has level(s) {', '.join(seen)} that the model never saw "
             f"when it was fitted ({int(unknown.sum())} rows, customers {_examples(index, unknown)}); "

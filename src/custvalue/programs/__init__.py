@@ -16,7 +16,10 @@ falsification, balance and economics tables. The design decides the estimator:
 
 :func:`retention` estimates the programme's effect on cancellation (subscriptions) with a Cox
 model in which membership is a time-varying covariate (start-stop rows), never membership at
-baseline.
+baseline, with customer-clustered robust errors (Lin & Wei 1989). :func:`clv_effect` projects
+the effect beyond the observation window (the programme's effect on CLV,
+``ProgramEffect.clv``). Falsification: placebo joining dates, the pre-trend test and a
+placebo outcome (``placebo_events=``).
 
 :func:`dynamic_effect` gives a model-based second view: membership as a time-varying covariate
 of the Pareto/NBD (Bachmann, Meierer & Näf 2021), with separate multiplicative effects on the
@@ -31,7 +34,8 @@ from .model_based import DynamicEffect, dynamic_effect, membership_covariates
 from .panel import OUTCOMES, Panel, build_panel
 from .result import ProgramEffect
 from .retention import retention
+from .value import clv_effect
 
 __all__ = ["DESIGNS", "OUTCOMES", "DynamicEffect", "Panel", "ProgramEffect", "build_panel",
-           "callaway_santanna", "dr_did", "dynamic_effect", "estimate", "membership_covariates",
-           "retention"]
+           "callaway_santanna", "clv_effect", "dr_did", "dynamic_effect", "estimate",
+           "membership_covariates", "retention"]

@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataValidationError, ParameterError
-from .did import NEVER, callaway_santanna, imputation_did, long_panel, twfe
+from .did import NEVER, callaway_santanna, imputation_wide, twfe_wide
 from .experiment import itt_cuped
 from .panel import OUTCOMES, Panel, build_panel, rfm_covariates
 from .result import ProgramEffect, effect_frame
@@ -107,6 +107,48 @@ def _check_table(table: pd.DataFrame, panel: Panel, warns: list[str]) -> pd.Data
     return table.reset_index(drop=True)
 
 
+def _event_counts(events: Any, panel: Panel, customer_col: str, date_col: str,
+                  warns: list[str]) -> np.ndarray:
+    """Events per customer and period on the panel's grid (NaN before entry), e.g. a placebo
+    outcome; events of customers without transactions or outside the panel are dropped
+    with a warning."""
+    if isinstance(events, str | Path):
+        path = Path(events)
+        if not path.exists():
+            raise DataValidationError(f"placebo events {path} do not exist")
+        events = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
+                  else pd.read_csv(path))
+    if not isinstance(events, pd.DataFrame):
+        raise ParameterError("placebo_events must be a DataFrame or a CSV/Parquet path, got "
+                             f"{type(events).__name__}")
+    missing = [c for c in (customer_col, date_col) if c not in events.columns]
+    if missing:
+        raise DataValidationError(
+            f"placebo events lack column(s) {missing}; they have {list(events.columns)}: name "
+            "them with customer_col= and placebo_date_col=")
+    try:
+        dates = pd.to_datetime(events[date_col].to_numpy())
+    except (TypeError, ValueError) as exc:
+        raise DataValidationError(f"placebo events column {date_col!r} has values that are "
+                                  "not dates") from exc
+    n, n_t = panel.shape
+    rows = panel.customers.get_indexer(events[customer_col].to_numpy())
+    cols = panel.column_of(dates)
+    unknown = rows < 0
+    if unknown.all():
+        raise DataValidationError(
+            f"none of the {len(events):,} placebo events belong to a customer in the "
+            "transactions: check the customer id column and its type")
+    if unknown.any():
+        warns.append(f"{int(unknown.sum()):,} placebo event(s) of customers without "
+                     "transactions were ignored")
+    inside = ~unknown & (cols >= 0) & (cols < n_t)
+    counts = np.bincount(rows[inside] * n_t + cols[inside], minlength=n * n_t).astype(
+        np.float64).reshape(n, n_t)
+    counts[np.arange(n_t)[None, :] < panel.entry[:, None]] = np.nan
+    return counts
+
+
 def _groups_from_dates(table: pd.DataFrame, panel: Panel, warns: list[str]) -> np.ndarray:
     """Treatment column per panel customer (NEVER when untreated within the panel)."""
     n, n_t = panel.shape
@@ -126,6 +168,10 @@ def _groups_from_dates(table: pd.DataFrame, panel: Panel, warns: list[str]) -> n
         raise DataValidationError(
             f"every joining date is before the data start ({panel.periods[0]}): there is no "
             "pre-period to compare with")
+    if early.any():
+        warns.append(f"{int(early.sum()):,} customer(s) joined before the data start "
+                     f"({panel.periods[0]}; e.g. {dated['customer_id'][early].head(3).tolist()}):"
+                     " no pre-period, left out of the analysis")
     g = np.where(late, NEVER, cols)
     group[rows] = g
     return group
@@ -253,6 +299,9 @@ def estimate(
     cost_per_contact: float = 0.0,
     planned_share: float = 0.5,
     heterogeneity: bool = True,
+    placebo_events: Any = None,
+    placebo_date_col: str = "date",
+    clv_horizon: int | None = 12,
 ) -> ProgramEffect:
     """Estimate the effect of a programme or campaign on the treated customers.
 
@@ -297,6 +346,25 @@ def estimate(
         joining, and per contacted customer (randomised treatment group).
     planned_share : float
         Randomised design: planned share of the treatment group (sample-ratio check).
+    placebo_events : DataFrame or path, optional
+        A placebo outcome (falsification): events the programme cannot affect, one row per
+        event with ``customer_col`` and ``placebo_date_col`` -- e.g. purchases in a store or
+        category the programme does not cover, or service contacts. Their count per
+        customer and period shares the customers' self-selection (heavy buyers have more of
+        them) but not the programme's effect, so the same estimator (same design, same
+        comparison customers and covariates) must find no effect on it: a clearly non-zero
+        estimate means the comparison does not remove self-selection (Imbens 2015, J. Human
+        Resources 50(2), sec. 6 "pseudo-outcomes"; Athey & Imbens 2017, J. Economic
+        Perspectives 31(2), sec. 5). ``custvalue.datasets.simulate(loyalty={"placebo":
+        True})`` draws one.
+    placebo_date_col : str
+        Date column of ``placebo_events``.
+    clv_horizon : int or None
+        With economics (``margin`` or a cost given): the programme's effect on CLV, the
+        incremental purchases, revenue and margin of the members over this many periods
+        after the observation window (:func:`custvalue.programs.value.clv_effect`: the
+        estimated relative effect on purchases applied to the members' BG/NBD-expected
+        purchases; assumptions stated there). 0 or None: skip.
     heterogeneity : bool
         Also estimate the effect by segment of activity before the programme reached the
         customer (purchases in the last three periods: none, one, two or more), segments
@@ -354,22 +422,49 @@ def estimate(
     if design == "randomised":
         return _randomised(panel, table, outcome, reason, warns, planned_share, margin,
                            cost_per_contact)
+    placebo_y = None
+    if placebo_events is not None:
+        placebo_y = _event_counts(placebo_events, panel, customer_col, placebo_date_col, warns)
+    if clv_horizon is not None and (int(clv_horizon) != clv_horizon or clv_horizon < 0):
+        raise ParameterError(f"clv_horizon={clv_horizon!r} must be a whole number of periods "
+                             "(0 or None: no projection)")
+    clv_args = None if not clv_horizon else (tx, int(clv_horizon), observation_end)
     return _observational(panel, table, design, outcome, reason, warns, covariates, max_pre,
                           placebo_shift, secondary, margin, cost_per_member, cost_per_reward,
-                          launch, heterogeneity)
+                          launch, heterogeneity, placebo_y, clv_args)
+
+
+def _clv(clv_args: tuple[pd.DataFrame, int, Any], panel: Panel, members: pd.Index,
+         ratio: tuple[float, float], margin: float | None, warns: list[str]
+         ) -> pd.DataFrame | None:
+    """The effect on CLV beyond the window (:func:`custvalue.programs.value.clv_effect`)."""
+    from .value import clv_effect
+
+    tx, horizon, end = clv_args
+    if not np.all(np.isfinite(ratio)):
+        warns.append("the effect on CLV was not projected: the effect on purchases on the "
+                     "ratio scale is not finite")
+        return None
+    if end is None:  # the window the effect was measured in ends with the last full period
+        end = panel.periods[-1].end_time.normalize()
+    return clv_effect(tx, members, ratio, horizon=horizon, freq=panel.freq,
+                      margin=1.0 if margin is None else margin, observation_end=end)
 
 
 def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str, reason: str,
                    warns: list[str], covariates: str | None, max_pre: int, placebo_shift: int,
                    secondary: bool, margin: float | None, cost_per_member: float,
-                   cost_per_reward: float, launch: Any, heterogeneity: bool) -> ProgramEffect:
+                   cost_per_reward: float, launch: Any, heterogeneity: bool,
+                   placebo_y: np.ndarray | None = None,
+                   clv_args: tuple[pd.DataFrame, int, Any] | None = None) -> ProgramEffect:
     group = _groups_from_dates(table, panel, warns)
     entry = panel.entry
     treated = group < NEVER
     no_pre = treated & (group <= entry)
-    if no_pre.any():
-        warns.append(f"{int(no_pre.sum()):,} treated customer(s) joined in (or before) their "
-                     "first observed period: no pre-period, left out of the analysis")
+    first_period = no_pre & (group >= 0)  # (joined before the data start: warned above)
+    if first_period.any():
+        warns.append(f"{int(first_period.sum()):,} treated customer(s) joined in (or before) "
+                     "their first observed period: no pre-period, left out of the analysis")
     if no_pre.all() and treated.any():
         raise DataValidationError(
             "no treated customer has a period before joining: the effect cannot be "
@@ -385,6 +480,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
             "no untreated or not-yet-treated customers: every customer joined at the first "
             "joining date, so there is no comparison group")
     cache: dict[int, np.ndarray] = {}
+    patterns: dict = {}  # distinct covariate rows, shared by every pass below
 
     def cov(base: int) -> np.ndarray:
         if base not in cache:
@@ -401,7 +497,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         at_launch = np.zeros((panel.shape[0], 1 + len(_COVARIATE_NAMES)))
         for c in np.unique(reached):
             rows_c = reached == c
-            at_launch[rows_c] = rfm_covariates(panel, int(c))[rows_c]
+            at_launch[rows_c] = rfm_covariates(panel, int(c), rows=rows_c)
 
     def cov_launch(base: int) -> np.ndarray:
         return at_launch
@@ -422,7 +518,8 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
                     _warnings.simplefilter("ignore")
                     part = callaway_santanna(np.where(inside[:, None], y, np.nan),
                                              np.where(inside, entry_k, panel.shape[1]), group,
-                                             cov_fn, control=control, max_pre=1)
+                                             cov_fn, control=control, max_pre=1,
+                                             patterns=patterns)
             except (DataValidationError, np.linalg.LinAlgError):
                 continue
             seg_rows[name] = {**_row(*part.overall, "segment"), "n_treated": part.n_treated}
@@ -432,7 +529,8 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
                 segments[c] = segments[c].astype(np.float64)
             segments["n_treated"] = segments["n_treated"].astype(np.int64)
             segments.index.name = "activity in the 3 periods before the programme"
-    cs = callaway_santanna(y, entry_k, group, cov_fn, control=control, max_pre=max_pre)
+    cs = callaway_santanna(y, entry_k, group, cov_fn, control=control, max_pre=max_pre,
+                           patterns=patterns)
     if cs.dropped_cells:
         warns.append(f"{len(cs.dropped_cells)} group-period cell(s) had no comparison "
                      "customers and were left out (late periods where everyone had joined)")
@@ -442,17 +540,17 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
     cs_plain = callaway_santanna(y, entry_k, group, None, control=control, max_pre=1)
     rows["Callaway & Sant'Anna without covariates"] = _row(*cs_plain.overall, "check")
     if secondary:
-        frame = long_panel(np.nan_to_num(y), entry_k, group, keep & (entry_k < panel.shape[1]))
+        observed = keep & (entry_k < panel.shape[1])
         rows["imputation (Borusyak, Jaravel & Spiess; did2s)"] = _row(
-            *imputation_did(frame), "check", "unit and period effects fitted on untreated cells")
+            *imputation_wide(y, entry_k, group, observed), "check",
+            "unit and period effects fitted on untreated cells")
         try:
-            with _warnings.catch_warnings():
-                _warnings.simplefilter("ignore")
-                rows["two-way fixed effects"] = _row(
-                    *twfe(frame), "benchmark",
-                    "biased with staggered joining and changing effects (Goodman-Bacon 2021)")
-        except Exception as exc:  # the benchmark must not sink the main estimate
-            warns.append(f"the TWFE benchmark (pyfixest) failed ({type(exc).__name__}: {exc})")
+            rows["two-way fixed effects"] = _row(
+                *twfe_wide(y, entry_k, group, observed), "benchmark",
+                "biased with staggered joining and changing effects (Goodman-Bacon 2021)")
+        except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError) as exc:
+            # the benchmark must not sink the main estimate
+            warns.append(f"the TWFE benchmark failed ({type(exc).__name__}: {exc})")
     naive_level, naive_ratio = _naive(y, group, entry_k)
     rows["naive member vs non-member gap"] = _row(*naive_level, "naive",
                                                   "self-selection, not an effect")
@@ -469,11 +567,20 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         try:
             pl = callaway_santanna(y, entry_k, np.where(valid, shifted, np.where(
                 treated, group + 0, NEVER)), cov_fn, control=control, max_pre=1,
-                last_time=np.where(valid, group - 1, panel.shape[1] - 1))
+                last_time=np.where(valid, group - 1, panel.shape[1] - 1), patterns=patterns)
             fals[f"placebo joining {placebo_shift} periods earlier"] = _row(
                 *pl.overall, "placebo", "data cut before the real joining; expect zero")
         except DataValidationError as exc:
             warns.append(f"placebo analysis not possible: {exc}")
+    if placebo_y is not None:
+        try:
+            po = callaway_santanna(np.where(keep[:, None], placebo_y, np.nan), entry_k, group,
+                                   cov_fn, control=control, max_pre=1, patterns=patterns)
+            fals["placebo outcome (events the programme cannot affect)"] = _row(
+                *po.overall, "placebo outcome",
+                "same estimator on an outcome with the same self-selection; expect zero")
+        except DataValidationError as exc:
+            warns.append(f"placebo outcome not analysed: {exc}")
     if np.isfinite(cs.pretrend_p):
         fals["pre-trend test (joint Wald, chi2)"] = {
             "estimate": cs.pretrend_stat, "std_error": np.nan, "lower": np.nan,
@@ -496,13 +603,21 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
             rev = cs
         else:
             rev = callaway_santanna(np.where(keep[:, None], panel.outcomes["revenue"], np.nan),
-                                    entry_k, group, cov_fn, control=control, max_pre=1)
+                                    entry_k, group, cov_fn, control=control, max_pre=1,
+                                    patterns=patterns)
         n_treated_k = int(np.sum(treated & keep))
         t = np.arange(panel.shape[1])[None, :]
         post = (t >= group[:, None]) & (treated & keep)[:, None]
         purchases_treated = float(np.nansum(np.where(post, panel.outcomes["purchases"], 0.0)))
         economics = _economics(rev.overall, rev.n_cells, n_treated_k, 0, purchases_treated,
                                margin, cost_per_member, cost_per_reward, 0.0)
+    clv = None
+    if economics is not None and clv_args is not None:
+        purch = cs if outcome == "purchases" else callaway_santanna(
+            np.where(keep[:, None], panel.outcomes["purchases"], np.nan), entry_k, group,
+            cov_fn, control=control, max_pre=1, patterns=patterns)
+        members = panel.customers[treated & keep & (group > entry_k)]
+        clv = _clv(clv_args, panel, members, purch.ratio, margin, warns)
     n_control = int(np.sum(keep & ~treated))
     return ProgramEffect(
         design=design, design_reason=reason, outcome=outcome, freq=panel.freq,
@@ -512,7 +627,7 @@ def _observational(panel: Panel, table: pd.DataFrame, design: str, outcome: str,
         cohorts=_cohorts(np.where(keep, group, NEVER), panel), balance=balance,
         overlap=overlap, falsification=falsification, economics=economics,
         experiment={"n_cells": cs.n_cells, "treated_mean": cs.treated_mean},
-        segments=segments,
+        segments=segments, clv=clv,
         warnings=warns,
     )
 

@@ -135,15 +135,21 @@ def build_panel(transactions: pd.DataFrame, *, freq: str = "M", start: object = 
                  entry=entry, freq=f)
 
 
-def rfm_covariates(panel: Panel, base: int, window: int = 3) -> np.ndarray:
+def rfm_covariates(panel: Panel, base: int, window: int = 3,
+                   rows: np.ndarray | None = None) -> np.ndarray:
     """Pre-period behaviour of every customer as of column ``base`` (inclusive).
 
     Columns: constant, purchases in the base period, purchases in the ``window`` periods
     ending at ``base``, ``log1p`` of all purchases up to ``base``, periods since the last
     purchase (recency, capped at 12) and tenure (periods since entry, capped at 24). Customers
     not yet observed at ``base`` get zeros (they are never used in a cell that needs them).
+    ``rows`` (a boolean mask or indices): only these customers, in that order.
     """
-    y = np.nan_to_num(panel.outcomes["purchases"][:, : base + 1], nan=0.0)
+    y = panel.outcomes["purchases"][:, : base + 1]
+    entry = panel.entry
+    if rows is not None:
+        y, entry = y[rows], entry[rows]
+    y = np.nan_to_num(y, nan=0.0)
     n = y.shape[0]
     lo = max(0, base - window + 1)
     recent = y[:, lo:].sum(axis=1)
@@ -151,5 +157,5 @@ def rfm_covariates(panel: Panel, base: int, window: int = 3) -> np.ndarray:
     bought = y > 0
     since_last = np.where(bought.any(axis=1), np.argmax(bought[:, ::-1], axis=1), 12)
     recency = np.minimum(since_last, 12).astype(np.float64)
-    tenure = np.clip(base - panel.entry, 0, 24).astype(np.float64)
+    tenure = np.clip(base - entry, 0, 24).astype(np.float64)
     return np.column_stack([np.ones(n), y[:, -1], recent, np.log1p(total), recency, tenure])

@@ -82,6 +82,11 @@ class ProgramEffect:
         Randomised design: sample-ratio check, power, MDE, CUPED gain, effect of responding.
     segments : pandas.DataFrame or None
         Heterogeneity: the effect by segment of pre-programme activity.
+    clv : pandas.DataFrame or None
+        The programme's effect on customer lifetime value beyond the observation window:
+        incremental purchases, revenue and margin over ``clv.attrs["horizon"]`` periods
+        (:func:`custvalue.programs.value.clv_effect`, assumptions stated there), with
+        intervals.
     n_treated, n_control : int
     warnings : list of str
         Problems found in the input that the analysis worked around.
@@ -107,6 +112,7 @@ class ProgramEffect:
     experiment: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     segments: pd.DataFrame | None = None
+    clv: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """Plain-text summary."""
@@ -138,6 +144,12 @@ class ProgramEffect:
             lines.append("")
             lines.append("  economics:")
             for name, r in self.economics.iterrows():
+                lines.append(f"    {name:<34}{_fmt(r['estimate'], 6):>12}   "
+                             f"[{_fmt(r['lower'], 6)}, {_fmt(r['upper'], 6)}]")
+        if self.clv is not None:
+            lines.append("")
+            lines.append(f"  effect on CLV, {self.clv.index.name} (projection, BG/NBD):")
+            for name, r in self.clv.iterrows():
                 lines.append(f"    {name:<34}{_fmt(r['estimate'], 6):>12}   "
                              f"[{_fmt(r['lower'], 6)}, {_fmt(r['upper'], 6)}]")
         if self.warnings:
@@ -174,6 +186,9 @@ class ProgramEffect:
                       self.segments.to_html(float_format=_f4)]
         if self.economics is not None:
             parts += ["<h5>Economics</h5>", self.economics.to_html(float_format=_f6)]
+        if self.clv is not None:
+            parts += [f"<h5>Effect on CLV, {html.escape(str(self.clv.index.name))} "
+                      "(projection)</h5>", self.clv.to_html(float_format=_f6)]
         if self.warnings:
             parts.append("<h5>Warnings</h5><ul>"
                          + "".join(f"<li>{html.escape(w)}</li>" for w in self.warnings)

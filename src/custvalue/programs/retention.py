@@ -49,9 +49,10 @@ def retention(
     Returns
     -------
     CoxResult
-        Covariate ``member``; tenure in months. The standard errors are the model-based
-        ones of :func:`custvalue.survival.cox_ph` (it has no customer-clustered option; with
-        at most one cancellation per customer the two are close).
+        Covariate ``member``; tenure in months. The standard errors are clustered by
+        customer (robust sandwich of Lin & Wei 1989, ``cluster_col`` of
+        :func:`custvalue.survival.cox_ph`): a member's two rows (before and after joining)
+        are one customer, not two independent observations.
     """
     for frame, cols, what in ((subscriptions, (customer_col, start_col, end_col), "subscriptions"),
                               (treatments, (customer_col, date_col), "treatment table")):
@@ -90,4 +91,4 @@ def retention(
                             "member": 1.0})
     rows = start_stop(spells, changes, covariates=["member"])
     return cox_ph(rows, ["member"], duration_col="stop", event_col="event", entry_col="start",
-                  id_col="customer_id")
+                  id_col="customer_id", cluster_col="customer_id")

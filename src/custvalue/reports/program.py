@@ -26,7 +26,7 @@ from .runner import RunResult, run
 from .spec import Param, ReportSpec, notebook_path, register_report
 
 __all__ = ["PROGRAM_PARAMS", "SPEC", "ProgramReport", "analyse", "check_params", "demo",
-           "plot_event_study", "raw_means"]
+           "model_based_view", "plot_event_study", "raw_means"]
 
 
 @dataclasses.dataclass
@@ -42,6 +42,12 @@ class ProgramReport:
     true_effect : float or None
         Known true effect (simulated data), shown beside the estimate.
     outcome, freq, currency : str
+    model_based : custvalue.programs.DynamicEffect or None
+        The model-based view beside the DiD estimates: membership as a time-varying
+        covariate of the Pareto/NBD (:func:`custvalue.programs.dynamic_effect`), fitted on a
+        random sample of customers; None when not run.
+    model_based_note : str
+        Why it was not run, or on how many customers it was.
     """
 
     effect: programs.ProgramEffect
@@ -50,6 +56,8 @@ class ProgramReport:
     outcome: str
     freq: str
     currency: str
+    model_based: Any = None
+    model_based_note: str = ""
 
     def metrics(self) -> dict[str, Any]:
         """Headline numbers for ``metrics.json``."""
@@ -73,6 +81,21 @@ class ProgramReport:
             for name in e.index:
                 key = name.split(" (")[0].replace(" ", "_").lower()
                 out[key] = e.loc[name, "estimate"]
+        if self.effect.clv is not None:
+            c = self.effect.clv
+            out["clv_horizon"] = c.attrs["horizon"]
+            for name in c.index:
+                key = "clv_" + name.replace(" ", "_").lower()
+                out[key] = c.loc[name, "estimate"]
+                out[key + "_lower"] = c.loc[name, "lower"]
+                out[key + "_upper"] = c.loc[name, "upper"]
+        if self.model_based is not None:
+            t = self.model_based.table
+            out["model_based_purchase_rate_ratio"] = t.loc["purchase rate", "ratio"]
+            out["model_based_dropout_rate_ratio"] = t.loc["dropout rate", "ratio"]
+        fals = self.effect.falsification
+        if fals is not None and len(fals):
+            out["placebo_p_values"] = {k: float(v) for k, v in fals["p_value"].items()}
         return out
 
 
@@ -130,9 +153,39 @@ def plot_event_study(event_study: pd.DataFrame, *, outcome: str = "purchases",
     return ax
 
 
+def model_based_view(transactions: pd.DataFrame, treatments: pd.DataFrame, *, sample: int,
+                     customer_col: str = "customer_id", date_col: str = "date",
+                     observation_end: Any = None, period_days: int = 28, seed: int = 0
+                     ) -> tuple[Any, str]:
+    """:func:`custvalue.programs.dynamic_effect` on a random sample of ``sample`` customers
+    (seeded; the Pareto/NBD with time-varying covariates costs minutes per 10^4 customers,
+    its two effects are population quantities). Returns the result (or None) and a sentence
+    saying on what it was fitted, or why not."""
+    from ..errors import ConvergenceError
+
+    ids = pd.unique(transactions["customer_id"])
+    if sample <= 0:
+        return None, "The model-based view was not run (model_based_sample = 0)."
+    pick = ids if len(ids) <= sample else np.random.default_rng(seed).choice(
+        ids, sample, replace=False)
+    keep = set(pick.tolist())
+    tx = transactions[transactions["customer_id"].isin(keep)]
+    tx.attrs = dict(transactions.attrs)
+    members = treatments[treatments[customer_col].isin(keep)]
+    try:
+        res = programs.dynamic_effect(tx, members, customer_col=customer_col,
+                                      date_col=date_col, observation_end=observation_end,
+                                      period_days=period_days)
+    except (DataValidationError, ConvergenceError, np.linalg.LinAlgError) as exc:
+        return None, f"The model-based view could not be fitted: {exc}"
+    return res, (f"Fitted on {res.n_customers:,} customers ({res.n_members:,} members), a "
+                 f"random sample of {len(ids):,}, with {period_days}-day covariate periods.")
+
+
 def analyse(transactions: pd.DataFrame, treatments: Any, *, true_effect: float | None = None,
-            currency: str = "$", **options: Any) -> ProgramReport:
-    """Run :func:`custvalue.programs.estimate` with ``options`` and collect the report's tables."""
+            currency: str = "$", model_based_sample: int = 0, **options: Any) -> ProgramReport:
+    """Run :func:`custvalue.programs.estimate` with ``options`` and collect the report's tables;
+    with ``model_based_sample`` > 0 also :func:`model_based_view` (observational designs)."""
     if isinstance(treatments, str | os.PathLike):
         path = Path(treatments)
         if not path.is_file():
@@ -150,9 +203,19 @@ def analyse(transactions: pd.DataFrame, treatments: Any, *, true_effect: float |
         frame[date_col] = pd.to_datetime(frame[date_col])
         raw = raw_means(transactions, frame, outcome=options.get("outcome", "purchases"),
                         freq=options.get("freq", "M"), date_col=date_col, customer_col=cust)
+    model_based, note = None, "The model-based view applies to opt-in programmes, not to a " \
+        "randomised campaign."
+    if effect.design != "randomised":
+        model_based, note = model_based_view(
+            transactions, frame[frame[options.get("date_col", "date")].notna()],
+            sample=int(model_based_sample),
+            customer_col=options.get("customer_col", "customer_id"),
+            date_col=options.get("date_col", "date"),
+            observation_end=options.get("observation_end"))
     return ProgramReport(effect=effect, raw=raw, true_effect=true_effect,
                          outcome=options.get("outcome", "purchases"),
-                         freq=options.get("freq", "M"), currency=currency)
+                         freq=options.get("freq", "M"), currency=currency,
+                         model_based=model_based, model_based_note=note)
 
 
 def check_params(values: dict[str, Any]) -> None:
@@ -189,13 +252,23 @@ PROGRAM_PARAMS: tuple[Param, ...] = (
     Param("freq", "choice", "M", "period length", feeds=(programs.estimate, "freq")),
     Param("observation_end", "date", None, "last observed day (auto: last transaction)",
           nullable=True),
-    Param("margin", "float", 0.3, "margin as a share of revenue (0.3 = 30%)", minimum=0.0,
-          maximum=1.0, exclusive_minimum=True),
+    Param("margin", "float", 0.3, "margin as a share of revenue, e.g. 0.3 for 30%",
+          minimum=0.0, maximum=1.0, exclusive_minimum=True),
     Param("cost_per_member", "float", 0.0, "programme cost per treated customer", minimum=0.0),
     Param("cost_per_reward", "float", 0.0, "cost per purchase of a member after joining",
           minimum=0.0),
     Param("cost_per_contact", "float", 0.0, "cost per contacted customer (randomised)",
           minimum=0.0),
+    Param("placebo_events", "path", None,
+          "placebo outcome (CSV/Parquet): events the programme cannot affect, one row per "
+          "event with the customer id and a date, e.g. purchases in a store the programme does "
+          "not cover", nullable=True),
+    Param("placebo_date_col", "str", "date", "date column of the placebo events"),
+    Param("clv_horizon", "int", 12, "periods after the observation window over which the "
+          "effect on CLV is projected (0: no projection)", minimum=0),
+    Param("model_based_sample", "int", 3000, "customers (a random sample) on which the "
+          "model-based view, the Pareto/NBD with membership as a time-varying covariate, is "
+          "fitted beside the DiD estimates (0: not run)", minimum=0),
     Param("true_effect", "float", None, "known true effect per customer and period (simulated "
           "data only), shown beside the estimate", nullable=True),
     Param("seed", "int", 42, "random seed (simulated data)", minimum=0),
@@ -223,19 +296,24 @@ def demo(*, out: str | os.PathLike[str] = "reports", n_customers: int = 5000,
     The simulation (``loyalty={"history": True}``: active, heavy buyers join more and earlier;
     members buy 30% more while alive) is written next to the report, and the true effect per
     member-month (computed from each member's untreated path) is stated beside the estimate.
+    Its "service contacts" (same self-selection, no effect) are the placebo outcome.
     """
     from ..datasets import simulate
 
     sim = simulate(n_customers, seed=seed, acquisition_period="180D",
-                   loyalty={"history": True, "effect": 1.3, "launch": "2022-09-01"})
+                   loyalty={"history": True, "effect": 1.3, "launch": "2022-09-01",
+                            "placebo": True})
     folder = Path(out) / "program_demo_data"
     folder.mkdir(parents=True, exist_ok=True)
     tx_path, m_path = folder / "transactions.parquet", folder / "members.csv"
+    p_path = folder / "service_contacts.csv"
     tx = sim.transactions.copy()
     tx.attrs = {}  # parquet metadata cannot hold timestamps; the end is a parameter instead
     tx.to_parquet(tx_path)
     sim.memberships.to_csv(m_path, index=False)
+    sim.placebo.to_csv(p_path, index=False)
     params = {"treatments": str(m_path), "treatment_date_col": "join_date",
+              "placebo_events": str(p_path),
               "observation_end": sim.truth["observation_end"].strftime("%Y-%m-%d"),
               "true_effect": sim.truth["loyalty"]["att"]["level"], "margin": 0.3,
               "cost_per_member": 2.0}

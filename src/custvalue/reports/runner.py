@@ -67,29 +67,60 @@ class RunResult:
     outputs: dict[str, Path]
 
 
+def _missing_interpreter(manager: Any, name: str) -> str | None:
+    """The interpreter a kernel spec starts when that file no longer exists, else ``None``.
+
+    A kernel registered from a virtual environment that was later deleted (a removed clone,
+    a rebuilt ``.venv``) stays listed by Jupyter but can never start; papermill would fail
+    with a bare ``FileNotFoundError`` after the notebook was prepared.
+    """
+    try:
+        argv = manager.get_kernel_spec(name).argv
+    except Exception:
+        return None
+    exe = argv[0] if argv else ""
+    if os.path.isabs(exe) and not os.path.exists(exe):
+        return exe
+    return None
+
+
 def _kernel_name(requested: str | None) -> tuple[str, str | None]:
     """The kernel to use and, when falling back, a one-line note saying so.
 
     Raises
     ------
     ParameterError
-        If a kernel was asked for by name and no such kernel is registered.
+        If a kernel was asked for by name and no such kernel is registered, or its
+        interpreter no longer exists.
     """
     try:
         from jupyter_client.kernelspec import KernelSpecManager
 
-        names = set(KernelSpecManager().find_kernel_specs())
+        manager = KernelSpecManager()
+        names = set(manager.find_kernel_specs())
     except Exception:
-        names = set()
+        manager, names = None, set()
     if requested:
         if names and requested not in names:
             raise ParameterError(
                 f"no Jupyter kernel named {requested!r}; registered: {', '.join(sorted(names))} "
                 "(`jupyter kernelspec list`)"
             )
+        missing = _missing_interpreter(manager, requested) if manager is not None else None
+        if missing:
+            raise ParameterError(
+                f"the Jupyter kernel {requested!r} starts {missing}, which does not exist "
+                "(re-register it, e.g. `make env`, or pick another with --kernel)"
+            )
         return requested, None
     if "custvalue" in names:
-        return "custvalue", None
+        missing = _missing_interpreter(manager, "custvalue")
+        if not missing:
+            return "custvalue", None
+        return "python3", (
+            f"note: the 'custvalue' Jupyter kernel starts {missing}, which does not exist "
+            "(`make env` registers it again); using 'python3'"
+        )
     return "python3", (
         "note: the 'custvalue' Jupyter kernel is not registered (`make env` registers it); "
         "using 'python3'"
