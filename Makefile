@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help demo test test-fast lint bench bench-pareto-peer clean env
+.PHONY: help demo test test-fast lint docs bench bench-pareto-peer clean env
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,12 +29,22 @@ $(SPARK_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install -e ".[dev,spark]"
 	touch $(SPARK_STAMP)
 
-test: $(STAMP) $(SPARK_STAMP)  ## run the whole test suite, slow tests included (what CI runs)
+DOCS_STAMP := $(VENV)/.docs-installed
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install -e ".[dev,docs]"
+	touch $(DOCS_STAMP)
+
+test: $(STAMP) $(SPARK_STAMP) $(DOCS_STAMP)  ## run the whole test suite, slow tests included (what CI runs)
 	bash scripts/ensure_services.sh
 	$(BIN)/python -m pytest -m "slow or not slow"
 
 test-fast: $(STAMP)  ## run the fast tests only
 	$(BIN)/python -m pytest -m "not slow"
+
+docs: $(DOCS_STAMP)  ## build the documentation site into docs/_build/html (executes every notebook; fails on any warning)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "open docs/_build/html/index.html"
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests benchmarks
@@ -51,4 +61,4 @@ bench-pareto-peer: $(STAMP)  ## the Pareto/NBD benchmark with lifetimes' fit (ab
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/bench_models_pareto.py --which both
 
 clean:  ## remove the environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis docs/_build docs/api/generated docs/jupyter_execute

@@ -749,13 +749,74 @@ def report_command(
     )
 
 
-@click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
+_RUN_EPILOG = """\b
+The jobs file (YAML): a `jobs:` list, each job one report; optional `defaults:`
+merged into every job (a job's `params` override the defaults' `params`).
+
+\b
+  defaults:
+    out: reports              # root output directory (relative: to this file)
+    timeout: 900              # seconds any one notebook cell may run
+    params: {horizon_months: 12, discount_rate: 0.10}
+  jobs:
+    - name: cdnow-weekly      # unique; default job<N>-<report>
+      report: value           # value, segment or program (custvalue report --list)
+      data: cdnow-sample      # a path (relative: to this file), a glob, a
+                              # postgresql:// or duckdb:// URL, or a bundled data set
+      params: {freq: W, margin: 0.3, calibration_end: "1997-09-30"}
+    - name: shop-export
+      report: value
+      data: exports/orders.csv
+      params:
+        customer_col: CustomerID
+        date_col: InvoiceDate
+        amount_col: Quantity * UnitPrice   # a SQL expression on the row
+        order_col: InvoiceNo
+
+\b
+Keys of a job: report (required), name, data, params, out, kernel, timeout,
+start_timeout. `params` are the report's parameters (custvalue report REPORT
+--help-params); relative `data` and path parameters are relative to the jobs
+file, so the batch runs the same from any directory.
+
+\b
+Outputs: OUT/REPORT/RUN-DATE/ (report.html, report.ipynb, metrics.json and the
+report's exports; a second run on the same day gets RUN-DATE-2) and
+OUT/REPORT/latest.html, replaced only after a successful run. A failed job
+writes its executed notebook, code visible, to OUT/REPORT/failed/ and never
+touches the last good report; the next jobs still run. Progress goes to
+stderr, the one-line-per-job summary to stdout.
+
+\b
+Exit codes: 0 every job succeeded; 1 at least one job failed (see the summary
+and OUT/REPORT/failed/); 2 the jobs file is unusable (missing, not YAML, an
+unknown key), nothing run.
+
+\b
+cron (every Monday at 06:00, appending to one log; mail when a job failed):
+  0 6 * * 1  cd /srv/custvalue && .venv/bin/custvalue run jobs.yml \\
+             >> logs/custvalue.log 2>&1 || mail -s "custvalue jobs failed" team@example.com
+
+\b
+Airflow (a BashOperator fails the task on a non-zero exit code):
+  BashOperator(task_id="custvalue_reports",
+               bash_command="/srv/custvalue/.venv/bin/custvalue run /srv/custvalue/jobs.yml")
+
+\b
+Full guide: docs/guide/scheduled.md; a tested example: examples/jobs.yml.
+"""
+
+
+@click.command("run", context_settings={"help_option_names": ["-h", "--help"],
+                                        "max_content_width": 100},
+               epilog=_RUN_EPILOG)
 @click.argument("jobs_file", type=click.Path(dir_okay=False))
 @click.option(
     "--out",
     default=None,
     type=click.Path(file_okay=False),
-    help="Root output directory for every job (default: each job's `out`, else reports/).",
+    help="Root output directory for every job (default: each job's `out`, else reports/ next "
+    "to the jobs file).",
 )
 def run_command(jobs_file: str, out: str | None) -> None:
     """Run a batch of reports from a YAML jobs file; failures do not stop the other jobs.

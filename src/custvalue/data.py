@@ -30,7 +30,8 @@ dropped by each check (and the purchase lines removed by netting) is ``n_rows_ou
 2. exact duplicate rows -- rows equal to an earlier row in *every* source column (the first
    occurrence is kept);
 3. missing customer ids -- null, blank, or the text ``nan``/``none``/``null``/``<NA>``;
-4. missing dates, 5. unparseable dates -- with the raw values as examples;
+4. missing dates;
+5. unparseable dates -- with the raw values as examples;
 6. missing or non-numeric amounts (including NaN and infinities);
 7. mixed time zones -- time-zone-aware values are converted to one zone and made naive;
 8. dates in the far future -- on or after today + 1 year: dropped by default

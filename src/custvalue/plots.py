@@ -71,7 +71,7 @@ def _need(data: Any, columns: tuple[str, ...], where: str) -> pd.DataFrame:
 def expected_frequency_distribution(
     model: Any, T: Any, *, max_frequency: int = 7, max_groups: int = 60
 ) -> pd.Series:
-    """Expected number of customers with 0, 1, ..., ``max_frequency``+ repeat purchases.
+    """Expected number of customers with 0, 1, ..., ``max_frequency`` or more repeat purchases.
 
     For a customer first seen ``T`` time units ago the model's probability of exactly *n* repeat
     purchases is that of a new customer, :math:`P(X(T) = n)` (Fader, Hardie & Lee 2005a, eq. 8
