@@ -873,3 +873,13 @@ def test_default_loyalty_has_no_counterfactual_and_unchanged_truth_keys():
 def test_new_loyalty_options_are_checked(loyalty, match):
     with pytest.raises(ParameterError, match=match):
         simulate(100, seed=0, loyalty=loyalty)
+
+
+def test_simulated_frames_write_to_parquet_with_their_observation_end(tmp_path):
+    sim = simulate(300, seed=3)
+    path = tmp_path / "tx.parquet"
+    sim.transactions.to_parquet(path)  # attrs go into the file's metadata as JSON
+    back = pd.read_parquet(path)
+    assert pd.Timestamp(back.attrs["observation_end"]) == sim.truth["observation_end"]
+    sub = simulate(200, seed=3, mode="subscription")
+    sub.subscriptions.to_parquet(tmp_path / "sub.parquet")

@@ -1569,7 +1569,8 @@ def simulate(
         truth["covariates"] = cov_truth
         customers["membership"] = membership
     for frame in (transactions, customers):
-        frame.attrs["observation_end"] = cfg.end_ts
+        # an ISO string, as custvalue.summary writes it: attrs travel into Parquet metadata as JSON
+        frame.attrs["observation_end"] = cfg.end_ts.isoformat()
     return Simulation(
         transactions=transactions,
         customers=customers,
@@ -1758,7 +1759,7 @@ def _simulate_subscriptions(
         "campaign_effect": None,
     }
     for frame in (transactions, customers, subscriptions):
-        frame.attrs["observation_end"] = end_ts
+        frame.attrs["observation_end"] = end_ts.isoformat()  # JSON-safe, as in custvalue.summary
     return Simulation(
         transactions=transactions,
         customers=customers,
