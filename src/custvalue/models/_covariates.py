@@ -272,8 +272,10 @@ def _level_codes(
         cats = pd.Index([_level_key(c) for c in series.cat.categories], dtype=object)
         cat_codes = series.cat.codes.to_numpy()
         codes = np.asarray(known.get_indexer(cats), dtype=np.int64)[cat_codes] if len(cats) else cat_codes
-    else:
-        codes = np.asarray(known.get_indexer(series.to_numpy(dtype=object)), dtype=np.int64)
+    else:  # look up the distinct values only (no missing values here: checked above)
+        row_codes, uniques = pd.factorize(series, sort=False)
+        keys = pd.Index([_level_key(u) for u in uniques], dtype=object)
+        codes = np.asarray(known.get_indexer(keys), dtype=np.int64)[row_codes] if len(keys) else row_codes
     unknown = codes < 0
     if unknown.any():
         values = [_level_key(v) for v in series.to_numpy(dtype=object)[unknown]]
