@@ -338,3 +338,47 @@ def test_apparel_pareto_nbd_gender_and_channel_on_both_processes(apparel):
     # each repeat-purchase time density gains the Jacobian 1/7 when weeks become days
     jacobian = float(apparel["frequency"].sum()) * np.log(7.0)
     assert again.log_likelihood_ == pytest.approx(model.log_likelihood_ - jacobian, abs=1e-4)
+
+
+@pytest.mark.parametrize("klass", [BetaGeoModel, ParetoNBDModel, GammaGammaModel])
+@pytest.mark.parametrize("penalizer", [0.0, 0.05])
+def test_hessian_and_gradient_totals_match_differences_of_the_log_likelihood(
+    cdnow: pd.DataFrame, klass: type, penalizer: float
+) -> None:
+    """The pattern-wise Hessian (row Hessians mapped through the covariate Jacobians) and the
+    bincount gradient totals against central differences of the total log-likelihood alone."""
+    # a standardised numeric covariate keeps the differences' truncation error small
+    if klass is GammaGammaModel:
+        data = load_cdnow_summary_data_with_monetary_value()
+        data = data[data["frequency"] > 0].copy()
+        rng = np.random.default_rng(7)
+        data["channel"] = rng.choice(["online", "offline", "referral"], len(data))
+        data["age_z"] = rng.normal(0.0, 1.0, len(data)).round(1)
+        model = klass(penalizer_coef=penalizer, spend_covariates=["channel", "age_z"]).fit(data)
+        cols = {c: data[c].to_numpy(float) for c in ("frequency", "monetary_value")}
+    else:
+        data = cdnow.assign(age_z=(cdnow["age"] - 40.0) / 10.0)
+        model = klass(penalizer_coef=penalizer, time_unit="W", purchase_covariates=["channel", "age_z"],
+                      dropout_covariates=["channel"]).fit(data)
+        cols = {c: data[c].to_numpy(float) for c in ("frequency", "recency", "T")}
+    prepared = model._prepare_data({**cols, **model._extra_fit_arrays(data, data.index)})
+    weights = np.ones(len(data))
+    loglik, grad = model._objective_factory(prepared, weights)
+    phi = model._params_array().copy()
+    mask = model._log_mask()
+    phi[mask] = np.log(phi[mask])
+    phi = phi + np.linspace(-0.02, 0.02, phi.size)  # off the optimum: the gradient is not 0
+    k, h = phi.size, 1e-4
+    eye = np.eye(k) * h
+    g_ref = np.array([(loglik(phi + eye[j]) - loglik(phi - eye[j])) / (2 * h) for j in range(k)])
+    h_ref = np.empty((k, k))
+    for j in range(k):
+        for m in range(j, k):
+            h_ref[j, m] = h_ref[m, j] = (
+                loglik(phi + eye[j] + eye[m]) - loglik(phi + eye[j] - eye[m])
+                - loglik(phi - eye[j] + eye[m]) + loglik(phi - eye[j] - eye[m])
+            ) / (4 * h * h)
+    np.testing.assert_allclose(grad(phi), g_ref, rtol=1e-6, atol=1e-6 * np.abs(g_ref).max())
+    for central in (True, False):
+        hess = model._hessian_log(grad, phi, central=central)
+        np.testing.assert_allclose(hess, h_ref, rtol=1e-4, atol=1e-5 * np.abs(h_ref).max())

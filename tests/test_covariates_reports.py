@@ -96,3 +96,84 @@ def test_channel_economics_values_a_new_customer_per_channel(sim):
     assert any("new_customer_clv" in n for n in res.notes)
     with pytest.raises(ParameterError, match="among its covariates"):
         channel_economics(clv, rfm, by="channel", model=BetaGeoModel().fit(rfm), horizon_months=12)
+
+
+# --------------------------------------------------------------------------------------------
+# the segment report's channel economics from the covariate model
+# --------------------------------------------------------------------------------------------
+SEGMENT_COSTS = "organic=0, paid_search=25, social=15, referral=10"
+
+
+@pytest.fixture(scope="module")
+def sim_tx(sim):
+    tx, _ = data.load_transactions(sim.transactions, attributes=("region", "channel"))
+    return tx
+
+
+def test_segment_report_values_a_new_customer_per_channel_from_the_covariate_model(sim_tx):
+    from custvalue.reports import segment as segment_module
+
+    r = segment_module.analyse(sim_tx, freq="W", model="pareto_nbd", n_draws=10, seed=3,
+                               costs=SEGMENT_COSTS, covariates=["channel"])
+    model, gg = r.channel_model, r.channel_spend_model
+    assert isinstance(model, ParetoNBDModel) and model._has_covariates()
+    assert gg.covariate_encodings_  # spend covariates too: every channel has repeat buyers
+    table = r.channels.table
+    # reference: lifetimes' Pareto/NBD new-customer expectation at the channel's alpha_i, beta_i,
+    # times the Gamma-Gamma mean spend p gamma_i / (q - 1) at the channel's gamma_i, discounted
+    p, s = model.params_, gg.params_
+    months = np.arange(1, 13)
+    t = months * 365.25 / 12 / 7
+    for ch in ("organic", "paid_search", "social", "referral"):
+        ref = ParetoNBDFitter()
+        ref.params_ = pd.Series({
+            "r": p["r"], "alpha": p["alpha"] * np.exp(-p.get(f"purchase:channel[{ch}]", 0.0)),
+            "s": p["s"], "beta": p["beta"] * np.exp(-p.get(f"dropout:channel[{ch}]", 0.0)),
+        })
+        cum = np.array([float(np.squeeze(ref.expected_number_of_purchases_up_to_time(x))) for x in t])
+        gamma_i = s["gamma"] * np.exp(-s.get(f"spend:channel[{ch}]", 0.0))
+        spend = s["p"] * gamma_i / (s["q"] - 1.0)
+        expected = float(np.sum(np.diff(cum, prepend=0.0) * spend * 1.1 ** (-months / 12)))
+        assert table.loc[ch, "new_customer_clv"] == pytest.approx(expected, rel=1e-6)
+        lo, hi = table.loc[ch, "new_customer_clv_lower"], table.loc[ch, "new_customer_clv_upper"]
+        assert lo <= expected <= hi
+    paid = table["cac"] > 0
+    np.testing.assert_allclose(
+        table.loc[paid, "ltv_cac"], table.loc[paid, "new_customer_clv"] / table.loc[paid, "cac"]
+    )
+    # the simulation's referral customers buy more often and drop out less (EFFECTS)
+    assert table.loc["referral", "new_customer_clv"] > table.loc["organic", "new_customer_clv"]
+    assert "new customer acquired today" in r.channel_value_text
+    assert "Pareto/NBD model fitted with the covariates channel" in r.channel_value_text
+    assert r.covariate_effects["sentence"].str.contains("times as").all()
+    assert r.covariates == ["channel"]
+
+
+def test_segment_report_says_when_it_shows_the_per_channel_averages(sim_tx):
+    from custvalue.reports import segment as segment_module
+
+    r = segment_module.analyse(sim_tx, freq="W", model="bgnbd", n_draws=2, seed=3,
+                               costs=SEGMENT_COSTS, covariates=["region"])
+    assert r.channel_model is None and r.covariate_effects is None
+    assert "new_customer_clv" not in r.channels.table
+    assert "average expected value of the channel's existing customers" in r.channel_value_text
+    assert "do not include channel" in r.channel_value_text
+    with pytest.raises(ParameterError, match="not customer attributes"):
+        segment_module.analyse(sim_tx, freq="W", model="bgnbd", n_draws=2, covariates=["tier"])
+    with pytest.raises(ParameterError, match="not in 'attributes'"):
+        reports.validate_params("segment", {"covariates": ["tier"], "attributes": ["channel"]})
+
+
+@pytest.mark.slow
+def test_segment_report_runner_with_covariates(tmp_path: Path) -> None:
+    res = reports.run(
+        "segment", data="simulated",
+        params={"n_draws": 5, "model": "bgnbd", "covariates": ["channel"],
+                "costs": "organic=0, paid_search=40, social=20, referral=15"},
+        out=tmp_path, log=lambda line: None,
+    )
+    text = html.unescape(re.sub(r"<[^>]+>", " ", res.html.read_text()))
+    assert "Channel economics" in text
+    assert "new customer acquired today through each channel" in text
+    assert "BG/NBD model fitted with the covariates channel" in text
+    assert "times as often as those with channel =" in text

@@ -272,8 +272,10 @@ def _level_codes(
         cats = pd.Index([_level_key(c) for c in series.cat.categories], dtype=object)
         cat_codes = series.cat.codes.to_numpy()
         codes = np.asarray(known.get_indexer(cats), dtype=np.int64)[cat_codes] if len(cats) else cat_codes
-    else:
-        codes = np.asarray(known.get_indexer(series.to_numpy(dtype=object)), dtype=np.int64)
+    else:  # look up the distinct values only (no missing values here: checked above)
+        row_codes, uniques = pd.factorize(series, sort=False)
+        keys = pd.Index([_level_key(u) for u in uniques], dtype=object)
+        codes = np.asarray(known.get_indexer(keys), dtype=np.int64)[row_codes] if len(keys) else row_codes
     unknown = codes < 0
     if unknown.any():
         values = [_level_key(v) for v in series.to_numpy(dtype=object)[unknown]]
@@ -376,8 +378,11 @@ def fit_encoding(
             missing = series.isna().to_numpy()
             if missing.any():
                 _level_codes(series, col, (), table.index, context)  # raises with examples
-            values = pd.Series([_level_key(v) for v in series.to_numpy(dtype=object)], dtype=object)
-            counts = values.value_counts(sort=False)
+            # count the distinct values, then turn only those into plain levels
+            raw = series.value_counts(sort=False, dropna=True)
+            raw = raw[raw.to_numpy() > 0]  # a category nobody has is not a level
+            keys = pd.Index([_level_key(v) for v in raw.index], dtype=object)
+            counts = pd.Series(raw.to_numpy(), index=keys).groupby(level=0, sort=False).sum()
             if isinstance(series.dtype, pd.CategoricalDtype):
                 order = [_level_key(v) for v in series.cat.categories if _level_key(v) in counts.index]
             else:
@@ -620,9 +625,98 @@ class CovariateModelMixin:
     def _loglik_and_gradient_totals(
         self, log_params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray
     ) -> tuple[float, np.ndarray] | None:
+        """Weighted total log-likelihood and its gradient without the ``(rows, k)`` matrix.
+
+        The chain rule through ``lp_g = phi_base + sign * z_g' gamma`` is linear, so a
+        coefficient's total is ``sum_g z_g * sum_{i in g} w_i * sign * d_i`` with ``d_i`` the row
+        gradient in the base log-parameters: one ``bincount`` over the rows per block, then a
+        product over the (few) covariate patterns.
+        """
+        if not self._has_covariates():
+            return super()._loglik_and_gradient_totals(log_params, data, weights)  # type: ignore[misc]
+        if "_grp" not in data:
+            data = self._prepare_data(dict(data))
+        phi = np.asarray(log_params, dtype=np.float64)
+        lpg = self._group_log_params(phi, data)
+        groups = data["_grp"]
+        ll, d = self._row_core(lpg, groups, data, True)  # type: ignore[attr-defined]
+        w = np.asarray(weights, dtype=np.float64)
+        k0 = len(self._base_names())
+        g = np.empty(k0 + len(self._coef_names()))
+        g[:k0] = np.einsum("ij,i->j", d, w)  # no BLAS: threads contend
+        n_groups = lpg.shape[0]
+        for block, off, p, targets in self._targets():
+            s = np.zeros(ll.size)
+            for j, sign in targets:
+                s += sign * d[:, j]
+            per_group = np.bincount(groups, weights=w * s, minlength=n_groups)
+            g[off : off + p] = np.einsum("gp,g->p", data[f"_zg_{block}"], per_group)
+        return float(np.einsum("i,i->", w, ll)), g
+
+    def _objective_factory(self, data: Mapping[str, Any], weights: np.ndarray) -> tuple[Any, Any]:
+        loglik, grad = super()._objective_factory(data, weights)  # type: ignore[misc]
         if self._has_covariates():
-            return None
-        return super()._loglik_and_gradient_totals(log_params, data, weights)  # type: ignore[misc]
+            # read by _hessian_log: the Hessian of this objective from the rows' own gradients
+            grad._covariate_hessian = lambda phi, central: self._covariate_hessian(
+                phi, data, weights, central
+            )
+        return loglik, grad
+
+    def _covariate_hessian(
+        self, phi: np.ndarray, data: Mapping[str, Any], weights: np.ndarray, central: bool
+    ) -> np.ndarray:
+        """Hessian of the penalised total log-likelihood in the optimiser's coordinates.
+
+        Each row's log-likelihood depends on ``phi`` only through its pattern's base
+        log-parameters ``lp_g = J_g phi`` (``J_g`` constant: ones for the base parameters,
+        ``sign * z_g`` for the coefficients), so ``H = sum_g J_g' (sum_{i in g} w_i H_i) J_g``,
+        where ``H_i`` is the ``k0 x k0`` Hessian of row ``i`` in its base log-parameters:
+        differences of the analytic row gradients (``2 k0`` evaluations of the rows for central
+        differences, ``k0 + 1`` forward) instead of ``2 k`` evaluations of the full gradient.
+        The step sizes are those of :meth:`BaseModel._hessian_log`.
+        """
+        if "_grp" not in data:
+            data = self._prepare_data(dict(data))
+        phi = np.asarray(phi, dtype=np.float64)
+        w = np.asarray(weights, dtype=np.float64)
+        groups = data["_grp"]
+        lpg = self._group_log_params(phi, data)
+        n_groups, k0 = lpg.shape
+        k = phi.size
+        base = None if central else self._row_core(lpg, groups, data, True)[1]  # type: ignore[attr-defined]
+        per_group = np.empty((n_groups, k0, k0))
+        for j in range(k0):
+            h = (1e-5 if central else 2e-6) * max(1.0, abs(phi[j]))
+            up = lpg.copy()
+            up[:, j] += h
+            d_up = self._row_core(up, groups, data, True)[1]  # type: ignore[attr-defined]
+            if central:
+                down = lpg.copy()
+                down[:, j] -= h
+                diff = (d_up - self._row_core(down, groups, data, True)[1]) / (2 * h)  # type: ignore[attr-defined]
+            else:
+                diff = (d_up - base) / h
+            for a in range(k0):
+                per_group[:, a, j] = np.bincount(groups, weights=w * diff[:, a], minlength=n_groups)
+        per_group = (per_group + per_group.transpose(0, 2, 1)) / 2.0
+        jac = np.zeros((n_groups, k0, k))
+        jac[:, np.arange(k0), np.arange(k0)] = 1.0
+        for block, off, p, targets in self._targets():
+            for j, sign in targets:
+                jac[:, j, off : off + p] += sign * data[f"_zg_{block}"]
+        hess = np.einsum("gak,gab,gbl->kl", jac, per_group, jac)
+        pen = float(getattr(self, "penalizer_coef", 0.0) or 0.0)
+        if pen:  # - total_w * pen * sum(theta^2): exp(2 phi) on the log scale, phi^2 otherwise
+            mask = self._log_mask()
+            curv = np.where(mask, 4.0 * np.exp(2.0 * np.where(mask, phi, 0.0)), 2.0)
+            hess -= float(w.sum()) * pen * np.diag(curv)
+        return (hess + hess.T) / 2.0
+
+    def _hessian_log(self, grad: Any, phi: np.ndarray, central: bool = True) -> np.ndarray:
+        fast = getattr(grad, "_covariate_hessian", None)
+        if fast is None:
+            return super()._hessian_log(grad, phi, central)  # type: ignore[misc]
+        return fast(np.asarray(phi, dtype=np.float64), central)
 
     def _fit_problem(self, params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray) -> str | None:
         k0 = len(self._base_names())

@@ -20,7 +20,11 @@ The analysis, in the order the report presents it:
    (:func:`~custvalue.segments.select`), each written next to the report as CSV with
    ``customer_id`` first.
 5. **Channel economics** (:func:`~custvalue.segments.channel_economics`) when the data have the
-   channel attribute.
+   channel attribute. With ``covariates`` that include the channel attribute, the report's
+   transaction model is also fitted with those covariates on both processes (and a Gamma-Gamma
+   with them on the spend scale), and the table values a *new* customer per channel from that
+   covariate model (``new_customer_clv``, on which LTV/CAC, max CAC and payback are then
+   based); otherwise the per-channel averages of the existing customers' CLV are used.
 """
 
 from __future__ import annotations
@@ -167,6 +171,16 @@ class SegmentReport:
         Channel economics when the data have ``channel_col``.
     model_name, model_rule : str
         The transaction model and why it was used.
+    covariates : list of str
+        The ``covariates`` parameter (customer attributes).
+    channel_model, channel_spend_model : fitted models or None
+        The covariate transaction model (the report's model with ``covariates`` on the purchase
+        and dropout processes) and spend model behind ``new_customer_clv``; None when the
+        covariates do not include ``channel_col``.
+    covariate_effects : pandas.DataFrame or None
+        ``channel_model.covariate_effects(0.90)``: one row per coefficient with a sentence.
+    channel_value_text : str
+        Which value the channel economics shows and why, as a sentence for the report.
     """
 
     first_date: pd.Timestamp
@@ -193,6 +207,11 @@ class SegmentReport:
     filters: dict[str, sg.SegmentResult]
     channels: sg.SegmentResult | None
     channel_col: str
+    covariates: list[str] = dataclasses.field(default_factory=list)
+    channel_model: Any = None
+    channel_spend_model: Any = None
+    covariate_effects: pd.DataFrame | None = None
+    channel_value_text: str = ""
 
     @property
     def n_customers(self) -> int:
@@ -268,6 +287,7 @@ def analyse(
     multi_value_attributes: Sequence[str] = ("category",),
     today: Any = None,
     seed: int | None = 42,
+    covariates: Sequence[str] = (),
 ) -> SegmentReport:
     """Run the segment report's analysis on validated transactions.
 
@@ -299,6 +319,14 @@ def analyse(
     today : date-like, optional
         Reference date of ``within`` filters (default: the observation end).
     seed : int, optional
+    covariates : sequence of str, default ()
+        Customer attributes that shift the purchase and dropout rates (static covariates in
+        CLVTools' parameterisation, see :class:`custvalue.models.ParetoNBDModel`) and the spend
+        scale (:class:`custvalue.models.GammaGammaModel` ``spend_covariates``). When they
+        include ``channel_col``, the chosen transaction model is fitted with them on all the
+        data and :func:`custvalue.segments.channel_economics` values a new customer per channel
+        from it (``model=``, ``spend_model=``); customer scores, segments and lists keep the
+        model without covariates. Each must be an attribute of the data.
     """
     check_freq(freq)
     if model is not None and model != "auto" and model not in CANDIDATE_MODELS:
@@ -307,6 +335,13 @@ def analyse(
         )
     named = parse_filters(filters)
     cal_end, obs_end, attributes, customers = customer_base(tx, freq, calibration_end, observation_end)
+    covariates = list(dict.fromkeys(covariates or []))
+    missing_cov = [c for c in covariates if c not in attributes]
+    if missing_cov:
+        raise ParameterError(
+            f"covariates {missing_cov} are not customer attributes of the data (attributes: "
+            f"{attributes}); list them in attributes= as well"
+        )
     from .. import summary as cvsummary
 
     then = cvsummary.rfm_summary(
@@ -338,10 +373,36 @@ def analyse(
     invalid = sg.invalid_members(table)
     valid = table.loc[~table.index.isin(invalid.ids)]
     ref = obs_end if today is None else today
-    channels = None
+    channels = channel_model = channel_spend = effects = None
+    value_text = ""
     if channel_col in table.columns:
+        extra: dict[str, Any] = {}
+        if channel_col in covariates:
+            channel_model, channel_spend, spend_note = _covariate_models(
+                key, customers, covariates, str(customers.attrs.get("freq", freq))
+            )
+            effects = channel_model.covariate_effects(0.90)
+            extra = {"model": channel_model, "spend_model": channel_spend,
+                     "discount_rate": discount_rate, "margin": margin,
+                     "n_draws": int(n_draws), "seed": seed}
+            value_text = (
+                f"The value per channel is that of a new customer acquired today through each "
+                f"{channel_col}, from the {CANDIDATE_MODELS[key][0]} model fitted with the "
+                f"covariates {', '.join(covariates)} (column *new customer clv*, with its "
+                f"{interval:.0%} interval from the model's parameter uncertainty); "
+                f"{spend_note} LTV/CAC, payback and max CAC use it. *mean clv* beside it is the "
+                "average value of the channel's existing customers."
+            )
+        else:
+            why = ("no covariates were given" if not covariates else
+                   f"the covariates ({', '.join(covariates)}) do not include {channel_col}")
+            value_text = (
+                f"The value per channel is the average expected value of the channel's existing "
+                f"customers (*mean clv*), because {why} (parameter `covariates`): LTV/CAC, "
+                f"payback and max CAC use it."
+            )
         channels = sg.channel_economics(table, table, by=channel_col, costs=parse_costs(costs),
-                                        horizon_months=horizon_months, interval=interval)
+                                        horizon_months=horizon_months, interval=interval, **extra)
     return SegmentReport(
         first_date=pd.Timestamp(tx["date"].min()),
         calibration_end=cal_end,
@@ -367,7 +428,46 @@ def analyse(
         filters={name: sg.select(table, expr, today=ref, name=name) for name, expr in named.items()},
         channels=channels,
         channel_col=channel_col,
+        covariates=covariates,
+        channel_model=channel_model,
+        channel_spend_model=channel_spend,
+        covariate_effects=effects,
+        channel_value_text=value_text,
     )
+
+
+def _covariate_models(
+    key: str, customers: pd.DataFrame, covariates: list[str], unit: str
+) -> tuple[Any, Any, str]:
+    """The report's transaction model fitted with ``covariates`` on both processes, the
+    Gamma-Gamma spend model with them on the spend scale, and a clause saying which spend is used.
+
+    The spend model falls back to the one without covariates when some level of a categorical
+    covariate has no repeat customer with a positive spend (its spend could not be estimated).
+    """
+    from .. import models as cvmodels
+
+    cls = getattr(cvmodels, CANDIDATE_MODELS[key][1])
+    tx_model = cls(
+        time_unit=unit, purchase_covariates=covariates, dropout_covariates=covariates
+    ).fit(customers)
+    repeat = customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
+
+    def categorical(col: str) -> bool:
+        dtype = customers[col].dtype
+        return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+    thin = [c for c in covariates if categorical(c)
+            and set(customers[c].astype(str)) - set(repeat[c].astype(str))]
+    if thin:
+        spend = cvmodels.GammaGammaModel().fit(repeat)
+        note = (f"the spend per purchase is the population average for every channel (some "
+                f"level of {', '.join(thin)} has no repeat customer with a positive spend);")
+    else:
+        spend = cvmodels.GammaGammaModel(spend_covariates=covariates).fit(repeat)
+        note = ("the spend per purchase is the Gamma-Gamma model's with the same covariates on "
+                "the spend scale;")
+    return tx_model, spend, note
 
 
 def write_lists(output_dir: str | os.PathLike[str] | None, result: SegmentReport) -> dict[str, Path]:
@@ -389,6 +489,13 @@ def check_params(values: dict[str, Any]) -> None:
         )
     parse_filters(values.get("filters"))
     parse_costs(values.get("costs"))
+    carried = values.get("attributes") or []
+    stray = [c for c in values.get("covariates") or [] if c not in carried]
+    if carried and stray:  # without attributes, bundled data carry their own (checked later)
+        raise ParameterError(
+            f"parameter 'covariates' names {stray}, which are not in 'attributes' "
+            f"({carried}); a covariate must be a carried attribute"
+        )
     try:
         ms = [int(m) for m in values.get("milestones") or []]
     except ValueError:
@@ -439,6 +546,9 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           "acquisition cost per customer by channel: organic:5, paid_search:40 (or a "
           "CSV with channel and cost columns, or a column name); empty for none"),
     Param("channel_col", "str", "channel", "attribute holding the acquisition channel"),
+    Param("covariates", "list", [],
+          "attributes that shift purchase, dropout and spend in a covariate model; with the "
+          "channel among them, channel economics values a new customer per channel (e.g. channel)"),
     Param("milestones", "list", ["5", "10", "50"], "order milestones for reward lists"),
     Param("filters", "str", "",
           "named targeting filters 'name: filter; name2: filter2', each written as <name>.csv"),
