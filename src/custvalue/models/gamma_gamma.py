@@ -127,24 +127,7 @@ class _GammaGammaBase(CoreRowsMixin, BaseModel):
         if "_u_x" not in data:
             data = self._prepare_data(dict(data))
         p, q, gamma = np.exp(log_params)
-        ux, ix = data["_u_x"], data["_i_x"]
-        x, xm = data["frequency"], data["_xm"]
-        pux = p * ux
-        l1 = np.log1p(gamma / xm)
-        ll = (
-            log_gamma_ratio(pux, q)[ix]
-            - gammaln(q)
-            + q * np.log(gamma)
-            - data["_log_m"]
-            - q * data["_log_xm"]
-            - (p * x + q) * l1
-        )
-        if not need_grad:
-            return ll, None
-        d_p = x * (digamma_difference(pux, q)[ix] - l1)
-        d_q = (digamma(pux + q) - digamma(q))[ix] - np.log1p(xm / gamma)
-        d_gamma = q / gamma - (p * x + q) / (gamma + xm)
-        return ll, np.column_stack([d_p * p, d_q * q, d_gamma * gamma])
+        return _eq3_rows(p, q, gamma, np.log(gamma), data, need_grad)
 
     def _loglik_and_gradient_totals(
         self, log_params: np.ndarray, data: Mapping[str, np.ndarray], weights: np.ndarray
@@ -278,25 +261,7 @@ class _GammaGammaBase(CoreRowsMixin, BaseModel):
             data = self._prepare_data(dict(data))  # type: ignore[arg-type]
         p, q = float(np.exp(lp_groups[0, 0])), float(np.exp(lp_groups[0, 1]))
         log_gamma = lp_groups[:, 2][groups]
-        gamma = np.exp(log_gamma)
-        ux, ix = data["_u_x"], data["_i_x"]
-        x, xm = data["frequency"], data["_xm"]
-        pux = p * ux
-        l1 = np.log1p(gamma / xm)
-        ll = (
-            log_gamma_ratio(pux, q)[ix]
-            - gammaln(q)
-            + q * log_gamma
-            - data["_log_m"]
-            - q * data["_log_xm"]
-            - (p * x + q) * l1
-        )
-        if not need_grad:
-            return ll, None
-        d_p = x * (digamma_difference(pux, q)[ix] - l1)
-        d_q = (digamma(pux + q) - digamma(q))[ix] - np.log1p(xm / gamma)
-        d_gamma = q / gamma - (p * x + q) / (gamma + xm)
-        return ll, np.column_stack([d_p * p, d_q * q, d_gamma * gamma])
+        return _eq3_rows(p, q, np.exp(log_gamma), log_gamma, data, need_grad)
 
 
 class GammaGammaModel(CovariateModelMixin, _GammaGammaBase):
@@ -340,3 +305,29 @@ class GammaGammaModel(CovariateModelMixin, _GammaGammaBase):
     ) -> None:
         super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)
         self._init_covariates(covariate_reference, spend_covariates=spend_covariates)
+
+
+def _eq3_rows(
+    p: float, q: float, gamma: Any, log_gamma: Any, data: Mapping[str, Any], need_grad: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-row Gamma-Gamma log-likelihood (Fader & Hardie 2013, eq. 3) and its gradient in
+    ``log p, log q, log gamma``; ``gamma`` is a scalar or one value per row (covariates).
+    The terms in ``p`` cancel analytically (see :meth:`GammaGammaModel._core`)."""
+    ux, ix = data["_u_x"], data["_i_x"]
+    x, xm = data["frequency"], data["_xm"]
+    pux = p * ux
+    l1 = np.log1p(gamma / xm)
+    ll = (
+        log_gamma_ratio(pux, q)[ix]
+        - gammaln(q)
+        + q * log_gamma
+        - data["_log_m"]
+        - q * data["_log_xm"]
+        - (p * x + q) * l1
+    )
+    if not need_grad:
+        return ll, None
+    d_p = x * (digamma_difference(pux, q)[ix] - l1)
+    d_q = (digamma(pux + q) - digamma(q))[ix] - np.log1p(xm / gamma)
+    d_gamma = q / gamma - (p * x + q) / (gamma + xm)
+    return ll, np.column_stack([d_p * p, d_q * q, d_gamma * gamma])
