@@ -27,6 +27,8 @@ Public names
     Learn an encoding from a table.
 :func:`design_matrix`
     Both at once: ``(Z, encoding)``.
+:func:`encodings_from_coefficients`
+    The encodings of a published fit from its coefficient names (for ``from_params``).
 :func:`covariate_table`
     The rows of a table as a DataFrame with the named columns (a dict or a one-row frame for a
     single prospect), validated.
@@ -49,6 +51,7 @@ __all__ = [
     "CovariateModelMixin",
     "covariate_table",
     "design_matrix",
+    "encodings_from_coefficients",
     "fit_encoding",
 ]
 
@@ -431,6 +434,199 @@ def design_matrix(
     return enc.transform(data, context=context), enc
 
 
+def encodings_from_coefficients(
+    blocks: Sequence[str],
+    coefficients: Any,
+    *,
+    levels: Mapping[str, Sequence[Any]] | None = None,
+    reference: Mapping[str, Any] | None = None,
+    encodings: Mapping[str, Any] | None = None,
+    context: str = "from_params",
+) -> tuple[dict[str, CovariateEncoding], dict[str, float]]:
+    """The encodings and the coefficients of a published covariate fit (no data needed).
+
+    Used by ``from_params`` to build a model from someone else's estimates (CLVTools' static
+    covariate fits, Bachmann, Meierer & Naef 2021, or a colleague's custvalue fit): each
+    coefficient is named ``"<block>:<term>"`` as in a fitted model's ``params_``, a term being a
+    numeric column (``"age"``) or a dummy ``"column[level]"`` of a categorical column whose
+    levels are given in ``levels``.
+
+    Parameters
+    ----------
+    blocks : sequence of str
+        The model's covariate blocks in parameter order (``"purchase"``, ``"dropout"``;
+        ``"spend"`` for Gamma-Gamma).
+    coefficients : mapping or Series
+        ``{"purchase:channel[offline]": 0.3, "dropout:age": -0.01}``, or nested
+        ``{"purchase": {"channel[offline]": 0.3}}``.
+    levels : mapping, optional
+        Categorical column -> its levels, the reference level first (unless ``reference`` names
+        it). Columns not listed are numeric.
+    reference : mapping, optional
+        Categorical column -> reference level (default: the first of its ``levels``).
+    encodings : mapping, optional
+        Block -> :class:`CovariateEncoding` (or its :meth:`~CovariateEncoding.to_dict`), e.g. a
+        fitted model's ``covariate_encodings_``; instead of ``levels`` / ``reference``.
+    context : str
+        Who asks, for the messages.
+
+    Returns
+    -------
+    (dict, dict)
+        Block -> encoding (blocks without coefficients left out, in ``blocks`` order) and the
+        coefficients as ``"<block>:<term>" -> float``.
+
+    Raises
+    ------
+    ParameterError
+        A coefficient names an unknown block, a column given no levels, an unknown level or the
+        reference level; a non-reference level of a categorical column has no coefficient; a
+        value is not finite; ``levels`` names a column no coefficient uses; or both ``levels``
+        and ``encodings`` are given.
+    """
+    blocks = list(blocks)
+    if isinstance(coefficients, pd.Series):
+        coefficients = coefficients.to_dict()
+    if not isinstance(coefficients, Mapping):
+        raise ParameterError(
+            f"{context}: coefficients must be a dict like {{'{blocks[0]}:<term>': value}}; got "
+            f"{type(coefficients).__name__}"
+        )
+    flat: dict[str, Any] = {}
+    for key, value in coefficients.items():
+        if isinstance(value, Mapping):
+            for term, v in value.items():
+                flat[f"{key}:{term}"] = v
+        else:
+            flat[str(key)] = value
+    by_block: dict[str, dict[str, float]] = {}
+    for key, value in flat.items():
+        block, sep, term = key.partition(":")
+        if not sep or block not in blocks or not term:
+            raise ParameterError(
+                f"{context}: coefficient {key!r} must be named '<block>:<term>' with block one of "
+                f"{blocks} (e.g. '{blocks[0]}:channel[offline]' or '{blocks[0]}:age')"
+            )
+        try:
+            val = float(value)
+        except (TypeError, ValueError):
+            val = float("nan")
+        if not np.isfinite(val):
+            raise ParameterError(f"{context}: coefficient {key!r} must be a finite number; got {value!r}")
+        by_block.setdefault(block, {})[term] = val
+    if encodings is not None:
+        if levels is not None or reference is not None:
+            raise ParameterError(
+                f"{context}: give either encodings= or levels=/covariate_reference=, not both"
+            )
+        encs = {}
+        for block, enc in dict(encodings).items():
+            if block not in blocks:
+                raise ParameterError(f"{context}: encodings name block {block!r}; blocks are {blocks}")
+            encs[block] = enc if isinstance(enc, CovariateEncoding) else CovariateEncoding.from_dict(enc)
+    else:
+        encs = _encodings_from_terms(blocks, by_block, dict(levels or {}), dict(reference or {}), context)
+    out_encs: dict[str, CovariateEncoding] = {}
+    out_coefs: dict[str, float] = {}
+    for block in blocks:
+        enc = encs.get(block)
+        given = by_block.get(block, {})
+        terms = list(enc.terms) if enc is not None else []
+        unknown = [t for t in given if t not in terms]
+        if unknown:
+            raise ParameterError(
+                f"{context}: coefficient(s) {[f'{block}:{t}' for t in unknown]} name no term of the "
+                f"{block} covariates; its terms are {terms}"
+            )
+        missing = [t for t in terms if t not in given]
+        if missing:
+            raise ParameterError(
+                f"{context}: coefficient(s) {[f'{block}:{t}' for t in missing]} are missing; give "
+                "every term a value (0.0 for a level with no effect)"
+            )
+        if terms:
+            out_encs[block] = enc  # type: ignore[assignment]
+            out_coefs.update({f"{block}:{t}": given[t] for t in terms})
+    return out_encs, out_coefs
+
+
+def _encodings_from_terms(
+    blocks: list[str],
+    by_block: dict[str, dict[str, float]],
+    levels: dict[str, Sequence[Any]],
+    reference: dict[str, Any],
+    context: str,
+) -> dict[str, CovariateEncoding]:
+    """Encodings whose terms are the coefficient names (see :func:`encodings_from_coefficients`)."""
+    lv: dict[str, tuple[Any, ...]] = {}
+    refs: dict[str, Any] = {}
+    for col, given in levels.items():
+        if isinstance(given, str) or not isinstance(given, Sequence | np.ndarray | pd.Index):
+            raise ParameterError(f"{context}: levels[{col!r}] must be a list of levels; got {given!r}")
+        vals = [_level_key(v) for v in given]
+        if len(vals) < 2 or len(set(map(repr, vals))) != len(vals):
+            raise ParameterError(
+                f"{context}: levels[{col!r}] must list at least two distinct levels (the reference "
+                f"and one with a coefficient); got {vals}"
+            )
+        ref = _level_key(reference[col]) if col in reference else vals[0]
+        if ref not in vals:
+            raise ParameterError(
+                f"{context}: reference level {ref!r} of {col!r} is not among its levels {vals}"
+            )
+        lv[col] = (ref, *[v for v in vals if v != ref])
+        refs[col] = ref
+    stray = [c for c in reference if c not in levels]
+    if stray:
+        raise ParameterError(
+            f"{context}: covariate_reference names {stray}, which have no levels=; give their levels"
+        )
+    dummy_of = {f"{col}[{v}]": (col, v) for col, vals in lv.items() for v in vals}
+    used: set[str] = set()
+    encs: dict[str, CovariateEncoding] = {}
+    for block in blocks:
+        cols: list[str] = []
+        for term in by_block.get(block, {}):
+            if term in dummy_of:
+                col, level = dummy_of[term]
+                if level == refs[col]:
+                    raise ParameterError(
+                        f"{context}: coefficient '{block}:{term}' is for the reference level of "
+                        f"{col!r}, which has none (every other level is compared with it); drop it "
+                        f"or name another reference with covariate_reference="
+                    )
+            elif term.endswith("]") and "[" in term:
+                col = term[: term.index("[")]
+                if col in lv:
+                    raise ParameterError(
+                        f"{context}: coefficient '{block}:{term}' names a level of {col!r} that is "
+                        f"not among its levels {list(lv[col])}"
+                    )
+                raise ParameterError(
+                    f"{context}: coefficient '{block}:{term}' looks like a level of the categorical "
+                    f"covariate {col!r}, but levels= does not list it; give "
+                    f"levels={{{col!r}: [<reference level>, <other levels>...]}}"
+                )
+            else:
+                col = term
+            if col not in cols:
+                cols.append(col)
+        used.update(cols)
+        if cols:
+            kinds = {c: (_CATEGORICAL if c in lv else _NUMERIC) for c in cols}
+            encs[block] = _build(
+                tuple(cols), kinds, {c: lv[c] for c in cols if c in lv},
+                {c: refs[c] for c in cols if c in refs}, (),
+            )
+    unused = [c for c in lv if c not in used]
+    if unused:
+        raise ParameterError(
+            f"{context}: levels= names covariate(s) {unused} that no coefficient uses; coefficients "
+            f"are named '<block>:<column>[<level>]'"
+        )
+    return encs
+
+
 # ---------------------------------------------------------------------------------------------
 # covariate models: the machinery the lifetime models share
 
@@ -765,6 +961,16 @@ class CovariateModelMixin:
     def _copy_state(self, other: Any) -> None:
         other.covariate_encodings_ = self._encodings()
 
+    def _adopt_encodings(self, encodings: Mapping[str, CovariateEncoding]) -> None:
+        """Take published encodings (``from_params``): the fitted encodings and column options."""
+        self.covariate_encodings_ = {b: encodings[b] for b, _, _ in self._covariate_blocks if b in encodings}
+        for block, option, _ in self._covariate_blocks:
+            enc = encodings.get(block)
+            setattr(self, option, list(enc.columns) if enc is not None else None)
+        refs = {c: r for enc in encodings.values() for c, r in enc.reference.items()}
+        self.covariate_reference = refs or None
+        self.__dict__.pop("_lr_cache", None)
+
     # ---- per-customer parameters for predictions
     def _rows_from_table(self, data: Any, n: int, context: str) -> list[Any]:
         """Natural parameters per customer: a float for a parameter no covariate moves, else
@@ -919,7 +1125,8 @@ class CovariateModelMixin:
                     f"customers with {col} = {lvl}" if lvl is not None else f"each additional unit of {col}"
                 )
                 than = f" as those with {col} = {enc.reference[col]}" if lvl is not None else ""
-                ci = f"{pct} CI {ml:.3g}-{mh:.3g}"
+                ci = (f"{pct} CI {ml:.3g}-{mh:.3g}" if np.isfinite(se)  # from_params: no covariance
+                      else "no interval without a covariance")
                 if block == "purchase":
                     text = (
                         f"{who[0].upper() + who[1:]} buy {mult:.3g} times as often{than} ({ci})"

@@ -588,6 +588,10 @@ class BaseModel:
         *,
         time_unit: str = "D",
         covariance: pd.DataFrame | np.ndarray | None = None,
+        coefficients: Mapping[str, Any] | pd.Series | None = None,
+        levels: Mapping[str, Sequence[Any]] | None = None,
+        covariate_reference: Mapping[str, Any] | None = None,
+        encodings: Mapping[str, Any] | None = None,
         **params: float,
     ) -> BaseModel:
         """Build a model from known parameter values (published estimates, scenarios).
@@ -597,26 +601,81 @@ class BaseModel:
         time_unit : str, default "D"
             Unit the parameters are expressed in (e.g. ``"W"`` for the CDNOW papers).
         covariance : DataFrame or array, optional
-            Covariance of the parameters on the natural scale; needed only for
+            Covariance of the parameters on the natural scale, in the order of ``params_``
+            (the model's parameters, then the coefficients); needed only for
             :meth:`sample_params` (and hence CLV intervals).
+        coefficients : dict or Series, optional
+            Covariate coefficients of a model with covariates (BG/NBD, MBG/NBD, Pareto/NBD,
+            Gamma-Gamma), named as in a fitted model's ``params_``: ``"<block>:<term>"`` with
+            block ``purchase`` / ``dropout`` (``spend`` for Gamma-Gamma) and a term that is a
+            numeric column (``"purchase:age"``) or a level of a categorical one
+            (``"dropout:channel[offline]"``); or nested, ``{"purchase": {"age": 0.01}}``. The
+            parameterisation is CLVTools' (Bachmann, Meierer & Naef 2021), e.g. Pareto/NBD
+            ``alpha_i = alpha exp(-gamma_purchase' z_i)``, ``beta_i = beta exp(-gamma_dropout' z_i)``
+            (:class:`~custvalue.models._covariates.CovariateModelMixin`), so the other parameters
+            are those of a customer with every covariate 0 or at its reference level.
+        levels : dict, optional
+            Categorical covariate -> its levels, the reference level first, e.g.
+            ``{"channel": ["online", "offline"]}``; every non-reference level needs a coefficient
+            in each block that uses the column. Covariates not listed are numeric.
+        covariate_reference : dict, optional
+            Reference level per categorical covariate, if not the first of its ``levels``.
+        encodings : dict, optional
+            Instead of ``levels``: block -> encoding, e.g. a fitted model's
+            ``covariate_encodings_`` (or their ``to_dict()``), so the terms are exactly that fit's.
         **params : float
             Every parameter of the model by its paper name, all > 0.
 
         Returns
         -------
         BaseModel
-            A model whose predictions work like a fitted one's (no fit statistics).
+            A model whose predictions work like a fitted one's (no fit statistics); with
+            coefficients, predictions read each customer's covariates from the table passed.
+
+        Raises
+        ------
+        ParameterError
+            A parameter is missing, unexpected or not > 0; a coefficient names an unknown block,
+            covariate or level, or a term lacks one (see
+            :func:`~custvalue.models._covariates.encodings_from_coefficients`); the model takes
+            no covariates; the covariance has the wrong shape.
         """
         model = cls(time_unit=time_unit)
-        model.params_ = cls._check_params(params)
+        published = any(v is not None for v in (coefficients, levels, covariate_reference, encodings))
+        if published:
+            from ._covariates import encodings_from_coefficients
+
+            blocks = [b for b, _, _ in getattr(cls, "_covariate_blocks", ())]
+            if not blocks:
+                raise ParameterError(
+                    f"{cls.__name__} takes no covariates, so coefficients=, levels=, "
+                    "covariate_reference= and encodings= do not apply"
+                )
+            if coefficients is None:
+                raise ParameterError(
+                    f"{cls.__name__}.from_params: levels=/encodings= describe covariates, but no "
+                    "coefficients= were given"
+                )
+            encs, coefs = encodings_from_coefficients(
+                blocks, coefficients, levels=levels, reference=covariate_reference,
+                encodings=encodings, context=f"{cls.__name__}.from_params",
+            )
+            clash = sorted(set(coefs) & set(params))
+            if clash:  # pragma: no cover - ':' cannot appear in a keyword from a call site
+                raise ParameterError(f"{cls.__name__}.from_params: {clash} given twice")
+            model._adopt_encodings(encs)  # type: ignore[attr-defined]
+            model.params_ = model._checked_params({**params, **coefs})
+        else:
+            model.params_ = cls._check_params(params)
         model.time_unit_ = normalize_unit(time_unit)
         model.covariance_ = None
         if covariance is not None:
             cov = np.asarray(covariance, dtype=np.float64)
-            k = len(cls._param_names)
+            names = list(model._names())
+            k = len(names)
             if cov.shape != (k, k) or not np.all(np.isfinite(cov)):
                 raise ParameterError(
-                    f"covariance must be a finite {k}x{k} matrix in the order {list(cls._param_names)}; "
+                    f"covariance must be a finite {k}x{k} matrix in the order {names}; "
                     f"got shape {cov.shape}"
                 )
             model._set_covariance(cov)
