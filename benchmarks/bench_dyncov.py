@@ -116,10 +116,11 @@ def _coverage_table(est: np.ndarray, se: np.ndarray, truth: np.ndarray, names: l
 
 
 def coverage(seeds: int, customers: int, weeks: int, exact_times: bool = False,
-             first_seed: int = 1000) -> None:
+             first_seed: int = 1000, out: str | None = None) -> None:
     """Coverage of the 95% intervals over seeds ``first_seed ..``; with ``exact_times`` each seed
     is also fitted on its exact purchase times (:func:`exact_time_walks`), and the paired
-    difference recorded - exact isolates what recording purchases as days costs."""
+    difference recorded - exact isolates what recording purchases as days costs. ``out``: a CSV
+    of every seed's estimates and standard errors (runs in parts can be pooled)."""
     names = [f"purchase:{k}" for k in TRUTH_P] + [f"dropout:{k}" for k in TRUTH_D]
     truth = np.array([*TRUTH_P.values(), *TRUTH_D.values()])
     est, se, est_x, se_x = [], [], [], []
@@ -139,6 +140,15 @@ def coverage(seeds: int, customers: int, weeks: int, exact_times: bool = False,
                 se_x.append(mx.standard_errors_[names].to_numpy())
     est, se = np.array(est), np.array(se)
     secs = time.perf_counter() - t0
+    if out:
+        frames = [("recorded", est, se)] + ([("exact", np.array(est_x), np.array(se_x))] if exact_times else [])
+        rows = [
+            {"seed": first_seed + i, "customers": customers, "weeks": weeks, "data": kind,
+             **{f"{nm} est": e[i, j] for j, nm in enumerate(names)},
+             **{f"{nm} se": s_[i, j] for j, nm in enumerate(names)}}
+            for kind, e, s_ in frames for i in range(seeds)
+        ]
+        pd.DataFrame(rows).to_csv(out, index=False)
     fits = seeds * (2 if exact_times else 1)
     print(f"coverage: {seeds} seeds ({first_seed}..{first_seed + seeds - 1}) x {customers} customers "
           f"x {weeks} weeks, {secs:.0f} s ({secs / fits:.1f} s per fit), load average {_load()}")
@@ -224,10 +234,11 @@ def main() -> None:
     parser.add_argument("--first-seed", type=int, default=1000)
     parser.add_argument("--exact-times", action="store_true",
                         help="coverage: also fit each seed on its exact purchase times")
+    parser.add_argument("--out", default=None, help="coverage: CSV of the per-seed estimates")
     args = parser.parse_args()
     if args.part == "coverage":
         coverage(args.seeds, args.customers or 800, args.weeks or 78, args.exact_times,
-                 args.first_seed)
+                 args.first_seed, args.out)
     elif args.part == "timing":
         timing(args.customers or 100_000, args.weeks or 52)
     else:
