@@ -7,6 +7,8 @@ Three parts, each selectable:
   ``DynamicParetoNBDModel(["season", "member"], ["season", "member"])`` and report how often
   the 95% Wald intervals cover the true coefficients, the mean estimate, the mean standard error
   and the spread of the estimates;
+* ``recording``: no fit; how many simulated repeat purchases survive recording as days (one
+  per customer-day), in season weeks and out of them (default 200,000 customers x 78 weeks);
 * ``timing``: fit time on a large simulated base (default 100,000 customers x 52 weeks);
 * ``apparel``: the CLVTools apparel data (``shared/reference/clvtools-apparel``) with
   ``High.Season`` on both processes and ``Gender``, ``Channel`` as constant covariates.
@@ -14,7 +16,8 @@ Three parts, each selectable:
 Run from the repository root::
 
     PYTHONPATH=src OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_dyncov.py \\
-        coverage --seeds 40 --customers 800 --weeks 78
+        coverage --seeds 60 --customers 800 --weeks 78 --exact-times
+    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dyncov.py recording
     PYTHONPATH=src OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_dyncov.py \\
         timing --customers 100000 --weeks 52
     PYTHONPATH=src OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dyncov.py apparel
@@ -165,6 +168,40 @@ def coverage(seeds: int, customers: int, weeks: int, exact_times: bool = False,
                               strict=True)))
 
 
+def recording(customers: int, weeks: int) -> None:
+    """Share of the simulated repeat purchases that survive recording as days, season vs not.
+
+    No fit: the exact times (``sim.purchase_times``) against ``sim.transactions`` (floored to
+    days, one purchase per customer-day), so the loss is measured on the data themselves.
+    """
+    t0 = time.perf_counter()
+    sim = simulate_dynamic_covariates(customers, seed=7, weeks=weeks,
+                                      purchase_effects=TRUTH_P, dropout_effects=TRUTH_D)
+    start = sim.truth["start"]
+    season_weeks = np.asarray(sim.truth["season_weeks"])
+    pt = sim.purchase_times
+    wk = pt["week"].to_numpy()
+    first = pt.groupby("customer_id")["week"].transform("min").to_numpy()
+    ex_season = np.isin(np.floor(wk[wk > first]).astype(np.int64) % 52, season_weeks)
+    tx = sim.transactions
+    day = (tx["date"] - start).dt.days.to_numpy()
+    fday = tx.groupby("customer_id")["date"].transform("min")
+    rep = (tx["date"] > fday).to_numpy()
+    rec_season = np.isin((day[rep] // 7) % 52, season_weeks)
+    keep_s = rec_season.sum() / ex_season.sum()
+    keep_o = (~rec_season).sum() / (~ex_season).sum()
+    print(f"recording: {customers:,} customers x {weeks} weeks (seed 7), "
+          f"{time.perf_counter() - t0:.0f} s, load average {_load()}")
+    print(f"  repeat purchases: exact {ex_season.size:,}, recorded {rec_season.size:,} "
+          f"({rec_season.size / ex_season.size:.4f} kept)")
+    print(f"  kept in season weeks {keep_s:.4f} ({ex_season.sum():,} exact), off season {keep_o:.4f} "
+          f"({(~ex_season).sum():,} exact)")
+    n_s, n_o = ex_season.sum(), (~ex_season).sum()
+    se = np.sqrt((1 - keep_s) / (keep_s * n_s) + (1 - keep_o) / (keep_o * n_o))
+    print(f"  season log rate ratio of the recorded data minus that of the exact times: "
+          f"{np.log(keep_s / keep_o):+.4f} (binomial s.e. {se:.4f})")
+
+
 def timing(customers: int, weeks: int) -> None:
     t0 = time.perf_counter()
     sim = simulate_dynamic_covariates(customers, seed=1, weeks=weeks,
@@ -227,7 +264,7 @@ def apparel() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("part", choices=["coverage", "timing", "apparel"])
+    parser.add_argument("part", choices=["coverage", "recording", "timing", "apparel"])
     parser.add_argument("--seeds", type=int, default=40)
     parser.add_argument("--customers", type=int, default=None)
     parser.add_argument("--weeks", type=int, default=None)
@@ -239,6 +276,8 @@ def main() -> None:
     if args.part == "coverage":
         coverage(args.seeds, args.customers or 800, args.weeks or 78, args.exact_times,
                  args.first_seed, args.out)
+    elif args.part == "recording":
+        recording(args.customers or 200_000, args.weeks or 78)
     elif args.part == "timing":
         timing(args.customers or 100_000, args.weeks or 52)
     else:
