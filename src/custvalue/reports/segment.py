@@ -370,8 +370,8 @@ def analyse(
             f"Every customer is scored at her own rates: the {CANDIDATE_MODELS[key][0]} model is "
             f"fitted with the covariates {', '.join(covariates)} on the purchase and the dropout "
             f"process, so P(alive), expected purchases, CLV, the value tiers and every list below "
-            f"use each customer's {', '.join(covariates)}; {scored.spend_note}"
-        ).removesuffix(";") + "."
+            f"use each customer's {', '.join(covariates)}. {scored.spend_note}"
+        )
     else:
         scoring_text = (
             "Every customer is scored with the same population parameters (no covariates were "
@@ -407,7 +407,7 @@ def analyse(
                 f"The value per channel is that of a new customer acquired today through each "
                 f"{channel_col}, from the {CANDIDATE_MODELS[key][0]} model fitted with the "
                 f"covariates {', '.join(covariates)} (column *new customer clv*, with its "
-                f"{interval:.0%} interval from the model's parameter uncertainty); "
+                f"{interval:.0%} interval from the model's parameter uncertainty). "
                 f"{spend_note} LTV/CAC, payback and max CAC use it. *mean clv* beside it is the "
                 "average value of the channel's existing customers."
             )

@@ -1088,7 +1088,7 @@ def _spend_model(
 ) -> tuple[Any, str]:
     """Gamma-Gamma on the repeat customers, with ``covariates`` on the spend scale when every
     level of each categorical covariate has a repeat customer (else without), and a clause
-    saying which."""
+    saying which (a sentence)."""
     from .. import models as cvmodels
 
     rows = customers[repeat]
@@ -1103,12 +1103,12 @@ def _spend_model(
             and set(customers[c].astype(str)) - set(rows[c].astype(str))]
     if thin:
         return cvmodels.GammaGammaModel().fit(rows), (
-            "the spend per purchase is the population average (some level of "
-            f"{', '.join(thin)} has no repeat customer with a positive spend);"
+            "The spend per purchase is the population average (some level of "
+            f"{', '.join(thin)} has no repeat customer with a positive spend)."
         )
     return cvmodels.GammaGammaModel(spend_covariates=covariates).fit(rows), (
-        "the spend per purchase is the Gamma-Gamma model's with the same covariates on the "
-        "spend scale;"
+        "The spend per purchase is the Gamma-Gamma model's with the same covariates on the "
+        "spend scale."
     )
 
 
