@@ -593,3 +593,48 @@ def test_discounted_purchases(apparel):
                      0, 30.0, epsabs=1e-13, epsrel=1e-13)[0]
         want = pa[i] * (r + w.x[i]) / (alpha + w.T[i]) * integ
         assert got[i] == pytest.approx(want, rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- compression
+def test_identical_walks_are_compressed_exactly(apparel_walks):
+    from custvalue.models.pareto_nbd_dynamic import _compress_walks
+
+    w = apparel_walks
+    distinct, walk_of = _compress_walks(w)
+    assert distinct.n < w.n  # apparel is a cohort: many customers share their walk
+    theta = [0.9, 30.0, 0.7, 50.0, 0.5, 0.2, -0.3, 0.4, -0.2, 0.3]
+    every = dynamic_pareto_nbd_log_likelihood(theta, w)
+    per_walk = dynamic_pareto_nbd_log_likelihood(theta, distinct)
+    # every customer's term is its walk's term, bit for bit (the same arithmetic on equal rows)
+    np.testing.assert_array_equal(per_walk[walk_of], every)
+    counts = np.bincount(walk_of, minlength=distinct.n)
+    assert counts.sum() == w.n and (counts > 0).all()
+    # customers with different purchase histories or covariate paths are never merged
+    for j in np.flatnonzero(counts > 1)[:20]:
+        who = np.flatnonzero(walk_of == j)
+        rows = [np.flatnonzero(w.cust == i) for i in who]
+        for rr in rows[1:]:
+            np.testing.assert_array_equal(w.zp[rr], w.zp[rows[0]])
+            np.testing.assert_array_equal(w.zd[rr], w.zd[rows[0]])
+            np.testing.assert_array_equal(w.length[rr], w.length[rows[0]])
+        assert np.unique(w.x[who]).size == np.unique(w.tx[who]).size == 1
+
+
+def test_compressed_fit_equals_the_uncompressed_fit(apparel):
+    tx, cov = apparel
+    fits = []
+    for compress in (True, False):
+        model = DynamicParetoNBDModel(["High.Season", "Gender"], ["Gender"], compress=compress)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(tx, cov, observation_end="2006-12-31", **APPAREL)
+        fits.append(model)
+    comp, full = fits
+    assert comp.n_customers_ == full.n_customers_ == 600
+    assert full.n_distinct_ == 600 and comp.n_distinct_ < 450
+    assert comp.summary().info["distinct walks"] == comp.n_distinct_
+    assert comp.log_likelihood_ == pytest.approx(full.log_likelihood_, rel=1e-10)
+    np.testing.assert_allclose(comp.params_, full.params_, rtol=1e-10)
+    np.testing.assert_allclose(comp.standard_errors_, full.standard_errors_, rtol=1e-10)
+    np.testing.assert_allclose(comp.probability_alive(10).to_numpy(),
+                               full.probability_alive(10).to_numpy(), rtol=1e-10)

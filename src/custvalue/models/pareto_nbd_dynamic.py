@@ -129,6 +129,15 @@ class _Walks:
     def aux_cust(self) -> np.ndarray:
         return self.cust[self.aux]
 
+    @property
+    def row_pos(self) -> np.ndarray:
+        """Position of each row within its customer's rows (0 = the first period)."""
+        pos = self.__dict__.get("_row_pos")
+        if pos is None:
+            pos = np.arange(self.cust.size) - self.seg_start[self.cust]
+            self.__dict__["_row_pos"] = pos
+        return pos
+
 
 def _build_walks(
     cust: np.ndarray,
@@ -211,6 +220,40 @@ def _subset(w: _Walks, pick: np.ndarray) -> _Walks:
     )
 
 
+def _compress_walks(w: _Walks) -> tuple[_Walks, np.ndarray]:
+    """Distinct walks and, for every customer, the position of its walk among them.
+
+    Two customers contribute identical likelihood terms when their ``(x, t_x, T)``, the sum of
+    the purchase covariates at their repeat purchases (``zsum``; the only way purchase times
+    enter, module docstring) and their whole sequence of covariate rows inside ``[0, T]``
+    (start, length and covariates, aligned to their own first purchase) agree, so the fit runs
+    on the distinct walks with frequency weights, as the static models compress identical
+    ``(x, t_x, T)`` rows. The comparison is exact: every row is coded by its values, every
+    customer becomes one row of (scalar code, row codes...) padded to the longest walk, and the
+    distinct byte strings of those rows are the distinct walks (first-occurrence order).
+    """
+    n, m = w.n, w.cust.size
+    if n == 0:
+        return w, np.zeros(0, dtype=np.int64)
+    from .base import unique_rows
+
+    _, row_code = unique_rows([w.lo, w.length, *w.zp.T, *w.zd.T])
+    _, cust_code = unique_rows([w.x, w.tx, w.T, *w.zsum.T])
+    counts = np.bincount(w.cust, minlength=n)
+    top = int(max(row_code.max(initial=0), cust_code.max(initial=0)))
+    dtype = np.int32 if top < 2**31 - 1 else np.int64
+    mat = np.full((n, int(counts.max()) + 1), -1, dtype=dtype)
+    mat[:, 0] = cust_code
+    mat[w.cust, 1 + np.arange(m) - w.seg_start[w.cust]] = row_code
+    keys = np.ascontiguousarray(mat).view(np.dtype((np.void, mat.dtype.itemsize * mat.shape[1])))
+    _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # distinct walks in first-occurrence order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    walk_of = rank[inverse.ravel()].astype(np.int64)
+    return _subset(w, first[order]), walk_of
+
+
 # ============================================================================ likelihood
 def _lin(z: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``z @ g`` without BLAS (its last digits would depend on the CPU and thread count)."""
@@ -221,10 +264,54 @@ def _lin(z: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def _seg_cumsum_excl(values: np.ndarray, w: _Walks) -> np.ndarray:
-    """Per-customer cumulative sum up to (excluding) each row; works on 1-D and 2-D values."""
-    cs = np.cumsum(values, axis=0)
-    excl = cs - values
-    return excl - excl[w.seg_start][w.cust]
+    """Per-customer cumulative sum up to (excluding) each row; works on 1-D and 2-D values.
+
+    Summed within each customer's own rows (a customers x periods array, cumulated along the
+    periods), so a customer's sums are the same floating-point numbers whatever other customers
+    are in the data (compression and subsets change nothing).
+    """
+    if values.ndim == 2:
+        out = np.empty_like(values, dtype=np.float64)
+        for j in range(values.shape[1]):
+            out[:, j] = _seg_cumsum_excl(values[:, j], w)
+        return out
+    pos = w.row_pos
+    width = int(pos.max()) + 2 if pos.size else 1
+    mat = np.zeros((w.n, width))
+    mat[w.cust, pos + 1] = values
+    np.cumsum(mat, axis=1, out=mat)
+    return mat[w.cust, pos]
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split ``a = hi + lo`` into two 26-bit halves (exact, no overflow below 1e290)."""
+    c = 134217729.0 * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _exact_total(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_i weights_i * values_i`` (per column of 2-D ``values``), correctly rounded.
+
+    Every product is split exactly into ``p + e`` (Dekker's TwoProduct) and the sum of all of
+    them is taken with :func:`math.fsum`, so the total is the exact sum rounded once: a fit on
+    distinct walks with integer weights and a fit on every customer get bit-identical totals
+    (and hence the same optimiser path), and the total does not depend on the order of the
+    customers. Non-finite or huge values fall back to an ordinary sum.
+    """
+    v = values if values.ndim == 2 else values[:, None]
+    w = np.asarray(weights, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        big = float(np.max(np.abs(v))) if v.size else 0.0
+    if not np.isfinite(big) or big > 1e290:
+        out = np.einsum("i,ij->j", w, v)
+    else:
+        p = v * w[:, None]
+        vh, vl = _split(v)
+        wh, wl = _split(w)
+        e = vl * wl[:, None] - (((p - vh * wh[:, None]) - vl * wh[:, None]) - vh * wl[:, None])
+        out = np.array([math.fsum(p[:, j].tolist() + e[:, j].tolist()) for j in range(v.shape[1])])
+    return out if values.ndim == 2 else out[0]
 
 
 def _totals(values: np.ndarray, cust: np.ndarray, n: int) -> np.ndarray:
@@ -291,6 +378,15 @@ def _period_integrals(
     if not moments:
         return out, None
     return out, _Moments(*mom)
+
+
+class _CustomerState(NamedTuple):
+    """Per-customer quantities of the estimation window that predictions use."""
+
+    x: np.ndarray
+    A_T: np.ndarray
+    D_T: np.ndarray
+    log_p_alive: np.ndarray
 
 
 class _Moments(NamedTuple):
@@ -508,8 +604,16 @@ class _Prepared:
     first_day: np.ndarray
     last_day: np.ndarray
     end_day: int
-    walks: _Walks
+    walks: _Walks  # one walk per customer, in the order of ``index``
     grid: _Grid
+    distinct: _Walks | None = None  # the distinct walks (:func:`_compress_walks`)
+    walk_of: np.ndarray | None = None  # (n,) position of each customer's walk in ``distinct``
+
+    def compressed(self) -> tuple[_Walks, np.ndarray]:
+        """Distinct walks and the customer -> walk map (computed once)."""
+        if self.distinct is None or self.walk_of is None:
+            self.distinct, self.walk_of = _compress_walks(self.walks)
+        return self.distinct, self.walk_of
 
 
 def _grid(
@@ -747,6 +851,11 @@ class DynamicParetoNBDModel:
         ``reg.lambdas``); 0 is maximum likelihood.
     n_nodes : int, default 32
         Gauss-Legendre nodes per period integral.
+    compress : bool, default True
+        Fit on the distinct walks with frequency weights (customers whose ``(x, t_x, T)``,
+        purchase-period covariates and whole covariate path from their first purchase agree
+        contribute identical likelihood terms); ``False`` evaluates every customer (same
+        estimates, for checking).
 
     Attributes
     ----------
@@ -763,6 +872,8 @@ class DynamicParetoNBDModel:
         likelihood-ratio test of all coefficients against it.
     index_ : pd.Index
         The fitted customers, in the order of every per-customer result.
+    n_customers_, n_distinct_ : int
+        Customers fitted and distinct walks the likelihood was evaluated on.
     """
 
     def __init__(
@@ -773,6 +884,7 @@ class DynamicParetoNBDModel:
         time_unit: str = "W",
         penalizer_coef: float = 0.0,
         n_nodes: int = _N_NODES,
+        compress: bool = True,
     ) -> None:
         for name, cols in (("purchase_covariates", purchase_covariates),
                            ("dropout_covariates", dropout_covariates)):
@@ -793,6 +905,7 @@ class DynamicParetoNBDModel:
         self.time_unit = normalize_unit(time_unit)
         self.penalizer_coef = pen
         self.n_nodes = int(n_nodes)
+        self.compress = bool(compress)
 
     # ------------------------------------------------------------------ names
     def _names(self) -> list[str]:
@@ -899,11 +1012,17 @@ class DynamicParetoNBDModel:
         self.static_log_likelihood_ = float(static.log_likelihood_)
         k = len(self._names())
         phi0 = np.concatenate([np.log(static.params_.to_numpy()), np.zeros(k - 4)])
-        self._fit_phi(phi0, w, [str(c.message) for c in caught])
+        if self.compress:
+            fw, walk_of = prep.compressed()
+            wts = np.bincount(walk_of, minlength=fw.n).astype(np.float64)
+        else:
+            fw, walk_of, wts = w, np.arange(w.n), np.ones(w.n)
+        self._fit_phi(phi0, fw, wts, walk_of, [str(c.message) for c in caught])
         return self
 
-    def _objective(self, w: _Walks) -> Any:
-        n = float(w.n)
+    def _objective(self, w: _Walks, wts: np.ndarray) -> Any:
+        """Penalised weighted log-likelihood and its gradient on the optimiser's scale."""
+        n = float(np.sum(wts))
         pen = self.penalizer_coef
         memo: dict[str, Any] = {}
 
@@ -914,9 +1033,9 @@ class DynamicParetoNBDModel:
                 theta[:4] = np.exp(phi[:4])
                 with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                     st = _evaluate(theta, w, True, self.n_nodes)
-                g = np.einsum("ij->j", st.grad)
+                g = _exact_total(st.grad, wts)
                 g[:4] *= theta[:4]
-                val = float(np.einsum("i->", st.ll))
+                val = float(_exact_total(st.ll, wts))
                 if pen:
                     val -= n * pen * float(np.sum(phi[4:] ** 2))
                     g[4:] -= 2.0 * n * pen * phi[4:]
@@ -925,9 +1044,9 @@ class DynamicParetoNBDModel:
 
         return both, memo
 
-    def _lbfgs(self, w: _Walks, phi0: np.ndarray) -> Any:
-        both, _ = self._objective(w)
-        n = float(w.n)
+    def _lbfgs(self, w: _Walks, wts: np.ndarray, phi0: np.ndarray) -> Any:
+        both, _ = self._objective(w, wts)
+        n = float(np.sum(wts))
 
         def fun(phi: np.ndarray) -> tuple[float, np.ndarray]:
             v, g = both(phi)
@@ -942,15 +1061,19 @@ class DynamicParetoNBDModel:
             options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-7, "maxcor": 20},
         )
 
-    def _fit_phi(self, phi0: np.ndarray, w: _Walks, notes: list[str]) -> None:
+    def _fit_phi(self, phi0: np.ndarray, w: _Walks, wts: np.ndarray, walk_of: np.ndarray,
+                 notes: list[str]) -> None:
         """L-BFGS-B from the plain Pareto/NBD fit, then Newton steps with a fixed Hessian.
 
         With more than ``_WARM_CUSTOMERS`` customers the optimiser first solves a seeded random
         subset of ``_SUBSET`` customers and takes the Newton steps on all customers with the
         subset's (rescaled) Hessian, as :class:`custvalue.models.base.BaseModel` does, so a big
-        fit needs only a handful of full likelihood evaluations.
+        fit needs only a handful of full likelihood evaluations. ``w`` holds the distinct walks
+        with weights ``wts``; ``walk_of`` maps customers to walks (the subset is drawn from
+        customers, so the warm start does not depend on the compression).
         """
-        both, _ = self._objective(w)
+        both, _ = self._objective(w, wts)
+        n_cust = float(np.sum(wts))
         v0, _ = both(phi0)
         if not np.isfinite(v0):
             raise ConvergenceError(
@@ -961,13 +1084,15 @@ class DynamicParetoNBDModel:
         big = w.n > _WARM_CUSTOMERS
         if big:
             rng = np.random.default_rng(2021)
-            pick = np.sort(rng.choice(w.n, _SUBSET, replace=False))
-            sub = _subset(w, pick)
-            res = self._lbfgs(sub, phi0)
-            sub_both, _ = self._objective(sub)
-            hess = self._hessian(sub_both, res.x) * (w.n / sub.n)
+            pick = rng.choice(walk_of.size, min(_SUBSET, walk_of.size), replace=False)
+            sub_count = np.bincount(walk_of[pick], minlength=w.n)
+            keep = np.flatnonzero(sub_count)
+            sub, sub_wts = _subset(w, keep), sub_count[keep].astype(np.float64)
+            res = self._lbfgs(sub, sub_wts, phi0)
+            sub_both, _ = self._objective(sub, sub_wts)
+            hess = self._hessian(sub_both, res.x) * (n_cust / float(np.sum(sub_wts)))
         else:
-            res = self._lbfgs(w, phi0)
+            res = self._lbfgs(w, wts, phi0)
             hess = self._hessian(both, res.x)
         phi = res.x.copy()
         phi_start = phi.copy()
@@ -989,12 +1114,12 @@ class DynamicParetoNBDModel:
                 break
         if big:
             _, g = both(phi)
-            if float(np.max(np.abs(g))) / w.n > 1e-6:  # Newton did not finish: full L-BFGS-B
-                res = self._lbfgs(w, phi)
+            if float(np.max(np.abs(g))) / n_cust > 1e-6:  # Newton did not finish: full L-BFGS-B
+                res = self._lbfgs(w, wts, phi)
                 phi = res.x.copy()
         if big or np.max(np.abs(phi - phi_start)) > 1e-4:  # else the Hessian is still exact
             hess = self._hessian(both, phi, central=not big)
-        self._store(phi, hess, both, res, w, notes)
+        self._store(phi, hess, both, res, w, wts, notes)
 
     @staticmethod
     def _hessian(both: Any, phi: np.ndarray, central: bool = True) -> np.ndarray:
@@ -1013,7 +1138,7 @@ class DynamicParetoNBDModel:
         return (hess + hess.T) / 2.0
 
     def _store(self, phi: np.ndarray, hess: np.ndarray, both: Any, res: Any, w: _Walks,
-               notes: list[str]) -> None:
+               wts: np.ndarray, notes: list[str]) -> None:
         names = self._names()
         k = len(names)
         _, g = both(phi)
@@ -1021,7 +1146,8 @@ class DynamicParetoNBDModel:
         theta[:4] = np.exp(phi[:4])
         with np.errstate(all="ignore"):
             ll_rows = _evaluate(theta, w, False, self.n_nodes).ll
-        ll = float(np.einsum("i->", ll_rows))
+        ll = float(_exact_total(ll_rows, wts))
+        n_cust = round(float(np.sum(wts)))
         if not np.isfinite(ll):
             raise ConvergenceError("DynamicParetoNBDModel: the log-likelihood at the optimum is not finite")
         # observed information on phi (log r..beta, gamma); gradient term for the log scale
@@ -1049,9 +1175,10 @@ class DynamicParetoNBDModel:
         self.standard_errors_ = pd.Series(se, index=names, name="std_error")
         self.confidence_intervals_ = self.conf_int(0.95)
         self.log_likelihood_ = ll
-        self.n_customers_ = w.n
+        self.n_customers_ = n_cust
+        self.n_distinct_ = w.n
         self.aic_ = 2 * k - 2 * ll
-        self.bic_ = k * math.log(max(w.n, 1)) - 2 * ll
+        self.bic_ = k * math.log(max(n_cust, 1)) - 2 * ll
         df = k - 4
         lr = max(0.0, 2.0 * (ll - self.static_log_likelihood_))
         self.lr_test_ = {
@@ -1061,7 +1188,7 @@ class DynamicParetoNBDModel:
             "log_likelihood_static": self.static_log_likelihood_,
             "log_likelihood": ll,
         }
-        grad_norm = float(np.linalg.norm(g)) / max(w.n, 1)
+        grad_norm = float(np.linalg.norm(g)) / max(n_cust, 1)
         self.diagnostics_ = {
             "converged": bool(res.success) or grad_norm < 1e-6,
             "optimizer_message": str(res.message),
@@ -1158,6 +1285,7 @@ class DynamicParetoNBDModel:
         info = {
             "time unit": UNIT_NAMES[self.time_unit],
             "customers": self.n_customers_,
+            "distinct walks": self.n_distinct_,
             "observation end": str(self.observation_end_.date()),
             "log-likelihood": self.log_likelihood_,
             "log-likelihood (no covariates)": self.static_log_likelihood_,
@@ -1184,12 +1312,34 @@ class DynamicParetoNBDModel:
         return f"<DynamicParetoNBDModel({cov}): {ps} [{self.time_unit}]>"
 
     # ------------------------------------------------------------------ predictions
-    def _state(self) -> _State:
+    def _state(self) -> _CustomerState:
+        """What predictions need per customer at the current parameters: ``x``, ``A(T)``,
+        ``D(T)`` and ``log P(alive at T)``, evaluated on the distinct walks and expanded (cached
+        per parameter vector)."""
         prep = getattr(self, "_prepared", None)
         if prep is None:
             raise ModelNotFittedError("DynamicParetoNBDModel has not been fitted")
+        theta = self._params_array()
+        cached = getattr(self, "_state_cache", None)
+        if cached is not None and cached[0] is prep and cached[1] == theta.tobytes():
+            return cached[2]
+        if prep.walks is None:  # a loaded model keeps the state at its saved parameters only
+            saved = getattr(self, "_saved_state", None)
+            if saved is None or saved[0] != theta.tobytes():
+                raise ModelNotFittedError(
+                    "this DynamicParetoNBDModel was loaded without its walks, so it predicts "
+                    "only at its saved parameters"
+                )
+            return saved[1]
+        walks, walk_of = prep.compressed()
         with np.errstate(all="ignore"):
-            return _evaluate(self._params_array(), prep.walks, False, self.n_nodes)
+            st = _evaluate(theta, walks, False, self.n_nodes)
+        out = _CustomerState(
+            x=walks.x[walk_of], A_T=st.A_T[walk_of], D_T=st.D_T[walk_of],
+            log_p_alive=(st.log_E1 - st.log_bracket)[walk_of],
+        )
+        self._state_cache = (prep, theta.tobytes(), out)
+        return out
 
     def _future(self, t: float, covariates: pd.DataFrame | None, col_id: str, col_date: str,
                 what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -1254,7 +1404,7 @@ class DynamicParetoNBDModel:
         t = self._horizon(t)
         st = self._state()
         _, _, s, beta = self._params_array()[:4]
-        log_p = st.log_E1 - st.log_bracket
+        log_p = st.log_p_alive
         if t > 0:
             cust, length, _, c = self._future(t, covariates, covariate_customer_col,
                                               covariate_date_col, "probability_alive")
@@ -1287,7 +1437,6 @@ class DynamicParetoNBDModel:
         t = self._horizon(t)
         st = self._state()
         r, alpha, s, beta = self._params_array()[:4]
-        w = self._prepared.walks
         n = len(self.index_)
         if t == 0:
             return pd.Series(np.zeros(n), index=self.index_, name="expected_purchases")
@@ -1310,8 +1459,8 @@ class DynamicParetoNBDModel:
             f = np.where(small, u * (1.0 - km * u / 2.0), -np.expm1(-km * u) / km)
         term = a / c * b0 * np.exp(-km * np.log(B / b0)) * f
         integral = np.bincount(cust, weights=term, minlength=n)
-        p_alive = np.exp(st.log_E1 - st.log_bracket)
-        out = p_alive * (r + w.x) / (alpha + st.A_T) * integral
+        p_alive = np.exp(st.log_p_alive)
+        out = p_alive * (r + st.x) / (alpha + st.A_T) * integral
         return pd.Series(out, index=self.index_, name="expected_purchases")
 
     def expected_discounted_purchases(
@@ -1371,6 +1520,6 @@ class DynamicParetoNBDModel:
         integrand = np.exp(-delta * (off[:, None] + v) - s * np.log1p(c[:, None] * v / B[:, None]))
         term = a * length * np.exp(-s * np.log(B / b0)) * np.einsum("ij,j->i", integrand, weights)
         integral = np.bincount(cust, weights=term, minlength=n)
-        p_alive = np.exp(st.log_E1 - st.log_bracket)
-        out = p_alive * (r + self._prepared.walks.x) / (alpha + st.A_T) * integral
+        p_alive = np.exp(st.log_p_alive)
+        out = p_alive * (r + st.x) / (alpha + st.A_T) * integral
         return pd.Series(out, index=self.index_, name="expected_discounted_purchases")
