@@ -65,10 +65,13 @@ given to ``fit`` may run further, or a longer one is passed to the prediction.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -645,6 +648,35 @@ def dynamic_walk_terms(params: Sequence[float], walks: _Walks) -> pd.DataFrame:
     })
 
 
+def _survival_integrals(
+    cust: np.ndarray, length: np.ndarray, a: np.ndarray, c: np.ndarray, b0: np.ndarray,
+    s: float, n: int,
+) -> np.ndarray:
+    """``sum_k a_k int_k (b0 / (b0 + D(tau) - D(0)))^s dtau`` per customer, in closed form.
+
+    Rows ``k`` are consecutive covariate periods (sorted by customer and time) of ``length``
+    with purchase and dropout multipliers ``a_k``, ``c_k``; ``b0`` is ``beta + D`` at the start
+    of the first row of each row's customer. Within a period ``D`` is linear, so
+    ``int_0^len (b0 / (B + c v))^s dv = (b0 / c) (b0 / B)^(s-1) (1 - (1 + c len / B)^(1-s)) / (s-1)``
+    with ``B`` the value at the period start (the limit ``log(1 + c len / B)`` at ``s = 1``).
+    This is the purchase-rate-weighted survival integral behind CLVTools' CET for the dynamic
+    model and the new-customer expectation.
+    """
+    lc = c * length
+    cs = np.cumsum(lc)
+    excl = cs - lc
+    starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]]) if cust.size else np.zeros(0, int)
+    base = np.repeat(excl[starts], np.diff(np.r_[starts, cust.size]))
+    B = b0 + (excl - base)
+    u = np.log1p(lc / B)
+    km = s - 1.0
+    small = np.abs(km * u) < 1e-8
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        f = np.where(small, u * (1.0 - km * u / 2.0), -np.expm1(-km * u) / km)
+    term = a / c * b0 * np.exp(-km * np.log(B / b0)) * f
+    return np.bincount(cust, weights=term, minlength=n)
+
+
 # ============================================================================ date front end
 def _day_numbers(values: Any, what: str) -> np.ndarray:
     """Calendar days (int64 days since 1970-01-01) of date-like values; clear error otherwise."""
@@ -1094,6 +1126,7 @@ class DynamicParetoNBDModel:
         self._prepared = prep
         self.index_ = prep.index
         self.observation_end_ = pd.Timestamp(np.datetime64(prep.end_day, "D"))
+        self.covariate_columns_ = (covariate_customer_col, covariate_date_col)
         self.static_model_ = static
         self.static_log_likelihood_ = float(static.log_likelihood_)
         k = len(self._names())
@@ -1409,14 +1442,6 @@ class DynamicParetoNBDModel:
         cached = getattr(self, "_state_cache", None)
         if cached is not None and cached[0] is prep and cached[1] == theta.tobytes():
             return cached[2]
-        if prep.walks is None:  # a loaded model keeps the state at its saved parameters only
-            saved = getattr(self, "_saved_state", None)
-            if saved is None or saved[0] != theta.tobytes():
-                raise ModelNotFittedError(
-                    "this DynamicParetoNBDModel was loaded without its walks, so it predicts "
-                    "only at its saved parameters"
-                )
-            return saved[1]
         walks, walk_of = prep.compressed()
         with np.errstate(all="ignore"):
             st = _evaluate(theta, walks, False, self.n_nodes)
@@ -1427,16 +1452,27 @@ class DynamicParetoNBDModel:
         self._state_cache = (prep, theta.tobytes(), out)
         return out
 
-    def _future(self, t: float, covariates: pd.DataFrame | None, col_id: str, col_date: str,
-                what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _covariate_grid(self, covariates: pd.DataFrame | None, col_id: str | None,
+                        col_date: str | None, what: str) -> _Grid:
+        """A prediction covariate table validated and encoded as at fit (None: the fit's)."""
+        prep = getattr(self, "_prepared", None)
+        if prep is None:
+            raise ModelNotFittedError("DynamicParetoNBDModel has not been fitted")
+        if covariates is None:
+            return prep.grid
+        fit_id, fit_date = getattr(self, "covariate_columns_", ("customer_id", "period_start"))
+        return _grid(covariates, prep.index, col_id or fit_id, col_date or fit_date,
+                     self.purchase_covariates, self.dropout_covariates, prep.grid.step, what,
+                     (prep.grid.enc_p, prep.grid.enc_d))
+
+    def _future(self, t: float, covariates: pd.DataFrame | _Grid | None, col_id: str | None,
+                col_date: str | None, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows of the prediction horizon ``(T, T + t]``: customer, length, a, c (model units)."""
         prep = self._prepared
-        if covariates is None:
-            grid = prep.grid
+        if isinstance(covariates, _Grid):  # already validated (customer_lifetime_value)
+            grid = covariates
         else:
-            grid = _grid(covariates, prep.index, col_id, col_date, self.purchase_covariates,
-                         self.dropout_covariates, prep.grid.step, what,
-                         (prep.grid.enc_p, prep.grid.enc_d))
+            grid = self._covariate_grid(covariates, col_id, col_date, what)
         u = DAYS_PER_UNIT[self.time_unit]
         end = prep.end_day
         horizon_days = t * u
@@ -1477,8 +1513,8 @@ class DynamicParetoNBDModel:
         t: float = 0.0,
         *,
         covariates: pd.DataFrame | None = None,
-        covariate_customer_col: str = "customer_id",
-        covariate_date_col: str = "period_start",
+        covariate_customer_col: str | None = None,
+        covariate_date_col: str | None = None,
     ) -> pd.Series:
         """P(alive) of each fitted customer at the end of the estimation window, or ``t`` later.
 
@@ -1503,8 +1539,8 @@ class DynamicParetoNBDModel:
         t: float,
         *,
         covariates: pd.DataFrame | None = None,
-        covariate_customer_col: str = "customer_id",
-        covariate_date_col: str = "period_start",
+        covariate_customer_col: str | None = None,
+        covariate_date_col: str | None = None,
     ) -> pd.Series:
         """Expected purchases of each fitted customer in ``(T, T + t]`` (CLVTools' CET).
 
@@ -1519,6 +1555,8 @@ class DynamicParetoNBDModel:
             Horizon in the model's time unit.
         covariates : pd.DataFrame, optional
             A covariate table that covers the horizon (default: the one given to ``fit``).
+        covariate_customer_col, covariate_date_col : str, optional
+            Its id and period-start columns (default: the names given to ``fit``).
         """
         t = self._horizon(t)
         st = self._state()
@@ -1531,20 +1569,7 @@ class DynamicParetoNBDModel:
         # D at the start of each future row: D(T) + cumulative c * length of earlier rows
         order = np.lexsort((np.arange(cust.size), cust))
         cust, length, a, c = cust[order], length[order], a[order], c[order]
-        lc = c * length
-        cs = np.cumsum(lc)
-        excl = cs - lc
-        starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]])
-        base = np.repeat(excl[starts], np.diff(np.r_[starts, cust.size]))
-        b0 = beta + st.D_T[cust]
-        B = b0 + (excl - base)
-        u = np.log1p(lc / B)
-        km = s - 1.0
-        small = np.abs(km * u) < 1e-8
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(small, u * (1.0 - km * u / 2.0), -np.expm1(-km * u) / km)
-        term = a / c * b0 * np.exp(-km * np.log(B / b0)) * f
-        integral = np.bincount(cust, weights=term, minlength=n)
+        integral = _survival_integrals(cust, length, a, c, beta + st.D_T[cust], s, n)
         p_alive = np.exp(st.log_p_alive)
         out = p_alive * (r + st.x) / (alpha + st.A_T) * integral
         return pd.Series(out, index=self.index_, name="expected_purchases")
@@ -1555,8 +1580,8 @@ class DynamicParetoNBDModel:
         discount_rate: float,
         *,
         covariates: pd.DataFrame | None = None,
-        covariate_customer_col: str = "customer_id",
-        covariate_date_col: str = "period_start",
+        covariate_customer_col: str | None = None,
+        covariate_date_col: str | None = None,
         n_nodes: int = 8,
     ) -> pd.Series:
         """Discounted expected purchases in ``(T, T + t]`` (CLVTools' DECT for dyncov models).
@@ -1609,3 +1634,336 @@ class DynamicParetoNBDModel:
         p_alive = np.exp(st.log_p_alive)
         out = p_alive * (r + st.x) / (alpha + st.A_T) * integral
         return pd.Series(out, index=self.index_, name="expected_discounted_purchases")
+
+    # ------------------------------------------------------------------ value (CLV hook)
+    time_varying = True  # customer_lifetime_value dispatches on this marker
+
+    def _purchase_curve(self, t_ends: np.ndarray, grid: _Grid) -> np.ndarray:
+        """Expected purchases ``E[X(T, T + t_k)]`` of every fitted customer at each horizon
+        ``t_k`` (model units; one row per horizon), from one pass over the future periods.
+
+        The same closed form per covariate period as :meth:`expected_purchases`, with every
+        period clipped to ``(T, T + t_k]``.
+        """
+        t_ends = np.asarray(t_ends, dtype=np.float64)
+        n = len(self.index_)
+        out = np.zeros((t_ends.size, n))
+        if t_ends.size == 0 or float(t_ends.max()) <= 0:
+            return out
+        st = self._state()
+        r, alpha, s, beta = self._params_array()[:4]
+        cust, length, a, c = self._future(float(t_ends.max()), grid, "", "",
+                                          "customer_lifetime_value")
+        order = np.lexsort((np.arange(cust.size), cust))
+        cust, length, a, c = cust[order], length[order], a[order], c[order]
+        starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]]) if cust.size else cust
+        off = np.cumsum(length) - length
+        off = off - np.repeat(off[starts], np.diff(np.r_[starts, cust.size]))  # from T
+        b0 = beta + st.D_T[cust]
+        scale = np.exp(st.log_p_alive) * (r + st.x) / (alpha + st.A_T)
+        for k, t in enumerate(t_ends):  # one vectorised pass per horizon (not per customer)
+            clipped = np.clip(t - off, 0.0, length)
+            out[k] = scale * _survival_integrals(cust, clipped, a, c, b0, s, n)
+        return out
+
+    def expected_purchases_new_customer(
+        self,
+        t: Any,
+        covariates: pd.DataFrame | Mapping[str, Any],
+        *,
+        prospect_col: str | None = None,
+    ) -> float | np.ndarray | pd.Series:
+        """Expected purchases of a newly acquired customer in ``(0, t]`` given its covariate path.
+
+        A prospect acquired at the start of a covariate period, with covariates ``z_k`` (purchase)
+        and ``w_k`` (dropout) in its ``k``-th period, buys while alive at ``lambda a_k`` and
+        survives with ``(beta / (beta + D(tau)))^s`` (``mu`` integrated out), so
+        ``E[X(t)] = (r / alpha) int_0^t a(tau) (beta / (beta + D(tau)))^s dtau``, in closed form
+        per period (:func:`_survival_integrals`). With a constant path this is the plain
+        Pareto/NBD's ``r beta_i / (alpha_i (s-1)) (1 - (beta_i / (beta_i + t))^(s-1))``
+        (Schmittlein, Morrison & Colombo 1987, eq. 17) at ``alpha_i = alpha exp(-gamma_p' z)``,
+        ``beta_i = beta exp(-gamma_d' w)``.
+
+        Parameters
+        ----------
+        t : float or array_like
+            Horizon(s) in the model's time unit (at most the length of the path).
+        covariates : DataFrame or dict of columns
+            The covariate columns of the model, one row per period of the model's period length
+            (``period_days_``), in time order from the prospect's first period; several
+            prospects are stacked with an id column named by ``prospect_col``.
+        prospect_col : str, optional
+            Column identifying prospects (rows of each keep their order).
+
+        Returns
+        -------
+        float, np.ndarray or pd.Series
+            A float for one prospect and a scalar ``t``; an array for an array ``t``; a Series
+            indexed by prospect for several prospects (scalar ``t``).
+        """
+        prep = getattr(self, "_prepared", None)
+        if prep is None:
+            raise ModelNotFittedError("DynamicParetoNBDModel has not been fitted")
+        what = "expected_purchases_new_customer"
+        frame = covariates if isinstance(covariates, pd.DataFrame) else pd.DataFrame(covariates)
+        if len(frame) == 0:
+            raise DataValidationError(f"{what}: the covariate path has no rows")
+        arr = np.asarray(t, dtype=np.float64)
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ParameterError(f"t must be finite and >= 0; got {t!r}")
+        if prospect_col is not None:
+            if prospect_col not in frame.columns:
+                raise DataValidationError(
+                    f"{what}: prospect_col={prospect_col!r} is not a column of the covariate "
+                    f"path; it has {list(frame.columns)[:12]}")
+            codes, ids = pd.factorize(frame[prospect_col], sort=False)
+            index = pd.Index(ids, name=prospect_col)
+            if arr.ndim:
+                raise ParameterError(f"{what}: pass one horizon t for several prospects")
+        else:
+            codes, index = np.zeros(len(frame), dtype=np.int64), None
+        order = np.argsort(codes, kind="stable")
+        zp = prep.grid.enc_p.transform(frame, context=what)[order]
+        zd = prep.grid.enc_d.transform(frame, context=what)[order]
+        cust = codes[order].astype(np.int64)
+        n = int(cust.max()) + 1
+        period = prep.grid.step / DAYS_PER_UNIT[self.time_unit]
+        counts = np.bincount(cust, minlength=n)
+        horizon = float(arr.max()) if arr.size else 0.0
+        if horizon > counts.min() * period * (1 + 1e-12):
+            raise DataValidationError(
+                f"{what}: a horizon of {horizon:g} {UNIT_NAMES[self.time_unit]}s needs "
+                f"{math.ceil(horizon / period - 1e-12)} periods of {prep.grid.step} days, but the "
+                f"path has {int(counts.min())}; add the later periods")
+        theta = self._params_array()
+        r, alpha, s, beta = theta[:4]
+        p = prep.grid.enc_p.n_terms
+        a = np.exp(_lin(zp, theta[4:4 + p]))
+        c = np.exp(_lin(zd, theta[4 + p:]))
+        starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]])
+        pos = np.arange(cust.size) - np.repeat(starts, np.diff(np.r_[starts, cust.size]))
+        off = pos * period
+        b0 = np.full(cust.size, float(beta))
+        vals = np.array([
+            r / alpha * _survival_integrals(cust, np.clip(tk - off, 0.0, period), a, c, b0, s, n)
+            for tk in np.atleast_1d(arr).ravel()
+        ])
+        if index is not None:
+            return pd.Series(vals[0], index=index, name="expected_purchases")
+        out = vals[:, 0]
+        return float(out[0]) if arr.ndim == 0 else out.reshape(arr.shape)
+
+    # ------------------------------------------------------------------ parameter draws
+    def _log_mask(self) -> np.ndarray:
+        """``r, alpha, s, beta`` are positive (log scale); the coefficients are not."""
+        k = len(self._names())
+        return np.r_[np.ones(4, dtype=bool), np.zeros(k - 4, dtype=bool)]
+
+    def with_params(self, params: Mapping[str, float] | pd.Series) -> DynamicParetoNBDModel:
+        """A copy on the same customers and covariates with other parameter values (no
+        covariance); used by CLV intervals."""
+        import copy
+
+        names = self._names()
+        vals = pd.Series(params, dtype=np.float64)
+        missing = [nm for nm in names if nm not in vals.index]
+        if missing:
+            raise ParameterError(f"DynamicParetoNBDModel.with_params lacks {missing}")
+        theta = vals[names].to_numpy()
+        if not np.all(np.isfinite(theta)) or np.any(theta[:4] <= 0):
+            raise ParameterError(
+                f"DynamicParetoNBDModel: r, alpha, s, beta must be > 0 and all finite; got "
+                f"{dict(zip(names, theta.tolist(), strict=True))}")
+        new = copy.copy(self)
+        new.__dict__.pop("_state_cache", None)
+        new.params_ = pd.Series(theta, index=names, name="estimate")
+        new.covariance_ = None
+        new.standard_errors_ = None
+        new._cov_phi = None
+        return new
+
+    def sample_params(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
+        """Draws from the asymptotic normal of ``(log r, log alpha, log s, log beta, gamma)``
+        (the optimiser's scale, covariance = inverse observed information)."""
+        cov_phi = getattr(self, "_cov_phi", None)
+        if cov_phi is None:
+            raise ParameterError(
+                "DynamicParetoNBDModel has no parameter covariance (built with with_params?): "
+                "fit it before sampling parameters")
+        if int(n) < 1:
+            raise ParameterError(f"n must be a positive integer; got {n!r}")
+        theta = self._params_array()
+        phi = theta.copy()
+        phi[:4] = np.log(theta[:4])
+        vals, vecs = np.linalg.eigh((cov_phi + cov_phi.T) / 2.0)
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+        z = np.random.default_rng(seed).standard_normal((int(n), theta.size))
+        draws = phi + np.einsum("nk,jk->nj", z, root)  # einsum: no BLAS, same on every CPU
+        draws[:, :4] = np.exp(draws[:, :4])
+        return pd.DataFrame(draws, columns=self._names())
+
+    # ------------------------------------------------------------------ persistence
+    @property
+    def n_unique_rows_(self) -> int:
+        """Alias of ``n_distinct_`` (the name the other models' files use)."""
+        return int(getattr(self, "n_distinct_", 0))
+
+    @n_unique_rows_.setter
+    def n_unique_rows_(self, value: int) -> None:
+        self.n_distinct_ = int(value)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "purchase_covariates": list(self.purchase_covariates),
+            "dropout_covariates": list(self.dropout_covariates),
+            "time_unit": self.time_unit,
+            "penalizer_coef": self.penalizer_coef,
+            "n_nodes": self.n_nodes,
+            "compress": self.compress,
+        }
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Everything predictions need beyond the parameters: the encodings, the fitted
+        customers, their distinct walks and the covariate periods after the window."""
+        prep = self._prepared
+        walks, walk_of = prep.compressed()
+        grid = prep.grid
+        future = grid.start + grid.step > prep.end_day
+        ids = prep.index
+        return {
+            "encodings": {"purchase": grid.enc_p.to_dict(), "dropout": grid.enc_d.to_dict()},
+            "index": {"name": ids.name, "values": [_json_id(v) for v in ids.tolist()],
+                      "dtype": str(ids.dtype)},
+            "end_day": int(prep.end_day),
+            "period_days": int(grid.step),
+            "covariate_columns": list(getattr(self, "covariate_columns_",
+                                              ("customer_id", "period_start"))),
+            "observation_end": str(self.observation_end_.date()),
+            "walks": {name: _encode_array(getattr(walks, name)) for name in _WALK_FIELDS},
+            "walk_of": _encode_array(walk_of),
+            "future": {"cust": _encode_array(grid.cust[future]),
+                       "start": _encode_array(grid.start[future]),
+                       "zp": _encode_array(grid.zp[future]), "zd": _encode_array(grid.zd[future])},
+            "static_log_likelihood": self.static_log_likelihood_,
+            "lr_test": dict(self.lr_test_),
+            "effects": json.loads(self.effects_.reset_index().to_json(orient="split")),
+        }
+
+    def _restore_state(self, state: Mapping[str, Any]) -> None:
+        try:
+            enc_p = CovariateEncoding.from_dict(state["encodings"]["purchase"])
+            enc_d = CovariateEncoding.from_dict(state["encodings"]["dropout"])
+            idx = state["index"]
+            index = pd.Index(idx["values"], name=idx["name"])
+            if idx.get("dtype") and str(index.dtype) != idx["dtype"]:
+                index = index.astype(idx["dtype"])
+            walks = _Walks(**{name: _decode_array(state["walks"][name]) for name in _WALK_FIELDS})
+            fut = state["future"]
+            grid = _Grid(cust=_decode_array(fut["cust"]), start=_decode_array(fut["start"]),
+                         step=int(state["period_days"]), zp=_decode_array(fut["zp"]),
+                         zd=_decode_array(fut["zd"]), enc_p=enc_p, enc_d=enc_d)
+            walk_of = _decode_array(state["walk_of"])
+            eff = state["effects"]
+            effects = pd.DataFrame(eff["data"], columns=eff["columns"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"the DynamicParetoNBDModel file is incomplete or corrupt ({type(exc).__name__}: "
+                f"{exc}); save the fitted model again") from None
+        if walk_of.size != len(index) or (walk_of.size and walk_of.max() >= walks.n):
+            raise ParameterError("the DynamicParetoNBDModel file is corrupt: the customer -> walk "
+                                 "map does not match the walks; save the fitted model again")
+        self._prepared = _Prepared(index=index, first_day=None, last_day=None,  # type: ignore[arg-type]
+                                   end_day=int(state["end_day"]), walks=None,  # type: ignore[arg-type]
+                                   grid=grid, distinct=walks, walk_of=walk_of)
+        self.index_ = index
+        self.observation_end_ = pd.Timestamp(state["observation_end"])
+        self.covariate_columns_ = tuple(state["covariate_columns"])
+        self.static_log_likelihood_ = float(state["static_log_likelihood"])
+        self.lr_test_ = dict(state["lr_test"])
+        self.effects_ = effects.set_index(["process", "covariate"])
+
+    def _checked_params(self, params: Mapping[str, Any]) -> pd.Series:
+        names = self._names()
+        if set(params) != set(names):
+            raise ParameterError(
+                f"the DynamicParetoNBDModel file holds parameters {sorted(params)}, expected "
+                f"{names}; it is corrupt or from another model")
+        theta = np.array([float(params[nm]) for nm in names])
+        if not np.all(np.isfinite(theta)) or np.any(theta[:4] <= 0):
+            raise ParameterError("the DynamicParetoNBDModel file holds invalid parameters")
+        return pd.Series(theta, index=names, name="estimate")
+
+    def _set_covariance(self, cov: np.ndarray) -> None:
+        names = self._names()
+        if cov.shape != (len(names), len(names)):
+            raise ParameterError("the DynamicParetoNBDModel file's covariance has the wrong shape")
+        theta = self._params_array()
+        jac = np.r_[theta[:4], np.ones(len(names) - 4)]
+        self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        self._cov_phi = cov / np.outer(jac, jac)
+        self.standard_errors_ = pd.Series(np.sqrt(np.clip(np.diag(cov), 0.0, None)),
+                                          index=names, name="std_error")
+        self.confidence_intervals_ = self.conf_int(0.95)
+
+    def _unit(self) -> str:
+        return self.time_unit
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model as JSON in the format of :meth:`custvalue.models.BaseModel.save`
+        (``"format": "custvalue-model"``; read back with :meth:`load` or
+        :func:`custvalue.models.load_model`).
+
+        Beyond parameters and covariance the file holds what predictions need: the fitted
+        customers' ids, their distinct walks (binary arrays, base64) and the covariate periods
+        after the estimation window, so a loaded model predicts exactly as the fitted one. It
+        holds no transactions or dates beyond those.
+        """
+        from .base import BaseModel
+
+        if getattr(self, "_prepared", None) is None or getattr(self, "log_likelihood_", None) is None:
+            raise ModelNotFittedError("DynamicParetoNBDModel.save needs a fitted model: call .fit first")
+        BaseModel.save(self, path)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str | Path) -> DynamicParetoNBDModel:
+        """Read a model written by :meth:`save`; a file of another model is refused."""
+        from .base import BaseModel
+
+        model = BaseModel.load.__func__(cls, path)  # type: ignore[attr-defined]
+        model.n_customers_ = int(model.n_customers_)
+        return model  # type: ignore[no-any-return]
+
+
+_WALK_FIELDS = ("x", "tx", "T", "cust", "lo", "length", "zp", "zd", "zsum", "seg_start", "aux",
+                "aux_off", "aux_h")
+
+
+def _json_id(v: Any) -> Any:
+    """A customer id as a JSON value (numpy scalars to Python)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _encode_array(a: np.ndarray) -> dict[str, Any]:
+    arr = np.ascontiguousarray(a)
+    dtype = "<f8" if arr.dtype.kind == "f" else "<i8"
+    raw = arr.astype(dtype).tobytes()
+    return {"dtype": dtype, "shape": list(arr.shape), "base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _decode_array(d: Mapping[str, Any]) -> np.ndarray:
+    dtype = str(d["dtype"])
+    if dtype not in ("<f8", "<i8"):
+        raise ValueError(f"unknown array dtype {dtype!r}")
+    raw = base64.b64decode(d["base64"], validate=True)
+    arr = np.frombuffer(raw, dtype=dtype).reshape([int(v) for v in d["shape"]])
+    return arr.astype(np.float64 if dtype == "<f8" else np.int64)
+
+
+def _register() -> None:
+    """Let :func:`custvalue.models.load_model` read this model's files."""
+    from .base import _MODEL_REGISTRY
+
+    _MODEL_REGISTRY["DynamicParetoNBDModel"] = DynamicParetoNBDModel  # type: ignore[assignment]
+
+
+_register()
