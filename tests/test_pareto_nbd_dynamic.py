@@ -811,6 +811,13 @@ def test_save_and_load_round_trip(apparel, tmp_path):
                      lambda m: m.expected_purchases(8, covariates=cov)):
             pd.testing.assert_series_equal(call(loaded), call(model))
         assert str(loaded.summary()) == str(model.summary())
+        from custvalue.value import customer_lifetime_value
+
+        kw = dict(horizon=26, time_unit="W", discount_rate=0.1, price=10.0, interval=0.9,
+                  interval_method="delta")
+        data = pd.DataFrame(index=model.index_[:50])
+        pd.testing.assert_frame_equal(customer_lifetime_value(loaded, None, data, **kw).frame,
+                                      customer_lifetime_value(model, None, data, **kw).frame)
     # a corrupt file, a foreign file and another model's file get clear errors
     bad = tmp_path / "bad.json"
     bad.write_text(path.read_text()[:5000])
