@@ -47,8 +47,11 @@ Data layout (no loop over customers)
 ------------------------------------
 All customers' covariate periods inside their estimation window are one flat set of rows
 sorted by customer and time, with each row's clipped start ``lo`` and length; cumulative
-effective times are segmented cumulative sums, per-customer totals are ``bincount``s, and the
-periods after the last purchase are a second flat set of rows (the auxiliary walks).
+effective times are sums over each customer's own rows (blocks of customers x periods), and the
+periods after the last purchase are a second flat set of rows (the auxiliary walks). Customers
+with identical walks (same ``x, t_x, T``, purchase-period covariates and covariate path from
+their first purchase) are fitted once with a frequency weight, as the static models compress
+identical rows; totals are correctly rounded, so the compressed fit is the uncompressed one.
 
 Inputs
 ------
