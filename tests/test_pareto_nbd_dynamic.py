@@ -840,3 +840,32 @@ def test_save_and_load_round_trip(apparel, tmp_path):
         DynamicParetoNBDModel.load(other)
     with pytest.raises(Exception, match="fitted"):
         DynamicParetoNBDModel(["x"], []).save(tmp_path / "unfitted.json")
+
+
+def test_only_identical_walks_share_a_weight():
+    starts = pd.date_range("2024-01-01", periods=6, freq="7D")
+    season = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    # 1 and 2: same first day, same repeat days, same covariates -> one walk; 3: a purchase on
+    # another day of the same week (same x, different t_x); 4: like 1 with one period changed;
+    # 5: like 1 but acquired a day later
+    tx = pd.DataFrame({
+        "customer_id": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5],
+        "date": pd.to_datetime(["2024-01-02", "2024-01-20", "2024-01-02", "2024-01-20",
+                                "2024-01-02", "2024-01-19", "2024-01-02", "2024-01-20",
+                                "2024-01-03", "2024-01-21"]),
+    })
+    rows = []
+    for cid in (1, 2, 3, 4, 5):
+        vals = list(season)
+        if cid == 4:
+            vals[4] = 1.0
+        rows += [{"customer_id": cid, "period_start": d, "season": v}
+                 for d, v in zip(starts, vals, strict=True)]
+    cov = pd.DataFrame(rows)
+    model = DynamicParetoNBDModel(["season"], ["season"])
+    prep = model.prepare(tx, cov, observation_end="2024-02-10")
+    distinct, walk_of = prep.compressed()
+    assert walk_of.tolist() == [0, 0, 1, 2, 3]
+    assert distinct.n == 4
+    ll = dynamic_pareto_nbd_log_likelihood([0.8, 5.0, 0.7, 9.0, 0.4, -0.3], prep.walks)
+    assert ll[0] == ll[1] and len(set(ll[1:].tolist())) == 4
