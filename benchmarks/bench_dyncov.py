@@ -88,12 +88,13 @@ def _fit_walks(w: Any, like: DynamicParetoNBDModel) -> DynamicParetoNBDModel:
     from custvalue.models import ParetoNBDModel
 
     model = DynamicParetoNBDModel(["season", "member"], ["season", "member"])
-    model._prepared = dataclasses.replace(like._prepared, walks=w)
+    model._prepared = dataclasses.replace(like._prepared, walks=w, distinct=None, walk_of=None)
     summary = pd.DataFrame({"frequency": w.x, "recency": w.tx, "T": w.T})
     static = ParetoNBDModel().fit(summary)
     model.static_log_likelihood_ = float(static.log_likelihood_)
     phi0 = np.r_[np.log(static.params_.to_numpy()), np.zeros(4)]
-    model._fit_phi(phi0, w, [])
+    # exact times: every customer's walk is distinct, so no compression (weights 1)
+    model._fit_phi(phi0, w, np.ones(w.n), np.arange(w.n), [])
     return model
 
 

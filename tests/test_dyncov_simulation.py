@@ -98,3 +98,24 @@ def test_recording_as_days_loses_more_season_purchases_as_the_closed_form_says(s
     closed = np.log((-np.expm1(-rho_s) / rho_s) / (-np.expm1(-rho_o) / rho_o))
     assert closed == pytest.approx(-0.0449, abs=1e-4)
     assert shift == pytest.approx(closed, abs=0.004)
+
+
+def test_effects_of_an_unidentified_coefficient_do_not_overflow():
+    """A boundary fit can leave a coefficient with a standard error in the hundreds (seen on a
+    300-customer simulation: dropout:member -8.9, s.e. 940); its interval is then [0, inf), not
+    an OverflowError from exp(g + 1.96 s.e.)."""
+    import warnings
+
+    from custvalue.models import DynamicParetoNBDModel
+
+    small = simulate_dynamic_covariates(200, seed=3, weeks=40, acquisition_weeks=10)
+    model = DynamicParetoNBDModel(["season"], ["member"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(small.transactions, small.covariates, observation_end=small.truth["observation_end"])
+    model.standard_errors_ = model.standard_errors_.copy()
+    model.standard_errors_["dropout:member"] = 940.0
+    eff = model._effects(0.95)
+    row = eff.loc[("dropout", "member")]
+    assert row["lower"] == 0.0 and np.isinf(row["upper"])
+    assert np.isfinite(eff.loc[("purchase", "season"), "upper"])

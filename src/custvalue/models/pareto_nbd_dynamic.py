@@ -1376,7 +1376,8 @@ class DynamicParetoNBDModel:
         for j, name in enumerate(self._names()[4:], start=4):
             process, col = name.split(":", 1)
             g, s_ = theta[j], se[j]
-            ratio, lo, hi = math.exp(g), math.exp(g - z * s_), math.exp(g + z * s_)
+            with np.errstate(over="ignore"):  # an unidentified effect: s.e. in the hundreds
+                ratio, lo, hi = (float(v) for v in np.exp([g, g - z * s_, g + z * s_]))
             pval = float(2 * stats.norm.sf(abs(g) / s_)) if s_ > 0 else float("nan")
             what = "buy" if process == "purchase" else "drop out"
             how = "as often" if process == "purchase" else "as fast"
