@@ -589,14 +589,18 @@ class CovariateModelMixin:
             )
         encodings: dict[str, CovariateEncoding] = {}
         contexts: dict[str, str] = {}
+        learnt: dict[tuple[str, ...], CovariateEncoding] = {}
         for block, option, _ in self._covariate_blocks:
             cols = getattr(self, option) or []
             if not cols:
                 continue
             ctx = f"{name}.fit ({option})"
-            encodings[block] = fit_encoding(
-                data, cols, reference={c: refs[c] for c in cols if c in refs}, context=ctx
-            )
+            key = tuple(cols)
+            if key not in learnt:  # the same columns on both processes: learnt once
+                learnt[key] = fit_encoding(
+                    data, cols, reference={c: refs[c] for c in cols if c in refs}, context=ctx
+                )
+            encodings[block] = learnt[key]
             contexts[block] = ctx
         self.covariate_encodings_ = encodings
         self.__dict__.pop("_lr_cache", None)
