@@ -111,7 +111,9 @@ def timing(customers: int, weeks: int) -> None:
           f"{len(sim.covariates):,} covariate rows, {w.cust.size:,} periods in the window, "
           f"{w.aux.size:,} after the last purchase; load average {_load()}")
     print(f"  simulate {t_sim:.1f} s, validate + layout {t_prep:.1f} s, fit {t_fit:.1f} s "
-          f"({calls['n']} likelihood evaluations, subset warm start + full-data Newton)")
+          f"({calls['n']} likelihood evaluations, subset warm start + full-data Newton); "
+          f"{model.n_distinct_:,} distinct walks of {model.n_customers_:,} customers; "
+          f"process CPU {time.process_time():.1f} s")
     print(model.summary().table.to_string(float_format=lambda v: f"{v:.4g}"))
 
 

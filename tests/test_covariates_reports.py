@@ -154,10 +154,16 @@ def test_segment_report_says_when_it_shows_the_per_channel_averages(sim_tx):
 
     r = segment_module.analyse(sim_tx, freq="W", model="bgnbd", n_draws=2, seed=3,
                                costs=SEGMENT_COSTS, covariates=["region"])
-    assert r.channel_model is None and r.covariate_effects is None
+    assert r.channel_model is None
     assert "new_customer_clv" not in r.channels.table
     assert "average expected value of the channel's existing customers" in r.channel_value_text
     assert "do not include channel" in r.channel_value_text
+    # the customers are still scored with the region covariates (and the text says so)
+    assert list(r.transaction_model.covariate_encodings_["purchase"].columns) == ["region"]
+    assert (r.covariate_effects["column"] == "region").all()
+    assert "use each customer's region" in r.scoring_text
+    plain = segment_module.analyse(sim_tx, freq="W", model="bgnbd", n_draws=2, seed=3)
+    assert plain.covariate_effects is None and "no covariates were given" in plain.scoring_text
     with pytest.raises(ParameterError, match="not customer attributes"):
         segment_module.analyse(sim_tx, freq="W", model="bgnbd", n_draws=2, covariates=["tier"])
     with pytest.raises(ParameterError, match="not in 'attributes'"):
@@ -177,3 +183,59 @@ def test_segment_report_runner_with_covariates(tmp_path: Path) -> None:
     assert "new customer acquired today through each channel" in text
     assert "BG/NBD model fitted with the covariates channel" in text
     assert "times as often as those with channel =" in text
+
+
+# --------------------------------------------------------------------------------------------
+# scores, value tiers and lists at each customer's own rates
+# --------------------------------------------------------------------------------------------
+def _lifetimes_pnbd(params: pd.Series, ch: str) -> ParetoNBDFitter:
+    ref = ParetoNBDFitter()
+    ref.params_ = pd.Series({
+        "r": params["r"], "alpha": params["alpha"] * np.exp(-params.get(f"purchase:channel[{ch}]", 0.0)),
+        "s": params["s"], "beta": params["beta"] * np.exp(-params.get(f"dropout:channel[{ch}]", 0.0)),
+    })
+    return ref
+
+
+def test_score_customers_scores_each_customer_at_her_own_rates(sim):
+    from custvalue.segments import score_customers
+
+    rfm = rfm_summary(sim.transactions, freq="W")
+    before = rfm.copy()
+    scored = score_customers(rfm, model="pareto_nbd", n_draws=5, seed=1, covariates=["channel"])
+    model, gg = scored.transaction_model, scored.spend_model
+    assert model._has_covariates() and list(gg.covariate_encodings_["spend"].columns) == ["channel"]
+    assert "same covariates on the spend scale" in scored.spend_note
+    out = scored.customers
+    # reference: lifetimes' P(alive) at each channel's alpha_i, beta_i (independent code)
+    for ch, rows in out.groupby("channel"):
+        ref = _lifetimes_pnbd(model.params_, ch)
+        expected = ref.conditional_probability_alive(rows["frequency"], rows["recency"], rows["T"])
+        np.testing.assert_allclose(rows["p_alive"], np.asarray(expected, float), rtol=1e-6)
+    pd.testing.assert_frame_equal(rfm, before)  # the caller's frame is not modified
+
+
+def test_value_tier_draws_use_each_customers_rates(sim):
+    """The posterior-predictive draws behind tier_probability broadcast the covariate-moved
+    parameters: their mean per channel is lifetimes' conditional expectation at alpha_i, beta_i."""
+    from custvalue.segments import _customer_params, _posterior_future
+
+    rfm = rfm_summary(sim.transactions, freq="W")
+    model = ParetoNBDModel(purchase_covariates=["channel"], dropout_covariates=["channel"]).fit(rfm)
+    reps = 400
+    big = rfm.loc[rfm.index.repeat(reps)]
+    own = _customer_params(model, model.params_.to_dict(), big)
+    assert isinstance(own["alpha"], np.ndarray) and isinstance(own["r"], float)
+    x, T = big["frequency"].to_numpy(float), big["T"].to_numpy(float)
+    p_alive = model.probability_alive(big).to_numpy(float)
+    k = _posterior_future("pareto_nbd", own, x, T, p_alive, 26.0, np.random.default_rng(7))
+    big = big.assign(k=k)
+    for ch, rows in big.groupby("channel"):
+        ref = _lifetimes_pnbd(model.params_, ch)
+        sub = rows.iloc[::reps]
+        expected = ref.conditional_expected_number_of_purchases_up_to_time(
+            26.0, sub["frequency"], sub["recency"], sub["T"]
+        )
+        mean = float(np.mean(np.asarray(expected, float)))
+        se = rows["k"].std() / np.sqrt(len(rows))
+        assert abs(rows["k"].mean() - mean) < 4 * se, (ch, rows["k"].mean(), mean, se)

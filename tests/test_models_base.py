@@ -225,3 +225,23 @@ def load_cdnow_summary_with_monetary() -> pd.DataFrame:
     from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
 
     return load_cdnow_summary_data_with_monetary_value()
+
+
+def test_unique_rows_numbers_rows_as_groupby_does_including_nan_and_wide_keys() -> None:
+    """The factorize-based compression gives pandas groupby(sort=False, dropna=False)'s groups,
+    also when the product of the columns' cardinalities overflows int64 (re-factorized key)."""
+    from custvalue.models.base import unique_rows
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    cols = [rng.integers(0, 4, n).astype(float), rng.random(n).round(3), rng.random(n),
+            rng.random(n), rng.integers(0, 3, n).astype(float)]
+    cols[0][rng.random(n) < 0.05] = np.nan
+    cols[1][:10] = cols[1][10:20]  # repeated rows
+    for k in (2, 5):  # 4 x 1000 levels; and ~4 x 1000 x 5000^2 x 3 > 2**62
+        frame = pd.DataFrame({str(i): c for i, c in enumerate(cols[:k])})
+        ref = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+        uniq, codes = unique_rows(cols[:k])
+        np.testing.assert_array_equal(codes, ref)
+        for j in range(k):
+            np.testing.assert_array_equal(uniq[j][codes], cols[j])

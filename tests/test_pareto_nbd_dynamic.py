@@ -593,3 +593,279 @@ def test_discounted_purchases(apparel):
                      0, 30.0, epsabs=1e-13, epsrel=1e-13)[0]
         want = pa[i] * (r + w.x[i]) / (alpha + w.T[i]) * integ
         assert got[i] == pytest.approx(want, rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- compression
+def test_identical_walks_are_compressed_exactly(apparel_walks):
+    from custvalue.models.pareto_nbd_dynamic import _compress_walks
+
+    w = apparel_walks
+    distinct, walk_of = _compress_walks(w)
+    assert distinct.n < w.n  # apparel is a cohort: many customers share their walk
+    theta = [0.9, 30.0, 0.7, 50.0, 0.5, 0.2, -0.3, 0.4, -0.2, 0.3]
+    every = dynamic_pareto_nbd_log_likelihood(theta, w)
+    per_walk = dynamic_pareto_nbd_log_likelihood(theta, distinct)
+    # every customer's term is its walk's term, bit for bit (the same arithmetic on equal rows)
+    np.testing.assert_array_equal(per_walk[walk_of], every)
+    counts = np.bincount(walk_of, minlength=distinct.n)
+    assert counts.sum() == w.n and (counts > 0).all()
+    # customers with different purchase histories or covariate paths are never merged
+    for j in np.flatnonzero(counts > 1)[:20]:
+        who = np.flatnonzero(walk_of == j)
+        rows = [np.flatnonzero(w.cust == i) for i in who]
+        for rr in rows[1:]:
+            np.testing.assert_array_equal(w.zp[rr], w.zp[rows[0]])
+            np.testing.assert_array_equal(w.zd[rr], w.zd[rows[0]])
+            np.testing.assert_array_equal(w.length[rr], w.length[rows[0]])
+        assert np.unique(w.x[who]).size == np.unique(w.tx[who]).size == 1
+
+
+def test_compressed_fit_equals_the_uncompressed_fit(apparel):
+    tx, cov = apparel
+    fits = []
+    for compress in (True, False):
+        model = DynamicParetoNBDModel(["High.Season", "Gender"], ["Gender"], compress=compress)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(tx, cov, observation_end="2006-12-31", **APPAREL)
+        fits.append(model)
+    comp, full = fits
+    assert comp.n_customers_ == full.n_customers_ == 600
+    assert full.n_distinct_ == 600 and comp.n_distinct_ < 450
+    assert comp.summary().info["distinct walks"] == comp.n_distinct_
+    assert comp.log_likelihood_ == pytest.approx(full.log_likelihood_, rel=1e-10)
+    np.testing.assert_allclose(comp.params_, full.params_, rtol=1e-10)
+    np.testing.assert_allclose(comp.standard_errors_, full.standard_errors_, rtol=1e-10)
+    np.testing.assert_allclose(comp.probability_alive(10).to_numpy(),
+                               full.probability_alive(10).to_numpy(), rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------- CLV, prospects, files
+def _static_model(apparel, end="2006-06-30"):
+    """Time-constant covariates (Gender, Channel) on both processes with set parameters."""
+    tx, cov = apparel
+    model = DynamicParetoNBDModel(["Gender", "Channel"], ["Gender", "Channel"])
+    prep = model.prepare(tx, cov, observation_end=end, **APPAREL)
+    theta = [0.9, 30.0, 0.7, 50.0, 0.4, -0.3, -0.6, 0.5]
+    model._prepared, model.index_ = prep, prep.index
+    model.covariate_columns_ = ("Id", "Cov.Date")
+    model.params_ = pd.Series(theta, index=model._names())
+    static = cov.groupby("Id")[["Gender", "Channel"]].first().sort_index().to_numpy()
+    alpha_i = theta[1] * np.exp(-(static @ np.array(theta[4:6])))
+    beta_i = theta[3] * np.exp(-(static @ np.array(theta[6:8])))
+    w = prep.walks
+    summary = pd.DataFrame({"frequency": w.x, "recency": w.tx, "T": w.T}, index=prep.index)
+    summary.attrs["freq"] = "W"
+    return model, summary, theta, alpha_i, beta_i
+
+
+def test_clv_with_constant_covariates_is_the_plain_pareto_nbd_clv(apparel):
+    from custvalue.models import ParetoNBDModel
+    from custvalue.value import customer_lifetime_value
+
+    model, summary, theta, alpha_i, beta_i = _static_model(apparel)
+    kw = dict(horizon=12, time_unit="M", discount_rate=0.1, price=25.0, margin=0.3)
+    got = customer_lifetime_value(model, None, summary, cash_flows=True, **kw)
+    want = pd.Series(np.nan, index=summary.index)
+    want_ep = want.copy()
+    cols = None
+    for a_g in np.unique(alpha_i):  # one plain Pareto/NBD per covariate pattern
+        for b_g in np.unique(beta_i[alpha_i == a_g]):
+            g = (alpha_i == a_g) & (beta_i == b_g)
+            plain = ParetoNBDModel.from_params(r=theta[0], alpha=a_g, s=theta[2], beta=b_g,
+                                               time_unit="W")
+            ref = customer_lifetime_value(plain, None, summary[g], **kw)
+            want[g] = ref.frame["clv"].to_numpy()
+            want_ep[g] = ref.frame["expected_purchases"].to_numpy()
+            cols = list(ref.frame.columns)
+    assert list(got.frame.columns) == cols  # the same columns as for the other models
+    np.testing.assert_allclose(got.frame["clv"], want, rtol=1e-8)
+    np.testing.assert_allclose(got.frame["expected_purchases"], want_ep, rtol=1e-8)
+    np.testing.assert_allclose(got.cash_flows.sum(axis=1), got.frame["clv"], rtol=1e-12)
+    assert got.settings.transaction_model == "DynamicParetoNBDModel"
+
+
+def test_clv_needs_the_horizon_covariates(apparel):
+    from custvalue.value import customer_lifetime_value
+
+    tx, cov = apparel
+    short = cov[cov["Cov.Date"] <= "2006-12-31"]
+    model = DynamicParetoNBDModel(["High.Season"], ["Gender"])
+    prep = model.prepare(tx, short, observation_end="2006-12-24", **APPAREL)
+    model._prepared, model.index_ = prep, prep.index
+    model.covariate_columns_ = ("Id", "Cov.Date")
+    model.params_ = pd.Series([0.9, 30.0, 0.7, 50.0, 0.5, -0.4], index=model._names())
+    summary = pd.DataFrame({"frequency": prep.walks.x}, index=prep.index)
+    kw = dict(horizon=6, time_unit="M", discount_rate=0.1, price=10.0)
+    with pytest.raises(DataValidationError, match="need covariates until"):
+        customer_lifetime_value(model, None, summary, **kw)
+    # the longer table as covariates= covers the horizon
+    out = customer_lifetime_value(model, None, summary, covariates=cov, **kw)
+    assert np.isfinite(out.frame["clv"]).all() and (out.frame["clv"] > 0).all()
+    with pytest.raises(ParameterError, match="finite horizon"):
+        customer_lifetime_value(model, None, summary, covariates=cov, horizon=np.inf,
+                                time_unit="M", discount_rate=0.1, price=10.0)
+    stranger = pd.DataFrame({"frequency": [1.0]}, index=pd.Index([10**9], name="Id"))
+    with pytest.raises(DataValidationError, match="were not fitted"):
+        customer_lifetime_value(model, None, stranger, covariates=cov, **kw)
+
+
+def test_clv_intervals_and_spend_model_for_a_fitted_model(apparel):
+    from custvalue.models import GammaGammaModel
+    from custvalue.value import customer_lifetime_value
+
+    tx, cov = apparel
+    model = DynamicParetoNBDModel(["High.Season", "Gender"], ["Gender"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(tx, cov, observation_end="2006-12-31", **APPAREL)
+    cal = tx[pd.to_datetime(tx["Date"]) <= "2006-12-31"]
+    daily = cal.groupby(["Id", "Date"])["Price"].sum().reset_index()
+    spend = daily.groupby("Id")["Price"].agg(["count", "mean"])
+    summary = pd.DataFrame({"frequency": (spend["count"] - 1).astype(float),
+                            "monetary_value": spend["mean"]}).reindex(model.index_)
+    repeat = summary[summary["frequency"] > 0]
+    gg = GammaGammaModel().fit(repeat)
+    kw = dict(horizon=26, time_unit="W", discount_rate=0.1)
+    for method in ("delta", "sample"):
+        out = customer_lifetime_value(model, gg, repeat, interval=0.9, interval_method=method,
+                                      n_draws=40, seed=3, **kw)
+        f = out.frame
+        assert list(f.columns) == ["expected_purchases", "discounted_purchases", "expected_spend",
+                                   "clv", "clv_lower", "clv_upper"]
+        assert (f["clv_lower"] <= f["clv"] * (1 + 1e-12)).all()
+        assert (f["clv"] <= f["clv_upper"] * (1 + 1e-12)).all()
+        assert out.total_lower < out.total < out.total_upper
+    # the discounted purchases are the model's own expectation, discounted at period ends
+    ep = model.expected_purchases(26).reindex(repeat.index).to_numpy()
+    np.testing.assert_allclose(f["expected_purchases"], ep, rtol=1e-10)
+    assert (f["discounted_purchases"] < f["expected_purchases"]).all()
+
+
+def test_new_customer_expectation_with_a_constant_path_is_the_closed_form(apparel):
+    model, _, theta, _, _ = _static_model(apparel)
+    r, alpha, s, beta = theta[:4]
+    path = pd.DataFrame({"Gender": [1.0] * 80, "Channel": [0.0] * 80})
+    a_i = alpha * math.exp(-theta[4])
+    b_i = beta * math.exp(-theta[6])
+    for t in (0.5, 13.0, 52.0, 79.25):
+        # lifetimes' ParetoNBDFitter.expected_number_of_purchases_up_to_time
+        want = r * b_i / (a_i * (s - 1)) * (1 - (b_i / (b_i + t)) ** (s - 1))
+        assert model.expected_purchases_new_customer(t, path) == pytest.approx(want, rel=1e-12)
+    # several prospects (one per channel), and an array of horizons for one prospect
+    both = pd.concat([path.assign(who="offline"), path.assign(Channel=1.0, who="online")])
+    out = model.expected_purchases_new_customer(20.0, both, prospect_col="who")
+    a_on = alpha * math.exp(-theta[4] - theta[5])
+    b_on = beta * math.exp(-theta[6] - theta[7])
+    assert out["online"] == pytest.approx(
+        r * b_on / (a_on * (s - 1)) * (1 - (b_on / (b_on + 20.0)) ** (s - 1)), rel=1e-12)
+    assert out["offline"] == pytest.approx(model.expected_purchases_new_customer(20.0, path))
+    arr = model.expected_purchases_new_customer(np.array([1.0, 2.0]), path)
+    assert arr.shape == (2,) and arr[0] < arr[1]
+    with pytest.raises(DataValidationError, match="needs 81 periods"):
+        model.expected_purchases_new_customer(80.5, path)
+
+
+def test_new_customer_expectation_follows_the_path():
+    tx, cov = _small()
+    model = DynamicParetoNBDModel(["season"], ["season"])
+    prep = model.prepare(tx, cov)
+    model._prepared, model.index_ = prep, prep.index
+    r, alpha, s, beta, gp, gd = 0.8, 6.0, 0.9, 20.0, 0.7, -0.5
+    model.params_ = pd.Series([r, alpha, s, beta, gp, gd], index=model._names())
+    season = [0.0, 1.0, 1.0, 0.0]
+    from scipy.integrate import quad
+
+    def D(u):  # effective dropout time along the path (1-week periods)
+        k = min(int(u), 3)
+        return sum(math.exp(gd * season[j]) for j in range(k)) + (u - k) * math.exp(gd * season[k])
+
+    def integrand(u):
+        return math.exp(gp * season[min(int(u), 3)]) * (beta / (beta + D(u))) ** s
+
+    want = r / alpha * sum(quad(integrand, j, min(j + 1, 3.6), epsabs=1e-14, epsrel=1e-13)[0]
+                           for j in range(4))
+    got = model.expected_purchases_new_customer(3.6, {"season": season})
+    assert got == pytest.approx(want, rel=1e-10)
+
+
+def test_save_and_load_round_trip(apparel, tmp_path):
+    from custvalue.models import BetaGeoModel, load_model
+
+    tx, cov = apparel
+    model = DynamicParetoNBDModel(["High.Season", "Gender"], ["Gender"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(tx, cov, observation_end="2006-12-31", **APPAREL)
+    path = tmp_path / "dyn.json"
+    model.save(path)
+    for loaded in (load_model(path), DynamicParetoNBDModel.load(path)):
+        assert isinstance(loaded, DynamicParetoNBDModel)
+        pd.testing.assert_series_equal(loaded.params_, model.params_)
+        pd.testing.assert_frame_equal(loaded.covariance_, model.covariance_)
+        pd.testing.assert_frame_equal(loaded.effects_, model.effects_)
+        assert loaded.log_likelihood_ == model.log_likelihood_
+        assert loaded.n_distinct_ == model.n_distinct_
+        for call in (lambda m: m.probability_alive(13), lambda m: m.expected_purchases(26),
+                     lambda m: m.expected_discounted_purchases(26, 0.002),
+                     lambda m: m.expected_purchases(8, covariates=cov)):
+            pd.testing.assert_series_equal(call(loaded), call(model))
+        assert str(loaded.summary()) == str(model.summary())
+        from custvalue.value import customer_lifetime_value
+
+        kw = dict(horizon=26, time_unit="W", discount_rate=0.1, price=10.0, interval=0.9,
+                  interval_method="delta")
+        data = pd.DataFrame(index=model.index_[:50])
+        pd.testing.assert_frame_equal(customer_lifetime_value(loaded, None, data, **kw).frame,
+                                      customer_lifetime_value(model, None, data, **kw).frame)
+    # a corrupt file, a foreign file and another model's file get clear errors
+    bad = tmp_path / "bad.json"
+    bad.write_text(path.read_text()[:5000])
+    with pytest.raises(ParameterError, match="not a custvalue model file"):
+        load_model(bad)
+    text = path.read_text()
+    import json
+
+    payload = json.loads(text)
+    payload["state"]["walks"]["x"]["base64"] = "!!!"
+    bad.write_text(json.dumps(payload))
+    with pytest.raises(ParameterError, match="incomplete or corrupt"):
+        load_model(bad)
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ParameterError, match="not a custvalue model file"):
+        DynamicParetoNBDModel.load(bad)
+    other = tmp_path / "bg.json"
+    BetaGeoModel.from_params(r=0.2, alpha=4.0, a=0.8, b=2.4, time_unit="W").save(other)
+    with pytest.raises(ParameterError, match="not a DynamicParetoNBDModel"):
+        DynamicParetoNBDModel.load(other)
+    with pytest.raises(Exception, match="fitted"):
+        DynamicParetoNBDModel(["x"], []).save(tmp_path / "unfitted.json")
+
+
+def test_only_identical_walks_share_a_weight():
+    starts = pd.date_range("2024-01-01", periods=6, freq="7D")
+    season = [0.0, 1.0, 1.0, 0.0, 0.0, 1.0]
+    # 1 and 2: same first day, same repeat days, same covariates -> one walk; 3: a purchase on
+    # another day of the same week (same x, different t_x); 4: like 1 with one period changed;
+    # 5: like 1 but acquired a day later
+    tx = pd.DataFrame({
+        "customer_id": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5],
+        "date": pd.to_datetime(["2024-01-02", "2024-01-20", "2024-01-02", "2024-01-20",
+                                "2024-01-02", "2024-01-19", "2024-01-02", "2024-01-20",
+                                "2024-01-03", "2024-01-21"]),
+    })
+    rows = []
+    for cid in (1, 2, 3, 4, 5):
+        vals = list(season)
+        if cid == 4:
+            vals[4] = 1.0
+        rows += [{"customer_id": cid, "period_start": d, "season": v}
+                 for d, v in zip(starts, vals, strict=True)]
+    cov = pd.DataFrame(rows)
+    model = DynamicParetoNBDModel(["season"], ["season"])
+    prep = model.prepare(tx, cov, observation_end="2024-02-10")
+    distinct, walk_of = prep.compressed()
+    assert walk_of.tolist() == [0, 0, 1, 2, 3]
+    assert distinct.n == 4
+    ll = dynamic_pareto_nbd_log_likelihood([0.8, 5.0, 0.7, 9.0, 0.4, -0.3], prep.walks)
+    assert ll[0] == ll[1] and len(set(ll[1:].tolist())) == 4

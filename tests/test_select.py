@@ -488,3 +488,31 @@ def test_cli_select_scores_when_the_filter_uses_model_columns(tmp_path) -> None:
     assert back.columns[0] == "customer_id" and len(back) > 0
     assert (back["p_alive"] >= 0.5).all() and (back["clv"] > 100).all()
     assert {"expected_purchases", "clv_lower", "clv_upper"} <= set(back.columns)
+
+
+def test_cli_select_scores_each_customer_at_her_own_rates_with_covariates(tmp_path) -> None:
+    import custvalue as cv
+    from custvalue.models import BetaGeoModel
+    from custvalue.summary import rfm_summary
+
+    effects = {"purchase": {"channel": {"referral": 0.6}}, "dropout": {"channel": {"referral": -0.7}}}
+    sim = cv.simulate(800, seed=4, covariate_effects=effects)
+    data = tmp_path / "sim.csv"
+    sim.transactions.to_csv(data, index=False)
+    out = tmp_path / "list.csv"
+    args = ["select", "--data", str(data), "--attribute", "channel", "--where", "n_orders >= 1",
+            "--out", str(out)]
+    result = _run([*args, "--covariate", "channel"])
+    assert result.exit_code == 0, result.output
+    back = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")
+    # the same model fitted directly on the same summary gives the same P(alive)
+    tx = cv.load_transactions(str(data), attributes=("channel",))[0]
+    rfm = rfm_summary(tx, freq="D", attributes=["channel"])
+    model = BetaGeoModel(purchase_covariates=["channel"], dropout_covariates=["channel"]).fit(rfm)
+    p_alive = model.probability_alive(rfm)
+    expected = p_alive.set_axis(p_alive.index.astype(str)).reindex(back.index)
+    assert expected.notna().all()
+    np.testing.assert_allclose(back["p_alive"], expected, rtol=1e-8)
+    # a covariate that is not an attribute is refused before anything is written
+    result = _run([*args[:3], *args[5:], "--covariate", "channel"])
+    assert result.exit_code == 2 and "give it with --attribute" in result.stderr

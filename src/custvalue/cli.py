@@ -551,6 +551,10 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool, report_names: 
               "filter uses them.")
 @click.option("--model", type=click.Choice(["bgnbd", "pareto_nbd", "mbgnbd"]), default="bgnbd",
               show_default=True, help="Transaction model for the scores.")
+@click.option("--covariate", "covariates", multiple=True, metavar="ATTRIBUTE",
+              help="Attribute (also given with --attribute) that shifts the purchase, dropout "
+              "and spend rates of the scoring models, so each customer is scored at her own "
+              "rates (repeatable).")
 @click.option("--horizon-months", type=float, default=12.0, show_default=True,
               help="CLV horizon in months.")
 @click.option("--discount-rate", type=float, default=0.1, show_default=True,
@@ -563,8 +567,8 @@ def demo(out_dir: str, freq: str, reports_dir: str, report: bool, report_names: 
               help="Keep customers with no valid purchase (net spend <= 0).")
 def select_command(
     where: str, out: str, freq: str, observation_end: str | None, score: str, model: str,
-    horizon_months: float, discount_rate: float, margin: float, today: str | None,
-    include_invalid: bool, **kwargs: Any,
+    covariates: tuple[str, ...], horizon_months: float, discount_rate: float, margin: float,
+    today: str | None, include_invalid: bool, **kwargs: Any,
 ) -> None:
     """Select the customers a targeting filter matches and write them as a list for CRM tools.
 
@@ -581,11 +585,19 @@ def select_command(
     _refuse_overwriting(kwargs["data"], [out], kwargs)
     tree = _filter.parse(where)  # a syntax error fails before loading
     used = {f.name for f in _filter.fields(tree)}
+    attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
+    stray = [c for c in covariates if c not in attributes]
+    if stray:
+        raise ParameterError(
+            f"--covariate {', '.join(stray)}: not an attribute of the data; give it with "
+            f"--attribute as well (attributes: {', '.join(attributes) or 'none'})"
+        )
+    if covariates and score == "no":
+        raise ParameterError("--covariate needs model scores; drop --score no")
     with atomic_output(out) as tmp:
         tx, _quality = _load(observation_end=observation_end, **kwargs)
         from .summary import rfm_summary
 
-        attributes = [a.split("=", 1)[0] if "=" in a else a for a in kwargs["attributes"]]
         customers = rfm_summary(
             tx, freq=unit, observation_end=observation_end, attributes=attributes or None
         )
@@ -593,10 +605,12 @@ def select_command(
             if name in tx.columns:
                 values = segments.bought_values(tx, name)
                 customers[name] = values.reindex(customers.index).to_numpy()
-        if score == "yes" or (score == "auto" and used & set(segments.SCORE_COLUMNS)):
+        if score == "yes" or covariates or (
+            score == "auto" and used & set(segments.SCORE_COLUMNS)
+        ):
             customers = segments.score_customers(
                 customers, model=model, horizon_months=horizon_months,
-                discount_rate=discount_rate, margin=margin,
+                discount_rate=discount_rate, margin=margin, covariates=covariates,
             ).customers
         selection = segments.select(
             customers, where, today=today, include_invalid=include_invalid

@@ -261,12 +261,34 @@ def _tx_component(
     discount_rate: float,
     want_flows: bool,
     cache: dict[str, Any] | None = None,
+    dynamic: _DynamicRows | None = None,
 ) -> dict[str, np.ndarray]:
     """Discounted expected transactions (non-contractual) or discounted expected lifetime
     (contractual) per unique row; optionally the per-period expected quantities."""
     n = len(uniq)
     munit = _model_unit(model, uniq)
     contractual = is_contractual(model)
+    if dynamic is not None:
+        if periods is None:
+            raise ParameterError(
+                f"{type(model).__name__} values a finite horizon only: its covariates are known "
+                "for the periods of the covariate table and unknown beyond (as in CLVTools); "
+                "pass a finite horizon that the table covers (e.g. horizon=12, time_unit='M')"
+            )
+        t_model, disc = periods
+        # E[X(T, T + t_k)] of each customer at every period end, from the model's own walks
+        # and the horizon's covariates (Bachmann, Meierer & Naef 2021; CLVTools' CET)
+        cum = model._purchase_curve(t_model, dynamic.grid)[:, dynamic.positions]
+        np.maximum(cum, 0.0, out=cum)
+        for k in range(1, cum.shape[0]):
+            np.maximum(cum[k], cum[k - 1], out=cum[k])
+        steps = np.empty_like(cum)
+        steps[0] = cum[0]
+        np.subtract(cum[1:], cum[:-1], out=steps[1:])
+        out = {"discounted": disc @ steps, "expected": cum[-1]}
+        if want_flows:
+            out["steps"] = steps * disc[:, None]
+        return out
     if periods is None:  # infinite horizon
         if contractual:
             # DERL (Fader & Hardie 2010 eq. 6) takes a discrete rate per model period
@@ -691,6 +713,16 @@ class CLVResult:
 # steps of customer_lifetime_value
 # ----------------------------------------------------------------------------------------------
 @dataclass
+class _DynamicRows:
+    """A time-varying covariate model's view of the summary: the horizon's covariate table
+    (validated and encoded once, shared by every parameter draw) and each summary row's
+    position among the model's fitted customers."""
+
+    grid: Any
+    positions: np.ndarray
+
+
+@dataclass
 class _Problem:
     """Validated inputs of one CLV computation, with identical rows compressed."""
 
@@ -707,6 +739,7 @@ class _Problem:
     spend_fixed: np.ndarray | None
     weights: np.ndarray
     cache: dict[str, Any] = field(default_factory=dict)  # distinct (x, T) rows, shared by draws
+    dynamic: _DynamicRows | None = None  # time-varying covariate model (no compression)
 
     @property
     def n(self) -> int:
@@ -906,6 +939,7 @@ def _prepare(
     margin: Any = 1.0,
     price: Any = None,
     convert_unit: bool = False,
+    covariates: Any = None,
 ) -> _Problem:
     """Validation, unit/horizon and compression steps shared by CLV and its intervals.
 
@@ -915,7 +949,13 @@ def _prepare(
     _validate_data(data)
     horizon, unit, discount_rate, margin = _validate_numbers(horizon, time_unit, discount_rate, margin)
     contractual = _check_roles(transaction_model, spend_model)
-    if not contractual:
+    dynamic = getattr(transaction_model, "time_varying", False) is True
+    if covariates is not None and not dynamic:
+        raise ParameterError(
+            "covariates= is the covariate table of a time-varying model (DynamicParetoNBDModel); "
+            f"{type(transaction_model).__name__} reads its covariates from the columns of data"
+        )
+    if not contractual and not dynamic:
         require_columns(data, _TX_COLUMNS, "customer_lifetime_value")
     if spend_model is None and price is None:
         raise ParameterError(
@@ -924,7 +964,11 @@ def _prepare(
         )
     if spend_model is not None and not contractual:
         require_columns(data, ("frequency", "monetary_value"), "the spend model")
-    data, munit, data_unit, converted = _check_unit(data, transaction_model, contractual, convert_unit)
+    if dynamic:  # the model predicts from its own walks; recency and T of data are not read
+        munit, data_unit, converted = _model_unit(transaction_model), _data_unit(data), False
+    else:
+        data, munit, data_unit, converted = _check_unit(data, transaction_model, contractual,
+                                                        convert_unit)
     table, periods = _horizon_periods(horizon, unit, discount_rate, munit)
     settings = CLVSettings(
         horizon=horizon, time_unit=unit, model_time_unit=munit, discount_rate=discount_rate,
@@ -937,7 +981,12 @@ def _prepare(
     cov_cols = [c for c in _covariate_columns(transaction_model) if c not in tx_cols]
     if cov_cols:
         require_columns(data, cov_cols, "customer_lifetime_value (covariates of the transaction model)")
-    tx_uniq, tx_idx = _compress(data, tx_cols + cov_cols)
+    dyn_rows = None
+    if dynamic:
+        dyn_rows = _dynamic_rows(transaction_model, data, covariates)
+        tx_uniq, tx_idx = data.iloc[:, :0], np.arange(n)
+    else:
+        tx_uniq, tx_idx = _compress(data, tx_cols + cov_cols)
     spend_fixed = sp_uniq = sp_idx = None
     if spend_model is not None:
         # spend inputs (frequency, a continuous average) are nearly unique per customer and the
@@ -953,14 +1002,32 @@ def _prepare(
     return _Problem(
         transaction_model=transaction_model, spend_model=spend_model, settings=settings,
         index=data.index, periods=periods, table=table, tx_uniq=tx_uniq, tx_idx=tx_idx,
-        sp_uniq=sp_uniq, sp_idx=sp_idx, spend_fixed=spend_fixed, weights=weights,
+        sp_uniq=sp_uniq, sp_idx=sp_idx, spend_fixed=spend_fixed, weights=weights, dynamic=dyn_rows,
     )
+
+
+def _dynamic_rows(model: Any, data: pd.DataFrame, covariates: Any) -> _DynamicRows:
+    """Match the summary's customers to a time-varying model's fitted customers and validate
+    the horizon's covariate table once (None: the table given to ``fit``)."""
+    name = type(model).__name__
+    positions = model.index_.get_indexer(data.index)
+    if (positions < 0).any():
+        unknown = data.index[positions < 0]
+        raise DataValidationError(
+            f"customer_lifetime_value: {len(unknown)} customer(s) of data were not fitted by the "
+            f"{name} (e.g. {unknown[:5].tolist()}); a time-varying model values the customers "
+            "it was fitted on (their purchase histories and covariate paths): value those, or "
+            "refit on all customers"
+        )
+    grid = model._covariate_grid(covariates, None, None, "customer_lifetime_value")
+    return _DynamicRows(grid=grid, positions=positions)
 
 
 def _point_estimate(pb: _Problem, want_flows: bool) -> _Point:
     """Transaction component × spend component × margin (the discounting is in the former)."""
     s = pb.settings
-    tx = _tx_component(pb.transaction_model, pb.tx_uniq, pb.periods, s.discount_rate, want_flows, pb.cache)
+    tx = _tx_component(pb.transaction_model, pb.tx_uniq, pb.periods, s.discount_rate, want_flows,
+                       pb.cache, dynamic=pb.dynamic)
     spend = (
         pb.spend_fixed if pb.spend_model is None
         else _spend_component(pb.spend_model, pb.sp_uniq)[pb.sp_idx]
@@ -976,7 +1043,8 @@ def _delta_interval(pb: _Problem, pt: _Point, level: float) -> CLVInterval:
     z = float(_norm_ppf(0.5 + level / 2.0))
 
     def fn_tx(m: Any) -> np.ndarray:
-        return _tx_component(m, pb.tx_uniq, pb.periods, s.discount_rate, False, pb.cache)["discounted"]
+        return _tx_component(m, pb.tx_uniq, pb.periods, s.discount_rate, False, pb.cache,
+                             dynamic=pb.dynamic)["discounted"]
 
     j_tx, cov_tx = _log_jacobian(pb.transaction_model, fn_tx, pt.tx["discounted"], "transaction model")
     var_d = np.einsum("ij,jk,ik->i", j_tx, cov_tx, j_tx)
@@ -1013,7 +1081,8 @@ def _sampling_interval(pb: _Problem, pt: _Point, level: float, n_draws: int, see
     n_draws = int(n_draws)
     tx_models = _draw_models(pb.transaction_model, n_draws, seed_tx, "transaction model")
     tx_draws = np.vstack(
-        [_tx_component(m, pb.tx_uniq, pb.periods, s.discount_rate, False, pb.cache)["discounted"]
+        [_tx_component(m, pb.tx_uniq, pb.periods, s.discount_rate, False, pb.cache,
+                       dynamic=pb.dynamic)["discounted"]
          for m in tx_models]
     )
     alpha = (1.0 - level) / 2.0
@@ -1104,6 +1173,7 @@ def customer_lifetime_value(
     price: float | pd.Series | str | None = None,
     interval_method: str = "sample",
     convert_unit: bool = False,
+    covariates: pd.DataFrame | None = None,
 ) -> CLVResult:
     """Discounted customer lifetime value per customer, optionally with an uncertainty interval.
 
@@ -1151,6 +1221,15 @@ def customer_lifetime_value(
     convert_unit : bool, default False
         When the summary's unit (``data.attrs["freq"]``) is not the transaction model's, rescale
         recency and T into the model's unit instead of raising.
+    covariates : pandas.DataFrame, optional
+        Only for a time-varying covariate model (:class:`custvalue.models.DynamicParetoNBDModel`):
+        the covariate table (same columns as at fit, every fitted customer) covering the
+        horizon; default the table given to ``fit``. The model values the customers it was
+        fitted on (``data`` indexed by their ids supplies spend, e.g. ``frequency`` and
+        ``monetary_value`` for a Gamma-Gamma model); each period's expected purchases are
+        differences of its CET (Bachmann, Meierer & Naef 2021) at the period ends, discounted
+        as for every other model. A table that ends before the horizon raises
+        ``DataValidationError``.
 
     Returns
     -------
@@ -1194,6 +1273,7 @@ def customer_lifetime_value(
     pb = _prepare(
         transaction_model, spend_model, data, horizon=horizon, time_unit=time_unit,
         discount_rate=discount_rate, margin=margin, price=price, convert_unit=convert_unit,
+        covariates=covariates,
     )
     pt = _point_estimate(pb, cash_flows)
     iv = None
@@ -1247,6 +1327,7 @@ class _Valuation(_RequiredValuation, total=False):
     margin: float
     price: float | pd.Series | str | None
     convert_unit: bool
+    covariates: pd.DataFrame | None
 
 
 def _interval_only(

@@ -47,8 +47,11 @@ Data layout (no loop over customers)
 ------------------------------------
 All customers' covariate periods inside their estimation window are one flat set of rows
 sorted by customer and time, with each row's clipped start ``lo`` and length; cumulative
-effective times are segmented cumulative sums, per-customer totals are ``bincount``s, and the
-periods after the last purchase are a second flat set of rows (the auxiliary walks).
+effective times are sums over each customer's own rows (blocks of customers x periods), and the
+periods after the last purchase are a second flat set of rows (the auxiliary walks). Customers
+with identical walks (same ``x, t_x, T``, purchase-period covariates and covariate path from
+their first purchase) are fitted once with a frequency weight, as the static models compress
+identical rows; totals are correctly rounded, so the compressed fit is the uncompressed one.
 
 Inputs
 ------
@@ -65,10 +68,13 @@ given to ``fit`` may run further, or a longer one is passed to the prediction.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -128,6 +134,15 @@ class _Walks:
     @property
     def aux_cust(self) -> np.ndarray:
         return self.cust[self.aux]
+
+    @property
+    def row_pos(self) -> np.ndarray:
+        """Position of each row within its customer's rows (0 = the first period)."""
+        pos = self.__dict__.get("_row_pos")
+        if pos is None:
+            pos = np.arange(self.cust.size) - self.seg_start[self.cust]
+            self.__dict__["_row_pos"] = pos
+        return pos
 
 
 def _build_walks(
@@ -211,6 +226,40 @@ def _subset(w: _Walks, pick: np.ndarray) -> _Walks:
     )
 
 
+def _compress_walks(w: _Walks) -> tuple[_Walks, np.ndarray]:
+    """Distinct walks and, for every customer, the position of its walk among them.
+
+    Two customers contribute identical likelihood terms when their ``(x, t_x, T)``, the sum of
+    the purchase covariates at their repeat purchases (``zsum``; the only way purchase times
+    enter, module docstring) and their whole sequence of covariate rows inside ``[0, T]``
+    (start, length and covariates, aligned to their own first purchase) agree, so the fit runs
+    on the distinct walks with frequency weights, as the static models compress identical
+    ``(x, t_x, T)`` rows. The comparison is exact: every row is coded by its values, every
+    customer becomes one row of (scalar code, row codes...) padded to the longest walk, and the
+    distinct byte strings of those rows are the distinct walks (first-occurrence order).
+    """
+    n, m = w.n, w.cust.size
+    if n == 0:
+        return w, np.zeros(0, dtype=np.int64)
+    from .base import unique_rows
+
+    _, row_code = unique_rows([w.lo, w.length, *w.zp.T, *w.zd.T])
+    _, cust_code = unique_rows([w.x, w.tx, w.T, *w.zsum.T])
+    counts = np.bincount(w.cust, minlength=n)
+    top = int(max(row_code.max(initial=0), cust_code.max(initial=0)))
+    dtype = np.int32 if top < 2**31 - 1 else np.int64
+    mat = np.full((n, int(counts.max()) + 1), -1, dtype=dtype)
+    mat[:, 0] = cust_code
+    mat[w.cust, 1 + np.arange(m) - w.seg_start[w.cust]] = row_code
+    keys = np.ascontiguousarray(mat).view(np.dtype((np.void, mat.dtype.itemsize * mat.shape[1])))
+    _, first, inverse = np.unique(keys.ravel(), return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # distinct walks in first-occurrence order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    walk_of = rank[inverse.ravel()].astype(np.int64)
+    return _subset(w, first[order]), walk_of
+
+
 # ============================================================================ likelihood
 def _lin(z: np.ndarray, g: np.ndarray) -> np.ndarray:
     """``z @ g`` without BLAS (its last digits would depend on the CPU and thread count)."""
@@ -220,19 +269,79 @@ def _lin(z: np.ndarray, g: np.ndarray) -> np.ndarray:
     return out
 
 
-def _seg_cumsum_excl(values: np.ndarray, w: _Walks) -> np.ndarray:
-    """Per-customer cumulative sum up to (excluding) each row; works on 1-D and 2-D values."""
-    cs = np.cumsum(values, axis=0)
-    excl = cs - values
-    return excl - excl[w.seg_start][w.cust]
+_PREFIX_BLOCK = 4_000_000  # cells of the customers x periods x columns block of _prefix_sums
 
 
-def _totals(values: np.ndarray, cust: np.ndarray, n: int) -> np.ndarray:
-    if values.ndim == 1:
-        return np.bincount(cust, weights=values, minlength=n)
-    out = np.empty((n, values.shape[1]))
-    for j in range(values.shape[1]):
-        out[:, j] = np.bincount(cust, weights=values[:, j], minlength=n)
+def _prefix_sums(values: np.ndarray, w: _Walks, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-customer sums of the columns of ``values`` (one row per covariate period).
+
+    Returns the sum over the customer's rows *before* each row in ``rows`` (sorted) and the
+    customer's total. The rows of a block of customers are laid out as customers x periods
+    and cumulated along the periods, so a customer's sums are sequential sums of its own rows:
+    the same floating-point numbers whatever other customers are in the data (compression and
+    subsets change nothing), unlike differences of one cumulative sum over everybody.
+    """
+    m, ncol = values.shape
+    n = w.n
+    pos = w.row_pos
+    width = int(pos.max()) + 2 if m else 1
+    before = np.empty((rows.size, ncol))
+    total = np.zeros((n, ncol))
+    per_block = max(1, _PREFIX_BLOCK // (width * max(ncol, 1)))
+    for c0 in range(0, n, per_block):
+        c1 = min(n, c0 + per_block)
+        r0 = int(w.seg_start[c0])
+        r1 = int(w.seg_start[c1]) if c1 < n else m
+        flat = (w.cust[r0:r1] - c0) * width + pos[r0:r1] + 1
+        mat = np.zeros(((c1 - c0) * width, ncol))
+        mat[flat] = values[r0:r1]
+        cube = mat.reshape(c1 - c0, width, ncol)
+        np.cumsum(cube, axis=1, out=cube)
+        total[c0:c1] = cube[:, -1, :]
+        k0, k1 = np.searchsorted(rows, [r0, r1])
+        if k1 > k0:
+            before[k0:k1] = mat[flat[rows[k0:k1] - r0] - 1]
+    return before, total
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Veltkamp's split ``a = hi + lo`` into two 26-bit halves (exact, no overflow below 1e290)."""
+    c = 134217729.0 * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def _exact_total(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_i weights_i * values_i`` (per column of 2-D ``values``), correctly rounded.
+
+    Every product is split exactly into ``p + e`` (Dekker's TwoProduct) and the sum of all of
+    them is taken with :func:`math.fsum`, so the total is the exact sum rounded once: a fit on
+    distinct walks with integer weights and a fit on every customer get bit-identical totals
+    (and hence the same optimiser path), and the total does not depend on the order of the
+    customers. Non-finite or huge values fall back to an ordinary sum.
+    """
+    v = values if values.ndim == 2 else values[:, None]
+    w = np.asarray(weights, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        big = float(np.max(np.abs(v))) if v.size else 0.0
+    if not np.isfinite(big) or big > 1e290:
+        out = np.einsum("i,ij->j", w, v)
+    else:
+        p = v * w[:, None]
+        vh, vl = _split(v)
+        wh, wl = _split(w)
+        e = vl * wl[:, None] - (((p - vh * wh[:, None]) - vl * wh[:, None]) - vh * wl[:, None])
+        out = np.array([math.fsum(p[:, j].tolist() + e[:, j].tolist()) for j in range(v.shape[1])])
+    return out if values.ndim == 2 else out[0]
+
+
+def _seg_totals(values: np.ndarray, cust: np.ndarray, n: int) -> np.ndarray:
+    """Per-customer column sums of rows sorted by customer (zeros for customers without rows)."""
+    out = np.zeros((n, values.shape[1]))
+    if values.shape[0] == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]])
+    out[cust[starts]] = np.add.reduceat(values, starts, axis=0)
     return out
 
 
@@ -249,6 +358,67 @@ def _seg_logsumexp(v: np.ndarray, cust: np.ndarray, n: int) -> np.ndarray:
         tot = np.add.reduceat(np.exp(v - vmax_rows), starts)
     out[who] = vmax + np.log(tot)
     return out
+
+
+_EASY_CHUNK = 1 << 15  # rows per block of the short-period quadrature (keeps blocks in cache)
+
+
+def _short_period_integrals(
+    h: np.ndarray, a: np.ndarray, p: np.ndarray, b: np.ndarray, q: float, moments: bool,
+) -> tuple[np.ndarray, Any]:
+    """``log int_0^h (a+u)^-p (b+u)^-q du`` for the short ("easy") periods, 8 nodes.
+
+    The arithmetic of :func:`custvalue._special.log_power_product_integral` restricted to what
+    these rows need: with ``C <= D`` the two shifts, ``u = C (e^ell - 1)`` and
+    ``ell in [0, L]``, ``L = log(1 + h/C) <= 0.5`` and the integrand varies by less than
+    ``e^7`` over the period (``kappa L <= 3``), so it is summed relative to its value at
+    ``ell = 0`` without a running maximum or a tail cut. Moments as there:
+    ``E[log(C+u)] = log C + E[ell]``, ``E[1/(C+u)] = E[e^-ell] / C`` and the same for ``D``.
+    """
+    from .._special import gauss_legendre
+
+    nodes, weights = gauss_legendre(8)
+    log_w = np.log(weights)
+    m = h.size
+    out = np.empty(m)
+    mom = [np.empty(m) for _ in range(4)] if moments else None
+    for r0 in range(0, m, _EASY_CHUNK):
+        sl = slice(r0, min(m, r0 + _EASY_CHUNK))
+        a_, b_, p_, h_ = a[sl], b[sl], p[sl], h[sl]
+        small = a_ <= b_
+        C = np.where(small, a_, b_)
+        D = np.where(small, b_, a_)
+        pC = np.where(small, p_, q)
+        pD = np.where(small, q, p_)
+        ratio = C / D
+        ell_max = np.log1p(h_ / C)
+        empty = ell_max <= 0.0
+        L = np.where(empty, 1.0, ell_max)
+        ell = L[:, None] * nodes[None, :]
+        em1 = np.expm1(ell)
+        log_d1 = np.log1p(ratio[:, None] * em1)  # log((D + u) / D)
+        e = np.exp((1.0 - pC)[:, None] * ell - pD[:, None] * log_d1 + log_w[None, :])
+        tot = np.einsum("ij->i", e)
+        logC, logD = np.log(C), np.log(D)
+        with np.errstate(divide="ignore"):
+            res = np.log(tot) + (1.0 - pC) * logC - pD * logD + np.log(L)
+        out[sl] = np.where(empty, -np.inf, res)
+        if mom is None:
+            continue
+        wts = e / tot[:, None]
+        m_log_c = logC + np.einsum("ij,ij->i", wts, ell)
+        m_log_d = logD + np.einsum("ij,ij->i", wts, log_d1)
+        m_inv_c = np.einsum("ij,ij->i", wts, 1.0 / (1.0 + em1)) / C
+        m_inv_d = np.einsum("ij,ij->i", wts, 1.0 / (1.0 + ratio[:, None] * em1)) / D
+        m_log_c = np.where(empty, logC, m_log_c)
+        m_log_d = np.where(empty, logD, m_log_d)
+        m_inv_c = np.where(empty, 1.0 / C, m_inv_c)
+        m_inv_d = np.where(empty, 1.0 / D, m_inv_d)
+        mom[0][sl] = np.where(small, m_log_c, m_log_d)
+        mom[1][sl] = np.where(small, m_log_d, m_log_c)
+        mom[2][sl] = np.where(small, m_inv_c, m_inv_d)
+        mom[3][sl] = np.where(small, m_inv_d, m_inv_c)
+    return out, (_Moments(*mom) if mom is not None else None)
 
 
 def _period_integrals(
@@ -273,12 +443,21 @@ def _period_integrals(
     ell = np.log1p(h / C)
     kappa = np.abs(pC - 1.0) + pD * C / D
     easy = (ell <= 0.5) & (kappa * ell <= 3.0)
-    if n_nodes <= 8 or easy.all():
-        groups = [(slice(None), min(n_nodes, 8) if easy.all() else n_nodes)]
+    if n_nodes < 8:
+        groups = [(slice(None), n_nodes)]
+    elif easy.all():
+        return _short_period_integrals(h, a, p, b, q, moments)
     else:
-        groups = [(np.flatnonzero(easy), 8), (np.flatnonzero(~easy), n_nodes)]
+        groups = [(np.flatnonzero(~easy), n_nodes)]
     out = np.empty(h.size)
     mom = [np.empty(h.size) for _ in range(4)] if moments else None
+    if n_nodes >= 8:
+        rows = np.flatnonzero(easy)
+        res = _short_period_integrals(h[rows], a[rows], p[rows], b[rows], q, moments)
+        out[rows] = res[0]
+        if moments:
+            for j in range(4):
+                mom[j][rows] = res[1][j]
     for rows, nodes in groups:
         res = log_power_product_integral(0.0, h[rows], a[rows], p[rows], b[rows], qv[rows],
                                          n_nodes=nodes, moments=moments)
@@ -291,6 +470,15 @@ def _period_integrals(
     if not moments:
         return out, None
     return out, _Moments(*mom)
+
+
+class _CustomerState(NamedTuple):
+    """Per-customer quantities of the estimation window that predictions use."""
+
+    x: np.ndarray
+    A_T: np.ndarray
+    D_T: np.ndarray
+    log_p_alive: np.ndarray
 
 
 class _Moments(NamedTuple):
@@ -330,19 +518,21 @@ def _evaluate(theta: np.ndarray, w: _Walks, need_grad: bool, n_nodes: int = _N_N
     a = np.exp(_lin(w.zp, gp))
     c = np.exp(_lin(w.zd, gd))
     la, lc = a * w.length, c * w.length
-    A_start = _seg_cumsum_excl(la, w)
-    D_start = _seg_cumsum_excl(lc, w)
-    A_T = _totals(la, w.cust, n)
-    D_T = _totals(lc, w.cust, n)
+    k = w.aux
+    cols = [la, lc]
+    if need_grad:  # d/dgamma of the effective times: int z e^{gamma'z}, summed the same way
+        cols += [la * w.zp[:, j] for j in range(p)] + [lc * w.zd[:, j] for j in range(q)]
+    before, total = _prefix_sums(np.stack(cols, axis=1), w, k)
+    A_start, D_start = before[:, 0], before[:, 1]  # at the auxiliary rows only
+    A_T, D_T = total[:, 0], total[:, 1]
     x = w.x
     rx = r + x
     log_E1 = -rx * np.log(alpha + A_T) - s * np.log(beta + D_T)
     # death-time integral, one term per period of the auxiliary walk
-    k = w.aux
     kc = w.cust[k]
     ak, ck = a[k], c[k]
-    A_lo = A_start[k] + ak * w.aux_off
-    D_lo = D_start[k] + ck * w.aux_off
+    A_lo = A_start + ak * w.aux_off
+    D_lo = D_start + ck * w.aux_off
     alpha_p = (alpha + A_lo) / ak
     beta_p = (beta + D_lo) / ck
     log_ppi, mom = _period_integrals(w.aux_h, alpha_p, rx[kc], beta_p, s + 1.0, n_nodes, need_grad)
@@ -362,8 +552,8 @@ def _evaluate(theta: np.ndarray, w: _Walks, need_grad: bool, n_nodes: int = _N_N
     # derivatives of log E1
     inv_aT = 1.0 / (alpha + A_T)
     inv_bT = 1.0 / (beta + D_T)
-    dA_T = _totals(la[:, None] * w.zp, w.cust, n) if p else np.zeros((n, 0))
-    dD_T = _totals(lc[:, None] * w.zd, w.cust, n) if q else np.zeros((n, 0))
+    dA_T = total[:, 2:2 + p]
+    dD_T = total[:, 2 + p:]
     e1 = np.empty((n, 4 + p + q))
     e1[:, 0] = -np.log(alpha + A_T)
     e1[:, 1] = -rx * inv_aT
@@ -380,19 +570,17 @@ def _evaluate(theta: np.ndarray, w: _Walks, need_grad: bool, n_nodes: int = _N_N
     dI[:, 2] = -(log_ck + mom.log_b)
     dI[:, 3] = -(s + 1.0) * e_inv_b
     if p:
-        dA_start = _seg_cumsum_excl(la[:, None] * w.zp, w)
-        dA_lo = dA_start[k] + (ak * w.aux_off)[:, None] * w.zp[k]
+        dA_lo = before[:, 2:2 + p] + (ak * w.aux_off)[:, None] * w.zp[k]
         dI[:, 4:4 + p] = -rx[kc][:, None] * (
             w.zp[k] + e_inv_a[:, None] * dA_lo - ((alpha + A_lo) * e_inv_a)[:, None] * w.zp[k]
         )
     if q:
-        dD_start = _seg_cumsum_excl(lc[:, None] * w.zd, w)
-        dD_lo = dD_start[k] + (ck * w.aux_off)[:, None] * w.zd[k]
+        dD_lo = before[:, 2 + p:] + (ck * w.aux_off)[:, None] * w.zd[k]
         dI[:, 4 + p:] = -s * w.zd[k] - (s + 1.0) * (
             e_inv_b[:, None] * dD_lo - ((beta + D_lo) * e_inv_b)[:, None] * w.zd[k]
         )
     wk = np.exp(log_I - log_J[kc])  # share of each period in J
-    dJ = _totals(wk[:, None] * dI, kc, n)
+    dJ = _seg_totals(wk[:, None] * dI, kc, n)
     grad = p_alive[:, None] * e1 + p_dead[:, None] * dJ
     grad[:, 2] += p_dead / s
     grad[:, 0] += digamma(rx) - digamma(r) + math.log(alpha)
@@ -463,6 +651,35 @@ def dynamic_walk_terms(params: Sequence[float], walks: _Walks) -> pd.DataFrame:
     })
 
 
+def _survival_integrals(
+    cust: np.ndarray, length: np.ndarray, a: np.ndarray, c: np.ndarray, b0: np.ndarray,
+    s: float, n: int,
+) -> np.ndarray:
+    """``sum_k a_k int_k (b0 / (b0 + D(tau) - D(0)))^s dtau`` per customer, in closed form.
+
+    Rows ``k`` are consecutive covariate periods (sorted by customer and time) of ``length``
+    with purchase and dropout multipliers ``a_k``, ``c_k``; ``b0`` is ``beta + D`` at the start
+    of the first row of each row's customer. Within a period ``D`` is linear, so
+    ``int_0^len (b0 / (B + c v))^s dv = (b0 / c) (b0 / B)^(s-1) (1 - (1 + c len / B)^(1-s)) / (s-1)``
+    with ``B`` the value at the period start (the limit ``log(1 + c len / B)`` at ``s = 1``).
+    This is the purchase-rate-weighted survival integral behind CLVTools' CET for the dynamic
+    model and the new-customer expectation.
+    """
+    lc = c * length
+    cs = np.cumsum(lc)
+    excl = cs - lc
+    starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]]) if cust.size else np.zeros(0, int)
+    base = np.repeat(excl[starts], np.diff(np.r_[starts, cust.size]))
+    B = b0 + (excl - base)
+    u = np.log1p(lc / B)
+    km = s - 1.0
+    small = np.abs(km * u) < 1e-8
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        f = np.where(small, u * (1.0 - km * u / 2.0), -np.expm1(-km * u) / km)
+    term = a / c * b0 * np.exp(-km * np.log(B / b0)) * f
+    return np.bincount(cust, weights=term, minlength=n)
+
+
 # ============================================================================ date front end
 def _day_numbers(values: Any, what: str) -> np.ndarray:
     """Calendar days (int64 days since 1970-01-01) of date-like values; clear error otherwise."""
@@ -508,8 +725,16 @@ class _Prepared:
     first_day: np.ndarray
     last_day: np.ndarray
     end_day: int
-    walks: _Walks
+    walks: _Walks  # one walk per customer, in the order of ``index``
     grid: _Grid
+    distinct: _Walks | None = None  # the distinct walks (:func:`_compress_walks`)
+    walk_of: np.ndarray | None = None  # (n,) position of each customer's walk in ``distinct``
+
+    def compressed(self) -> tuple[_Walks, np.ndarray]:
+        """Distinct walks and the customer -> walk map (computed once)."""
+        if self.distinct is None or self.walk_of is None:
+            self.distinct, self.walk_of = _compress_walks(self.walks)
+        return self.distinct, self.walk_of
 
 
 def _grid(
@@ -747,6 +972,11 @@ class DynamicParetoNBDModel:
         ``reg.lambdas``); 0 is maximum likelihood.
     n_nodes : int, default 32
         Gauss-Legendre nodes per period integral.
+    compress : bool, default True
+        Fit on the distinct walks with frequency weights (customers whose ``(x, t_x, T)``,
+        purchase-period covariates and whole covariate path from their first purchase agree
+        contribute identical likelihood terms); ``False`` evaluates every customer (same
+        estimates, for checking).
 
     Attributes
     ----------
@@ -763,6 +993,8 @@ class DynamicParetoNBDModel:
         likelihood-ratio test of all coefficients against it.
     index_ : pd.Index
         The fitted customers, in the order of every per-customer result.
+    n_customers_, n_distinct_ : int
+        Customers fitted and distinct walks the likelihood was evaluated on.
     """
 
     def __init__(
@@ -773,6 +1005,7 @@ class DynamicParetoNBDModel:
         time_unit: str = "W",
         penalizer_coef: float = 0.0,
         n_nodes: int = _N_NODES,
+        compress: bool = True,
     ) -> None:
         for name, cols in (("purchase_covariates", purchase_covariates),
                            ("dropout_covariates", dropout_covariates)):
@@ -793,6 +1026,7 @@ class DynamicParetoNBDModel:
         self.time_unit = normalize_unit(time_unit)
         self.penalizer_coef = pen
         self.n_nodes = int(n_nodes)
+        self.compress = bool(compress)
 
     # ------------------------------------------------------------------ names
     def _names(self) -> list[str]:
@@ -895,15 +1129,22 @@ class DynamicParetoNBDModel:
         self._prepared = prep
         self.index_ = prep.index
         self.observation_end_ = pd.Timestamp(np.datetime64(prep.end_day, "D"))
+        self.covariate_columns_ = (covariate_customer_col, covariate_date_col)
         self.static_model_ = static
         self.static_log_likelihood_ = float(static.log_likelihood_)
         k = len(self._names())
         phi0 = np.concatenate([np.log(static.params_.to_numpy()), np.zeros(k - 4)])
-        self._fit_phi(phi0, w, [str(c.message) for c in caught])
+        if self.compress:
+            fw, walk_of = prep.compressed()
+            wts = np.bincount(walk_of, minlength=fw.n).astype(np.float64)
+        else:
+            fw, walk_of, wts = w, np.arange(w.n), np.ones(w.n)
+        self._fit_phi(phi0, fw, wts, walk_of, [str(c.message) for c in caught])
         return self
 
-    def _objective(self, w: _Walks) -> Any:
-        n = float(w.n)
+    def _objective(self, w: _Walks, wts: np.ndarray) -> Any:
+        """Penalised weighted log-likelihood and its gradient on the optimiser's scale."""
+        n = float(np.sum(wts))
         pen = self.penalizer_coef
         memo: dict[str, Any] = {}
 
@@ -914,9 +1155,9 @@ class DynamicParetoNBDModel:
                 theta[:4] = np.exp(phi[:4])
                 with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
                     st = _evaluate(theta, w, True, self.n_nodes)
-                g = np.einsum("ij->j", st.grad)
+                g = _exact_total(st.grad, wts)
                 g[:4] *= theta[:4]
-                val = float(np.einsum("i->", st.ll))
+                val = float(_exact_total(st.ll, wts))
                 if pen:
                     val -= n * pen * float(np.sum(phi[4:] ** 2))
                     g[4:] -= 2.0 * n * pen * phi[4:]
@@ -925,9 +1166,9 @@ class DynamicParetoNBDModel:
 
         return both, memo
 
-    def _lbfgs(self, w: _Walks, phi0: np.ndarray) -> Any:
-        both, _ = self._objective(w)
-        n = float(w.n)
+    def _lbfgs(self, w: _Walks, wts: np.ndarray, phi0: np.ndarray) -> Any:
+        both, _ = self._objective(w, wts)
+        n = float(np.sum(wts))
 
         def fun(phi: np.ndarray) -> tuple[float, np.ndarray]:
             v, g = both(phi)
@@ -942,15 +1183,19 @@ class DynamicParetoNBDModel:
             options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-7, "maxcor": 20},
         )
 
-    def _fit_phi(self, phi0: np.ndarray, w: _Walks, notes: list[str]) -> None:
+    def _fit_phi(self, phi0: np.ndarray, w: _Walks, wts: np.ndarray, walk_of: np.ndarray,
+                 notes: list[str]) -> None:
         """L-BFGS-B from the plain Pareto/NBD fit, then Newton steps with a fixed Hessian.
 
         With more than ``_WARM_CUSTOMERS`` customers the optimiser first solves a seeded random
         subset of ``_SUBSET`` customers and takes the Newton steps on all customers with the
         subset's (rescaled) Hessian, as :class:`custvalue.models.base.BaseModel` does, so a big
-        fit needs only a handful of full likelihood evaluations.
+        fit needs only a handful of full likelihood evaluations. ``w`` holds the distinct walks
+        with weights ``wts``; ``walk_of`` maps customers to walks (the subset is drawn from
+        customers, so the warm start does not depend on the compression).
         """
-        both, _ = self._objective(w)
+        both, _ = self._objective(w, wts)
+        n_cust = float(np.sum(wts))
         v0, _ = both(phi0)
         if not np.isfinite(v0):
             raise ConvergenceError(
@@ -961,13 +1206,15 @@ class DynamicParetoNBDModel:
         big = w.n > _WARM_CUSTOMERS
         if big:
             rng = np.random.default_rng(2021)
-            pick = np.sort(rng.choice(w.n, _SUBSET, replace=False))
-            sub = _subset(w, pick)
-            res = self._lbfgs(sub, phi0)
-            sub_both, _ = self._objective(sub)
-            hess = self._hessian(sub_both, res.x) * (w.n / sub.n)
+            pick = rng.choice(walk_of.size, min(_SUBSET, walk_of.size), replace=False)
+            sub_count = np.bincount(walk_of[pick], minlength=w.n)
+            keep = np.flatnonzero(sub_count)
+            sub, sub_wts = _subset(w, keep), sub_count[keep].astype(np.float64)
+            res = self._lbfgs(sub, sub_wts, phi0)
+            sub_both, _ = self._objective(sub, sub_wts)
+            hess = self._hessian(sub_both, res.x) * (n_cust / float(np.sum(sub_wts)))
         else:
-            res = self._lbfgs(w, phi0)
+            res = self._lbfgs(w, wts, phi0)
             hess = self._hessian(both, res.x)
         phi = res.x.copy()
         phi_start = phi.copy()
@@ -989,12 +1236,12 @@ class DynamicParetoNBDModel:
                 break
         if big:
             _, g = both(phi)
-            if float(np.max(np.abs(g))) / w.n > 1e-6:  # Newton did not finish: full L-BFGS-B
-                res = self._lbfgs(w, phi)
+            if float(np.max(np.abs(g))) / n_cust > 1e-6:  # Newton did not finish: full L-BFGS-B
+                res = self._lbfgs(w, wts, phi)
                 phi = res.x.copy()
         if big or np.max(np.abs(phi - phi_start)) > 1e-4:  # else the Hessian is still exact
             hess = self._hessian(both, phi, central=not big)
-        self._store(phi, hess, both, res, w, notes)
+        self._store(phi, hess, both, res, w, wts, notes)
 
     @staticmethod
     def _hessian(both: Any, phi: np.ndarray, central: bool = True) -> np.ndarray:
@@ -1013,7 +1260,7 @@ class DynamicParetoNBDModel:
         return (hess + hess.T) / 2.0
 
     def _store(self, phi: np.ndarray, hess: np.ndarray, both: Any, res: Any, w: _Walks,
-               notes: list[str]) -> None:
+               wts: np.ndarray, notes: list[str]) -> None:
         names = self._names()
         k = len(names)
         _, g = both(phi)
@@ -1021,7 +1268,8 @@ class DynamicParetoNBDModel:
         theta[:4] = np.exp(phi[:4])
         with np.errstate(all="ignore"):
             ll_rows = _evaluate(theta, w, False, self.n_nodes).ll
-        ll = float(np.einsum("i->", ll_rows))
+        ll = float(_exact_total(ll_rows, wts))
+        n_cust = round(float(np.sum(wts)))
         if not np.isfinite(ll):
             raise ConvergenceError("DynamicParetoNBDModel: the log-likelihood at the optimum is not finite")
         # observed information on phi (log r..beta, gamma); gradient term for the log scale
@@ -1049,9 +1297,10 @@ class DynamicParetoNBDModel:
         self.standard_errors_ = pd.Series(se, index=names, name="std_error")
         self.confidence_intervals_ = self.conf_int(0.95)
         self.log_likelihood_ = ll
-        self.n_customers_ = w.n
+        self.n_customers_ = n_cust
+        self.n_distinct_ = w.n
         self.aic_ = 2 * k - 2 * ll
-        self.bic_ = k * math.log(max(w.n, 1)) - 2 * ll
+        self.bic_ = k * math.log(max(n_cust, 1)) - 2 * ll
         df = k - 4
         lr = max(0.0, 2.0 * (ll - self.static_log_likelihood_))
         self.lr_test_ = {
@@ -1061,7 +1310,7 @@ class DynamicParetoNBDModel:
             "log_likelihood_static": self.static_log_likelihood_,
             "log_likelihood": ll,
         }
-        grad_norm = float(np.linalg.norm(g)) / max(w.n, 1)
+        grad_norm = float(np.linalg.norm(g)) / max(n_cust, 1)
         self.diagnostics_ = {
             "converged": bool(res.success) or grad_norm < 1e-6,
             "optimizer_message": str(res.message),
@@ -1158,6 +1407,7 @@ class DynamicParetoNBDModel:
         info = {
             "time unit": UNIT_NAMES[self.time_unit],
             "customers": self.n_customers_,
+            "distinct walks": self.n_distinct_,
             "observation end": str(self.observation_end_.date()),
             "log-likelihood": self.log_likelihood_,
             "log-likelihood (no covariates)": self.static_log_likelihood_,
@@ -1184,23 +1434,48 @@ class DynamicParetoNBDModel:
         return f"<DynamicParetoNBDModel({cov}): {ps} [{self.time_unit}]>"
 
     # ------------------------------------------------------------------ predictions
-    def _state(self) -> _State:
+    def _state(self) -> _CustomerState:
+        """What predictions need per customer at the current parameters: ``x``, ``A(T)``,
+        ``D(T)`` and ``log P(alive at T)``, evaluated on the distinct walks and expanded (cached
+        per parameter vector)."""
         prep = getattr(self, "_prepared", None)
         if prep is None:
             raise ModelNotFittedError("DynamicParetoNBDModel has not been fitted")
+        theta = self._params_array()
+        cached = getattr(self, "_state_cache", None)
+        if cached is not None and cached[0] is prep and cached[1] == theta.tobytes():
+            return cached[2]
+        walks, walk_of = prep.compressed()
         with np.errstate(all="ignore"):
-            return _evaluate(self._params_array(), prep.walks, False, self.n_nodes)
+            st = _evaluate(theta, walks, False, self.n_nodes)
+        out = _CustomerState(
+            x=walks.x[walk_of], A_T=st.A_T[walk_of], D_T=st.D_T[walk_of],
+            log_p_alive=(st.log_E1 - st.log_bracket)[walk_of],
+        )
+        self._state_cache = (prep, theta.tobytes(), out)
+        return out
 
-    def _future(self, t: float, covariates: pd.DataFrame | None, col_id: str, col_date: str,
-                what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _covariate_grid(self, covariates: pd.DataFrame | None, col_id: str | None,
+                        col_date: str | None, what: str) -> _Grid:
+        """A prediction covariate table validated and encoded as at fit (None: the fit's)."""
+        prep = getattr(self, "_prepared", None)
+        if prep is None:
+            raise ModelNotFittedError("DynamicParetoNBDModel has not been fitted")
+        if covariates is None:
+            return prep.grid
+        fit_id, fit_date = getattr(self, "covariate_columns_", ("customer_id", "period_start"))
+        return _grid(covariates, prep.index, col_id or fit_id, col_date or fit_date,
+                     self.purchase_covariates, self.dropout_covariates, prep.grid.step, what,
+                     (prep.grid.enc_p, prep.grid.enc_d))
+
+    def _future(self, t: float, covariates: pd.DataFrame | _Grid | None, col_id: str | None,
+                col_date: str | None, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Rows of the prediction horizon ``(T, T + t]``: customer, length, a, c (model units)."""
         prep = self._prepared
-        if covariates is None:
-            grid = prep.grid
+        if isinstance(covariates, _Grid):  # already validated (customer_lifetime_value)
+            grid = covariates
         else:
-            grid = _grid(covariates, prep.index, col_id, col_date, self.purchase_covariates,
-                         self.dropout_covariates, prep.grid.step, what,
-                         (prep.grid.enc_p, prep.grid.enc_d))
+            grid = self._covariate_grid(covariates, col_id, col_date, what)
         u = DAYS_PER_UNIT[self.time_unit]
         end = prep.end_day
         horizon_days = t * u
@@ -1241,8 +1516,8 @@ class DynamicParetoNBDModel:
         t: float = 0.0,
         *,
         covariates: pd.DataFrame | None = None,
-        covariate_customer_col: str = "customer_id",
-        covariate_date_col: str = "period_start",
+        covariate_customer_col: str | None = None,
+        covariate_date_col: str | None = None,
     ) -> pd.Series:
         """P(alive) of each fitted customer at the end of the estimation window, or ``t`` later.
 
@@ -1254,7 +1529,7 @@ class DynamicParetoNBDModel:
         t = self._horizon(t)
         st = self._state()
         _, _, s, beta = self._params_array()[:4]
-        log_p = st.log_E1 - st.log_bracket
+        log_p = st.log_p_alive
         if t > 0:
             cust, length, _, c = self._future(t, covariates, covariate_customer_col,
                                               covariate_date_col, "probability_alive")
@@ -1267,8 +1542,8 @@ class DynamicParetoNBDModel:
         t: float,
         *,
         covariates: pd.DataFrame | None = None,
-        covariate_customer_col: str = "customer_id",
-        covariate_date_col: str = "period_start",
+        covariate_customer_col: str | None = None,
+        covariate_date_col: str | None = None,
     ) -> pd.Series:
         """Expected purchases of each fitted customer in ``(T, T + t]`` (CLVTools' CET).
 
@@ -1283,11 +1558,12 @@ class DynamicParetoNBDModel:
             Horizon in the model's time unit.
         covariates : pd.DataFrame, optional
             A covariate table that covers the horizon (default: the one given to ``fit``).
+        covariate_customer_col, covariate_date_col : str, optional
+            Its id and period-start columns (default: the names given to ``fit``).
         """
         t = self._horizon(t)
         st = self._state()
         r, alpha, s, beta = self._params_array()[:4]
-        w = self._prepared.walks
         n = len(self.index_)
         if t == 0:
             return pd.Series(np.zeros(n), index=self.index_, name="expected_purchases")
@@ -1296,22 +1572,9 @@ class DynamicParetoNBDModel:
         # D at the start of each future row: D(T) + cumulative c * length of earlier rows
         order = np.lexsort((np.arange(cust.size), cust))
         cust, length, a, c = cust[order], length[order], a[order], c[order]
-        lc = c * length
-        cs = np.cumsum(lc)
-        excl = cs - lc
-        starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]])
-        base = np.repeat(excl[starts], np.diff(np.r_[starts, cust.size]))
-        b0 = beta + st.D_T[cust]
-        B = b0 + (excl - base)
-        u = np.log1p(lc / B)
-        km = s - 1.0
-        small = np.abs(km * u) < 1e-8
-        with np.errstate(divide="ignore", invalid="ignore"):
-            f = np.where(small, u * (1.0 - km * u / 2.0), -np.expm1(-km * u) / km)
-        term = a / c * b0 * np.exp(-km * np.log(B / b0)) * f
-        integral = np.bincount(cust, weights=term, minlength=n)
-        p_alive = np.exp(st.log_E1 - st.log_bracket)
-        out = p_alive * (r + w.x) / (alpha + st.A_T) * integral
+        integral = _survival_integrals(cust, length, a, c, beta + st.D_T[cust], s, n)
+        p_alive = np.exp(st.log_p_alive)
+        out = p_alive * (r + st.x) / (alpha + st.A_T) * integral
         return pd.Series(out, index=self.index_, name="expected_purchases")
 
     def expected_discounted_purchases(
@@ -1320,8 +1583,8 @@ class DynamicParetoNBDModel:
         discount_rate: float,
         *,
         covariates: pd.DataFrame | None = None,
-        covariate_customer_col: str = "customer_id",
-        covariate_date_col: str = "period_start",
+        covariate_customer_col: str | None = None,
+        covariate_date_col: str | None = None,
         n_nodes: int = 8,
     ) -> pd.Series:
         """Discounted expected purchases in ``(T, T + t]`` (CLVTools' DECT for dyncov models).
@@ -1371,6 +1634,339 @@ class DynamicParetoNBDModel:
         integrand = np.exp(-delta * (off[:, None] + v) - s * np.log1p(c[:, None] * v / B[:, None]))
         term = a * length * np.exp(-s * np.log(B / b0)) * np.einsum("ij,j->i", integrand, weights)
         integral = np.bincount(cust, weights=term, minlength=n)
-        p_alive = np.exp(st.log_E1 - st.log_bracket)
-        out = p_alive * (r + self._prepared.walks.x) / (alpha + st.A_T) * integral
+        p_alive = np.exp(st.log_p_alive)
+        out = p_alive * (r + st.x) / (alpha + st.A_T) * integral
         return pd.Series(out, index=self.index_, name="expected_discounted_purchases")
+
+    # ------------------------------------------------------------------ value (CLV hook)
+    time_varying = True  # customer_lifetime_value dispatches on this marker
+
+    def _purchase_curve(self, t_ends: np.ndarray, grid: _Grid) -> np.ndarray:
+        """Expected purchases ``E[X(T, T + t_k)]`` of every fitted customer at each horizon
+        ``t_k`` (model units; one row per horizon), from one pass over the future periods.
+
+        The same closed form per covariate period as :meth:`expected_purchases`, with every
+        period clipped to ``(T, T + t_k]``.
+        """
+        t_ends = np.asarray(t_ends, dtype=np.float64)
+        n = len(self.index_)
+        out = np.zeros((t_ends.size, n))
+        if t_ends.size == 0 or float(t_ends.max()) <= 0:
+            return out
+        st = self._state()
+        r, alpha, s, beta = self._params_array()[:4]
+        cust, length, a, c = self._future(float(t_ends.max()), grid, "", "",
+                                          "customer_lifetime_value")
+        order = np.lexsort((np.arange(cust.size), cust))
+        cust, length, a, c = cust[order], length[order], a[order], c[order]
+        starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]]) if cust.size else cust
+        off = np.cumsum(length) - length
+        off = off - np.repeat(off[starts], np.diff(np.r_[starts, cust.size]))  # from T
+        b0 = beta + st.D_T[cust]
+        scale = np.exp(st.log_p_alive) * (r + st.x) / (alpha + st.A_T)
+        for k, t in enumerate(t_ends):  # one vectorised pass per horizon (not per customer)
+            clipped = np.clip(t - off, 0.0, length)
+            out[k] = scale * _survival_integrals(cust, clipped, a, c, b0, s, n)
+        return out
+
+    def expected_purchases_new_customer(
+        self,
+        t: Any,
+        covariates: pd.DataFrame | Mapping[str, Any],
+        *,
+        prospect_col: str | None = None,
+    ) -> float | np.ndarray | pd.Series:
+        """Expected purchases of a newly acquired customer in ``(0, t]`` given its covariate path.
+
+        A prospect acquired at the start of a covariate period, with covariates ``z_k`` (purchase)
+        and ``w_k`` (dropout) in its ``k``-th period, buys while alive at ``lambda a_k`` and
+        survives with ``(beta / (beta + D(tau)))^s`` (``mu`` integrated out), so
+        ``E[X(t)] = (r / alpha) int_0^t a(tau) (beta / (beta + D(tau)))^s dtau``, in closed form
+        per period (:func:`_survival_integrals`). With a constant path this is the plain
+        Pareto/NBD's ``r beta_i / (alpha_i (s-1)) (1 - (beta_i / (beta_i + t))^(s-1))``
+        (Schmittlein, Morrison & Colombo 1987, eq. 17) at ``alpha_i = alpha exp(-gamma_p' z)``,
+        ``beta_i = beta exp(-gamma_d' w)``.
+
+        Parameters
+        ----------
+        t : float or array_like
+            Horizon(s) in the model's time unit (at most the length of the path).
+        covariates : DataFrame or dict of columns
+            The covariate columns of the model, one row per period of the model's period length
+            (``period_days_``), in time order from the prospect's first period; several
+            prospects are stacked with an id column named by ``prospect_col``.
+        prospect_col : str, optional
+            Column identifying prospects (rows of each keep their order).
+
+        Returns
+        -------
+        float, np.ndarray or pd.Series
+            A float for one prospect and a scalar ``t``; an array for an array ``t``; a Series
+            indexed by prospect for several prospects (scalar ``t``).
+        """
+        prep = getattr(self, "_prepared", None)
+        if prep is None:
+            raise ModelNotFittedError("DynamicParetoNBDModel has not been fitted")
+        what = "expected_purchases_new_customer"
+        frame = covariates if isinstance(covariates, pd.DataFrame) else pd.DataFrame(covariates)
+        if len(frame) == 0:
+            raise DataValidationError(f"{what}: the covariate path has no rows")
+        arr = np.asarray(t, dtype=np.float64)
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ParameterError(f"t must be finite and >= 0; got {t!r}")
+        if prospect_col is not None:
+            if prospect_col not in frame.columns:
+                raise DataValidationError(
+                    f"{what}: prospect_col={prospect_col!r} is not a column of the covariate "
+                    f"path; it has {list(frame.columns)[:12]}")
+            codes, ids = pd.factorize(frame[prospect_col], sort=False)
+            index = pd.Index(ids, name=prospect_col)
+            if arr.ndim:
+                raise ParameterError(f"{what}: pass one horizon t for several prospects")
+        else:
+            codes, index = np.zeros(len(frame), dtype=np.int64), None
+        order = np.argsort(codes, kind="stable")
+        zp = prep.grid.enc_p.transform(frame, context=what)[order]
+        zd = prep.grid.enc_d.transform(frame, context=what)[order]
+        cust = codes[order].astype(np.int64)
+        n = int(cust.max()) + 1
+        period = prep.grid.step / DAYS_PER_UNIT[self.time_unit]
+        counts = np.bincount(cust, minlength=n)
+        horizon = float(arr.max()) if arr.size else 0.0
+        if horizon > counts.min() * period * (1 + 1e-12):
+            raise DataValidationError(
+                f"{what}: a horizon of {horizon:g} {UNIT_NAMES[self.time_unit]}s needs "
+                f"{math.ceil(horizon / period - 1e-12)} periods of {prep.grid.step} days, but the "
+                f"path has {int(counts.min())}; add the later periods")
+        theta = self._params_array()
+        r, alpha, s, beta = theta[:4]
+        p = prep.grid.enc_p.n_terms
+        a = np.exp(_lin(zp, theta[4:4 + p]))
+        c = np.exp(_lin(zd, theta[4 + p:]))
+        starts = np.flatnonzero(np.r_[True, cust[1:] != cust[:-1]])
+        pos = np.arange(cust.size) - np.repeat(starts, np.diff(np.r_[starts, cust.size]))
+        off = pos * period
+        b0 = np.full(cust.size, float(beta))
+        vals = np.array([
+            r / alpha * _survival_integrals(cust, np.clip(tk - off, 0.0, period), a, c, b0, s, n)
+            for tk in np.atleast_1d(arr).ravel()
+        ])
+        if index is not None:
+            return pd.Series(vals[0], index=index, name="expected_purchases")
+        out = vals[:, 0]
+        return float(out[0]) if arr.ndim == 0 else out.reshape(arr.shape)
+
+    # ------------------------------------------------------------------ parameter draws
+    def _log_mask(self) -> np.ndarray:
+        """``r, alpha, s, beta`` are positive (log scale); the coefficients are not."""
+        k = len(self._names())
+        return np.r_[np.ones(4, dtype=bool), np.zeros(k - 4, dtype=bool)]
+
+    def with_params(self, params: Mapping[str, float] | pd.Series) -> DynamicParetoNBDModel:
+        """A copy on the same customers and covariates with other parameter values (no
+        covariance); used by CLV intervals."""
+        import copy
+
+        names = self._names()
+        vals = pd.Series(params, dtype=np.float64)
+        missing = [nm for nm in names if nm not in vals.index]
+        if missing:
+            raise ParameterError(f"DynamicParetoNBDModel.with_params lacks {missing}")
+        theta = vals[names].to_numpy()
+        if not np.all(np.isfinite(theta)) or np.any(theta[:4] <= 0):
+            raise ParameterError(
+                f"DynamicParetoNBDModel: r, alpha, s, beta must be > 0 and all finite; got "
+                f"{dict(zip(names, theta.tolist(), strict=True))}")
+        new = copy.copy(self)
+        new.__dict__.pop("_state_cache", None)
+        new.params_ = pd.Series(theta, index=names, name="estimate")
+        new.covariance_ = None
+        new.standard_errors_ = None
+        new._cov_phi = None
+        return new
+
+    def sample_params(self, n: int, seed: int | np.random.Generator | None = None) -> pd.DataFrame:
+        """Draws from the asymptotic normal of ``(log r, log alpha, log s, log beta, gamma)``
+        (the optimiser's scale, covariance = inverse observed information)."""
+        cov_phi = getattr(self, "_cov_phi", None)
+        if cov_phi is None:
+            raise ParameterError(
+                "DynamicParetoNBDModel has no parameter covariance (built with with_params?): "
+                "fit it before sampling parameters")
+        if int(n) < 1:
+            raise ParameterError(f"n must be a positive integer; got {n!r}")
+        theta = self._params_array()
+        phi = theta.copy()
+        phi[:4] = np.log(theta[:4])
+        vals, vecs = np.linalg.eigh((cov_phi + cov_phi.T) / 2.0)
+        root = vecs * np.sqrt(np.clip(vals, 0.0, None))
+        z = np.random.default_rng(seed).standard_normal((int(n), theta.size))
+        draws = phi + np.einsum("nk,jk->nj", z, root)  # einsum: no BLAS, same on every CPU
+        draws[:, :4] = np.exp(draws[:, :4])
+        return pd.DataFrame(draws, columns=self._names())
+
+    # ------------------------------------------------------------------ persistence
+    @property
+    def n_unique_rows_(self) -> int:
+        """Alias of ``n_distinct_`` (the name the other models' files use)."""
+        return int(getattr(self, "n_distinct_", 0))
+
+    @n_unique_rows_.setter
+    def n_unique_rows_(self, value: int) -> None:
+        self.n_distinct_ = int(value)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "purchase_covariates": list(self.purchase_covariates),
+            "dropout_covariates": list(self.dropout_covariates),
+            "time_unit": self.time_unit,
+            "penalizer_coef": self.penalizer_coef,
+            "n_nodes": self.n_nodes,
+            "compress": self.compress,
+        }
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Everything predictions need beyond the parameters: the encodings, the fitted
+        customers, their distinct walks and the covariate periods after the window."""
+        prep = self._prepared
+        walks, walk_of = prep.compressed()
+        grid = prep.grid
+        future = grid.start + grid.step > prep.end_day
+        ids = prep.index
+        return {
+            "encodings": {"purchase": grid.enc_p.to_dict(), "dropout": grid.enc_d.to_dict()},
+            "index": {"name": ids.name, "values": [_json_id(v) for v in ids.tolist()],
+                      "dtype": str(ids.dtype)},
+            "end_day": int(prep.end_day),
+            "period_days": int(grid.step),
+            "covariate_columns": list(getattr(self, "covariate_columns_",
+                                              ("customer_id", "period_start"))),
+            "observation_end": str(self.observation_end_.date()),
+            "walks": {name: _encode_array(getattr(walks, name)) for name in _WALK_FIELDS},
+            "walk_of": _encode_array(walk_of),
+            "future": {"cust": _encode_array(grid.cust[future]),
+                       "start": _encode_array(grid.start[future]),
+                       "zp": _encode_array(grid.zp[future]), "zd": _encode_array(grid.zd[future])},
+            "static_log_likelihood": self.static_log_likelihood_,
+            "lr_test": dict(self.lr_test_),
+            "effects": json.loads(self.effects_.reset_index().to_json(orient="split")),
+        }
+
+    def _restore_state(self, state: Mapping[str, Any]) -> None:
+        try:
+            enc_p = CovariateEncoding.from_dict(state["encodings"]["purchase"])
+            enc_d = CovariateEncoding.from_dict(state["encodings"]["dropout"])
+            idx = state["index"]
+            index = pd.Index(idx["values"], name=idx["name"])
+            if idx.get("dtype") and str(index.dtype) != idx["dtype"]:
+                index = index.astype(idx["dtype"])
+            walks = _Walks(**{name: _decode_array(state["walks"][name]) for name in _WALK_FIELDS})
+            fut = state["future"]
+            grid = _Grid(cust=_decode_array(fut["cust"]), start=_decode_array(fut["start"]),
+                         step=int(state["period_days"]), zp=_decode_array(fut["zp"]),
+                         zd=_decode_array(fut["zd"]), enc_p=enc_p, enc_d=enc_d)
+            walk_of = _decode_array(state["walk_of"])
+            eff = state["effects"]
+            effects = pd.DataFrame(eff["data"], columns=eff["columns"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"the DynamicParetoNBDModel file is incomplete or corrupt ({type(exc).__name__}: "
+                f"{exc}); save the fitted model again") from None
+        if walk_of.size != len(index) or (walk_of.size and walk_of.max() >= walks.n):
+            raise ParameterError("the DynamicParetoNBDModel file is corrupt: the customer -> walk "
+                                 "map does not match the walks; save the fitted model again")
+        self._prepared = _Prepared(index=index, first_day=None, last_day=None,  # type: ignore[arg-type]
+                                   end_day=int(state["end_day"]), walks=None,  # type: ignore[arg-type]
+                                   grid=grid, distinct=walks, walk_of=walk_of)
+        self.index_ = index
+        self.observation_end_ = pd.Timestamp(state["observation_end"])
+        self.covariate_columns_ = tuple(state["covariate_columns"])
+        self.static_log_likelihood_ = float(state["static_log_likelihood"])
+        self.lr_test_ = dict(state["lr_test"])
+        self.effects_ = effects.set_index(["process", "covariate"])
+
+    def _checked_params(self, params: Mapping[str, Any]) -> pd.Series:
+        names = self._names()
+        if set(params) != set(names):
+            raise ParameterError(
+                f"the DynamicParetoNBDModel file holds parameters {sorted(params)}, expected "
+                f"{names}; it is corrupt or from another model")
+        theta = np.array([float(params[nm]) for nm in names])
+        if not np.all(np.isfinite(theta)) or np.any(theta[:4] <= 0):
+            raise ParameterError("the DynamicParetoNBDModel file holds invalid parameters")
+        return pd.Series(theta, index=names, name="estimate")
+
+    def _set_covariance(self, cov: np.ndarray) -> None:
+        names = self._names()
+        if cov.shape != (len(names), len(names)):
+            raise ParameterError("the DynamicParetoNBDModel file's covariance has the wrong shape")
+        theta = self._params_array()
+        jac = np.r_[theta[:4], np.ones(len(names) - 4)]
+        self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        self._cov_phi = cov / np.outer(jac, jac)
+        self.standard_errors_ = pd.Series(np.sqrt(np.clip(np.diag(cov), 0.0, None)),
+                                          index=names, name="std_error")
+        self.confidence_intervals_ = self.conf_int(0.95)
+
+    def _unit(self) -> str:
+        return self.time_unit
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model as JSON in the format of :meth:`custvalue.models.BaseModel.save`
+        (``"format": "custvalue-model"``; read back with :meth:`load` or
+        :func:`custvalue.models.load_model`).
+
+        Beyond parameters and covariance the file holds what predictions need: the fitted
+        customers' ids, their distinct walks (binary arrays, base64) and the covariate periods
+        after the estimation window, so a loaded model predicts exactly as the fitted one. It
+        holds no transactions or dates beyond those.
+        """
+        from .base import BaseModel
+
+        if getattr(self, "_prepared", None) is None or getattr(self, "log_likelihood_", None) is None:
+            raise ModelNotFittedError("DynamicParetoNBDModel.save needs a fitted model: call .fit first")
+        BaseModel.save(self, path)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: str | Path) -> DynamicParetoNBDModel:
+        """Read a model written by :meth:`save`; a file of another model is refused."""
+        from .base import BaseModel
+
+        model = BaseModel.load.__func__(cls, path)  # type: ignore[attr-defined]
+        model.n_customers_ = int(model.n_customers_)
+        return model  # type: ignore[no-any-return]
+
+
+_WALK_FIELDS = ("x", "tx", "T", "cust", "lo", "length", "zp", "zd", "zsum", "seg_start", "aux",
+                "aux_off", "aux_h")
+
+
+def _json_id(v: Any) -> Any:
+    """A customer id as a JSON value (numpy scalars to Python)."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _encode_array(a: np.ndarray) -> dict[str, Any]:
+    arr = np.ascontiguousarray(a)
+    dtype = "<f8" if arr.dtype.kind == "f" else "<i8"
+    raw = arr.astype(dtype).tobytes()
+    return {"dtype": dtype, "shape": list(arr.shape), "base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _decode_array(d: Mapping[str, Any]) -> np.ndarray:
+    dtype = str(d["dtype"])
+    if dtype not in ("<f8", "<i8"):
+        raise ValueError(f"unknown array dtype {dtype!r}")
+    raw = base64.b64decode(d["base64"], validate=True)
+    arr = np.frombuffer(raw, dtype=dtype).reshape([int(v) for v in d["shape"]])
+    return arr.astype(np.float64 if dtype == "<f8" else np.int64)
+
+
+def _register() -> None:
+    """Let :func:`custvalue.models.load_model` read this model's files."""
+    from .base import _MODEL_REGISTRY
+
+    _MODEL_REGISTRY["DynamicParetoNBDModel"] = DynamicParetoNBDModel  # type: ignore[assignment]
+
+
+_register()

@@ -12,7 +12,9 @@ The analysis, in the order the report presents it:
 2. **Model**: a transaction model (BG/NBD, Pareto/NBD or MBG/NBD; ``model="auto"`` picks one on
    the calibration/holdout split with :func:`custvalue.evaluation.compare_models`, the value
    report's rule) refitted on all the data, the Gamma-Gamma spend model, and every customer's
-   P(alive) and CLV with its interval (:func:`custvalue.segments.score_customers`).
+   P(alive) and CLV with its interval (:func:`custvalue.segments.score_customers`). With
+   ``covariates`` (static customer attributes) both models are fitted with them, so every
+   customer is scored at her own rates and the segments, tiers and lists below use them.
 3. **Segments**: RFM segments (:func:`~custvalue.segments.rfm_segments`), value tiers with tier
    probabilities (:func:`~custvalue.segments.value_tiers`), the P(alive) x value grid, the
    migration between the calibration end and now.
@@ -20,10 +22,8 @@ The analysis, in the order the report presents it:
    (:func:`~custvalue.segments.select`), each written next to the report as CSV with
    ``customer_id`` first.
 5. **Channel economics** (:func:`~custvalue.segments.channel_economics`) when the data have the
-   channel attribute. With ``covariates`` that include the channel attribute, the report's
-   transaction model is also fitted with those covariates on both processes (and a Gamma-Gamma
-   with them on the spend scale), and the table values a *new* customer per channel from that
-   covariate model (``new_customer_clv``, on which LTV/CAC, max CAC and payback are then
+   channel attribute. With ``covariates`` that include the channel attribute, the table
+   values a *new* customer per channel from the covariate models of step 2 (``new_customer_clv``, on which LTV/CAC, max CAC and payback are then
    based); otherwise the per-channel averages of the existing customers' CLV are used.
 """
 
@@ -178,9 +178,12 @@ class SegmentReport:
         and dropout processes) and spend model behind ``new_customer_clv``; None when the
         covariates do not include ``channel_col``.
     covariate_effects : pandas.DataFrame or None
-        ``channel_model.covariate_effects(0.90)``: one row per coefficient with a sentence.
+        ``transaction_model.covariate_effects(0.90)`` when ``covariates`` are given: one row per
+        coefficient with a sentence.
     channel_value_text : str
         Which value the channel economics shows and why, as a sentence for the report.
+    scoring_text : str
+        How every customer was scored (with or without covariates), as a sentence.
     """
 
     first_date: pd.Timestamp
@@ -212,6 +215,7 @@ class SegmentReport:
     channel_spend_model: Any = None
     covariate_effects: pd.DataFrame | None = None
     channel_value_text: str = ""
+    scoring_text: str = ""
 
     @property
     def n_customers(self) -> int:
@@ -322,11 +326,12 @@ def analyse(
     covariates : sequence of str, default ()
         Customer attributes that shift the purchase and dropout rates (static covariates in
         CLVTools' parameterisation, see :class:`custvalue.models.ParetoNBDModel`) and the spend
-        scale (:class:`custvalue.models.GammaGammaModel` ``spend_covariates``). When they
-        include ``channel_col``, the chosen transaction model is fitted with them on all the
-        data and :func:`custvalue.segments.channel_economics` values a new customer per channel
-        from it (``model=``, ``spend_model=``); customer scores, segments and lists keep the
-        model without covariates. Each must be an attribute of the data.
+        scale (:class:`custvalue.models.GammaGammaModel` ``spend_covariates``). The chosen
+        transaction model and the spend model are fitted with them, so customer scores, value
+        tiers, segments and lists use each customer's own rates
+        (:func:`custvalue.segments.score_customers`). When they include ``channel_col``,
+        :func:`custvalue.segments.channel_economics` also values a new customer per channel
+        from those models (``model=``, ``spend_model=``). Each must be an attribute of the data.
     """
     check_freq(freq)
     if model is not None and model != "auto" and model not in CANDIDATE_MODELS:
@@ -356,8 +361,23 @@ def analyse(
     key, rule = _pick_model(model, cal)
     scored = sg.score_customers(
         customers, model=key, horizon_months=horizon_months, discount_rate=discount_rate,
-        margin=margin, interval=interval, n_draws=n_draws, seed=seed,
+        margin=margin, interval=interval, n_draws=n_draws, seed=seed, covariates=covariates,
     )
+    effects = None
+    if covariates:
+        effects = scored.transaction_model.covariate_effects(0.90)
+        scoring_text = (
+            f"Every customer is scored at her own rates: the {CANDIDATE_MODELS[key][0]} model is "
+            f"fitted with the covariates {', '.join(covariates)} on the purchase and the dropout "
+            f"process, so P(alive), expected purchases, CLV, the value tiers and every list below "
+            f"use each customer's {', '.join(covariates)}. {scored.spend_note}"
+        )
+    else:
+        scoring_text = (
+            "Every customer is scored with the same population parameters (no covariates were "
+            "given: parameter `covariates` lets attributes such as the channel shift each "
+            "customer's rates)."
+        )
     if isinstance(rules, str | os.PathLike) and str(rules).strip():
         rules = pd.read_csv(rules)
     elif isinstance(rules, str):
@@ -373,15 +393,13 @@ def analyse(
     invalid = sg.invalid_members(table)
     valid = table.loc[~table.index.isin(invalid.ids)]
     ref = obs_end if today is None else today
-    channels = channel_model = channel_spend = effects = None
+    channels = channel_model = channel_spend = None
     value_text = ""
     if channel_col in table.columns:
         extra: dict[str, Any] = {}
         if channel_col in covariates:
-            channel_model, channel_spend, spend_note = _covariate_models(
-                key, customers, covariates, str(customers.attrs.get("freq", freq))
-            )
-            effects = channel_model.covariate_effects(0.90)
+            channel_model, channel_spend = scored.transaction_model, scored.spend_model
+            spend_note = scored.spend_note
             extra = {"model": channel_model, "spend_model": channel_spend,
                      "discount_rate": discount_rate, "margin": margin,
                      "n_draws": int(n_draws), "seed": seed}
@@ -389,7 +407,7 @@ def analyse(
                 f"The value per channel is that of a new customer acquired today through each "
                 f"{channel_col}, from the {CANDIDATE_MODELS[key][0]} model fitted with the "
                 f"covariates {', '.join(covariates)} (column *new customer clv*, with its "
-                f"{interval:.0%} interval from the model's parameter uncertainty); "
+                f"{interval:.0%} interval from the model's parameter uncertainty). "
                 f"{spend_note} LTV/CAC, payback and max CAC use it. *mean clv* beside it is the "
                 "average value of the channel's existing customers."
             )
@@ -433,41 +451,8 @@ def analyse(
         channel_spend_model=channel_spend,
         covariate_effects=effects,
         channel_value_text=value_text,
+        scoring_text=scoring_text,
     )
-
-
-def _covariate_models(
-    key: str, customers: pd.DataFrame, covariates: list[str], unit: str
-) -> tuple[Any, Any, str]:
-    """The report's transaction model fitted with ``covariates`` on both processes, the
-    Gamma-Gamma spend model with them on the spend scale, and a clause saying which spend is used.
-
-    The spend model falls back to the one without covariates when some level of a categorical
-    covariate has no repeat customer with a positive spend (its spend could not be estimated).
-    """
-    from .. import models as cvmodels
-
-    cls = getattr(cvmodels, CANDIDATE_MODELS[key][1])
-    tx_model = cls(
-        time_unit=unit, purchase_covariates=covariates, dropout_covariates=covariates
-    ).fit(customers)
-    repeat = customers[(customers["frequency"] > 0) & (customers["monetary_value"] > 0)]
-
-    def categorical(col: str) -> bool:
-        dtype = customers[col].dtype
-        return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-
-    thin = [c for c in covariates if categorical(c)
-            and set(customers[c].astype(str)) - set(repeat[c].astype(str))]
-    if thin:
-        spend = cvmodels.GammaGammaModel().fit(repeat)
-        note = (f"the spend per purchase is the population average for every channel (some "
-                f"level of {', '.join(thin)} has no repeat customer with a positive spend);")
-    else:
-        spend = cvmodels.GammaGammaModel(spend_covariates=covariates).fit(repeat)
-        note = ("the spend per purchase is the Gamma-Gamma model's with the same covariates on "
-                "the spend scale;")
-    return tx_model, spend, note
 
 
 def write_lists(output_dir: str | os.PathLike[str] | None, result: SegmentReport) -> dict[str, Path]:
@@ -547,8 +532,9 @@ SEGMENT_PARAMS: tuple[Param, ...] = (
           "CSV with channel and cost columns, or a column name); empty for none"),
     Param("channel_col", "str", "channel", "attribute holding the acquisition channel"),
     Param("covariates", "list", [],
-          "attributes that shift purchase, dropout and spend in a covariate model; with the "
-          "channel among them, channel economics values a new customer per channel (e.g. channel)"),
+          "attributes that shift purchase, dropout and spend in a covariate model that scores "
+          "every customer; with the channel among them, channel economics values a new "
+          "customer per channel (e.g. channel)"),
     Param("milestones", "list", ["5", "10", "50"], "order milestones for reward lists"),
     Param("filters", "str", "",
           "named targeting filters 'name: filter; name2: filter2', each written as <name>.csv"),

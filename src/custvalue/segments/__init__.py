@@ -478,7 +478,7 @@ def _rank_tiers(values: np.ndarray, tiebreak: np.ndarray, tiers: Sequence[float]
 
 def _posterior_future(
     kind: str,
-    params: Mapping[str, float],
+    params: Mapping[str, float | np.ndarray],
     x: np.ndarray,
     T: np.ndarray,
     p_alive: np.ndarray,
@@ -498,6 +498,9 @@ def _posterior_future(
     * Pareto/NBD (Schmittlein, Morrison & Colombo 1987): given alive, ``lambda ~ Gamma(r + x,
       alpha + T)``, ``mu ~ Gamma(s, beta + T)``; the remaining lifetime ``tau ~ Exp(mu)`` and
       ``Poisson(lambda * min(tau, t))`` purchases.
+
+    A parameter moved by covariates is an array with each customer's value (``alpha_i`` etc.,
+    :func:`_customer_params`); the draws broadcast over it.
     """
     n = len(x)
     alive = rng.random(n) < p_alive
@@ -644,9 +647,10 @@ def value_tiers(
             p_alive = (
                 transaction_model.with_params(params).probability_alive(customers).to_numpy(float)
             )
-            k = _posterior_future(kind, params, x, T, p_alive, t_model, sim_rng)
+            own = _customer_params(transaction_model, params, customers)
+            k = _posterior_future(kind, own, x, T, p_alive, t_model, sim_rng)
             if sp_draws is not None:
-                sp = sp_draws.iloc[d]
+                sp = _customer_params(spend_model, sp_draws.iloc[d].to_dict(), customers)
                 nu = sim_rng.gamma(sp["q"] + sp["p"] * x, 1.0 / (sp["gamma"] + x * mbar))
                 spend = np.where(
                     k > 0, sim_rng.gamma(np.maximum(sp["p"] * k, 1e-300), 1.0 / nu), 0.0
@@ -984,6 +988,9 @@ class ScoredCustomers:
     customers: pd.DataFrame
     transaction_model: Any
     spend_model: Any
+    #: How the spend per purchase was modelled, as a sentence (with covariates: whether the
+    #: Gamma-Gamma model carries them or fell back to the population average).
+    spend_note: str = ""
 
 
 #: Transaction models :func:`score_customers` can fit, by name.
@@ -1002,6 +1009,7 @@ def score_customers(
     interval: float | None = 0.9,
     n_draws: int = 100,
     seed: int | None = 0,
+    covariates: Sequence[str] = (),
 ) -> ScoredCustomers:
     """The customer table joined with model scores, for selecting and segmenting on them.
 
@@ -1019,12 +1027,21 @@ def score_customers(
     horizon_months, discount_rate, margin, interval, n_draws, seed
         As for :func:`custvalue.value.customer_lifetime_value` (``horizon`` in months;
         ``interval=None`` for no interval).
+    covariates : sequence of str, default ()
+        Columns of ``customers`` (static customer attributes) that shift the purchase and the
+        dropout process of the transaction model and the spend scale of the Gamma-Gamma model
+        (CLVTools' parameterisation, Bachmann, Meierer & Naef 2021: ``alpha_i = alpha
+        exp(-g'z_i)`` etc., see :class:`custvalue.models.ParetoNBDModel`), so every customer is
+        scored at her own rates. When a level of a categorical covariate has no repeat customer
+        with a positive spend, its spend cannot be estimated and the spend model is fitted
+        without covariates (``spend_note`` says so).
 
     Returns
     -------
     ScoredCustomers
         ``customers``: a new frame, the input's columns plus :data:`SCORE_COLUMNS`;
-        ``transaction_model`` and ``spend_model``: the fitted models (for :func:`value_tiers`).
+        ``transaction_model`` and ``spend_model``: the fitted models (for :func:`value_tiers`);
+        ``spend_note``: which spend model was used.
     """
     from .. import models as cvmodels
     from ..value import _clv_over_months
@@ -1036,16 +1053,22 @@ def score_customers(
     }
     if model not in classes:
         raise ParameterError(f"model must be one of {', '.join(SCORE_MODELS)}; got {model!r}")
-    customers = _check_table(customers, ("frequency", "recency", "T", "monetary_value"))
+    covariates = list(dict.fromkeys(covariates or ()))
+    customers = _check_table(
+        customers, ("frequency", "recency", "T", "monetary_value", *covariates)
+    )
     unit = str(customers.attrs.get("freq", "D"))
-    tx_model = classes[model](time_unit=unit).fit(customers)
+    cov_args = (
+        {"purchase_covariates": covariates, "dropout_covariates": covariates} if covariates else {}
+    )
+    tx_model = classes[model](time_unit=unit, **cov_args).fit(customers)
     repeat = (customers["frequency"] > 0) & (customers["monetary_value"] > 0)
     if repeat.sum() < 10:
         raise DataValidationError(
             f"only {int(repeat.sum())} customers bought more than once with a positive spend: too "
             "few to fit the spend model (need at least 10)"
         )
-    spend_model = cvmodels.GammaGammaModel().fit(customers[repeat])
+    spend_model, spend_note = _spend_model(customers, repeat.to_numpy(), covariates)
     clv = _clv_over_months(
         tx_model, spend_model, customers, horizon_months=horizon_months,
         discount_rate=discount_rate, margin=margin, interval=interval, n_draws=max(n_draws, 2),
@@ -1057,7 +1080,47 @@ def score_customers(
     for col in SCORE_COLUMNS[1:]:
         if col in clv.columns:
             out[col] = clv[col]
-    return ScoredCustomers(out, tx_model, spend_model)
+    return ScoredCustomers(out, tx_model, spend_model, spend_note)
+
+
+def _spend_model(
+    customers: pd.DataFrame, repeat: np.ndarray, covariates: list[str]
+) -> tuple[Any, str]:
+    """Gamma-Gamma on the repeat customers, with ``covariates`` on the spend scale when every
+    level of each categorical covariate has a repeat customer (else without), and a clause
+    saying which (a sentence)."""
+    from .. import models as cvmodels
+
+    rows = customers[repeat]
+    if not covariates:
+        return cvmodels.GammaGammaModel().fit(rows), ""
+
+    def categorical(col: str) -> bool:
+        dtype = customers[col].dtype
+        return not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+    thin = [c for c in covariates if categorical(c)
+            and set(customers[c].astype(str)) - set(rows[c].astype(str))]
+    if thin:
+        return cvmodels.GammaGammaModel().fit(rows), (
+            "The spend per purchase is the population average (some level of "
+            f"{', '.join(thin)} has no repeat customer with a positive spend)."
+        )
+    return cvmodels.GammaGammaModel(spend_covariates=covariates).fit(rows), (
+        "The spend per purchase is the Gamma-Gamma model's with the same covariates on the "
+        "spend scale."
+    )
+
+
+def _customer_params(model: Any, params: Mapping[str, float], customers: pd.DataFrame) -> dict:
+    """Each customer's natural parameters under ``params``: a float for a parameter no
+    covariate moves, an array (one value per row of ``customers``) for one a covariate moves."""
+    drawn = model.with_params(params)
+    names = list(type(model)._param_names)
+    rows = getattr(drawn, "_rows_from_table", None)
+    if rows is None:
+        return {n: float(params[n]) for n in names}
+    return dict(zip(names, rows(customers, len(customers), "value_tiers"), strict=True))
 
 
 def select(
