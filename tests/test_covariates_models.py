@@ -382,3 +382,54 @@ def test_hessian_and_gradient_totals_match_differences_of_the_log_likelihood(
     for central in (True, False):
         hess = model._hessian_log(grad, phi, central=central)
         np.testing.assert_allclose(hess, h_ref, rtol=1e-4, atol=1e-5 * np.abs(h_ref).max())
+
+
+@pytest.mark.parametrize("klass", MODELS)
+def test_large_data_path_with_covariates_reaches_the_small_data_optimum(klass, monkeypatch):
+    # the warm start (a seeded subset, then Newton on all rows with the subset's Hessian refined
+    # by BFGS updates, and the full-data Hessian by forward differences for the covariance)
+    # against the small-data multi-start on the same rows: two routes to the same maximum
+    import custvalue.models.base as base
+
+    effects = {"purchase": {"channel": {"referral": 0.4}, "membership": 0.3},
+               "dropout": {"channel": {"referral": -0.5}, "membership": -0.6}}
+    process = "pareto_nbd" if klass is ParetoNBDModel else "bgnbd"
+    sim = simulate(8000, seed=5, process=process, covariate_effects=effects)
+    rfm = rfm_summary(sim.transactions, freq="W")
+    data = rfm.join(sim.customers.set_index("customer_id")[["membership"]])
+    data.attrs = dict(rfm.attrs)
+    opts = {"purchase_covariates": ["channel", "membership"], "dropout_covariates": ["channel", "membership"]}
+    small = klass(**opts).fit(data)
+    monkeypatch.setattr(base, "_WARM_START_ROWS", small.n_unique_rows_ // 2)
+    warm = klass(**opts).fit(data)
+    # the warm path was taken and accepted (no fall-back to the full-data multi-start)
+    assert warm.diagnostics_["optimizer_message"].startswith("Newton (subset Hessian with BFGS")
+    assert warm.diagnostics_["restarts"] == 1
+    np.testing.assert_allclose(warm.params_.to_numpy(), small.params_.to_numpy(), rtol=1e-6, atol=1e-7)
+    assert warm.log_likelihood_ >= small.log_likelihood_ - 1e-7 * abs(small.log_likelihood_)
+    np.testing.assert_allclose(warm.standard_errors_, small.standard_errors_, rtol=1e-3)
+
+
+def test_covariate_patterns_reproduce_the_design_matrix():
+    # every row's pattern design vector is the row of the encoding's own design matrix, also for
+    # numeric columns and for so many distinct values that the codes cannot be combined into one
+    # integer (the hashing fallback)
+    from custvalue.models._covariates import _patterns, fit_encoding
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    table = pd.DataFrame({
+        "channel": rng.choice(["a", "b", "c"], n),
+        "flag": rng.random(n) < 0.3,
+        "age": rng.integers(18, 80, n).astype(float),
+    })
+    for k in range(12):  # 12 columns of ~2,000 distinct values: far beyond 2**62 combinations
+        table[f"u{k}"] = rng.normal(size=n).round(3)
+    for cols in (["channel", "flag", "age"], ["channel", *[f"u{k}" for k in range(12)]]):
+        encs = {"purchase": fit_encoding(table, cols), "dropout": fit_encoding(table, cols[:2])}
+        pattern, zg = _patterns(table, encs, {"purchase": "test", "dropout": "test"})
+        for block, enc in encs.items():
+            np.testing.assert_array_equal(zg[block][pattern], enc.transform(table))
+        # first-occurrence order: pattern k first appears after patterns 0..k-1
+        first = pd.Series(pattern).drop_duplicates().to_numpy()
+        np.testing.assert_array_equal(first, np.arange(first.size))

@@ -627,6 +627,60 @@ def _encodings_from_terms(
     return encs
 
 
+def _patterns(
+    data: Any, encodings: Mapping[str, CovariateEncoding], contexts: Mapping[str, str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Covariate pattern of every row and each block's design vector per pattern.
+
+    Every source column that gives a term is decoded once (level codes of a categorical column,
+    factorised values of a numeric one, validated as in :meth:`CovariateEncoding.transform`);
+    the codes are combined into one integer key per row, and the distinct keys, in order of first
+    occurrence, are the patterns. Returns ``(pattern, {block: (n_patterns, p) array})`` with
+    ``zg[block][pattern]`` equal to ``encodings[block].transform(data)``.
+    """
+    decoded: dict[tuple[str, Any], tuple[np.ndarray, np.ndarray | None]] = {}
+    for block, enc in encodings.items():
+        table = None
+        for col in dict.fromkeys(enc.term_columns):
+            key = (col, enc.levels.get(col))
+            if key in decoded:
+                continue
+            if table is None:
+                table = covariate_table(data, enc.columns, context=contexts[block])
+            if enc.kinds[col] == _NUMERIC:
+                values = _numeric_values(table[col], col, table.index, contexts[block])
+                codes, uniques = pd.factorize(values, sort=False)
+                decoded[key] = (np.asarray(codes, dtype=np.int64), np.asarray(uniques, dtype=np.float64))
+            else:
+                codes = _level_codes(table[col], col, enc.levels[col], table.index, contexts[block])
+                decoded[key] = (np.asarray(codes, dtype=np.int64), None)
+    keys = list(decoded)
+    code_cols = [decoded[k][0] for k in keys]
+    sizes = [int(c.max()) + 1 if c.size else 1 for c in code_cols]
+    if float(np.prod(np.asarray(sizes, dtype=np.float64))) < 2.0**62:
+        combined = np.ravel_multi_index(tuple(code_cols), tuple(sizes)) if len(code_cols) > 1 else code_cols[0]
+        pattern, uniq = pd.factorize(combined, sort=False)
+        pattern = np.asarray(pattern, dtype=np.int64)
+        n_pat = len(uniq)
+    else:  # many distinct numeric values: hash the code columns themselves
+        from .base import unique_rows
+
+        uniq_cols, pattern = unique_rows(code_cols)
+        pattern = np.asarray(pattern, dtype=np.int64)
+        n_pat = uniq_cols[0].size
+    first = np.empty(n_pat, dtype=np.int64)
+    first[pattern[::-1]] = np.arange(pattern.size - 1, -1, -1)
+    zg: dict[str, np.ndarray] = {}
+    for block, enc in encodings.items():
+        z = np.zeros((n_pat, enc.n_terms), dtype=np.float64)
+        for j, (col, level) in enumerate(zip(enc.term_columns, enc.term_levels, strict=True)):
+            codes, uniques = decoded[(col, enc.levels.get(col))]
+            at = codes[first]
+            z[:, j] = uniques[at] if uniques is not None else at == enc.levels[col].index(level)
+        zg[block] = z
+    return pattern, zg
+
+
 # ---------------------------------------------------------------------------------------------
 # covariate models: the machinery the lifetime models share
 
@@ -705,14 +759,21 @@ class CovariateModelMixin:
         k0, p = len(self._base_names()), len(self._coef_names())
         return np.concatenate([np.ones(k0, dtype=bool), np.zeros(p, dtype=bool)])
 
-    def _z_keys(self) -> list[str]:
-        return [f"_z_{block}_{j}" for block, enc in self._encodings().items() for j in range(enc.n_terms)]
-
     def _compress_columns(self) -> tuple[str, ...]:
-        return (*self._fit_columns(), *self._z_keys())  # type: ignore[attr-defined]
+        # one column, the covariate pattern of each row (see _extra_fit_arrays), instead of one
+        # per design term: rows are identical when summary and covariates agree either way
+        if not self._has_covariates():
+            return self._fit_columns()  # type: ignore[attr-defined]
+        return (*self._fit_columns(), "_pat")  # type: ignore[attr-defined]
 
     def _extra_fit_arrays(self, data: Any, index: pd.Index) -> dict[str, np.ndarray]:
-        """Learn each block's encoding from the fit table and add its design columns."""
+        """Learn each block's encoding from the fit table and add the rows' covariate patterns.
+
+        A row's design vector ``z_i`` takes one of few distinct values (the combinations of the
+        covariate levels that occur): the rows get a pattern code ``"_pat"`` (first-occurrence
+        order) and the design vector of each pattern is kept per block (``_pattern_z``). Each
+        source column is decoded once, also when both blocks use it.
+        """
         name = type(self).__name__
         refs = getattr(self, "covariate_reference", None) or {}
         wanted = [c for _, option, _ in self._covariate_blocks for c in (getattr(self, option) or [])]
@@ -723,37 +784,43 @@ class CovariateModelMixin:
                 f"({wanted})"
             )
         encodings: dict[str, CovariateEncoding] = {}
-        out: dict[str, np.ndarray] = {}
+        contexts: dict[str, str] = {}
+        learnt: dict[tuple[str, ...], CovariateEncoding] = {}
         for block, option, _ in self._covariate_blocks:
             cols = getattr(self, option) or []
             if not cols:
                 continue
             ctx = f"{name}.fit ({option})"
-            enc = fit_encoding(
-                data, cols, reference={c: refs[c] for c in cols if c in refs}, context=ctx
-            )
-            z = enc.transform(data, context=ctx)
-            encodings[block] = enc
-            for j in range(enc.n_terms):
-                out[f"_z_{block}_{j}"] = z[:, j]
+            key = tuple(cols)
+            if key not in learnt:  # the same columns on both processes: learnt once
+                learnt[key] = fit_encoding(
+                    data, cols, reference={c: refs[c] for c in cols if c in refs}, context=ctx
+                )
+            encodings[block] = learnt[key]
+            contexts[block] = ctx
         self.covariate_encodings_ = encodings
         self.__dict__.pop("_lr_cache", None)
-        return out
+        self._pattern_z: dict[str, np.ndarray] = {}
+        if not any(enc.n_terms for enc in encodings.values()):
+            return {}
+        pattern, self._pattern_z = _patterns(data, encodings, contexts)
+        return {"_pat": pattern.astype(np.float64)}
 
     # ---- likelihood
     def _prepare_data(self, data: dict[str, np.ndarray]) -> dict[str, Any]:
         if self._has_covariates():
             out: dict[str, Any] = dict(data)
-            keys = self._z_keys()
-            from .base import unique_rows
-
-            uniq, groups = unique_rows([np.asarray(data[k], dtype=np.float64) for k in keys])
-            out["_grp"] = np.asarray(groups, dtype=np.int64)
-            pos = 0
+            if "_pat" not in data:
+                raise ModelNotFittedError(
+                    f"{type(self).__name__}: covariate rows need their patterns from "
+                    "_extra_fit_arrays (internal: the data were not prepared by fit)"
+                )
+            groups = np.asarray(data["_pat"]).astype(np.int64)
+            out["_grp"] = groups
+            n_groups = int(groups.max()) + 1 if groups.size else 0
             for block, enc in self._encodings().items():
-                p = enc.n_terms
-                out[f"_zg_{block}"] = np.column_stack(uniq[pos : pos + p]) if p else None
-                pos += p
+                zg = self._pattern_z.get(block) if enc.n_terms else None
+                out[f"_zg_{block}"] = None if zg is None else zg[:n_groups]
             data = out
         return super()._prepare_data(data)  # type: ignore[misc]
 
@@ -804,6 +871,10 @@ class CovariateModelMixin:
     def _log_likelihood_rows(self, log_params: np.ndarray, data: Mapping[str, Any]) -> np.ndarray:
         if not self._has_covariates():
             return super()._log_likelihood_rows(log_params, data)  # type: ignore[misc]
+        last = data.get("_last_rows")
+        phi = np.asarray(log_params, dtype=np.float64)
+        if last is not None and last[0] == phi.tobytes():
+            return last[2]  # the rows of the objective's last evaluation, at this very point
         return self._cov_rows(log_params, data, need_grad=False)[0]
 
     def _gradient_rows(self, log_params: np.ndarray, data: Mapping[str, Any]) -> np.ndarray:
@@ -836,6 +907,8 @@ class CovariateModelMixin:
         lpg = self._group_log_params(phi, data)
         groups = data["_grp"]
         ll, d = self._row_core(lpg, groups, data, True)  # type: ignore[attr-defined]
+        if isinstance(data, dict):  # the forward-difference Hessian at this point reuses them
+            data["_last_rows"] = (phi.tobytes(), d, ll)
         w = np.asarray(weights, dtype=np.float64)
         k0 = len(self._base_names())
         g = np.empty(k0 + len(self._coef_names()))
@@ -879,7 +952,13 @@ class CovariateModelMixin:
         lpg = self._group_log_params(phi, data)
         n_groups, k0 = lpg.shape
         k = phi.size
-        base = None if central else self._row_core(lpg, groups, data, True)[1]  # type: ignore[attr-defined]
+        base = None
+        if not central:
+            last = data.get("_last_rows")
+            if last is not None and last[0] == phi.tobytes():
+                base = last[1]  # the row gradients at phi, from the objective's last evaluation
+            else:
+                base = self._row_core(lpg, groups, data, True)[1]  # type: ignore[attr-defined]
         per_group = np.empty((n_groups, k0, k0))
         for j in range(k0):
             h = (1e-5 if central else 2e-6) * max(1.0, abs(phi[j]))
@@ -912,7 +991,107 @@ class CovariateModelMixin:
         fast = getattr(grad, "_covariate_hessian", None)
         if fast is None:
             return super()._hessian_log(grad, phi, central)  # type: ignore[misc]
-        return fast(np.asarray(phi, dtype=np.float64), central)
+        phi = np.asarray(phi, dtype=np.float64)
+        key = (phi.tobytes(), bool(central))
+        known = getattr(grad, "_hessian_at", None)
+        if known is not None and known[0] == key:
+            return known[1].copy()  # asked again at the same point (polish, then covariance)
+        hess = fast(phi, central)
+        grad._hessian_at = (key, hess)
+        return hess.copy()
+
+    def _polish(
+        self,
+        loglik: Any,
+        grad: Any,
+        phi: np.ndarray,
+        boundary_groups: Any,
+        central: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`BaseModel._polish`, without evaluating a Newton step below 1e-8.
+
+        The large-data Newton iterations stop on a step below 1e-8 (:meth:`_newton_fixed`); a
+        polish step that small moves no parameter by more than rounding, so the point and the
+        Hessian computed there are returned as they are, saving one pass over the rows.
+        """
+        if boundary_groups or getattr(grad, "_covariate_hessian", None) is None:
+            return super()._polish(loglik, grad, phi, boundary_groups, central)  # type: ignore[misc]
+        g = grad(phi)
+        h = self._hessian_log(grad, phi, central=central)
+        try:
+            step = np.linalg.solve(h, -g)
+        except np.linalg.LinAlgError:
+            return phi, h
+        if np.all(np.isfinite(step)) and float(np.max(np.abs(step))) < 1e-8:
+            return phi, h
+        return super()._polish(loglik, grad, phi, boundary_groups, central)  # type: ignore[misc]
+
+    def _newton_fixed(
+        self,
+        loglik: Any,
+        grad: Any,
+        phi: np.ndarray,
+        hess: np.ndarray,
+        scale: float,
+        max_iter: int = 15,
+    ) -> Any:
+        """:meth:`BaseModel._newton_fixed` with the subset Hessian refined by secant updates.
+
+        With covariates the warm-start subset's Hessian matches the full one less well (the rows
+        spread over the covariate patterns), and the fixed-Hessian steps shrink slowly. Each
+        accepted step ``s`` and the change ``y`` of the full-data gradient update the Hessian by
+        the BFGS formula (Nocedal & Wright 2006, *Numerical Optimization*, eq. 6.19, applied to
+        ``-H``; skipped unless ``y's < 0``, which keeps it negative definite), so the steps
+        converge superlinearly. Same line search and stopping rule as the base method (a step
+        below 1e-8 or a relative gain below 1e-13); the covariance still comes from the full-data
+        Hessian at the optimum (the polish).
+        """
+        if getattr(grad, "_covariate_hessian", None) is None:
+            return super()._newton_fixed(loglik, grad, phi, hess, scale, max_iter)  # type: ignore[misc]
+        from scipy import optimize
+
+        neg = -np.array(hess, dtype=np.float64)  # B = -H, positive definite
+        cur = loglik(phi)
+        it = 0
+        msg = "Newton (subset Hessian with BFGS updates): converged"
+        g = grad(phi)
+        for it in range(1, max_iter + 1):  # noqa: B007
+            try:
+                step = np.linalg.solve(neg, g)
+            except np.linalg.LinAlgError:
+                msg = "fixed-Hessian Newton: singular Hessian"
+                break
+            if not np.all(np.isfinite(step)):
+                msg = "fixed-Hessian Newton: non-finite step"
+                break
+            if float(np.max(np.abs(step))) < 1e-8:
+                break  # converged: the step moves no parameter by more than the stopping rule
+            lam = 1.0
+            for _ in range(8):
+                cand = phi + lam * step
+                with np.errstate(all="ignore"):
+                    val = loglik(cand)
+                if np.isfinite(val) and val >= cur - 1e-12 * abs(cur):
+                    break
+                lam /= 2.0
+            else:
+                msg = "fixed-Hessian Newton: no ascent"
+                break
+            s_vec = cand - phi
+            phi, gain, cur = cand, val - cur, val
+            size = float(np.max(np.abs(s_vec)))
+            if size < 1e-8 or abs(gain) < 1e-13 * max(1.0, abs(cur)):
+                break
+            g_new = grad(phi)
+            y_vec = g - g_new  # change of the gradient of -loglik
+            g = g_new
+            ys = float(np.einsum("i,i->", y_vec, s_vec))
+            bs = np.einsum("ij,j->i", neg, s_vec)
+            sbs = float(np.einsum("i,i->", s_vec, bs))
+            if ys > 1e-12 * max(sbs, 1e-300) and sbs > 0:
+                neg = neg + np.outer(y_vec, y_vec) / ys - np.outer(bs, bs) / sbs
+                neg = (neg + neg.T) / 2.0
+        return optimize.OptimizeResult(x=phi, fun=-cur / scale, success=True, message=msg, nit=it)
 
     def _fit_problem(self, params: np.ndarray, data: Mapping[str, Any], weights: np.ndarray) -> str | None:
         k0 = len(self._base_names())

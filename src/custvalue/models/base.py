@@ -454,12 +454,12 @@ class BaseModel:
 
     def _compress_columns(self) -> tuple[str, ...]:
         """Columns of the fit data compressed into unique rows: the fit columns plus any that
-        :meth:`_extra_fit_arrays` adds (covariate design columns)."""
+        :meth:`_extra_fit_arrays` adds (the covariate models: each row's covariate pattern)."""
         return self._fit_columns()
 
     def _extra_fit_arrays(self, data: Any, index: pd.Index) -> dict[str, np.ndarray]:
         """Further per-row float arrays the likelihood needs, read from the fit table and
-        validated by the hook itself (default none; covariate models add their design columns)."""
+        validated by the hook itself (default none; covariate models add each row's covariate pattern)."""
         return {}
 
     def _log_mask(self) -> np.ndarray:

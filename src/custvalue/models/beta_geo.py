@@ -271,45 +271,63 @@ class _BetaGeoFamily(CoreRowsMixin, BaseModel):
         ``b_i = b exp(g_d' z)``); gamma-function terms run per distinct (x, pattern)."""
         r = float(np.exp(lp_groups[0, 0]))
         m = 1.0 if self._modified else 0.0
-        x, tx, T = data["frequency"], data["recency"], data["T"]
+        x = data["frequency"]  # data prepared by the covariate mixin (distinct x, t_x, T added)
+        n_groups = lp_groups.shape[0]
         xg = data.get("_xg")
-        if xg is None:
-            (ux_g, ug), ixg = unique_rows([x, groups.astype(np.float64)])
-            xg = (ux_g, ug.astype(np.int64), ixg)
+        if xg is None or xg[3] != n_groups:
+            # distinct (x, pattern), and each row's (pattern, T) and (pattern, t_x) cell: the
+            # logs and reciprocals of alpha_i + T and alpha_i + t_x run on those small grids
+            n_ux = data["_u_x"].size
+            keys, ixg = np.unique(groups * n_ux + data["_i_x"], return_inverse=True)
+            xg = (
+                data["_u_x"][keys % n_ux],
+                keys // n_ux,
+                ixg.reshape(-1),
+                n_groups,
+                groups * data["_u_T"].size + data["_i_T"],
+                groups * data["_u_tx"].size + data["_i_tx"],
+            )
             if isinstance(data, dict):
                 data["_xg"] = xg  # type: ignore[index]
-        ux, ug, ixg = xg
+        ux, ug, ixg, _, cell_T, cell_tx = xg
         ag, bg = np.exp(lp_groups[:, 2])[ug], np.exp(lp_groups[:, 3])[ug]
         x_terms = log_gamma_ratio(r, ux) + log_gamma_ratio(bg, ux + m) - log_gamma_ratio(ag + bg, ux + m)
         with np.errstate(divide="ignore", invalid="ignore"):
             dead_u = np.log(ag) - np.log(bg + ux + m - 1.0)
         if not self._modified:
             dead_u = np.where(ux > 0, dead_u, -np.inf)
-        log_alpha = lp_groups[:, 1][groups]
-        alpha = np.exp(log_alpha)
+        log_alpha_g = lp_groups[:, 1]
+        alpha_g = np.exp(log_alpha_g)
+        shift_T = (alpha_g[:, None] + data["_u_T"][None, :]).reshape(-1)
+        shift_tx = (alpha_g[:, None] + data["_u_tx"][None, :]).reshape(-1)
         rx = r + x
-        lat = np.log(alpha + T)
-        lax = np.log(alpha + tx)
+        lat = np.log(shift_T)[cell_T]
+        lax = np.log(shift_tx)[cell_tx]
         log_a3 = -rx * lat
         log_a4 = dead_u[ixg] - rx * lax
         d = log_a4 - log_a3
         with np.errstate(invalid="ignore"):
             e = np.exp(-np.abs(d))
         pos = d > 0
-        ll = r * log_alpha + x_terms[ixg] + log_a3 + np.where(pos, d, 0.0) + np.log1p(e)
+        ll = (r * log_alpha_g)[groups] + x_terms[ixg] + log_a3 + np.where(pos, d, 0.0) + np.log1p(e)
         if not need_grad:
             return ll, None
         w4 = np.where(pos, 1.0, e) / (1.0 + e)
         w3 = 1.0 - w4
-        d_r = (digamma(r + ux) - digamma(r))[ixg] + log_alpha - w3 * lat - w4 * lax
-        d_alpha = r / alpha - rx * (w3 / (alpha + T) + w4 / (alpha + tx))
-        dg_ab = (digamma(ag + bg) - digamma(ag + bg + ux + m))[ixg]
-        a_r, b_r = ag[ixg], bg[ixg]
-        d_a = dg_ab + w4 / a_r
+        d_r = (digamma(r + ux) - digamma(r))[ixg] + log_alpha_g[groups] - w3 * lat - w4 * lax
+        d_alpha = (r / alpha_g)[groups] - rx * (w3 * (1.0 / shift_T)[cell_T] + w4 * (1.0 / shift_tx)[cell_tx])
+        dg_ab = digamma(ag + bg) - digamma(ag + bg + ux + m)
         with np.errstate(divide="ignore", invalid="ignore"):
-            inv_dead = np.where(ux + m - 1.0 + bg > 0, 1.0 / (bg + ux + m - 1.0), 0.0)[ixg]
-        d_b = dg_ab + (digamma(bg + ux + m) - digamma(bg))[ixg] - w4 * inv_dead
-        return ll, np.column_stack([d_r * r, d_alpha * alpha, d_a * a_r, d_b * b_r])
+            inv_dead = np.where(ux + m - 1.0 + bg > 0, 1.0 / (bg + ux + m - 1.0), 0.0)
+        # the chain rule to the log-parameters is applied per (x, pattern) where it can
+        d_a = (dg_ab * ag)[ixg] + w4
+        d_b = ((dg_ab + digamma(bg + ux + m) - digamma(bg)) * bg)[ixg] - w4 * (inv_dead * bg)[ixg]
+        grad = np.empty((x.size, 4))
+        grad[:, 0] = d_r * r
+        grad[:, 1] = d_alpha * alpha_g[groups]
+        grad[:, 2] = d_a
+        grad[:, 3] = d_b
+        return ll, grad
 
     def _initial_params(self, data: Mapping[str, np.ndarray], weights: np.ndarray) -> np.ndarray:
         x, T = data["frequency"], data["T"]

@@ -99,6 +99,9 @@ class _PairLayout:
         self.row = first % max(n, 1)  # a row of each pair (its covariate pattern)
         self.idx_tx = codes[:n]
         self.idx_T = codes[n:]
+        # distinct x of the pairs: the gamma-function terms depend on x only (with covariates
+        # there are many pairs per x, one set per covariate pattern)
+        self.ux, self.ix = np.unique(self.x, return_inverse=True)
 
 
 def _layout(
@@ -107,7 +110,7 @@ def _layout(
     return _PairLayout(x, tx, T, groups)
 
 
-def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
+def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False, log_alpha=None, log_beta=None):
     """Per-row log-likelihood pieces, optionally with the gradient (natural scale).
 
     Everything that depends on a row only through ``(x, T)`` or ``(x, t_x)`` is computed once per
@@ -116,7 +119,8 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
     ``alpha`` and ``beta`` are numbers, or one value per row (static covariates, CLVTools'
     ``alpha_i = alpha exp(-gamma' z_i)``, ``beta_i = beta exp(-gamma' z_i)``); then the pairs are
     formed per covariate pattern (``layout`` built with the row groups, or from the distinct
-    ``(alpha_i, beta_i)``).
+    ``(alpha_i, beta_i)``); ``log_alpha``, ``log_beta`` may then give their logs per row (the
+    covariate models have them per pattern, which saves two logarithms per row).
 
     Returns ``(ll, log_alive, log_died, grad_or_None)``.
     """
@@ -137,8 +141,9 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
 
             layout = _layout(x, tx, T, unique_rows([alpha, beta])[1])
         alpha_p, beta_p = alpha[layout.row], beta[layout.row]
-        la0_p, lb0_p = np.log(alpha_p), np.log(beta_p)
-        la0, lb0 = np.log(alpha), np.log(beta)
+        la0 = np.log(alpha) if log_alpha is None else np.asarray(log_alpha, dtype=np.float64)
+        lb0 = np.log(beta) if log_beta is None else np.asarray(log_beta, dtype=np.float64)
+        la0_p, lb0_p = la0[layout.row], lb0[layout.row]
     px, py = layout.x, layout.y
     i_tx, i_T = layout.idx_tx, layout.idx_T
     res = log_power_product_integral(py, np.inf, alpha_p, r + px, beta_p, s + 1.0, moments=gradient)
@@ -147,7 +152,7 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
     la_p = np.log(alpha_p + py)
     lb_p = np.log(beta_p + py)
     log_alive_p = -(r + px) * la_p - s * lb_p
-    const_p = gammaln(r + px) + (r * la0_p + s * lb0_p - gammaln(r))
+    const_p = gammaln(r + layout.ux)[layout.ix] + (r * la0_p + s * lb0_p - gammaln(r))
     # row level. The death-time integral is J = G(x, tx) - G(x, T) = G(x, tx) * om with
     # om = 1 - G(x, T)/G(x, tx); the bracket is E1 + s J = E1 (1 + e), e = exp(q) * om with
     # q = log(s G(x, tx) / E1). Three transcendental calls per row (expm1, exp, log1p).
@@ -183,7 +188,7 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False):
         # v * E_J[g] = v * (G(tx) m(tx) - G(T) m(T)) / J = c * (m(tx) - rho * m(T))
         return c * (m[i_tx] - rho * m[i_T])
 
-    dig_p = digamma(r + px) - digamma(r)
+    dig_p = (digamma(r + layout.ux) - digamma(r))[layout.ix]
     grad = np.empty((x.size, 4))
     grad[:, 0] = dig_p[i_T] + la0 - w * la_p[i_T] - died_moment(mom.log_a)
     grad[:, 1] = r / alpha - (r + x) * (w / (alpha + T) + died_moment(mom.inv_a))
@@ -650,6 +655,7 @@ class ParetoNBDModel(CovariateModelMixin, _ParetoNBDBase):
             ll, _, _, g = _core(
                 r, alpha, s, beta, data["frequency"], data["recency"], data["T"],
                 layout=layout, gradient=need_grad,
+                log_alpha=lp_groups[:, 1][groups], log_beta=lp_groups[:, 3][groups],
             )
         if not need_grad:
             return ll, None
