@@ -1050,6 +1050,8 @@ class CovariateModelMixin:
             return super()._newton_fixed(loglik, grad, phi, hess, scale, max_iter)  # type: ignore[misc]
         from scipy import optimize
 
+        from .base import ascent_step
+
         neg = -np.array(hess, dtype=np.float64)  # B = -H, positive definite
         cur = loglik(phi)
         it = 0
@@ -1066,17 +1068,11 @@ class CovariateModelMixin:
                 break
             if float(np.max(np.abs(step))) < 1e-8:
                 break  # converged: the step moves no parameter by more than the stopping rule
-            lam = 1.0
-            for _ in range(8):
-                cand = phi + lam * step
-                with np.errstate(all="ignore"):
-                    val = loglik(cand)
-                if np.isfinite(val) and val >= cur - 1e-12 * abs(cur):
-                    break
-                lam /= 2.0
-            else:
+            found = ascent_step(loglik, phi, step, cur)
+            if found is None:
                 msg = "fixed-Hessian Newton: no ascent"
                 break
+            cand, val, _ = found
             s_vec = cand - phi
             phi, gain, cur = cand, val - cur, val
             size = float(np.max(np.abs(s_vec)))

@@ -264,6 +264,23 @@ def check_data_unit(
     return out
 
 
+def ascent_step(
+    loglik: Any, phi: np.ndarray, step: np.ndarray, cur: float, halvings: int = 8
+) -> tuple[np.ndarray, float, float] | None:
+    """Backtracking along a Newton step: ``(phi + lam * step, loglik there, lam)`` for the first
+    ``lam`` in 1, 1/2, ... (``halvings`` tries) that keeps the log-likelihood finite and not
+    below ``cur`` (up to 1e-12 relative), or None when none does."""
+    lam = 1.0
+    for _ in range(halvings):
+        cand = phi + lam * step
+        with np.errstate(all="ignore"):
+            val = loglik(cand)
+        if np.isfinite(val) and val >= cur - 1e-12 * abs(cur):
+            return cand, val, lam
+        lam /= 2.0
+    return None
+
+
 def unique_rows(columns: Sequence[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
     """Return the unique combinations of several equal-length arrays and the inverse map.
 
@@ -1095,17 +1112,11 @@ class BaseModel:
             if not np.all(np.isfinite(step)):
                 msg = "fixed-Hessian Newton: non-finite step"
                 break
-            lam = 1.0
-            for _ in range(8):
-                cand = phi + lam * step
-                with np.errstate(all="ignore"):
-                    val = loglik(cand)
-                if np.isfinite(val) and val >= cur - 1e-12 * abs(cur):
-                    break
-                lam /= 2.0
-            else:
+            found = ascent_step(loglik, phi, step, cur)
+            if found is None:
                 msg = "fixed-Hessian Newton: no ascent"
                 break
+            cand, val, lam = found
             phi, gain, cur = cand, val - cur, val
             if np.max(np.abs(lam * step)) < 1e-8 or abs(gain) < 1e-13 * max(1.0, abs(cur)):
                 break
