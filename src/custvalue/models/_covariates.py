@@ -1382,3 +1382,25 @@ class CovariateModelMixin:
                 f"chi2 = {lr['statistic']:.4g}, df = {lr['df']:g}, p = {lr['p_value']:.3g}"
             )
         return out
+
+
+class TwoProcessCovariatesMixin(CovariateModelMixin):
+    """Covariate options of the buy-till-you-die models (BG/NBD, MBG/NBD, Pareto/NBD): one
+    block on the purchase process and one on the dropout process (``_covariate_blocks`` of the
+    model says which parameters each moves)."""
+
+    def __init__(
+        self,
+        penalizer_coef: float = 0.0,
+        time_unit: str | None = None,
+        *,
+        purchase_covariates: list[str] | None = None,
+        dropout_covariates: list[str] | None = None,
+        covariate_reference: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)  # type: ignore[call-arg]
+        self._init_covariates(
+            covariate_reference,
+            purchase_covariates=purchase_covariates,
+            dropout_covariates=dropout_covariates,
+        )

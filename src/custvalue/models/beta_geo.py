@@ -45,7 +45,7 @@ from scipy.special import betainc, betaln, digamma, expit, gammaln
 
 from .._special import log_gamma_ratio
 from ..errors import ParameterError
-from ._covariates import CovariateModelMixin
+from ._covariates import TwoProcessCovariatesMixin
 from .base import BaseModel, CoreRowsMixin, _dot, unique_rows
 
 __all__ = ["BetaGeoModel", "ModifiedBetaGeoModel", "bg_alive_expectation"]
@@ -606,26 +606,10 @@ _BG_BLOCKS = (
 )
 
 
-class _BetaGeoCovariates(CovariateModelMixin, _BetaGeoFamily):
+class _BetaGeoCovariates(TwoProcessCovariatesMixin, _BetaGeoFamily):
     """BG/NBD family with static covariates (constructor shared by both public classes)."""
 
     _covariate_blocks = _BG_BLOCKS
-
-    def __init__(
-        self,
-        penalizer_coef: float = 0.0,
-        time_unit: str | None = None,
-        *,
-        purchase_covariates: list[str] | None = None,
-        dropout_covariates: list[str] | None = None,
-        covariate_reference: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)
-        self._init_covariates(
-            covariate_reference,
-            purchase_covariates=purchase_covariates,
-            dropout_covariates=dropout_covariates,
-        )
 
 
 class BetaGeoModel(_BetaGeoCovariates):

@@ -49,7 +49,7 @@ from .._special import (
     log_tricomi_u_ss,
 )
 from ..errors import ParameterError
-from ._covariates import CovariateModelMixin
+from ._covariates import TwoProcessCovariatesMixin
 from .base import BaseModel, _dot
 
 __all__ = [
@@ -587,7 +587,7 @@ class _ParetoNBDBase(BaseModel):
         return self._as_series(d, index, "expected_residual_transactions")
 
 
-class ParetoNBDModel(CovariateModelMixin, _ParetoNBDBase):
+class ParetoNBDModel(TwoProcessCovariatesMixin, _ParetoNBDBase):
     """Pareto/NBD model (Schmittlein, Morrison & Colombo 1987) with a stable, fast likelihood.
 
     Parameters
@@ -626,22 +626,6 @@ class ParetoNBDModel(CovariateModelMixin, _ParetoNBDBase):
         ("purchase", "purchase_covariates", (("alpha", -1.0),)),
         ("dropout", "dropout_covariates", (("beta", -1.0),)),
     )
-
-    def __init__(
-        self,
-        penalizer_coef: float = 0.0,
-        time_unit: str | None = None,
-        *,
-        purchase_covariates: list[str] | None = None,
-        dropout_covariates: list[str] | None = None,
-        covariate_reference: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(penalizer_coef=penalizer_coef, time_unit=time_unit)
-        self._init_covariates(
-            covariate_reference,
-            purchase_covariates=purchase_covariates,
-            dropout_covariates=dropout_covariates,
-        )
 
     def _row_core(
         self, lp_groups: np.ndarray, groups: np.ndarray, data: Any, need_grad: bool
