@@ -1207,6 +1207,9 @@ class BaseModel:
         if self._compress_rows:
             uniq, inverse = unique_rows([arrays[c] for c in cols])
             cw = np.bincount(inverse, weights=w, minlength=uniq[0].size)
+            order = self._compressed_row_order(dict(zip(cols, uniq, strict=True)))
+            if order is not None:
+                uniq, cw = [u[order] for u in uniq], cw[order]
         else:
             uniq, cw = [arrays[c] for c in cols], w
         cdata = self._prepare_data(dict(zip(cols, uniq, strict=True)))
@@ -1215,6 +1218,15 @@ class BaseModel:
         if scale != 1.0:
             self._unscale_fit(scale)
         return self
+
+    def _compressed_row_order(self, data: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """An order for the compressed distinct rows, or ``None`` to keep first occurrence.
+
+        A likelihood that gathers per-row values from shared tables (the Pareto/NBD's pairs)
+        runs faster when neighbouring rows read neighbouring entries; the order changes no
+        total beyond rounding.
+        """
+        return None
 
     def _fit_core(self, data: dict[str, np.ndarray], weights: np.ndarray) -> None:
         """Maximise the likelihood on prepared, compressed data and store the fitted attributes.

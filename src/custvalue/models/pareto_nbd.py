@@ -28,9 +28,13 @@ the first term for a customer still alive at ``T``, the second for one who died 
 between the last purchase and ``T``. FH 2005 (eq. 19-20) write the integral with Gauss
 hypergeometric functions, in two cases ``alpha >= beta`` and ``alpha < beta``; lifetimes evaluates
 those and overflows for heavy buyers. custvalue evaluates the integral itself in log space with a
-substitution that makes the integrand smooth for any argument and 24-node Gauss-Legendre
+substitution that makes the integrand smooth for any argument and Gauss-Legendre quadrature
 (:func:`custvalue._special.log_power_product_integral`), accurate to ~1e-13 relative against
 60-digit mpmath on extreme inputs; the gradient is an integral of the same kind on the same nodes.
+The integral is ``G(x, t_x) - G(x, T)`` with ``G(x, y)`` the integral from ``y`` to infinity;
+for the customers of one frequency (and one covariate pattern) ``G`` at all their ``t_x`` and ``T``
+is one tail plus short integrals between neighbouring ages, which need 4 or 8 nodes
+(:class:`custvalue._special.TailIntegrals`).
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ import pandas as pd
 from scipy.special import digamma, gammaln
 
 from .._special import (
+    TailIntegrals,
     gauss_legendre,
-    log_power_product_integral,
     log_tricomi_u_ss,
 )
 from ..errors import ParameterError
@@ -79,29 +83,40 @@ class _PairLayout:
     ``(x, t_x, T)`` rows but only ~20,000 distinct pairs, so the quadrature runs on the pairs.
     The difference loses no accuracy that matters: ``s G(x, T)`` is at most the "alive" term of
     the likelihood, so the rounding error of the difference is a rounding error of the total.
+
+    The pairs are ordered by (frequency, covariate pattern, ``y``): the pairs of one frequency
+    and pattern share ``alpha_i``, ``beta_i`` and the exponents, so ``G`` at all their ``y`` is a
+    sum of integrals between neighbouring ``y`` plus one tail
+    (:class:`custvalue._special.TailIntegrals`, built once here and evaluated at every pass).
     """
 
     def __init__(
         self, x: np.ndarray, tx: np.ndarray, T: np.ndarray, groups: np.ndarray | None = None
     ) -> None:
         n = x.size
-        frame = pd.DataFrame({"x": np.concatenate([x, x]), "y": np.concatenate([tx, T])})
-        keys = ["x", "y"]
-        if groups is not None:  # covariate pattern: alpha_i and beta_i differ between groups
-            frame["g"] = np.concatenate([groups, groups])
-            keys.append("g")
-        codes = frame.groupby(keys, sort=False).ngroup().to_numpy()
-        n_pairs = int(codes.max()) + 1 if codes.size else 0
-        first = np.empty(n_pairs, dtype=np.int64)
-        first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
-        self.x = frame["x"].to_numpy()[first]
-        self.y = frame["y"].to_numpy()[first]
+        x2, y2 = np.concatenate([x, x]), np.concatenate([tx, T])
+        g2 = np.zeros(2 * n, dtype=np.int64) if groups is None else np.concatenate([groups, groups])
+        # distinct (x, pattern, y), numbered in sorted order: (x, pattern) blocks, y ascending
+        xc, ux = pd.factorize(x2, sort=True)
+        keyx = xc.astype(np.int64) * (int(g2.max()) + 1 if g2.size else 1) + g2
+        order = np.lexsort((y2, keyx))
+        ks, ys = keyx[order], y2[order]
+        new = np.ones(order.size, dtype=bool)
+        new[1:] = (ks[1:] != ks[:-1]) | (ys[1:] != ys[:-1])
+        codes_sorted = np.cumsum(new) - 1
+        codes = np.empty(order.size, dtype=np.int64)
+        codes[order] = codes_sorted
+        first = order[new]
+        self.x = x2[first]
+        self.y = y2[first]
         self.row = first % max(n, 1)  # a row of each pair (its covariate pattern)
         self.idx_tx = codes[:n]
         self.idx_T = codes[n:]
         # distinct x of the pairs: the gamma-function terms depend on x only (with covariates
         # there are many pairs per x, one set per covariate pattern)
-        self.ux, self.ix = np.unique(self.x, return_inverse=True)
+        self.ux = np.asarray(ux, dtype=np.float64)
+        self.ix = xc[first]
+        self.tails = TailIntegrals(self.y, keyx[first])
 
 
 def _layout(
@@ -146,7 +161,7 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False, log_alpha=No
         la0_p, lb0_p = la0[layout.row], lb0[layout.row]
     px, py = layout.x, layout.y
     i_tx, i_T = layout.idx_tx, layout.idx_T
-    res = log_power_product_integral(py, np.inf, alpha_p, r + px, beta_p, s + 1.0, moments=gradient)
+    res = layout.tails.evaluate(alpha_p, r + px, beta_p, s + 1.0, moments=gradient)
     log_g, mom = (res if gradient else (res, None))
     # pair-level pieces (the (x, T) pairs are a subset of all pairs)
     la_p = np.log(alpha_p + py)
@@ -413,6 +428,21 @@ class _ParetoNBDBase(BaseModel):
         out: dict[str, Any] = dict(data)
         out["_layout"] = _layout(data["frequency"], data["recency"], data["T"], data.get("_grp"))
         return out
+
+    def _compressed_row_order(self, data: Any) -> np.ndarray | None:
+        """Rows by (frequency, covariate pattern, recency): the order of the pair table, so the
+        per-row gathers from it run through memory instead of jumping (a third faster on a
+        million customers with covariates)."""
+        cols = [data["frequency"], *([data["_pat"]] if "_pat" in data else []), data["recency"]]
+        key = np.zeros(np.asarray(cols[0]).size, dtype=np.int64)
+        span = 1
+        for col in cols:
+            codes, levels = pd.factorize(np.asarray(col), sort=True)
+            span *= max(len(levels), 1)
+            if span >= 2**62:  # the combined code would overflow: sort on the columns
+                return np.lexsort(cols[::-1])
+            key = key * max(len(levels), 1) + codes
+        return np.argsort(key, kind="stable")
 
     def _loglik_and_gradient_rows(
         self, log_params: np.ndarray, data: Any
