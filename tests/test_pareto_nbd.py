@@ -481,3 +481,49 @@ def test_homogeneous_dropout_returns_limiting_fit_with_warning() -> None:
     assert model.params_["r"] == pytest.approx(0.55, rel=0.25)
     assert any("boundary" in note for note in model.summary().notes)
     assert np.all(np.isfinite(model.expected_purchases(data, 52.0)))
+
+
+@pytest.mark.parametrize("one_key", [True, False])
+def test_pair_layout_is_sorted_unique_and_maps_every_row(monkeypatch, one_key: bool) -> None:
+    """The pair table: distinct (x, pattern, y) in sorted order, each row's two pairs found, and
+    the death-time tails on it equal the direct quadrature (both the one-integer-key path and the
+    sorted fallback for too many combinations)."""
+    from custvalue._special import log_power_product_integral
+    from custvalue.models import pareto_nbd as pnbd
+
+    if not one_key:
+        monkeypatch.setattr(pnbd, "_KEY_LIMIT", 0.0)
+    rng = np.random.default_rng(7)
+    n = 3000
+    x = rng.integers(0, 12, n).astype(float)
+    T = rng.integers(1, 200, n).astype(float)
+    tx = np.where(x > 0, np.floor(T * rng.uniform(size=n)), 0.0)
+    groups = rng.integers(0, 5, n)
+    lay = pnbd._PairLayout(x, tx, T, groups)
+    g_pair = groups[lay.row]
+    keys = list(zip(lay.x, g_pair, lay.y, strict=True))
+    assert keys == sorted(set(keys))  # distinct and in (x, pattern, y) order
+    np.testing.assert_array_equal(lay.x[lay.idx_tx], x)
+    np.testing.assert_array_equal(lay.y[lay.idx_tx], tx)
+    np.testing.assert_array_equal(lay.y[lay.idx_T], T)
+    np.testing.assert_array_equal(g_pair[lay.idx_T], groups)
+    np.testing.assert_array_equal(lay.ux[lay.ix], lay.x)
+    alpha = np.array([5.0, 8.0, 13.0, 0.4, 90.0])[g_pair]
+    beta = np.array([9.0, 2.0, 13.0, 40.0, 0.7])[g_pair]
+    got, mom = lay.tails.evaluate(alpha, 0.6 + lay.x, beta, 1.7, moments=True)
+    ref, ref_mom = log_power_product_integral(lay.y, np.inf, alpha, 0.6 + lay.x, beta, 1.7,
+                                              moments=True)
+    np.testing.assert_allclose(got, ref, rtol=1e-13, atol=1e-13)
+    for a, b in zip(mom, ref_mom, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_compressed_row_order_leaves_the_fit_unchanged(monkeypatch) -> None:
+    """Sorting the distinct rows like the pair table is only for speed: the same optimum as in
+    first-occurrence order (large enough for the warm-start path)."""
+    data = _simulate_summary(dict(r=0.6, alpha=9.0, s=0.8, beta=14.0), 50_000, 11)
+    sorted_fit = ParetoNBDModel().fit(data)
+    monkeypatch.setattr(ParetoNBDModel, "_compressed_row_order", lambda self, d: None)
+    plain_fit = ParetoNBDModel().fit(data)
+    assert sorted_fit.log_likelihood_ == pytest.approx(plain_fit.log_likelihood_, rel=1e-12)
+    np.testing.assert_allclose(sorted_fit.params_, plain_fit.params_, rtol=1e-6)

@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 _COLUMNS = ("frequency", "recency", "T")
+_KEY_LIMIT = 2.0**62  # pairs get one int64 key (frequency, pattern, age) below this many combinations
 
 
 def _arrays(*values: Any) -> list[np.ndarray]:
@@ -98,15 +99,22 @@ class _PairLayout:
         g2 = np.zeros(2 * n, dtype=np.int64) if groups is None else np.concatenate([groups, groups])
         # distinct (x, pattern, y), numbered in sorted order: (x, pattern) blocks, y ascending
         xc, ux = pd.factorize(x2, sort=True)
-        keyx = xc.astype(np.int64) * (int(g2.max()) + 1 if g2.size else 1) + g2
-        order = np.lexsort((y2, keyx))
-        ks, ys = keyx[order], y2[order]
-        new = np.ones(order.size, dtype=bool)
-        new[1:] = (ks[1:] != ks[:-1]) | (ys[1:] != ys[:-1])
-        codes_sorted = np.cumsum(new) - 1
-        codes = np.empty(order.size, dtype=np.int64)
-        codes[order] = codes_sorted
-        first = order[new]
+        yc, uy = pd.factorize(y2, sort=True)
+        n_g = int(g2.max()) + 1 if g2.size else 1
+        keyx = xc.astype(np.int64) * n_g + g2
+        if float(len(ux)) * n_g * max(len(uy), 1) < _KEY_LIMIT:
+            codes, ukey = pd.factorize(keyx * max(len(uy), 1) + yc, sort=True)
+            first = np.empty(len(ukey), dtype=np.int64)
+            first[codes[::-1]] = np.arange(codes.size - 1, -1, -1)
+        else:  # too many distinct ages for one integer key
+            order = np.lexsort((y2, keyx))
+            ks, ys = keyx[order], y2[order]
+            new = np.ones(order.size, dtype=bool)
+            new[1:] = (ks[1:] != ks[:-1]) | (ys[1:] != ys[:-1])
+            codes = np.empty(order.size, dtype=np.int64)
+            codes[order] = np.cumsum(new) - 1
+            first = order[new]
+        codes = np.asarray(codes, dtype=np.int64)
         self.x = x2[first]
         self.y = y2[first]
         self.row = first % max(n, 1)  # a row of each pair (its covariate pattern)
@@ -204,7 +212,7 @@ def _core(r, alpha, s, beta, x, tx, T, layout=None, gradient=False, log_alpha=No
         return c * (m[i_tx] - rho * m[i_T])
 
     dig_p = (digamma(r + layout.ux) - digamma(r))[layout.ix]
-    grad = np.empty((x.size, 4))
+    grad = np.empty((4, x.size)).T  # column-major: each column below is written in one pass
     grad[:, 0] = dig_p[i_T] + la0 - w * la_p[i_T] - died_moment(mom.log_a)
     grad[:, 1] = r / alpha - (r + x) * (w / (alpha + T) + died_moment(mom.inv_a))
     grad[:, 2] = lb0 - w * lb_p[i_T] + v / s - died_moment(mom.log_b)
