@@ -531,9 +531,14 @@ class TailIntegrals:
         group = np.asarray(group).reshape(-1)
         n = y.size
         self.n = n
-        order = np.lexsort((y, group))
-        self.order = None if np.array_equal(order, np.arange(n)) else order
-        ys, gs = y[order], group[order]
+        same = group[1:] == group[:-1]
+        if np.all((group[1:] > group[:-1]) | (same & (y[1:] >= y[:-1]))):
+            self.order = None  # already sorted by (group, y), as the Pareto/NBD pair table is
+            ys, gs = y, group
+        else:
+            order = np.lexsort((y, group))
+            self.order = order
+            ys, gs = y[order], group[order]
         brk = np.flatnonzero(gs[1:] != gs[:-1]) + 1
         self.starts = np.r_[0, brk].astype(np.int64) if n else np.zeros(0, dtype=np.int64)
         lens = np.diff(np.r_[self.starts, n])
