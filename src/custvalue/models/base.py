@@ -130,6 +130,7 @@ _LOG_BOUND = 30.0  # |log(param)| beyond which a parameter has "run away" (1e-13
 _WARM_START_ROWS = 40000  # above this many distinct rows, warm-start from a subset
 _RUNAWAY = math.log(1e10)  # a parameter beyond 1e10 or below 1e-10 has run away (unless a limit)
 _INTERIOR_LOG = math.log(1e6)  # a warm-start optimum outside 1e-6 .. 1e6 is confirmed on all rows
+_RIDGE_CHECK = math.log(1e6)  # a limiting-model ridge is judged from here, not from further out
 _MODEL_REGISTRY: dict[str, type[BaseModel]] = {}
 
 
@@ -1566,6 +1567,19 @@ class BaseModel:
             if np.ptp(phi[idx]) > math.log(1e8) or phi[idx].min() < -math.log(1e3):
                 # one member ran off alone: not this joint limit
                 continue
+            if phi[idx].min() > _RIDGE_CHECK:
+                # far out along the ridge the likelihood's large terms (r log alpha and the like,
+                # ~1e13 at r ~ 1e12) round to ~1e-3, as much as the differences compared below,
+                # and an optimiser wandering there finds spurious maxima: judge the ridge from
+                # the same direction at a scale where the likelihood is exact to ~1e-9, with the
+                # other parameters re-optimised there
+                pulled = phi.copy()
+                pulled[idx] -= phi[idx].min() - _RIDGE_CHECK
+                res = self._optimise(loglik, grad, pulled, scale, fixed=idx)
+                with np.errstate(all="ignore"):
+                    pulled_ll = -res.fun * scale
+                if np.isfinite(pulled_ll):
+                    phi, base_ll = res.x.copy(), pulled_ll
             # cheap screen: scaling the group up 1000x (ratio fixed, others held) must not cost
             # more than a sliver of likelihood, otherwise the optimum is interior for this group
             quick = phi.copy()
