@@ -635,6 +635,19 @@ def _parse_kv(pairs: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _quiet_interrupted_kernel_client() -> None:
+    """Keep the interrupted run's one-line message the last line a scheduler's log shows.
+
+    An execution stopped by a signal leaves the kernel client's asyncio tasks behind; one of them
+    ends in ``DeadKernelError: Kernel died`` once the kernel is shut down, and asyncio logs that
+    ("Task exception was never retrieved") when the task is collected, at interpreter exit, after
+    the message. The kernel's death is the expected consequence of the stop, not news.
+    """
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
 def _fail(message: str, code: int) -> None:
     click.echo(f"error: {_one_line(message, 500)}", err=True)
     raise SystemExit(code)
@@ -751,8 +764,10 @@ def report_command(
     except CustvalueError as exc:
         _fail(str(exc), 2)
     except KeyboardInterrupt:
+        _quiet_interrupted_kernel_client()
         _fail("interrupted; the previous report was left in place", 130)
     except Terminated:
+        _quiet_interrupted_kernel_client()
         _fail("terminated; the previous report was left in place", 143)
     click.echo(f"report: {result.html}")
     click.echo(f"latest: {result.latest}")
