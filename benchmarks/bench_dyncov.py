@@ -10,6 +10,11 @@ Three parts, each selectable:
 * ``recording``: no fit; how many simulated repeat purchases survive recording as days (one
   per customer-day), in season weeks and out of them (default 200,000 customers x 78 weeks);
 * ``timing``: fit time on a large simulated base (default 100,000 customers x 52 weeks);
+* ``information``: no fit; at the true parameters, on the exact purchase times, the spread over
+  seeds of the total score against the observed information (central differences of the
+  analytic gradient) and the per-customer outer product of scores: the three agree when the
+  likelihood, its Hessian and the simulator agree, and their ratio shows how far a run of seeds
+  is from its expectation (default 400 seeds x 3,200 customers);
 * ``apparel``: the CLVTools apparel data (``shared/reference/clvtools-apparel``) with
   ``High.Season`` on both processes and ``Gender``, ``Channel`` as constant covariates.
 
@@ -20,6 +25,8 @@ Run from the repository root::
     PYTHONPATH=src OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dyncov.py recording
     PYTHONPATH=src OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_dyncov.py \\
         timing --customers 100000 --weeks 52
+    PYTHONPATH=src OPENBLAS_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/bench_dyncov.py \\
+        information --seeds 400 --first-seed 5000 --customers 3200 --weeks 78
     PYTHONPATH=src OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_dyncov.py apparel
 """
 
@@ -169,6 +176,68 @@ def coverage(seeds: int, customers: int, weeks: int, exact_times: bool = False,
                               strict=True)))
 
 
+def information(seeds: int, customers: int, weeks: int, first_seed: int = 5000) -> None:
+    """Information equality at the truth over seeds, without fitting (exact purchase times).
+
+    Per seed: the total score ``S`` (analytic gradient on the optimiser's scale), the observed
+    information ``I`` (central differences of the analytic gradient, all coordinates) and the
+    sum of squared per-customer scores (OPG). Customers are independent, so under the model
+    ``Var(S) = E[OPG] = E[I]``, and the spread of the one-step estimator ``truth + I^-1 S`` is the
+    first-order spread of the MLE: ``sd / mean se`` near 1 says the Wald standard error is the
+    sampling SD; a run of seeds whose score variance is low gives a low spread of the MLE too.
+    """
+    names = [f"purchase:{k}" for k in TRUTH_P] + [f"dropout:{k}" for k in TRUTH_D]
+    theta = np.array([0.8, 8.0, 0.6, 30.0, *TRUTH_P.values(), *TRUTH_D.values()])
+    phi0 = theta.copy()
+    phi0[:4] = np.log(theta[:4])
+    k = phi0.size
+    t0 = time.perf_counter()
+    score, opg, info_d, step, se = [], [], [], [], []
+    for seed in range(first_seed, first_seed + seeds):
+        sim = simulate_dynamic_covariates(customers, seed=seed, weeks=weeks,
+                                          purchase_effects=TRUTH_P, dropout_effects=TRUTH_D)
+        w = exact_time_walks(sim)
+
+        def grad(phi: np.ndarray, w: Any = w) -> np.ndarray:
+            th = phi.copy()
+            th[:4] = np.exp(phi[:4])
+            g = _dyn._evaluate(th, w, True).grad
+            g[:, :4] *= th[:4]
+            return g
+
+        g0 = grad(phi0)
+        hess = np.empty((k, k))
+        for j in range(k):
+            e = np.zeros(k)
+            e[j] = 1e-4
+            hess[:, j] = (grad(phi0 + e).sum(axis=0) - grad(phi0 - e).sum(axis=0)) / 2e-4
+        info = -(hess + hess.T) / 2.0
+        s_tot = g0.sum(axis=0)
+        score.append(s_tot)
+        opg.append(np.einsum("ij,ij->j", g0, g0))
+        info_d.append(np.diag(info))
+        step.append(np.linalg.solve(info, s_tot))
+        with np.errstate(invalid="ignore"):
+            se.append(np.sqrt(np.diag(np.linalg.inv(info))))
+    score, opg, info_d = np.array(score), np.array(opg), np.array(info_d)
+    step, se = np.array(step), np.array(se)
+    secs = time.perf_counter() - t0
+    print(f"information: {seeds} seeds ({first_seed}..{first_seed + seeds - 1}) x {customers} "
+          f"customers x {weeks} weeks, at the truth, exact purchase times, {secs:.0f} s, "
+          f"load average {_load()}")
+    rows = {}
+    for j, nm in enumerate(names, start=4):
+        v = score[:, j].var(ddof=1)
+        ok = np.isfinite(se[:, j])
+        rows[nm] = {
+            "Var(S)": v, "mean OPG": opg[:, j].mean(), "mean info": info_d[:, j].mean(),
+            "Var(S)/info": v / info_d[:, j].mean(),
+            "+- (MC)": v / info_d[:, j].mean() * np.sqrt(2.0 / (seeds - 1)),
+            "sd one-step": step[ok, j].std(ddof=1), "mean se": se[ok, j].mean(),
+        }
+    print(pd.DataFrame(rows).T.to_string(float_format=lambda x: f"{x:.4g}"))
+
+
 def recording(customers: int, weeks: int) -> None:
     """Share of the simulated repeat purchases that survive recording as days, season vs not.
 
@@ -267,7 +336,7 @@ def apparel() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("part", choices=["coverage", "recording", "timing", "apparel"])
+    parser.add_argument("part", choices=["coverage", "information", "recording", "timing", "apparel"])
     parser.add_argument("--seeds", type=int, default=40)
     parser.add_argument("--customers", type=int, default=None)
     parser.add_argument("--weeks", type=int, default=None)
@@ -279,6 +348,8 @@ def main() -> None:
     if args.part == "coverage":
         coverage(args.seeds, args.customers or 800, args.weeks or 78, args.exact_times,
                  args.first_seed, args.out)
+    elif args.part == "information":
+        information(args.seeds, args.customers or 3200, args.weeks or 78, args.first_seed)
     elif args.part == "recording":
         recording(args.customers or 200_000, args.weeks or 78)
     elif args.part == "timing":
