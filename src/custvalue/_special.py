@@ -579,8 +579,22 @@ class TailIntegrals:
     ) -> np.ndarray | tuple[np.ndarray, IntegralMoments]:
         """``log G`` at the points (and its moments), in the order the points were given.
 
-        ``a``, ``p``, ``b``, ``q`` are given per point (equal within a group), with ``p + q > 1``
-        and ``a + y``, ``b + y`` > 0.
+        Parameters
+        ----------
+        a, b : array_like
+            Shifts per point (equal within a group), with ``a + y > 0`` and ``b + y > 0``.
+        p, q : array_like
+            Exponents per point (equal within a group), ``> 0`` with ``p + q > 1`` (a finite
+            tail).
+        moments : bool, default False
+            Also return the :class:`IntegralMoments` of each ``G(y)``.
+
+        Returns
+        -------
+        log_g : np.ndarray
+            ``log int_y^inf (a+tau)^-p (b+tau)^-q dtau`` per point.
+        moments : IntegralMoments
+            Only when ``moments=True``.
         """
         a, p, b, q = (np.broadcast_to(np.asarray(v, dtype=np.float64), (self.n,)) for v in (a, p, b, q))
         if self.order is not None:
