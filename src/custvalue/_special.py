@@ -287,26 +287,6 @@ def _panel(lo, hi, a, p, b, q, nodes, log_w, moments, split=True):
     shift stays flat up to ``ell ~ log(1 / (p_D C/D))`` and then falls like ``exp(-e^u)``, a
     drop one set of 32 nodes spread over 15 units of ``ell`` resolves only to ~1e-6 in the
     moments; on sub-panels of 4 units it is exact to rounding."""
-    if split:
-        A_, B_ = a + lo, b + lo
-        C_ = np.minimum(A_, B_)
-        kappa_ = np.where(A_ <= B_, p, q) + np.where(A_ <= B_, q, p) * C_ / np.maximum(A_, B_) - 1.0
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            span = np.minimum(np.log1p((hi - lo) / C_), np.where(kappa_ > 0, _TAIL / kappa_, np.inf))
-            panels = np.clip(np.ceil(np.where(np.isfinite(span), span, 0.0) / _PANEL_SPAN), 1, _MAX_PANELS)
-        if np.any(panels > 1):
-            out = np.empty(lo.size)
-            mom = [np.empty(lo.size) for _ in range(4)] if moments else None
-            for k in np.unique(panels):
-                rows = np.flatnonzero(panels == k)
-                nd, lw = (nodes, log_w) if k == 1 else _composite(nodes, log_w, int(k))
-                res = _panel(lo[rows], hi[rows], a[rows], p[rows], b[rows], q[rows], nd, lw,
-                             moments, split=False)
-                out[rows] = res[0]
-                if mom is not None:
-                    for j in range(4):
-                        mom[j][rows] = res[1][j]
-            return out, (tuple(mom) if mom is not None else None)
     A = a + lo
     B = b + lo
     a_small = A <= B
@@ -321,6 +301,10 @@ def _panel(lo, hi, a, p, b, q, nodes, log_w, moments, split=True):
         ell_cut = np.where(kappa > 0, _TAIL / kappa, np.inf)
     ell_max = np.minimum(ell_hi, ell_cut)
     diverges = ~np.isfinite(ell_max)
+    if split:
+        panels = np.clip(np.ceil(np.where(diverges, 0.0, ell_max) / _PANEL_SPAN), 1, _MAX_PANELS)
+        if np.any(panels > 1):
+            return _split_panels(lo, hi, a, p, b, q, nodes, log_w, moments, panels)
     empty = ell_max <= 0
     ell_max = np.where(diverges | empty, 1.0, ell_max)
     ell = ell_max[:, None] * nodes[None, :]
@@ -355,6 +339,22 @@ def _panel(lo, hi, a, p, b, q, nodes, log_w, moments, split=True):
     m_inv_a = np.where(empty, 1.0 / A, m_inv_a)
     m_inv_b = np.where(empty, 1.0 / B, m_inv_b)
     return res, (m_log_a, m_log_b, m_inv_a, m_inv_b)
+
+
+def _split_panels(lo, hi, a, p, b, q, nodes, log_w, moments, panels):
+    """:func:`_panel` per number of sub-panels (rows with the same count share one node set)."""
+    out = np.empty(lo.size)
+    mom = [np.empty(lo.size) for _ in range(4)] if moments else None
+    for k in np.unique(panels):
+        rows = np.flatnonzero(panels == k)
+        nd, lw = (nodes, log_w) if k == 1 else _composite(nodes, log_w, int(k))
+        res = _panel(lo[rows], hi[rows], a[rows], p[rows], b[rows], q[rows], nd, lw, moments,
+                     split=False)
+        out[rows] = res[0]
+        if mom is not None:
+            for j in range(4):
+                mom[j][rows] = res[1][j]
+    return out, (tuple(mom) if mom is not None else None)
 
 
 _SHORT_CHUNK = 1 << 15  # rows per block of the short-interval rule (keeps blocks in cache)
@@ -424,7 +424,7 @@ def _short_rule(h, a, p, b, q, n_nodes, moments):
 # variable the integrand is analytic in the strip |Im ell| < pi and varies like exp(-kappa ell),
 # so the Gauss-Legendre error is about (kappa L)^(2n) / (2n)! and (L / 2 pi)^(2n): below 1e-15
 # of the integral for 4 nodes at kappa L <= 0.15, L <= 0.05 and for 8 nodes at kappa L <= 3,
-# L <= 0.5 (tests/test_special.py checks both tiers against 64 nodes on extreme rows).
+# L <= 0.5 (tests/test_special_tails.py checks every tier against 60-digit mpmath).
 _SHORT_TIERS = ((4, 0.05, 0.15), (8, 0.5, 3.0))
 
 
@@ -513,7 +513,8 @@ class TailIntegrals:
     an integral over a short interval, which :func:`log_interval_integrals` evaluates with 4 or 8
     nodes instead of 32 and without the tail series. All terms are positive, so the sums lose no
     relative accuracy; they are formed per group relative to the group's largest term, as
-    cumulative sums in a ``(groups, width)`` array per power-of-two group length. A group whose
+    cumulative sums down ``(width, groups)`` blocks of one buffer (groups of similar length share a
+    block whose width is a power of two). A group whose
     terms span more than ``e^650`` (where that scaling could underflow) is evaluated point by
     point. Moments (:class:`IntegralMoments`) are the term-weighted averages of the terms'
     moments.
@@ -538,6 +539,8 @@ class TailIntegrals:
         else:
             order = np.lexsort((y, group))
             self.order = order
+            self.inverse = np.empty(n, dtype=np.int64)
+            self.inverse[order] = np.arange(n)
             ys, gs = y[order], group[order]
         brk = np.flatnonzero(gs[1:] != gs[:-1]) + 1
         self.starts = np.r_[0, brk].astype(np.int64) if n else np.zeros(0, dtype=np.int64)
@@ -614,11 +617,13 @@ class TailIntegrals:
             for j in range(4):
                 mom[j][tl] = t_mom[j]
                 mom[j][sg] = s_mom[j]
-        out, out_mom = self._sum_from_tail(L, mom)
-        # groups the scaling cannot hold: their terms span too much, or a tail diverged
+        if n == 0:
+            return (L, IntegralMoments(*mom)) if mom is not None else L
         with np.errstate(invalid="ignore"):
-            lo = np.minimum.reduceat(np.where(np.isfinite(L), L, np.inf), self.starts) if n else L
-            hi = np.maximum.reduceat(L, self.starts) if n else L
+            hi = np.maximum.reduceat(L, self.starts)  # each group's largest term
+            lo = np.minimum.reduceat(np.where(np.isfinite(L), L, np.inf), self.starts)
+        out, out_mom = self._sum_from_tail(L, mom, hi[self.gid])
+        # groups the scaling cannot hold: their terms span too much, or a tail diverged
         bad_group = ~(hi - lo <= _RANGE) | ~np.isfinite(hi)
         if bad_group.any():
             rows = np.flatnonzero(bad_group[self.gid])
@@ -630,24 +635,19 @@ class TailIntegrals:
                 for j in range(4):
                     out_mom[j][rows] = r_mom[j]
         if self.order is not None:
-            inv = np.empty(n, dtype=np.int64)
-            inv[self.order] = np.arange(n)
-            out = out[inv]
+            out = out[self.inverse]
             if out_mom is not None:
-                out_mom = [m[inv] for m in out_mom]
+                out_mom = [m[self.inverse] for m in out_mom]
         if out_mom is None:
             return out
         return out, IntegralMoments(*out_mom)
 
     def _sum_from_tail(
-        self, L: np.ndarray, mom: list[np.ndarray] | None
+        self, L: np.ndarray, mom: list[np.ndarray] | None, gmax: np.ndarray
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
-        """Per group, ``log sum_{j >= i} e^L_j`` and the matching weighted moment averages."""
-        n = self.n
-        if n == 0:
-            return L.copy(), (None if mom is None else [m.copy() for m in mom])
+        """Per group, ``log sum_{j >= i} e^L_j`` and the matching weighted moment averages;
+        ``gmax`` is each point's group maximum of ``L`` (the scale the sums are formed on)."""
         with np.errstate(invalid="ignore"):
-            gmax = np.maximum.reduceat(L, self.starts)[self.gid]
             ev = np.exp(L - gmax)
         ev = np.where(np.isfinite(ev), ev, 0.0)
         cols = [ev] if mom is None else [ev, *(ev * m for m in mom)]
