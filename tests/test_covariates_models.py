@@ -410,6 +410,47 @@ def test_large_data_path_with_covariates_reaches_the_small_data_optimum(klass, m
     np.testing.assert_allclose(warm.standard_errors_, small.standard_errors_, rtol=1e-3)
 
 
+@pytest.mark.parametrize("klass", MODELS)
+def test_subset_search_hands_over_to_newton_and_reaches_the_lbfgs_optimum(klass, monkeypatch):
+    # the warm start's subset search with covariates stops L-BFGS-B early and finishes with
+    # Newton steps on the subset Hessian; against L-BFGS-B run to its own tight tolerance from
+    # the same starts on the same subset (the plain multi-start): the same maximum
+    import custvalue.models.base as base
+
+    effects = {"purchase": {"channel": {"referral": 0.4}, "membership": 0.3},
+               "dropout": {"channel": {"referral": -0.5}, "membership": -0.6}}
+    process = "pareto_nbd" if klass is ParetoNBDModel else "bgnbd"
+    sim = simulate(8000, seed=11, process=process, covariate_effects=effects)
+    rfm = rfm_summary(sim.transactions, freq="W")
+    data = rfm.join(sim.customers.set_index("customer_id")[["membership"]])
+    data.attrs = dict(rfm.attrs)
+    opts = {"purchase_covariates": ["channel", "membership"], "dropout_covariates": ["channel", "membership"]}
+    seen = []
+    original = klass._subset_search
+
+    def spy(self, sub, starts):
+        out = original(self, sub, starts)
+        seen.append((sub, starts, out))
+        return out
+
+    monkeypatch.setattr(klass, "_subset_search", spy)
+    monkeypatch.setattr(base, "_WARM_START_ROWS", 4000)
+    model = klass(**opts)
+    model.fit(data)
+    (sub, starts, out), = seen
+    assert len(out) == len(starts)  # every start agreed: no fall-back
+    for res in out:
+        assert res.hess_log.shape == (res.x.size, res.x.size)
+        assert model._is_interior(sub, res)  # finished to the interior-optimum standard
+    reference = min(model._multi_start(sub, starts), key=lambda r: r.fun)
+    best = min(out, key=lambda r: r.fun)
+    np.testing.assert_allclose(best.x, reference.x, rtol=1e-6, atol=1e-6)
+    assert -best.fun >= -reference.fun - 1e-12 * abs(reference.fun)
+    # the Hessian it hands on is the subset's Hessian near that optimum
+    exact = model._hessian_log(sub.grad, best.x)
+    np.testing.assert_allclose(best.hess_log, exact, rtol=1e-2, atol=1e-3 * np.abs(exact).max())
+
+
 def test_covariate_patterns_reproduce_the_design_matrix():
     # every row's pattern design vector is the row of the encoding's own design matrix, also for
     # numeric columns and for so many distinct values that the codes cannot be combined into one

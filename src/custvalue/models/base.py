@@ -1065,7 +1065,13 @@ class BaseModel:
         return loglik, grad
 
     def _optimise(
-        self, loglik: Any, grad: Any, start: np.ndarray, scale: float, fixed: Sequence[int] = ()
+        self,
+        loglik: Any,
+        grad: Any,
+        start: np.ndarray,
+        scale: float,
+        fixed: Sequence[int] = (),
+        gtol: float = 1e-10,
     ) -> optimize.OptimizeResult:
         bounds = [(-_LOG_BOUND, _LOG_BOUND)] * start.size
         for j in fixed:
@@ -1085,7 +1091,7 @@ class BaseModel:
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-10, "maxcor": 20},
+            options={"maxiter": 5000, "ftol": 1e-15, "gtol": gtol, "maxcor": 20},
         )
 
     def _newton_fixed(
@@ -1330,12 +1336,14 @@ class BaseModel:
         sub_w = sub_w * (float(obj.weights.sum()) / max(float(sub_w.sum()), 1e-300))
         sub = self._objective(self._prepare_data(raw), sub_w)
         sub.scale = obj.scale
-        sub_results = self._multi_start(sub, starts)
+        sub_results = self._subset_search(sub, starts)
         sub_best = min(sub_results, key=lambda r: r.fun)
         candidates: list[Any] = []
         agree = len(sub_results) == len(starts)  # no jittered restarts: every start agreed
         if agree and self._is_interior(sub, sub_best):
-            hess = self._hessian_log(sub.grad, sub_best.x)
+            hess = getattr(sub_best, "hess_log", None)
+            if hess is None:
+                hess = self._hessian_log(sub.grad, sub_best.x)
             info_ok = bool(np.all(np.linalg.eigvalsh(-hess) > 0))
             if info_ok:
                 full = self._newton_fixed(obj.loglik, obj.grad, sub_best.x, hess, obj.scale)
@@ -1349,6 +1357,12 @@ class BaseModel:
             x0 = sub_best.x if np.isfinite(sub_best.fun) else starts[0]
             candidates.append(self._optimise(obj.loglik, obj.grad, x0, obj.scale))
         return self._multi_start(obj, starts) + candidates
+
+    def _subset_search(self, sub: _Objective, starts: Sequence[np.ndarray]) -> list[Any]:
+        """The warm start's search on the subset: :meth:`_multi_start`. One result per start
+        when the starts agree (more means they did not); a result may carry ``hess_log``, the
+        subset Hessian near its optimum, which the full-data Newton steps then start from."""
+        return self._multi_start(sub, starts)
 
     def _best_result(self, results: Sequence[Any]) -> Any:
         """The optimum with the highest penalised log-likelihood."""
