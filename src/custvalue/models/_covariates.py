@@ -1045,8 +1045,11 @@ class CovariateModelMixin:
         the BFGS formula (Nocedal & Wright 2006, *Numerical Optimization*, eq. 6.19, applied to
         ``-H``; skipped unless ``y's < 0``, which keeps it negative definite), so the steps
         converge superlinearly. Same line search and stopping rule as the base method (a step
-        below 1e-8 or a relative gain below 1e-13); the covariance still comes from the full-data
-        Hessian at the optimum (the polish).
+        below 1e-8 or a relative gain below 1e-13), and a step is not even tried when its
+        quadratic-model gain ``g's / 2`` is below that 1e-13 and the gradient per customer below
+        1e-7 (ten times inside :meth:`BaseModel._is_interior`): that last pass over all rows
+        would change nothing the polish's exact Newton step does not. The covariance still comes
+        from the full-data Hessian at the optimum (the polish).
         """
         if getattr(grad, "_covariate_hessian", None) is None:
             return super()._newton_fixed(loglik, grad, phi, hess, scale, max_iter)  # type: ignore[misc]
@@ -1070,6 +1073,11 @@ class CovariateModelMixin:
                 break
             if float(np.max(np.abs(step))) < 1e-8:
                 break  # converged: the step moves no parameter by more than the stopping rule
+            if (
+                0.5 * float(np.einsum("i,i->", g, step)) < 1e-13 * max(1.0, abs(cur))
+                and float(np.max(np.abs(g))) < 1e-7 * scale
+            ):
+                break  # converged: the step would gain less than the stopping rule asks for
             found = ascent_step(loglik, phi, step, cur)
             if found is None:
                 msg = "fixed-Hessian Newton: no ascent"
