@@ -1103,10 +1103,11 @@ class CovariateModelMixin:
         """The warm-start subset's multi-start, with L-BFGS-B stopped early and Newton finishing.
 
         On 18 parameters L-BFGS-B spends about half its evaluations on the last digits, where
-        its curvature estimate is still poor; the covariate Hessian costs only ``2 k0`` row
-        evaluations (:meth:`_covariate_hessian`). So every start runs L-BFGS-B until the
-        gradient per customer is below ``_SUBSET_HANDOVER``, the Hessian is computed once at the
-        best of them, and :meth:`_newton_fixed` (that Hessian with secant updates) finishes each
+        its curvature estimate is still poor; the covariate Hessian costs only ``k0`` row
+        evaluations by forward differences (:meth:`_covariate_hessian`). So every start runs
+        L-BFGS-B until the gradient per customer is below ``_SUBSET_HANDOVER``, the Hessian is
+        computed once at the best of them (forward differences: a starting Hessian needs no
+        more), and :meth:`_newton_fixed` (that Hessian with secant updates) finishes each
         start, converging superlinearly from there. The same acceptance as
         :meth:`BaseModel._multi_start`: the starts must reach the same log-likelihood (to 1e-7
         relative); when they do not, or the Hessian is not negative definite, the plain
@@ -1124,7 +1125,7 @@ class CovariateModelMixin:
         if not all(np.isfinite(r.fun) and r.fun < 1e299 for r in loose):
             return super()._subset_search(sub, starts)  # type: ignore[misc]
         best = min(loose, key=lambda r: r.fun)
-        hess = self._hessian_log(sub.grad, best.x)
+        hess = self._hessian_log(sub.grad, best.x, central=False)
         if not (np.all(np.isfinite(hess)) and np.all(np.linalg.eigvalsh(-hess) > 0)):
             return super()._subset_search(sub, starts)  # type: ignore[misc]
         done = [self._newton_fixed(sub.loglik, sub.grad, r.x, hess, sub.scale) for r in loose]
