@@ -86,7 +86,9 @@ log-parameters from the model's moment-based start and from a vector of ones, wi
 restarts when those disagree; the best optimum is polished with a Newton step. With more than
 40,000 distinct rows the optimiser first solves a seeded random 10,000-row subset (reweighted)
 with the same multi-start, then takes Newton steps on the full data with the subset's Hessian,
-so a million-customer fit needs only a handful of full likelihood evaluations. The subset's
+so a million-customer fit needs only a handful of full likelihood evaluations (models with
+covariates, whose Hessian is cheap, stop the subset's L-BFGS-B early and finish it with Newton
+steps: :meth:`_subset_search`). The subset's
 optimum is trusted only when it is a clean interior maximum on which every start agrees and the
 full-data Newton ends at a clean interior maximum too; otherwise (a parameter running away, a
 flat ridge, a boundary) the full-data multi-start decides. Nothing that decides a branch uses
