@@ -384,6 +384,19 @@ def test_hessian_and_gradient_totals_match_differences_of_the_log_likelihood(
         np.testing.assert_allclose(hess, h_ref, rtol=1e-4, atol=1e-5 * np.abs(h_ref).max())
 
 
+def _warm_path_data(klass, seed):
+    """8,000 simulated customers, weekly, with channel and membership on both processes."""
+    effects = {"purchase": {"channel": {"referral": 0.4}, "membership": 0.3},
+               "dropout": {"channel": {"referral": -0.5}, "membership": -0.6}}
+    process = "pareto_nbd" if klass is ParetoNBDModel else "bgnbd"
+    sim = simulate(8000, seed=seed, process=process, covariate_effects=effects)
+    rfm = rfm_summary(sim.transactions, freq="W")
+    data = rfm.join(sim.customers.set_index("customer_id")[["membership"]])
+    data.attrs = dict(rfm.attrs)
+    cols = ["channel", "membership"]
+    return data, {"purchase_covariates": cols, "dropout_covariates": cols}
+
+
 @pytest.mark.parametrize("klass", MODELS)
 def test_large_data_path_with_covariates_reaches_the_small_data_optimum(klass, monkeypatch):
     # the warm start (a seeded subset, then Newton on all rows with the subset's Hessian refined
@@ -391,14 +404,7 @@ def test_large_data_path_with_covariates_reaches_the_small_data_optimum(klass, m
     # against the small-data multi-start on the same rows: two routes to the same maximum
     import custvalue.models.base as base
 
-    effects = {"purchase": {"channel": {"referral": 0.4}, "membership": 0.3},
-               "dropout": {"channel": {"referral": -0.5}, "membership": -0.6}}
-    process = "pareto_nbd" if klass is ParetoNBDModel else "bgnbd"
-    sim = simulate(8000, seed=5, process=process, covariate_effects=effects)
-    rfm = rfm_summary(sim.transactions, freq="W")
-    data = rfm.join(sim.customers.set_index("customer_id")[["membership"]])
-    data.attrs = dict(rfm.attrs)
-    opts = {"purchase_covariates": ["channel", "membership"], "dropout_covariates": ["channel", "membership"]}
+    data, opts = _warm_path_data(klass, seed=5)
     small = klass(**opts).fit(data)
     monkeypatch.setattr(base, "_WARM_START_ROWS", small.n_unique_rows_ // 2)
     warm = klass(**opts).fit(data)
@@ -417,14 +423,7 @@ def test_subset_search_hands_over_to_newton_and_reaches_the_lbfgs_optimum(klass,
     # the same starts on the same subset (the plain multi-start): the same maximum
     import custvalue.models.base as base
 
-    effects = {"purchase": {"channel": {"referral": 0.4}, "membership": 0.3},
-               "dropout": {"channel": {"referral": -0.5}, "membership": -0.6}}
-    process = "pareto_nbd" if klass is ParetoNBDModel else "bgnbd"
-    sim = simulate(8000, seed=11, process=process, covariate_effects=effects)
-    rfm = rfm_summary(sim.transactions, freq="W")
-    data = rfm.join(sim.customers.set_index("customer_id")[["membership"]])
-    data.attrs = dict(rfm.attrs)
-    opts = {"purchase_covariates": ["channel", "membership"], "dropout_covariates": ["channel", "membership"]}
+    data, opts = _warm_path_data(klass, seed=11)
     seen = []
     original = klass._subset_search
 
