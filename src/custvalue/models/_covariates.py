@@ -56,9 +56,9 @@ __all__ = [
 ]
 
 _NUMERIC = "numeric"
+_CATEGORICAL = "categorical"
 # per-customer gradient at which the warm-start subset's L-BFGS-B hands over to Newton steps
 _SUBSET_HANDOVER = 1e-4
-_CATEGORICAL = "categorical"
 
 
 def _examples(index: pd.Index, mask: np.ndarray, k: int = 5) -> str:
@@ -1116,22 +1116,28 @@ class CovariateModelMixin:
         1e-4, it differs from the one at the subset optimum far less than the subset's differs
         from the full data's.
         """
+        done = self._handover_search(sub, starts)
+        return done if done is not None else super()._subset_search(sub, starts)  # type: ignore[misc]
+
+    def _handover_search(self, sub: Any, starts: Sequence[np.ndarray]) -> list[Any] | None:
+        """:meth:`_subset_search`'s own route, or ``None`` where it does not apply or fails."""
+        from .base import _optima_agree
+
         if getattr(sub.grad, "_covariate_hessian", None) is None:
-            return super()._subset_search(sub, starts)  # type: ignore[misc]
+            return None
         loose = [
             self._optimise(sub.loglik, sub.grad, s, sub.scale, gtol=_SUBSET_HANDOVER)  # type: ignore[attr-defined]
             for s in starts
         ]
         if not all(np.isfinite(r.fun) and r.fun < 1e299 for r in loose):
-            return super()._subset_search(sub, starts)  # type: ignore[misc]
+            return None
         best = min(loose, key=lambda r: r.fun)
         hess = self._hessian_log(sub.grad, best.x, central=False)
         if not (np.all(np.isfinite(hess)) and np.all(np.linalg.eigvalsh(-hess) > 0)):
-            return super()._subset_search(sub, starts)  # type: ignore[misc]
+            return None
         done = [self._newton_fixed(sub.loglik, sub.grad, r.x, hess, sub.scale) for r in loose]
-        vals = [-r.fun for r in done]
-        if not all(np.isfinite(vals)) or max(vals) - min(vals) > 1e-7 * max(1.0, abs(max(vals))):
-            return super()._subset_search(sub, starts)  # type: ignore[misc]
+        if not _optima_agree(done):
+            return None
         for r in done:
             r.hess_log = hess
         return done

@@ -267,6 +267,13 @@ def check_data_unit(
     return out
 
 
+def _optima_agree(results: Sequence[Any]) -> bool:
+    """Whether at least two of the optimiser results are finite and their log-likelihoods agree
+    to 1e-7 relative (the multi-start's test that every start found the same maximum)."""
+    vals = [-r.fun for r in results if np.isfinite(r.fun) and r.fun < 1e299]
+    return len(vals) >= 2 and (max(vals) - min(vals)) <= 1e-7 * max(1.0, abs(max(vals)))
+
+
 def ascent_step(
     loglik: Any, phi: np.ndarray, step: np.ndarray, cur: float, halvings: int = 8
 ) -> tuple[np.ndarray, float, float] | None:
@@ -1283,8 +1290,7 @@ class BaseModel:
     def _multi_start(self, obj: _Objective, starts: Sequence[np.ndarray]) -> list[Any]:
         """L-BFGS-B from every start; three seeded jittered restarts when the optima disagree."""
         results = [self._optimise(obj.loglik, obj.grad, s, obj.scale) for s in starts]
-        vals = [-r.fun for r in results if np.isfinite(r.fun) and r.fun < 1e299]
-        if len(vals) < 2 or (max(vals) - min(vals)) > 1e-7 * max(1.0, abs(max(vals))):
+        if not _optima_agree(results):
             rng = np.random.default_rng(20050101)
             best = min(results, key=lambda r: r.fun)
             k = best.x.size
